@@ -1,0 +1,197 @@
+"""A collect/eval worker program.
+
+It seeds the buffer with its share of uniform-random episodes (new experiments
+only), then loops: fetch the latest weights, evaluate the greedy policy when an
+eval period has passed, collect `n_train_episodes_per_iter` episodes with the
+collect policy into Reverb. It stops when the learner publishes the target
+train step, after a final evaluation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+
+from tfagents_system import builders
+from tfagents_system import constants as C
+from tfagents_system import runtime
+
+
+def wait_for_policy(path, should_stop) -> None:
+    while not (path / C.POLICY_READY).exists():
+        if should_stop():
+            raise builders.StopRequested()
+        time.sleep(0.5)
+
+
+class EpisodeStats:
+    """Driver observer counting env steps and completed episode returns."""
+
+    def __init__(self):
+        self.env_steps = 0
+        self.episode_return = 0.0
+        self.episode_length = 0
+        self.finished: list[tuple[float, int]] = []
+
+    def __call__(self, traj) -> None:
+        if traj.is_boundary():  # LAST -> FIRST: no env step of its own
+            return
+        self.env_steps += 1
+        self.episode_return += float(traj.reward)
+        self.episode_length += 1
+        if traj.is_last():
+            self.finished.append((self.episode_return, self.episode_length))
+            self.episode_return, self.episode_length = 0.0, 0
+
+    def pop_finished(self) -> list[tuple[float, int]]:
+        done, self.finished = self.finished, []
+        return done
+
+
+def run_episodes(env, policy, n: int, should_stop) -> list[tuple[float, int]]:
+    """Run n full episodes without writing experience; (return, length) each."""
+    results = []
+    for _ in range(n):
+        time_step = env.reset()
+        state = policy.get_initial_state(batch_size=None)
+        total, length = 0.0, 0
+        while not time_step.is_last():
+            if should_stop():
+                raise builders.StopRequested()
+            action_step = policy.action(time_step, state)
+            state = action_step.state
+            time_step = env.step(action_step.action)
+            total += float(time_step.reward)
+            length += 1
+        results.append((total, length))
+    return results
+
+
+def run_worker(params, paths: runtime.ExperimentPaths, address: str, worker_index: int,
+               num_workers: int, should_stop, log) -> None:
+    import tensorflow as tf
+    from tf_agents.drivers import py_driver
+    from tf_agents.policies import py_tf_eager_policy, random_py_policy
+
+    name = C.worker_name(worker_index)
+    collect_seed, eval_seed = builders.worker_env_seeds(params, worker_index)
+    tf.random.set_seed(collect_seed)
+    collect_env = builders.make_env(params, builders.COLLECT, seed=collect_seed)
+    eval_env = builders.make_env(params, builders.EVAL, seed=eval_seed)
+    log.info("collect env seed %d, eval env seed %d", collect_seed, eval_seed)
+
+    client = builders.wait_for_server(address, should_stop)
+    weights = builders.WeightsExchange(client)
+    # Inserts may block on the rate limiter once the learner has finished: give up then too.
+    writer = builders.ExperienceWriter(client, lambda: should_stop() or paths.complete.exists())
+    stats = EpisodeStats()
+    collect_tb = tf.summary.create_file_writer(str(paths.tensorboard(C.COLLECT_TB_DIR, name)))
+    eval_tb = tf.summary.create_file_writer(str(paths.tensorboard(C.EVAL_TB_DIR, name)))
+    status_path = paths.status / f"{name}.json"
+    status = {"pid": os.getpid(), "env_steps": 0, "episodes": 0}
+
+    weights.wait_until_available(should_stop)
+    _, train_step = weights.fetch()
+    target = params.total_train_steps
+
+    n_init = builders.init_episodes_for_worker(params.n_buffer_init_episodes, num_workers,
+                                               worker_index)
+    if train_step == 0 and n_init:
+        random_policy = random_py_policy.RandomPyPolicy(
+            collect_env.time_step_spec(), collect_env.action_spec(), seed=collect_seed)
+        log.info("seeding the buffer with %d uniform random episodes", n_init)
+        py_driver.PyDriver(collect_env, random_policy, observers=[writer, stats],
+                           max_episodes=n_init).run(collect_env.reset())
+        stats.pop_finished()
+
+    wait_for_policy(paths.policy(C.COLLECT_POLICY), should_stop)
+    wait_for_policy(paths.policy(C.GREEDY_POLICY), should_stop)
+    collect_policy = py_tf_eager_policy.SavedModelPyTFEagerPolicy(
+        str(paths.policy(C.COLLECT_POLICY)), load_specs_from_pbtxt=True)
+    eval_policy = py_tf_eager_policy.SavedModelPyTFEagerPolicy(
+        str(paths.policy(C.GREEDY_POLICY)), load_specs_from_pbtxt=True)
+    variable_lists = [collect_policy.variables(), eval_policy.variables()]
+    driver = py_driver.PyDriver(collect_env, collect_policy, observers=[writer, stats],
+                                max_episodes=params.n_train_episodes_per_iter)
+    time_step = collect_env.reset()
+
+    last_eval_step = -1
+    next_eval_iteration = 0
+    meter = runtime.RateMeter(stats.env_steps)
+
+    def evaluate(step: int) -> None:
+        nonlocal last_eval_step
+        if params.n_eval_episodes == 0 or step == last_eval_step:
+            return
+        results = run_episodes(eval_env, eval_policy, params.n_eval_episodes, should_stop)
+        returns = [r for r, _ in results]
+        mean_return = float(np.mean(returns))
+        with eval_tb.as_default(step=step):
+            tf.summary.scalar(C.M_EVAL_RETURN, mean_return)
+            tf.summary.scalar(C.M_EVAL_LENGTH, float(np.mean([n for _, n in results])))
+        eval_tb.flush()
+        last_eval_step = step
+        status.update(eval_return=mean_return, eval_train_step=step)
+        log.info("eval at train step %d: mean return %.2f over %d episodes (min %.2f, max %.2f)",
+                 step, mean_return, len(returns), min(returns), max(returns))
+
+    while True:
+        train_step = weights.fetch_into(variable_lists)
+        if train_step >= target:
+            evaluate(train_step)
+            break
+        iteration = train_step // params.num_steps_per_iter
+        if iteration >= next_eval_iteration:
+            evaluate(train_step)
+            next_eval_iteration = (iteration // params.eval_period_itrs + 1) * params.eval_period_itrs
+        try:
+            time_step, _ = driver.run(time_step)
+        except builders.StopRequested:
+            if should_stop():
+                raise
+            continue  # training completed while this episode waited to be written
+        rate = meter.rate(stats.env_steps)
+        finished = stats.pop_finished()
+        with collect_tb.as_default(step=stats.env_steps):
+            for episode_return, length in finished:
+                tf.summary.scalar(C.M_RETURN, episode_return)
+                tf.summary.scalar(C.M_EPISODE_LENGTH, length)
+            tf.summary.scalar(C.M_ENV_STEPS, stats.env_steps)
+            tf.summary.scalar(C.M_ENV_STEPS_PER_SEC, rate)
+        status.update(env_steps=stats.env_steps, episodes=status["episodes"] + len(finished),
+                      env_steps_per_sec=rate, train_step_seen=train_step, time=time.time())
+        if finished:
+            status["return"] = finished[-1][0]
+        runtime.write_json_atomic(status_path, status)
+        if should_stop():
+            raise builders.StopRequested()
+    collect_tb.flush()
+    runtime.write_json_atomic(status_path, {**status, "time": time.time(), "finished": True})
+    writer.close()
+    log.info("done: %d env steps, %d episodes", stats.env_steps, status["episodes"])
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--exp_dir", required=True)
+    parser.add_argument("--address", required=True, help="host:port of the replay server")
+    parser.add_argument("--worker_index", type=int, required=True)
+    parser.add_argument("--num_workers", type=int, required=True)
+    args = parser.parse_args(argv)
+    log = runtime.setup_logging(C.worker_name(args.worker_index))
+    stop = runtime.StopFlag().install()
+    threads = runtime.configure_threads()
+    runtime.log_placement(log, threads)
+    paths, params, _ = runtime.load_experiment(args.exp_dir)
+    try:
+        run_worker(params, paths, args.address, args.worker_index, args.num_workers, stop, log)
+    except builders.StopRequested:
+        log.info("stopped (%s)", stop.signal_name)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,112 @@
+"""Which CPUs each program gets.
+
+The CPUs this launch may use come from the process affinity
+(`os.sched_getaffinity`), which already reflects cgroups, `taskset` and SLURM
+allocations. Explicit requests must fit; values left on `auto` fill what is
+left, and on a very small machine the replay server and the workers share the
+CPUs the learner does not use.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+class LayoutError(ValueError):
+    """The requested CPU layout does not fit; the message names the numbers."""
+
+
+@dataclass(frozen=True)
+class CpuLayout:
+    replay_server: tuple[int, ...]
+    learner: tuple[int, ...]
+    workers: tuple[tuple[int, ...], ...]
+    available: tuple[int, ...]
+    shared: bool  # True when some programs share CPUs
+
+    def describe(self) -> str:
+        lines = [
+            f"CPUs available to this launch: {format_cpus(self.available)} "
+            f"({len(self.available)})" + ("; some programs share CPUs" if self.shared else ""),
+            f"  {'replay_server':<14} CPUs {format_cpus(self.replay_server)}",
+            f"  {'learner':<14} CPUs {format_cpus(self.learner)}",
+        ]
+        lines += [f"  {'worker_%d' % i:<14} CPUs {format_cpus(c)}"
+                  for i, c in enumerate(self.workers)]
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict:
+        return {
+            "available": list(self.available), "shared": self.shared,
+            "replay_server": list(self.replay_server), "learner": list(self.learner),
+            "workers": [list(c) for c in self.workers],
+        }
+
+
+def format_cpus(cpus) -> str:
+    """[0, 1, 2, 5] -> '0-2,5' (taskset -c syntax)."""
+    cpus = sorted(cpus)
+    parts, start = [], None
+    for i, cpu in enumerate(cpus):
+        if start is None:
+            start = cpu
+        if i + 1 == len(cpus) or cpus[i + 1] != cpu + 1:
+            parts.append(str(start) if start == cpu else f"{start}-{cpu}")
+            start = None
+    return ",".join(parts)
+
+
+def available_cpus() -> list[int]:
+    return sorted(os.sched_getaffinity(0))
+
+
+def plan_layout(
+    available: list[int],
+    num_workers: int | None = None,
+    reverb_cpus: int | None = None,
+    train_cpus: int | None = None,
+    worker_cpus: int | None = None,
+) -> CpuLayout:
+    """Lay programs out on `available`; None means auto for that value."""
+    n = len(available)
+    explicit = {
+        "SAC_REVERB_CPUS": reverb_cpus,
+        "SAC_TRAIN_CPUS": train_cpus,
+        "SAC_NUM_COLLECT_WORKERS": num_workers,
+        "SAC_COLLECT_WORKER_CPUS": worker_cpus,
+    }
+    requested = (reverb_cpus or 0) + (train_cpus or 0)
+    if num_workers is not None or worker_cpus is not None:
+        requested += (num_workers or 1) * (worker_cpus or 1)
+    if requested > n:
+        asked = ", ".join(f"{k}={v}" for k, v in explicit.items() if v is not None)
+        raise LayoutError(
+            f"{asked} need {requested} CPUs but this launch may use {n} "
+            f"(CPUs {format_cpus(available)}); lower them or set them to auto"
+        )
+
+    reverb = reverb_cpus or (1 if n < 32 else 2)
+    train = train_cpus or max(1, min(8, n // 4))
+    per_worker = worker_cpus or 1
+    left = n - reverb - train
+    workers = num_workers or max(1, left // per_worker)
+    if reverb + train + workers * per_worker <= n:
+        cpus = list(available)
+        replay, cpus = cpus[:reverb], cpus[reverb:]
+        learner, cpus = cpus[:train], cpus[train:]
+        slices = [tuple(cpus[i * per_worker:(i + 1) * per_worker]) for i in range(workers)]
+        return CpuLayout(tuple(replay), tuple(learner), tuple(slices), tuple(available), False)
+
+    # Auto values did not fit: the learner keeps its own CPUs when it can and the
+    # replay server and workers share the rest, round robin.
+    train = min(train, max(1, n - 1))
+    learner = tuple(available[n - train:]) if n > 1 else tuple(available)
+    rest = [c for c in available if c not in learner] or list(available)
+    per_worker = min(per_worker, len(rest))
+    replay = tuple(rest[:min(reverb, len(rest))])
+    slices = []
+    for i in range(workers):
+        start = (i * per_worker) % len(rest)
+        slices.append(tuple((rest + rest)[start:start + per_worker]))
+    return CpuLayout(replay, learner, tuple(slices), tuple(available), True)

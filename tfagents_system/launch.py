@@ -1,0 +1,452 @@
+"""Validate a launch, prepare the experiment directory, and run the N+2 programs.
+
+    python -m tfagents_system.launch TRAINING_VARIABLES.sh
+
+(`train_script.sh` calls this.) Everything is checked before the first program
+starts: a bad variable, config, params file or environment gives one line and
+exit code 2, and no existing experiment is touched. Each program runs pinned
+with `taskset` to its CPU slice, with matching thread counts, logging to its own
+file in the experiment directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import fcntl
+import filecmp
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tfagents_system import constants as C
+from tfagents_system import cpu_layout, runtime, settings
+from tfagents_system.params import ParamsError, TrainParamsBase, load_params
+
+EXIT_BAD_INPUT = 2
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# Seconds a program gets to exit after SIGTERM before SIGKILL.
+STOP_GRACE_S = {C.LEARNER: 60.0, "worker": 20.0, C.REPLAY_SERVER: 15.0}
+
+
+class LaunchError(Exception):
+    """A launch cannot go ahead; the message is the one line the user sees."""
+
+
+@dataclass
+class Plan:
+    variables: settings.TrainingVariables
+    paths: runtime.ExperimentPaths
+    params: TrainParamsBase
+    layout: cpu_layout.CpuLayout
+    port: int
+    resuming: bool
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def address(self) -> str:
+        return f"localhost:{self.port}"
+
+
+def hyperparameters(params: TrainParamsBase) -> dict:
+    """Every public, non-callable attribute of the params object, JSON-safe."""
+    out = {}
+    for name in sorted(dir(params)):
+        if name.startswith("_") or name == "env_config":
+            continue
+        value = getattr(type(params), name, None)
+        if callable(value) or isinstance(value, property):
+            continue
+        value = getattr(params, name)
+        out[name] = value if isinstance(value, (int, float, str, bool, type(None))) else repr(value)
+    return out
+
+
+def check_environment(params: TrainParamsBase, params_file: Path) -> int | None:
+    """Build a collect and an eval env once; return the collect env's step limit."""
+    import contextlib
+    import io
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with contextlib.redirect_stderr(io.StringIO()):  # import banners of gym and TF
+        import tf_agents.environments  # noqa: F401
+        from tfagents_system import builders, envs
+
+    envs_built = []
+    try:
+        for kind in (builders.COLLECT, builders.EVAL):
+            try:
+                env = builders.make_env(params, kind, seed=params.seed)
+            except Exception as exc:  # the user's env_ctor: report whatever it raised
+                raise LaunchError(
+                    f"params file {params_file}: TrainParams.env_ctor raised "
+                    f"{type(exc).__name__} building the {kind} env: {exc}"
+                ) from exc
+            envs_built.append(env)
+        spec = envs_built[0].action_spec()
+        import numpy as np
+
+        if not np.issubdtype(spec.dtype, np.floating):
+            raise LaunchError(
+                f"params file {params_file}: the env's action spec is {spec.dtype}; SAC needs "
+                "continuous (float) actions"
+            )
+        return envs.max_episode_steps(envs_built[0])
+    finally:
+        for env in envs_built:
+            env.close()
+
+
+def git_revision() -> str | None:
+    try:
+        out = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"],
+                             capture_output=True, text=True, check=False, timeout=5)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def prepare(variables_file: str) -> Plan | None:
+    """Validate everything and create (or reopen) the experiment; None if finished."""
+    variables = settings.load_training_variables(variables_file)
+    paths = runtime.ExperimentPaths(variables.exp_dir)
+    resuming = paths.settings.is_file()
+    notes = []
+    if paths.root.exists() and not resuming and any(paths.root.iterdir()):
+        raise LaunchError(
+            f"experiment directory {paths.root} exists but holds no {C.SETTINGS_FILE}: it is "
+            "not an experiment of this tool; choose another SAC_EXP_NAME"
+        )
+    if resuming:
+        if paths.complete.is_file():
+            return None
+        for label, given, saved in (("config", variables.config, paths.config),
+                                    ("params", variables.params, paths.params)):
+            if given.is_file() and not filecmp.cmp(given, saved, shallow=False):
+                notes.append(f"{label} file {given} differs from the experiment's copy; "
+                             f"resuming with the copy {saved}")
+        config_file, params_file = paths.config, paths.params
+    else:
+        config_file, params_file = variables.config, variables.params
+    config = settings.load_config(config_file)
+    params = load_params(params_file, config)
+    layout = cpu_layout.plan_layout(
+        cpu_layout.available_cpus(), variables.num_workers, variables.reverb_cpus,
+        variables.train_cpus, variables.worker_cpus,
+    )
+    if not resuming:
+        max_steps = check_environment(params, params_file)
+        from tfagents_system.builders import replay_capacity
+
+        create_experiment(paths, variables, params, config_file, params_file, {
+            "max_episode_steps": max_steps,
+            "replay_capacity": replay_capacity(params, max_steps),
+        })
+    import portpicker
+
+    return Plan(variables, paths, params, layout, portpicker.pick_unused_port(), resuming, notes)
+
+
+def create_experiment(paths, variables, params, config_file, params_file, derived) -> None:
+    """Write the experiment directory under a temporary name, then rename it into place."""
+    paths.root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{paths.root.name}.", dir=paths.root.parent))
+    try:
+        shutil.copyfile(config_file, tmp / C.CONFIG_COPY)
+        shutil.copyfile(params_file, tmp / C.PARAMS_COPY)
+        runtime.write_json_atomic(tmp / C.SETTINGS_FILE, {
+            "exp_name": variables.exp_name,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "source_config": str(config_file),
+            "source_params": str(params_file),
+            "total_train_steps": params.total_train_steps,
+            "hyperparameters": hyperparameters(params),
+            "env_config": params.env_config,
+            **derived,
+        })
+        if paths.root.exists():  # an empty directory left by the user
+            paths.root.rmdir()
+        os.rename(tmp, paths.root)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise LaunchError(f"cannot create experiment directory {paths.root}: {exc}") from exc
+
+
+def lock_experiment(paths: runtime.ExperimentPaths):
+    """Hold an exclusive lock on the experiment for this launch's lifetime."""
+    handle = open(paths.root / ".launch.lock", "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        owner = handle.read().strip() or "another launch"
+        raise LaunchError(
+            f"experiment {paths.root} is already running ({owner}); wait for it or stop it"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()} on {socket.gethostname()}")
+    handle.flush()
+    return handle
+
+
+# --- Running the programs ---
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM if the launcher dies, even by SIGKILL."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+@dataclass
+class Program:
+    name: str
+    cpus: tuple[int, ...]
+    args: list[str]
+    log_path: Path
+    proc: subprocess.Popen | None = None
+
+    @property
+    def group(self) -> str:
+        return "worker" if self.name.startswith("worker_") else self.name
+
+    def start(self, env: dict) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        log.write(f"==== {time.strftime('%Y-%m-%d %H:%M:%S')} launch ====\n".encode())
+        log.flush()
+        env = dict(env)
+        threads = str(len(self.cpus))
+        env.update({C.ENV_THREADS: threads, "OMP_NUM_THREADS": threads,
+                    "TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": "1"})
+        cmd = ["taskset", "-c", cpu_layout.format_cpus(self.cpus), sys.executable, "-u", "-m",
+               *self.args]
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                     stdin=subprocess.DEVNULL, start_new_session=True,
+                                     preexec_fn=_die_with_parent, cwd=str(REPO_ROOT))
+        log.close()
+
+    def poll(self) -> int | None:
+        return None if self.proc is None else self.proc.poll()
+
+    def signal(self, sig: int) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def tail(self, lines: int = 8) -> str:
+        try:
+            with open(self.log_path, errors="replace") as fh:
+                return "".join(deque(fh, maxlen=lines))
+        except OSError:
+            return ""
+
+
+def build_programs(plan: Plan) -> list[Program]:
+    exp, logs = str(plan.paths.root), plan.paths.process_logs
+    layout = plan.layout
+    programs = [
+        Program(C.REPLAY_SERVER, layout.replay_server,
+                ["tfagents_system.replay_server", "--exp_dir", exp, "--port", str(plan.port)],
+                logs / f"{C.REPLAY_SERVER}.log"),
+        Program(C.LEARNER, layout.learner,
+                ["tfagents_system.learner", "--exp_dir", exp, "--address", plan.address],
+                logs / f"{C.LEARNER}.log"),
+    ]
+    for i, cpus in enumerate(layout.workers):
+        programs.append(Program(
+            C.worker_name(i), cpus,
+            ["tfagents_system.collect_worker", "--exp_dir", exp, "--address", plan.address,
+             "--worker_index", str(i), "--num_workers", str(len(layout.workers))],
+            logs / f"{C.worker_name(i)}.log"))
+    return programs
+
+
+def stop_programs(programs: list[Program]) -> None:
+    """SIGTERM in dependency order (learner, workers, replay server); SIGKILL stragglers."""
+    order = [C.LEARNER, "worker", C.REPLAY_SERVER]
+    for group in order:
+        members = [p for p in programs if p.group == group]
+        for p in members:
+            p.signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_S[group]
+        while time.monotonic() < deadline and any(p.poll() is None for p in members):
+            time.sleep(0.2)
+        for p in members:
+            if p.poll() is None:
+                print(f"{p.name} did not stop within {STOP_GRACE_S[group]:.0f}s: killing it",
+                      file=sys.stderr)
+                p.signal(signal.SIGKILL)
+                p.proc.wait()
+
+
+class Progress:
+    """The live progress line, fed from the programs' status files."""
+
+    def __init__(self, plan: Plan, interactive: bool):
+        self._plan = plan
+        self._interactive = interactive
+        self._last_print = 0.0
+        self._bar = None
+        if interactive:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=plan.params.total_train_steps, unit="step",
+                             desc="train steps", dynamic_ncols=True)
+
+    def snapshot(self) -> dict:
+        status = self._plan.paths.status
+        learner = _read_status(status / f"{C.LEARNER}.json")
+        workers = [_read_status(status / f"{C.worker_name(i)}.json")
+                   for i in range(len(self._plan.layout.workers))]
+        evals = [w["eval_return"] for w in workers if "eval_return" in w]
+        return {
+            "train_step": learner.get("train_step", 0),
+            "grad_steps_per_sec": learner.get("grad_steps_per_sec", 0.0),
+            "env_steps": sum(w.get("env_steps", 0) for w in workers),
+            "env_steps_per_sec": sum(w.get("env_steps_per_sec", 0.0) for w in workers),
+            "eval_return": sum(evals) / len(evals) if evals else None,
+        }
+
+    def update(self) -> None:
+        snap = self.snapshot()
+        eval_text = "n/a" if snap["eval_return"] is None else f"{snap['eval_return']:.1f}"
+        fields = (f"env steps {snap['env_steps']}, eval return {eval_text}, "
+                  f"{snap['grad_steps_per_sec']:.0f} grad steps/s, "
+                  f"{snap['env_steps_per_sec']:.0f} env steps/s")
+        if self._bar is not None:
+            self._bar.n = snap["train_step"]
+            self._bar.set_postfix_str(fields, refresh=True)
+        elif time.monotonic() - self._last_print > 30:
+            self._last_print = time.monotonic()
+            print(f"train step {snap['train_step']}/{self._plan.params.total_train_steps}, "
+                  f"{fields}", flush=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self.update()
+            self._bar.close()
+
+
+def _read_status(path: Path) -> dict:
+    try:
+        return runtime.read_json(path)
+    except (OSError, ValueError):
+        return {}
+
+
+def run(plan: Plan) -> int:
+    """Start the programs, watch them, and stop them all; the launcher's exit code."""
+    stop = runtime.StopFlag().install()
+    programs = build_programs(plan)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONWARNINGS="ignore")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    with open(plan.paths.root / C.LAUNCHES_FILE, "a") as fh:
+        fh.write(json.dumps({
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "pid": os.getpid(),
+            "host": socket.gethostname(), "port": plan.port, "resumed": plan.resuming,
+            "cpu_layout": plan.layout.as_dict(), "git_revision": git_revision(),
+            "command": sys.argv, "training_variables": plan.variables.as_dict(),
+        }) + "\n")
+    for p in programs:
+        p.start(env)
+    progress = Progress(plan, interactive=sys.stdout.isatty())
+    failure = None
+    try:
+        while True:
+            time.sleep(0.5)
+            progress.update()
+            if stop():
+                break
+            # A program exiting is a failure unless training is complete (exit 0 then).
+            complete = plan.paths.complete.is_file()
+            failure = next((p for p in programs if p.poll() is not None
+                            and (p.poll() != 0 or not complete)), None)
+            if failure is not None:
+                break
+            if complete and all(p.poll() is not None for p in programs
+                                if p.name != C.REPLAY_SERVER):
+                break
+    finally:
+        progress.close()
+        stop_programs(programs)
+    if failure is not None:
+        code = failure.poll()
+        how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with {code}"
+        print(f"error: {failure.name} {how} (log {failure.log_path}); last lines:\n"
+              f"{failure.tail()}", file=sys.stderr)
+        print("every program was stopped; relaunch the same command to resume", file=sys.stderr)
+        return 1
+    if stop():
+        print(f"stopped by {stop.signal_name}; the experiment is resumable: "
+              f"rerun the same command to continue from its last checkpoint")
+        return 130 if stop.signal_name == "SIGINT" else 143
+    bad = [p for p in programs if p.poll() != 0]
+    if bad:
+        print("error: " + ", ".join(f"{p.name} exited with {p.poll()}" for p in bad),
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def summary(plan: Plan) -> str:
+    paths = plan.paths
+    snap = Progress(plan, interactive=False).snapshot()
+    eval_text = "n/a" if snap["eval_return"] is None else f"{snap['eval_return']:.1f}"
+    return "\n".join([
+        f"training complete: {snap['train_step']} train steps, {snap['env_steps']} env steps, "
+        f"final eval return {eval_text}",
+        f"  experiment   {paths.root}",
+        f"  checkpoints  {paths.checkpoints}",
+        f"  policies     {paths.policies / 'final'} (greedy_policy, collect_policy)",
+        f"  tensorboard  tensorboard --logdir {paths.root}",
+        f"  process logs {paths.process_logs}",
+    ])
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("training_variables", help="training variables .sh file")
+    args = parser.parse_args(argv)
+    try:
+        plan = prepare(args.training_variables)
+        if plan is None:
+            variables = settings.load_training_variables(args.training_variables)
+            print(f"experiment {variables.exp_dir} is already finished "
+                  f"(see {variables.exp_dir / C.COMPLETE_FILE}); nothing to do")
+            return 0
+        lock = lock_experiment(plan.paths)
+    except (LaunchError, settings.SettingsError, ParamsError, cpu_layout.LayoutError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"{'resuming' if plan.resuming else 'starting'} experiment {plan.paths.root}")
+    for note in plan.notes:
+        print(f"note: {note}")
+    print(plan.layout.describe())
+    print(f"replay server port {plan.port}; process logs in {plan.paths.process_logs}",
+          flush=True)
+    try:
+        code = run(plan)
+    finally:
+        lock.close()
+    if code == 0:
+        print(summary(plan))
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,190 @@
+"""The learner program: SAC gradient steps on batches sampled from Reverb.
+
+Per iteration it runs `num_steps_per_iter` gradient steps, publishes the policy
+weights and the train step, and on its triggers writes summaries, checkpoints
+and policy checkpoints. It finishes with a final checkpoint and a full policy
+export when the train step reaches `num_iter * num_steps_per_iter`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import time
+from pathlib import Path
+
+from tfagents_system import builders
+from tfagents_system import constants as C
+from tfagents_system import runtime
+
+# Gradient steps per compiled call: bounds how long a stop request waits.
+MAX_STEPS_PER_CALL = 200
+
+
+class IntervalTrigger:
+    """Fires when the iteration count crosses a multiple of `period`."""
+
+    def __init__(self, period: int, start_iteration: int):
+        self._period = period
+        self._last = start_iteration // period
+
+    def __call__(self, iteration: int) -> bool:
+        if iteration // self._period > self._last:
+            self._last = iteration // self._period
+            return True
+        return False
+
+
+def export_policy(policy, train_step, directory: Path) -> None:
+    """Save a SavedModel policy atomically: temp dir, READY sentinel, rename."""
+    from tf_agents.policies import policy_saver
+
+    if (directory / C.POLICY_READY).exists():
+        return
+    tmp = directory.with_name(f".{directory.name}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    policy_saver.PolicySaver(policy, batch_size=None, train_step=train_step).save(str(tmp))
+    (tmp / C.POLICY_READY).write_text(str(int(train_step.numpy())))
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(tmp, directory)
+
+
+def run_learner(params, paths: runtime.ExperimentPaths, address: str, should_stop, log) -> int:
+    """Train until the target train step or a stop request; return the train step."""
+    import tensorflow as tf
+    from tf_agents.policies import greedy_policy, policy_saver
+    from tf_agents.trajectories import trajectory
+    from tf_agents.utils import common
+
+    tf.random.set_seed(params.seed)
+    env = builders.make_env(params, builders.COLLECT, seed=params.seed)
+    time_step_spec, action_spec = env.time_step_spec(), env.action_spec()
+    env.close()
+
+    train_step = common.create_variable("train_step", 0, dtype=tf.int64)
+    agent = builders.make_agent(params, time_step_spec, action_spec, train_step)
+    checkpointer = common.Checkpointer(
+        str(paths.checkpoints), max_to_keep=params.checkpoints_to_keep,
+        agent=agent, train_step=train_step,
+    )
+    start_step = int(train_step.numpy())
+    target = params.total_train_steps
+    log.info("%s at train step %d of %d",
+             "resumed" if start_step else "starting", start_step, target)
+
+    greedy = greedy_policy.GreedyPolicy(agent.policy)
+    export_policy(agent.collect_policy, train_step, paths.policy(C.COLLECT_POLICY))
+    export_policy(greedy, train_step, paths.policy(C.GREEDY_POLICY))
+    policy_ckpt_saver = policy_saver.PolicySaver(greedy, batch_size=None, train_step=train_step)
+
+    client = builders.wait_for_server(address, should_stop)
+    weights = builders.WeightsExchange(client)
+    policy_variables = agent.collect_policy.variables()
+    weights.publish(policy_variables, start_step)
+
+    iterator = iter(builders.experience_dataset(address, agent.collect_data_spec,
+                                                params.batch_size))
+
+    @tf.function
+    def train_steps(n):
+        loss_info = agent.train(next(iterator))
+        for _ in tf.range(n - 1):
+            loss_info = agent.train(next(iterator))
+        return loss_info
+
+    @tf.function
+    def entropy_estimate(time_steps):
+        _, log_pi = agent._actions_and_log_probs(time_steps, training=False)  # noqa: SLF001
+        return -tf.reduce_mean(log_pi)
+
+    writer = tf.summary.create_file_writer(str(paths.tensorboard(C.TRAIN_TB_DIR)))
+    status_path = paths.status / f"{C.LEARNER}.json"
+    iteration = start_step // params.num_steps_per_iter
+    log_trigger = IntervalTrigger(params.log_period_itrs, iteration)
+    ckpt_trigger = IntervalTrigger(params.checkpoint_period_itrs, iteration)
+    meter = runtime.RateMeter(start_step)
+    grad_rate = 0.0
+
+    def save_checkpoint():
+        step = int(train_step.numpy())
+        checkpointer.save(global_step=step)
+        policy_ckpt_saver.save_checkpoint(
+            str(paths.policies / "checkpoints" / f"policy_checkpoint_{step:010d}"))
+        log.info("checkpoint at train step %d", step)
+
+    step = start_step
+    with tf.summary.record_if(False):  # the agent's own summaries: we write ours below
+        while step < target and not should_stop():
+            iter_end = min((step // params.num_steps_per_iter + 1) * params.num_steps_per_iter,
+                           target)
+            while step < iter_end and not should_stop():
+                n = min(MAX_STEPS_PER_CALL, iter_end - step)
+                loss_info = train_steps(tf.constant(n, dtype=tf.int64))
+                step = int(train_step.numpy())
+            if step < iter_end:
+                break  # stop requested mid-iteration
+            iteration = step // params.num_steps_per_iter
+            if step < target:  # the target step is published only once training is complete
+                weights.publish(policy_variables, step)
+            if log_trigger(iteration) or step >= target:
+                grad_rate = meter.rate(step)
+                time_steps, _, _ = trajectory.to_transition(next(iterator))
+                entropy = float(entropy_estimate(time_steps))
+                replay_size = client.server_info()[C.EXPERIENCE_TABLE].current_size
+                extra = loss_info.extra
+                with writer.as_default(step=step), tf.summary.record_if(True):
+                    tf.summary.scalar(C.M_ACTOR_LOSS, extra.actor_loss)
+                    tf.summary.scalar(C.M_CRITIC_LOSS, extra.critic_loss)
+                    tf.summary.scalar(C.M_ALPHA_LOSS, extra.alpha_loss)
+                    tf.summary.scalar(C.M_ALPHA, tf.exp(agent._log_alpha))  # noqa: SLF001
+                    tf.summary.scalar(C.M_ENTROPY, entropy)
+                    tf.summary.scalar(C.M_GRAD_STEPS_PER_SEC, grad_rate)
+                    tf.summary.scalar(C.M_REPLAY_SIZE, replay_size)
+                writer.flush()
+                log.info("iteration %d train step %d/%d: critic loss %.4g, actor loss %.4g, "
+                         "alpha %.3g, %.1f grad steps/s, replay size %d",
+                         iteration, step, target, float(extra.critic_loss),
+                         float(extra.actor_loss), float(tf.exp(agent._log_alpha)),  # noqa: SLF001
+                         grad_rate, replay_size)
+                runtime.write_json_atomic(status_path, {
+                    "train_step": step, "target": target, "iteration": iteration,
+                    "grad_steps_per_sec": grad_rate, "replay_size": replay_size,
+                    "time": time.time(), "pid": os.getpid(),
+                })
+            if ckpt_trigger(iteration) and step < target:
+                save_checkpoint()
+
+    if step > start_step or step >= target:
+        save_checkpoint()
+    if step >= target:
+        final = paths.policies / "final"
+        export_policy(agent.collect_policy, train_step, final / C.COLLECT_POLICY)
+        export_policy(greedy, train_step, final / C.GREEDY_POLICY)
+        runtime.write_json_atomic(paths.complete, {"train_step": step, "time": time.time()})
+        weights.publish(policy_variables, step)  # last: workers see the target step
+        log.info("training complete at train step %d", step)
+    else:
+        log.info("stopped (%s) at train step %d", getattr(should_stop, "signal_name", None), step)
+    return step
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--exp_dir", required=True)
+    parser.add_argument("--address", required=True, help="host:port of the replay server")
+    args = parser.parse_args(argv)
+    log = runtime.setup_logging(C.LEARNER)
+    stop = runtime.StopFlag().install()
+    threads = runtime.configure_threads()
+    runtime.log_placement(log, threads)
+    paths, params, _ = runtime.load_experiment(args.exp_dir)
+    try:
+        run_learner(params, paths, args.address, stop, log)
+    except builders.StopRequested:
+        log.info("stopped before training started")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

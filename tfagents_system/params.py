@@ -1,0 +1,220 @@
+"""The user surface: `TrainParamsBase`, and loading a user's params file.
+
+A params file defines `class TrainParams(TrainParamsBase)` and implements
+`env_ctor`. Hyperparameters are class attributes; their defaults follow the
+SAC paper (Haarnoja et al., 2018, "Soft Actor-Critic Algorithms and
+Applications", table 1).
+"""
+
+from __future__ import annotations
+
+import abc
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+
+class ParamsError(ValueError):
+    """A params file or a hyperparameter is unusable; the message says the fix."""
+
+
+class TrainParamsBase(abc.ABC):
+    """Subclass as `TrainParams` in your params file; override what you need."""
+
+    # --- SAC (published defaults) ---
+    discount: float = 0.99
+    actor_learning_rate: float = 3e-4
+    critic_learning_rate: float = 3e-4
+    alpha_learning_rate: float = 3e-4
+    target_update_tau: float = 0.005
+    target_update_period: int = 1
+    initial_log_alpha: float = 0.0
+    target_entropy: float | None = None  # None: -dim(action space)
+    reward_scale_factor: float = 1.0
+    actor_fc_layers: tuple[int, ...] = (256, 256)
+    critic_joint_fc_layers: tuple[int, ...] = (256, 256)
+    batch_size: int = 256
+
+    # --- Training length: done when train step == num_iter * num_steps_per_iter ---
+    num_iter: int = 1000
+    num_steps_per_iter: int = 1000
+
+    # --- Replay buffer ---
+    # Capacity in transitions. If n_episodes_in_buffer is set it wins:
+    # capacity = n_episodes_in_buffer * max_episode_steps of the collect env.
+    replay_capacity: int = 1_000_000
+    n_episodes_in_buffer: int | None = None
+    # Transitions in the table before the learner may sample.
+    min_replay_size: int = 1000
+    # Optional replay ratio: items sampled per item inserted (batch_size x
+    # gradient steps per env step). None lets collection and training run free.
+    samples_per_insert: float | None = None
+    # Slack of the samples-per-insert limiter, in sampled items.
+    # None: 10 batches' worth plus the warm-up (min_replay_size x samples_per_insert).
+    samples_per_insert_error_buffer: float | None = None
+
+    # --- Collection and evaluation (per worker) ---
+    n_buffer_init_episodes: int = 10  # uniform random episodes, split across workers
+    n_train_episodes_per_iter: int = 1  # episodes a worker collects between weight refreshes
+    n_eval_episodes: int = 5
+    eval_period_itrs: int = 10
+    log_period_itrs: int = 1
+    checkpoint_period_itrs: int = 10
+    checkpoints_to_keep: int = 5
+
+    seed: int = 0
+
+    def __init__(self, env_config: dict[str, Any] | None = None):
+        self.env_config: dict[str, Any] = dict(env_config or {})
+
+    # --- Environment ---
+    @abc.abstractmethod
+    def env_ctor(self, seed: int | None = None, *args, **kwargs):
+        """Return a TF-Agents PyEnvironment, seeded with `seed`."""
+
+    def collect_env_args_kwargs(self) -> tuple[tuple, dict]:
+        """Extra (args, kwargs) for `env_ctor` when building a collect env."""
+        return (), {}
+
+    def eval_env_args_kwargs(self) -> tuple[tuple, dict]:
+        """Extra (args, kwargs) for `env_ctor` when building an eval env."""
+        return (), {}
+
+    # --- Networks and agent (override to change architectures) ---
+    def actor_net_ctor(self, observation_spec, action_spec):
+        from tf_agents.agents.sac import tanh_normal_projection_network
+        from tf_agents.networks import actor_distribution_network
+
+        return actor_distribution_network.ActorDistributionNetwork(
+            observation_spec,
+            action_spec,
+            fc_layer_params=tuple(self.actor_fc_layers),
+            continuous_projection_net=(
+                tanh_normal_projection_network.TanhNormalProjectionNetwork
+            ),
+        )
+
+    def critic_net_ctor(self, observation_spec, action_spec):
+        from tf_agents.agents.ddpg import critic_network
+
+        return critic_network.CriticNetwork(
+            (observation_spec, action_spec),
+            joint_fc_layer_params=tuple(self.critic_joint_fc_layers),
+            kernel_initializer="glorot_uniform",
+            last_kernel_initializer="glorot_uniform",
+        )
+
+    def agent_ctor(self, time_step_spec, action_spec, actor_net, critic_net, train_step):
+        import tensorflow as tf
+        from tf_agents.agents.sac import sac_agent
+
+        return sac_agent.SacAgent(
+            time_step_spec,
+            action_spec,
+            actor_network=actor_net,
+            critic_network=critic_net,
+            actor_optimizer=tf.keras.optimizers.Adam(self.actor_learning_rate),
+            critic_optimizer=tf.keras.optimizers.Adam(self.critic_learning_rate),
+            alpha_optimizer=tf.keras.optimizers.Adam(self.alpha_learning_rate),
+            target_update_tau=self.target_update_tau,
+            target_update_period=self.target_update_period,
+            td_errors_loss_fn=tf.math.squared_difference,
+            gamma=self.discount,
+            reward_scale_factor=self.reward_scale_factor,
+            initial_log_alpha=self.initial_log_alpha,
+            target_entropy=self.target_entropy,
+            train_step_counter=train_step,
+        )
+
+    # --- Derived values ---
+    @property
+    def total_train_steps(self) -> int:
+        return int(self.num_iter) * int(self.num_steps_per_iter)
+
+    def validate(self) -> list[str]:
+        """All problems with the hyperparameters, each naming the field and the fix."""
+        problems = []
+        positive_ints = [
+            "batch_size", "num_iter", "num_steps_per_iter", "replay_capacity",
+            "min_replay_size", "n_train_episodes_per_iter", "eval_period_itrs",
+            "log_period_itrs", "checkpoint_period_itrs", "checkpoints_to_keep",
+            "target_update_period",
+        ]
+        for name in positive_ints:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                problems.append(f"{name}={value!r}: must be a positive integer")
+        for name in ["n_buffer_init_episodes", "n_eval_episodes", "seed"]:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                problems.append(f"{name}={value!r}: must be an integer >= 0")
+        if self.n_episodes_in_buffer is not None and (
+            not isinstance(self.n_episodes_in_buffer, int) or self.n_episodes_in_buffer <= 0
+        ):
+            problems.append(
+                f"n_episodes_in_buffer={self.n_episodes_in_buffer!r}: "
+                "must be a positive integer or None"
+            )
+        for name in ["actor_learning_rate", "critic_learning_rate", "alpha_learning_rate",
+                     "target_update_tau", "reward_scale_factor"]:
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or value <= 0:
+                problems.append(f"{name}={value!r}: must be a positive number")
+        if not 0 < self.discount <= 1:
+            problems.append(f"discount={self.discount!r}: must be in (0, 1]")
+        if self.samples_per_insert is not None and self.samples_per_insert <= 0:
+            problems.append(
+                f"samples_per_insert={self.samples_per_insert!r}: must be > 0 or None"
+            )
+        if self.min_replay_size > self.replay_capacity:
+            problems.append(
+                f"min_replay_size={self.min_replay_size} exceeds replay_capacity="
+                f"{self.replay_capacity}: lower min_replay_size or raise the capacity"
+            )
+        return problems
+
+
+def load_params_class(path: str | Path) -> type[TrainParamsBase]:
+    """Import a params file and return its `TrainParams` class."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"params file {path}: not found; set SAC_PARAMS to an existing .py file")
+    module_name = f"sac_user_params_{abs(hash(str(path.resolve())))}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ParamsError(f"params file {path}: cannot be imported as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # the user's code: report whatever it raised
+        del sys.modules[module_name]
+        raise ParamsError(
+            f"params file {path}: importing it raised {type(exc).__name__}: {exc}"
+        ) from exc
+    cls = getattr(module, "TrainParams", None)
+    if cls is None:
+        raise ParamsError(
+            f"params file {path}: defines no class TrainParams; "
+            "add `class TrainParams(TrainParamsBase)`"
+        )
+    if not (isinstance(cls, type) and issubclass(cls, TrainParamsBase)):
+        raise ParamsError(
+            f"params file {path}: TrainParams must subclass "
+            "tfagents_system.params.TrainParamsBase"
+        )
+    return cls
+
+
+def load_params(path: str | Path, env_config: dict[str, Any]) -> TrainParamsBase:
+    """Instantiate the user's `TrainParams` with the config dict."""
+    cls = load_params_class(path)
+    try:
+        params = cls(env_config)
+    except TypeError as exc:
+        raise ParamsError(f"params file {path}: TrainParams(env_config) failed: {exc}") from exc
+    problems = params.validate()
+    if problems:
+        raise ParamsError(f"params file {path}: " + "; ".join(problems))
+    return params

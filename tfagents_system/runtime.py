@@ -1,0 +1,145 @@
+"""What every program shares: experiment paths, threads, logging, stop signals,
+and atomic status files."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tfagents_system import constants as C
+
+
+@dataclass(frozen=True)
+class ExperimentPaths:
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / C.CONFIG_COPY
+
+    @property
+    def params(self) -> Path:
+        return self.root / C.PARAMS_COPY
+
+    @property
+    def settings(self) -> Path:
+        return self.root / C.SETTINGS_FILE
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / C.CHECKPOINT_DIR
+
+    @property
+    def policies(self) -> Path:
+        return self.root / C.POLICY_DIR
+
+    @property
+    def process_logs(self) -> Path:
+        return self.root / C.PROCESS_LOG_DIR
+
+    @property
+    def status(self) -> Path:
+        return self.root / C.STATUS_DIR
+
+    @property
+    def complete(self) -> Path:
+        return self.root / C.COMPLETE_FILE
+
+    def policy(self, name: str) -> Path:
+        return self.policies / name
+
+    def tensorboard(self, kind: str, worker: str | None = None) -> Path:
+        return self.root / kind if worker is None else self.root / kind / worker
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to a temporary name, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def load_experiment(exp_dir: str | Path):
+    """(paths, params, settings) of a prepared experiment directory."""
+    from tfagents_system.params import load_params
+
+    paths = ExperimentPaths(Path(exp_dir))
+    settings = read_json(paths.settings)
+    params = load_params(paths.params, read_json(paths.config))
+    return paths, params, settings
+
+
+def configure_threads() -> int:
+    """Match TF's thread pools to the CPU slice the launcher gave this process."""
+    threads = int(os.environ.get(C.ENV_THREADS, "0")) or len(os.sched_getaffinity(0))
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(max(1, min(2, threads)))
+    return threads
+
+
+def setup_logging(name: str) -> logging.Logger:
+    logging.basicConfig(
+        level=logging.INFO,
+        format=f"%(asctime)s {name} %(levelname)s %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    for noisy in ("absl", "tensorflow"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    return logging.getLogger(name)
+
+
+def log_placement(log: logging.Logger, threads: int) -> None:
+    cpus = sorted(os.sched_getaffinity(0))
+    log.info("pid %d pinned to CPUs %s, %d TF intra-op threads", os.getpid(), cpus, threads)
+
+
+class StopFlag:
+    """Set by SIGTERM or SIGINT; loops poll it and wind down cleanly."""
+
+    def __init__(self):
+        self._event = threading.Event()
+        self.signal_name: str | None = None
+
+    def install(self) -> "StopFlag":
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, _frame) -> None:
+        self.signal_name = signal.Signals(signum).name
+        self._event.set()
+
+    def set(self) -> None:
+        self._event.set()
+
+    def __call__(self) -> bool:
+        return self._event.is_set()
+
+
+class RateMeter:
+    """Events per second since the previous call."""
+
+    def __init__(self, start: int = 0):
+        self._last_count = start
+        self._last_time = time.monotonic()
+
+    def rate(self, count: int) -> float:
+        now = time.monotonic()
+        elapsed = max(now - self._last_time, 1e-9)
+        value = (count - self._last_count) / elapsed
+        self._last_count, self._last_time = count, now
+        return value

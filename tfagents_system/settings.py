@@ -1,0 +1,158 @@
+"""Training variables (the `.sh` file given to run_script.sh) and the JSON config.
+
+Both are read and validated once, here, before any program starts. Every
+problem is reported as one line naming the file or variable and the fix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+
+class SettingsError(ValueError):
+    """Bad training variables or config; the message says the fix."""
+
+
+# name -> documentation (README.md repeats these; tests check they agree).
+VARIABLES = {
+    "SAC_PARAMS": "params .py file defining class TrainParams(TrainParamsBase)",
+    "SAC_CONFIG": "JSON config file (an object); becomes TrainParams.env_config",
+    "SAC_EXP_NAME": "experiment name: logs go to $SAC_LOGS_DIR/$SAC_EXP_NAME",
+    "SAC_LOGS_DIR": "directory holding experiments (default: logs)",
+    "SAC_NUM_COLLECT_WORKERS": "number of collect/eval workers, or auto",
+    "SAC_REVERB_CPUS": "CPUs for the replay server, or auto",
+    "SAC_TRAIN_CPUS": "CPUs for the learner, or auto",
+    "SAC_COLLECT_WORKER_CPUS": "CPUs for each worker, or auto",
+}
+REQUIRED = ("SAC_PARAMS", "SAC_CONFIG", "SAC_EXP_NAME")
+COUNTS = ("SAC_NUM_COLLECT_WORKERS", "SAC_REVERB_CPUS", "SAC_TRAIN_CPUS",
+          "SAC_COLLECT_WORKER_CPUS")
+EXP_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# Variables bash itself defines while sourcing a file.
+_BASH_OWN = {"PWD", "OLDPWD", "SHLVL", "_", "BASH_EXECUTION_STRING"}
+
+
+@dataclass(frozen=True)
+class TrainingVariables:
+    source: str
+    params: Path
+    config: Path
+    exp_name: str
+    logs_dir: Path
+    num_workers: int | None
+    reverb_cpus: int | None
+    train_cpus: int | None
+    worker_cpus: int | None
+
+    @property
+    def exp_dir(self) -> Path:
+        return self.logs_dir / self.exp_name
+
+    def as_dict(self) -> dict:
+        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+
+
+def _source_variables(path: Path) -> dict[str, str]:
+    """The variables a bash file assigns, read by sourcing it in an empty environment."""
+    script = 'set -a; source "$1" >/dev/null || exit 97; env -0'
+    inherited = {k: os.environ[k] for k in ("PATH", "HOME", "USER") if k in os.environ}
+    result = subprocess.run(
+        ["bash", "-c", script, "bash", str(path)],
+        env=inherited,
+        capture_output=True, cwd=path.parent, check=False,
+    )
+    if result.returncode != 0:
+        err = result.stderr.decode(errors="replace").strip().splitlines()
+        raise SettingsError(
+            f"training variables file {path}: sourcing it failed"
+            + (f" ({err[-1]})" if err else "") + "; fix the shell syntax"
+        )
+    pairs = (item.split("=", 1) for item in result.stdout.decode().split("\0") if "=" in item)
+    return {k: v for k, v in pairs if k not in _BASH_OWN and inherited.get(k) != v}
+
+
+def _count(name: str, raw: str, path: Path) -> int | None:
+    value = raw.strip()
+    if value in ("", "auto"):
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        number = None
+    if number is None or number <= 0:
+        raise SettingsError(
+            f"training variables file {path}: {name}={raw!r} must be a positive integer or auto"
+        )
+    return number
+
+
+def load_training_variables(path: str | Path) -> TrainingVariables:
+    path = Path(path)
+    if not path.is_file():
+        raise SettingsError(
+            f"training variables file {path}: not found; pass an existing file, "
+            "e.g. ./run_script.sh training_variables.sh"
+        )
+    values = _source_variables(path)
+    unknown = sorted(set(values) - set(VARIABLES))
+    if unknown:
+        raise SettingsError(
+            f"training variables file {path}: unknown variable(s) {', '.join(unknown)}; "
+            f"known: {', '.join(VARIABLES)}"
+        )
+    missing = [name for name in REQUIRED if not values.get(name)]
+    if missing:
+        raise SettingsError(
+            f"training variables file {path}: {', '.join(missing)} not set; add e.g. "
+            f"{missing[0]}=..."
+        )
+    base = path.parent.resolve()
+
+    def resolve(raw: str) -> Path:
+        p = Path(os.path.expanduser(raw))
+        return p if p.is_absolute() else base / p
+
+    exp_name = values["SAC_EXP_NAME"]
+    if not EXP_NAME_RE.match(exp_name):
+        raise SettingsError(
+            f"training variables file {path}: SAC_EXP_NAME={exp_name!r} must be a plain name "
+            "(letters, digits, '.', '_', '-')"
+        )
+    return TrainingVariables(
+        source=str(path.resolve()),
+        params=resolve(values["SAC_PARAMS"]),
+        config=resolve(values["SAC_CONFIG"]),
+        exp_name=exp_name,
+        logs_dir=resolve(values.get("SAC_LOGS_DIR") or "logs"),
+        num_workers=_count("SAC_NUM_COLLECT_WORKERS",
+                           values.get("SAC_NUM_COLLECT_WORKERS", "auto"), path),
+        reverb_cpus=_count("SAC_REVERB_CPUS", values.get("SAC_REVERB_CPUS", "auto"), path),
+        train_cpus=_count("SAC_TRAIN_CPUS", values.get("SAC_TRAIN_CPUS", "auto"), path),
+        worker_cpus=_count("SAC_COLLECT_WORKER_CPUS",
+                           values.get("SAC_COLLECT_WORKER_CPUS", "auto"), path),
+    )
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """The JSON config: must exist, parse, and be an object."""
+    path = Path(path)
+    if not path.is_file():
+        raise SettingsError(f"config file {path}: not found; set SAC_CONFIG to a JSON file")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise SettingsError(
+            f"config file {path}: not valid JSON (line {exc.lineno} column {exc.colno}: "
+            f"{exc.msg}); fix the syntax"
+        ) from exc
+    if not isinstance(data, dict):
+        raise SettingsError(
+            f"config file {path}: must hold a JSON object ({{...}}), not {type(data).__name__}"
+        )
+    return data
