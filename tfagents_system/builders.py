@@ -19,7 +19,7 @@ class StopRequested(Exception):
 
 def derive_seed(base_seed: int, *keys: int) -> int:
     """A 31-bit seed that differs for every (base_seed, keys) combination."""
-    return int(np.random.SeedSequence([int(base_seed), *map(int, keys)]).generate_state(1)[0]
+    return int(np.random.SeedSequence([int(base_seed), len(keys), *map(int, keys)]).generate_state(1)[0]
                & 0x7FFFFFFF)
 
 

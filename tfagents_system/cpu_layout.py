@@ -99,7 +99,18 @@ def plan_layout(
         return CpuLayout(tuple(replay), tuple(learner), tuple(slices), tuple(available), False)
 
     # Auto values did not fit: the learner keeps its own CPUs when it can and the
-    # replay server and workers share the rest, round robin.
+    # replay server and workers share the rest, round robin. Explicit values are
+    # never shrunk to make this work.
+    shrunk = [f"{name}={value}" for name, value, room in (
+        ("SAC_TRAIN_CPUS", train_cpus, max(1, n - 1)),
+        ("SAC_REVERB_CPUS", reverb_cpus, max(1, n - min(train, max(1, n - 1)))),
+        ("SAC_COLLECT_WORKER_CPUS", worker_cpus, max(1, n - min(train, max(1, n - 1)))),
+    ) if value is not None and value > room]
+    if shrunk:
+        raise LayoutError(
+            f"{', '.join(shrunk)} leaves no CPU for the other programs on the {n} CPUs this "
+            f"launch may use (CPUs {format_cpus(available)}); lower it or set it to auto"
+        )
     train = min(train, max(1, n - 1))
     learner = tuple(available[n - train:]) if n > 1 else tuple(available)
     rest = [c for c in available if c not in learner] or list(available)

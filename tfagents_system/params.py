@@ -159,20 +159,34 @@ class TrainParamsBase(abc.ABC):
         for name in ["actor_learning_rate", "critic_learning_rate", "alpha_learning_rate",
                      "target_update_tau", "reward_scale_factor"]:
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or value <= 0:
+            if not _is_number(value) or value <= 0:
                 problems.append(f"{name}={value!r}: must be a positive number")
-        if not 0 < self.discount <= 1:
-            problems.append(f"discount={self.discount!r}: must be in (0, 1]")
-        if self.samples_per_insert is not None and self.samples_per_insert <= 0:
+        if not _is_number(self.discount) or not 0 < self.discount <= 1:
+            problems.append(f"discount={self.discount!r}: must be a number in (0, 1]")
+        if self.samples_per_insert is not None and (
+            not _is_number(self.samples_per_insert) or self.samples_per_insert <= 0
+        ):
             problems.append(
-                f"samples_per_insert={self.samples_per_insert!r}: must be > 0 or None"
+                f"samples_per_insert={self.samples_per_insert!r}: must be a number > 0 or None"
             )
-        if self.min_replay_size > self.replay_capacity:
+        if (self.samples_per_insert_error_buffer is not None
+                and (not _is_number(self.samples_per_insert_error_buffer)
+                     or self.samples_per_insert_error_buffer <= 0)):
+            problems.append(
+                f"samples_per_insert_error_buffer={self.samples_per_insert_error_buffer!r}: "
+                "must be a number > 0 or None"
+            )
+        if (isinstance(self.min_replay_size, int) and isinstance(self.replay_capacity, int)
+                and self.min_replay_size > self.replay_capacity):
             problems.append(
                 f"min_replay_size={self.min_replay_size} exceeds replay_capacity="
                 f"{self.replay_capacity}: lower min_replay_size or raise the capacity"
             )
         return problems
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def load_params_class(path: str | Path) -> type[TrainParamsBase]:

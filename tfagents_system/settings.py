@@ -33,7 +33,7 @@ VARIABLES = {
 REQUIRED = ("SAC_PARAMS", "SAC_CONFIG", "SAC_EXP_NAME")
 COUNTS = ("SAC_NUM_COLLECT_WORKERS", "SAC_REVERB_CPUS", "SAC_TRAIN_CPUS",
           "SAC_COLLECT_WORKER_CPUS")
-EXP_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+EXP_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 # Variables bash itself defines while sourcing a file.
 _BASH_OWN = {"PWD", "OLDPWD", "SHLVL", "_", "BASH_EXECUTION_STRING"}
 
@@ -63,7 +63,7 @@ def _source_variables(path: Path) -> dict[str, str]:
     script = 'set -a; source "$1" >/dev/null || exit 97; env -0'
     inherited = {k: os.environ[k] for k in ("PATH", "HOME", "USER") if k in os.environ}
     result = subprocess.run(
-        ["bash", "-c", script, "bash", str(path)],
+        ["bash", "-c", script, "bash", str(path.resolve())],
         env=inherited,
         capture_output=True, cwd=path.parent, check=False,
     )
@@ -119,7 +119,7 @@ def load_training_variables(path: str | Path) -> TrainingVariables:
         return p if p.is_absolute() else base / p
 
     exp_name = values["SAC_EXP_NAME"]
-    if not EXP_NAME_RE.match(exp_name):
+    if not EXP_NAME_RE.fullmatch(exp_name):
         raise SettingsError(
             f"training variables file {path}: SAC_EXP_NAME={exp_name!r} must be a plain name "
             "(letters, digits, '.', '_', '-')"

@@ -1,0 +1,104 @@
+"""Bad input to ./run_script.sh: one clear line, non-zero exit, no process
+started, and an existing experiment left exactly as it was."""
+
+from __future__ import annotations
+
+import pytest
+
+from launch_helpers import REPO, programs_of, run_script, write_params, write_variables
+
+pytestmark = pytest.mark.e2e
+
+GOOD_CONFIG = REPO / "config" / "default.json"
+
+
+def _snapshot(root):
+    return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")}
+
+
+@pytest.fixture
+def existing(tmp_path):
+    """A directory holding another (fake but well-formed) experiment to protect."""
+    other = tmp_path / "logs" / "tiny"
+    other.mkdir(parents=True)
+    (other / "settings.json").write_text("{}")
+    (other / "config.json").write_text('{"env_id": "InvertedPendulumBulletEnv-v0"}')
+    (other / "params.py").write_text("# placeholder experiment\n")
+    return tmp_path
+
+
+def _write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+CASES = {
+    "missing variables file": (lambda t: t / "nope.sh", "training variables file"),
+    "unknown variable": (
+        lambda t: write_variables(t / "v.sh", SAC_EXP_NAME="new", SAC_NUM_COLLECT_WORKER=2),
+        "unknown variable(s) SAC_NUM_COLLECT_WORKER"),
+    "missing config": (
+        lambda t: write_variables(t / "v.sh", SAC_EXP_NAME="new", SAC_CONFIG="missing.json"),
+        "missing.json: not found"),
+    "malformed config": (
+        lambda t: write_variables(t / "v.sh", SAC_EXP_NAME="new",
+                                  SAC_CONFIG=_write(t, "bad.json", '{"env_id": }')),
+        "bad.json: not valid JSON (line 1"),
+    "config not an object": (
+        lambda t: write_variables(t / "v.sh", SAC_EXP_NAME="new",
+                                  SAC_CONFIG=_write(t, "list.json", "[1, 2]")),
+        "must hold a JSON object"),
+    "params missing": (
+        lambda t: write_variables(t / "v.sh", SAC_EXP_NAME="new", SAC_PARAMS="gone.py"),
+        "gone.py: not found"),
+    "params without TrainParams": (
+        lambda t: write_variables(t / "v.sh", SAC_EXP_NAME="new",
+                                  SAC_PARAMS=_write(t, "empty.py", "x = 1\n")),
+        "defines no class TrainParams"),
+    "env_ctor raises": (
+        lambda t: write_variables(t / "v.sh", SAC_EXP_NAME="new", SAC_PARAMS=_write(
+            t, "raises.py",
+            "from tfagents_system.params import TrainParamsBase\n"
+            "class TrainParams(TrainParamsBase):\n"
+            "    def env_ctor(self, seed=None):\n"
+            "        raise RuntimeError('no robot attached')\n")),
+        "env_ctor raised RuntimeError building the collect env: no robot attached"),
+    "unknown gym id": (
+        lambda t: write_variables(t / "v.sh", SAC_EXP_NAME="new", SAC_CONFIG=_write(
+            t, "gym.json", '{"env_id": "NoSuchEnvBulletEnv-v0"}')),
+        "unknown gym id 'NoSuchEnvBulletEnv-v0'"),
+    "zero workers": (
+        lambda t: write_variables(t / "v.sh", SAC_EXP_NAME="new", SAC_NUM_COLLECT_WORKERS=0),
+        "SAC_NUM_COLLECT_WORKERS='0' must be a positive integer or auto"),
+    "negative cpus": (
+        lambda t: write_variables(t / "v.sh", SAC_EXP_NAME="new", SAC_TRAIN_CPUS=-1),
+        "SAC_TRAIN_CPUS='-1' must be a positive integer"),
+    "zero iterations": (
+        lambda t: write_variables(t / "v.sh", SAC_EXP_NAME="new", SAC_PARAMS=write_params(
+            t / "zero.py", num_iter=0)),
+        "num_iter=0: must be a positive integer"),
+    "too many cpus": (
+        lambda t: write_variables(t / "v.sh", SAC_EXP_NAME="new", SAC_TRAIN_CPUS=4096),
+        "SAC_TRAIN_CPUS=4096 need 4096 CPUs but this launch may use"),
+    "not an experiment dir": (
+        lambda t: (t / "logs" / "stray").mkdir(parents=True) or (t / "logs" / "stray" / "x")
+        .write_text("user file") or write_variables(t / "v.sh", SAC_EXP_NAME="stray"),
+        "not an experiment of this tool"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_is_one_clear_line(existing, case):
+    make_variables, expected = CASES[case]
+    write_params(existing / "params.py")
+    variables = make_variables(existing)
+    before = _snapshot(existing / "logs")
+    result = run_script(variables, timeout=120)
+    assert result.returncode == 2, result.stdout + result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr
+    assert expected in errors[0], errors[0]
+    assert _snapshot(existing / "logs") == before
+    assert not (existing / "logs" / "new").exists()
+    assert not programs_of(existing)

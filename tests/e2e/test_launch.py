@@ -1,0 +1,208 @@
+"""End-to-end: the real ./run_script.sh, real processes, tiny budgets."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+
+import pytest
+
+from launch_helpers import (
+    REPO, eval_returns, kill_leftovers, latest_checkpoint_step, programs_of, run_script,
+    start_script, wait_for, write_params, write_variables,
+)
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    yield tmp_path
+    leftovers = kill_leftovers(tmp_path)
+    assert not leftovers, f"processes left behind: {leftovers}"
+
+
+def test_tiny_run_completes_with_every_artifact(workdir):
+    write_params(workdir / "params.py", num_iter=3, steps=100, ckpt=2)
+    variables = write_variables(workdir / "vars.sh", SAC_NUM_COLLECT_WORKERS=2)
+    result = run_script(variables)
+    assert result.returncode == 0, result.stdout + result.stderr
+    exp = workdir / "logs" / "tiny"
+    assert not programs_of(exp), "a program outlived the launcher"
+
+    # The launcher reported its CPU layout and where everything is.
+    for word in ("replay_server", "learner", "worker_0", "worker_1", "training complete",
+                 str(exp / "checkpoints"), str(exp / "process_logs")):
+        assert word in result.stdout
+
+    # Every program ran, pinned, and logged to its own file.
+    layout = json.loads((exp / "launches.jsonl").read_text().splitlines()[-1])["cpu_layout"]
+    for name, cpus in [("replay_server", layout["replay_server"]),
+                       ("learner", layout["learner"]),
+                       ("worker_0", layout["workers"][0]), ("worker_1", layout["workers"][1])]:
+        log = (exp / "process_logs" / f"{name}.log").read_text()
+        assert f"pinned to CPUs {cpus}, {len(cpus)} TF intra-op threads" in log, name
+
+    # The buffer filled, training reached its target, workers collected and evaluated.
+    learner = json.loads((exp / "status" / "learner.json").read_text())
+    assert learner["train_step"] == 300
+    assert learner["replay_size"] >= 64
+    for w in ("worker_0", "worker_1"):
+        status = json.loads((exp / "status" / f"{w}.json").read_text())
+        assert status["env_steps"] > 0 and status.get("finished")
+    assert json.loads((exp / "TRAINING_COMPLETE.json").read_text())["train_step"] == 300
+    assert latest_checkpoint_step(exp) == 300
+    for policy in ("collect_policy", "greedy_policy", "final/collect_policy",
+                   "final/greedy_policy"):
+        assert (exp / "policies" / policy / "READY").is_file(), policy
+        assert (exp / "policies" / policy / "saved_model.pb").is_file(), policy
+    evals = eval_returns(exp)
+    assert set(evals) == {"worker_0", "worker_1"}
+    assert all(steps[-1][0] == 300 for steps in evals.values()), evals
+    for tb in ("train", "collect/worker_0", "collect/worker_1"):
+        assert any((exp / tb).glob("events.out.tfevents.*")), tb
+    for copy in ("config.json", "params.py", "settings.json"):
+        assert (exp / copy).is_file()
+    assert (exp / "params.py").read_text() == (workdir / "params.py").read_text()
+
+    # Launching it again: finished, exit 0, nothing touched.
+    before = {p: p.stat().st_mtime_ns for p in exp.rglob("*") if p.is_file()}
+    again = run_script(variables)
+    assert again.returncode == 0
+    assert "already finished" in again.stdout
+    assert {p: p.stat().st_mtime_ns for p in exp.rglob("*") if p.is_file()} == before
+
+
+def test_sigint_leaves_a_resumable_experiment(workdir):
+    write_params(workdir / "params.py", num_iter=8, steps=100, ckpt=1)
+    variables = write_variables(workdir / "vars.sh")
+    exp = workdir / "logs" / "tiny"
+    proc = start_script(variables, workdir / "first.log")
+    try:
+        assert wait_for(lambda: (exp / "checkpoints" / "checkpoint").is_file(), 240), \
+            (workdir / "first.log").read_text()
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert code == 130, (workdir / "first.log").read_text()
+    assert "resumable" in (workdir / "first.log").read_text()
+    assert not programs_of(exp)
+    assert not (exp / "TRAINING_COMPLETE.json").exists()
+    stopped_at = latest_checkpoint_step(exp)
+    assert 0 < stopped_at < 800
+
+    result = run_script(variables)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "resuming experiment" in result.stdout
+    learner_log = (exp / "process_logs" / "learner.log").read_text()
+    assert f"resumed at train step {stopped_at} of 800" in learner_log
+    assert latest_checkpoint_step(exp) == 800
+    assert len((exp / "launches.jsonl").read_text().splitlines()) == 2
+
+
+def test_sigterm_stops_every_program_within_seconds(workdir):
+    write_params(workdir / "params.py", num_iter=50, steps=100, ckpt=100)
+    variables = write_variables(workdir / "vars.sh")
+    exp = workdir / "logs" / "tiny"
+    proc = start_script(variables, workdir / "run.log")
+    try:
+        assert wait_for(lambda: (exp / "status" / "learner.json").is_file(), 240)
+        pids = [p.pid for p in programs_of(exp)]
+        assert len(pids) >= 4  # launcher + replay server + learner + worker
+        import time
+
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 143
+        assert time.monotonic() - t0 < 30
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not programs_of(exp)
+    # The learner saved its progress on the way out.
+    assert latest_checkpoint_step(exp) > 0
+
+
+def test_two_experiments_at_once_do_not_collide(workdir):
+    write_params(workdir / "params.py", num_iter=2, steps=100, ckpt=1)
+    first = write_variables(workdir / "a.sh", SAC_EXP_NAME="a")
+    second = write_variables(workdir / "b.sh", SAC_EXP_NAME="b")
+    procs = [start_script(first, workdir / "a.log"), start_script(second, workdir / "b.log")]
+    try:
+        codes = [p.wait(timeout=400) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert codes == [0, 0], (workdir / "a.log").read_text() + (workdir / "b.log").read_text()
+    ports = [json.loads((workdir / "logs" / n / "launches.jsonl").read_text())["port"]
+             for n in ("a", "b")]
+    assert ports[0] != ports[1]
+
+
+@pytest.mark.parametrize("example,config", [
+    ("minitaur", "minitaur.json"),
+    ("halfcheetah", "halfcheetah.json"),
+])
+def test_shipped_examples_collect_train_and_checkpoint(workdir, example, config):
+    """The big examples start for a few iterations with their own env and networks."""
+    write_params(workdir / "params.py", num_iter=2, steps=50, ckpt=1, base=example, extra="""
+        n_buffer_init_episodes = 1
+        n_eval_episodes = 0
+        actor_fc_layers = Base.actor_fc_layers
+        critic_joint_fc_layers = Base.critic_joint_fc_layers
+    """)
+    variables = write_variables(workdir / "vars.sh", SAC_CONFIG=str(REPO / "config" / config))
+    result = run_script(variables, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    exp = workdir / "logs" / "tiny"
+    assert latest_checkpoint_step(exp) == 100
+    assert json.loads((exp / "status" / "worker_0.json").read_text())["env_steps"] >= 1
+    assert json.loads((exp / "status" / "learner.json").read_text())["replay_size"] >= 64
+    settings = json.loads((exp / "settings.json").read_text())
+    assert settings["env_config"] == json.loads((REPO / "config" / config).read_text())
+
+
+def test_default_training_variables_are_valid():
+    """The shipped training_variables.sh names existing files and only known variables."""
+    from tfagents_system import settings
+
+    variables = settings.load_training_variables(REPO / "training_variables.sh")
+    assert variables.params.is_file() and variables.config.is_file()
+    assert variables.num_workers is None  # auto: scales with the machine
+    assert variables.logs_dir == REPO / "logs"
+
+
+def test_killed_program_stops_the_run_with_its_log(workdir):
+    write_params(workdir / "params.py", num_iter=50, steps=100, ckpt=100)
+    variables = write_variables(workdir / "vars.sh")
+    exp = workdir / "logs" / "tiny"
+    proc = start_script(variables, workdir / "run.log")
+    try:
+        assert wait_for(lambda: (exp / "status" / "worker_0.json").is_file(), 240)
+        worker = next(p for p in programs_of(exp) if "collect_worker" in " ".join(p.cmdline())
+                      and "taskset" not in p.cmdline()[0])
+        worker.kill()
+        code = proc.wait(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out = (workdir / "run.log").read_text()
+    assert code == 1
+    assert "worker_0 was killed by SIGKILL" in out
+    assert not programs_of(exp)
+
+
+def test_usage_without_argument():
+    result = run_script(None)
+    assert result.returncode == 2
+    assert "usage: ./run_script.sh TRAINING_VARIABLES.sh" in result.stderr
+
+
+def test_help():
+    result = subprocess.run([str(REPO / "run_script.sh"), "--help"], capture_output=True,
+                            text=True)
+    assert result.returncode == 0 and "usage:" in result.stdout
