@@ -1,20 +1,26 @@
-"""Default example: InvertedPendulumBulletEnv-v0 (pybullet), tuned to reach a
-greedy return of 1000 within minutes on a 2-core machine. See README.md,
-"The default example", for why each value differs from the SAC defaults."""
+"""Default example: InvertedPendulumBulletEnv-v0 (pybullet).
 
-from tfagents_system.envs import load_gym_env
-from tfagents_system.params import TrainParamsBase
+Tuned to reach a greedy return of 1000 within minutes on a 2-core machine;
+README.md ("The default example") says why each value differs from the SAC
+defaults and what was measured."""
+
+from tfagents_system.params import GymTrainParams
 
 
-class TrainParams(TrainParamsBase):
-    num_iter = 30
+class TrainParams(GymTrainParams):
+    # Shorter horizon, faster target tracking and larger steps than the paper's
+    # defaults (the pybullet settings of the rl-baselines3-zoo SAC tuning):
+    # with 0.99 / 0.005 / 3e-4 the greedy return stalled near 200 for 10k+ steps.
+    discount = 0.98
+    target_update_tau = 0.02
+    actor_learning_rate = 7.3e-4
+    critic_learning_rate = 7.3e-4
+    alpha_learning_rate = 7.3e-4
+
+    num_iter = 20  # 20k gradient steps; 1000 was first reached near 12k
     num_steps_per_iter = 1000
     min_replay_size = 1000
-    n_buffer_init_episodes = 20
+    n_buffer_init_episodes = 20  # ~500 random steps
     n_eval_episodes = 5
     eval_period_itrs = 2
     checkpoint_period_itrs = 5
-
-    def env_ctor(self, seed=None, *args, **kwargs):
-        return load_gym_env(self.env_config["env_id"], seed=seed,
-                            max_episode_steps=self.env_config.get("max_episode_steps"))

@@ -167,10 +167,15 @@ class ExperienceWriter:
     a stop request is noticed within about a second even when the table is full.
     """
 
+    # Items a writer may have in flight before it waits for the server: holds a
+    # samples-per-insert ratio within an episode and keeps client memory bounded.
+    MAX_PENDING_ITEMS = 64
+
     def __init__(self, client, should_stop: Callable[[], bool]):
         self._writer = client.trajectory_writer(num_keep_alive_refs=C.SEQUENCE_LENGTH)
         self._should_stop = should_stop
         self._steps_in_episode = 0
+        self._items_since_flush = 0
 
     def __call__(self, traj) -> None:
         import tree
@@ -181,20 +186,28 @@ class ExperienceWriter:
             item = tree.map_structure(lambda column: column[-C.SEQUENCE_LENGTH:],
                                       self._writer.history)
             self._writer.create_item(C.EXPERIENCE_TABLE, priority=1.0, trajectory=item)
+            self._items_since_flush += 1
         if traj.is_boundary():
-            self.end_episode()
+            self._wait(lambda timeout: self._writer.end_episode(clear_buffers=True,
+                                                                timeout_ms=timeout))
+            self._steps_in_episode = 0
+            self._items_since_flush = 0
+        elif self._items_since_flush >= 2 * self.MAX_PENDING_ITEMS:
+            self._wait(lambda timeout: self._writer.flush(
+                block_until_num_items=self.MAX_PENDING_ITEMS, timeout_ms=timeout))
+            self._items_since_flush = self.MAX_PENDING_ITEMS
 
-    def end_episode(self) -> None:
+    def _wait(self, call) -> None:
+        """Retry a blocking writer call in 1 s slices so a stop request is seen."""
         import reverb
 
         while True:
             try:
-                self._writer.end_episode(clear_buffers=True, timeout_ms=1000)
-                break
+                call(1000)
+                return
             except reverb.errors.DeadlineExceededError:
                 if self._should_stop():
-                    raise StopRequested()
-        self._steps_in_episode = 0
+                    raise StopRequested() from None
 
     def close(self) -> None:
         self._writer.close()

@@ -103,8 +103,12 @@ def run_worker(params, paths: runtime.ExperimentPaths, address: str, worker_inde
         random_policy = random_py_policy.RandomPyPolicy(
             collect_env.time_step_spec(), collect_env.action_spec(), seed=collect_seed)
         log.info("seeding the buffer with %d uniform random episodes", n_init)
-        py_driver.PyDriver(collect_env, random_policy, observers=[writer, stats],
-                           max_episodes=n_init).run(collect_env.reset())
+        try:
+            py_driver.PyDriver(collect_env, random_policy, observers=[writer, stats],
+                               max_episodes=n_init).run(collect_env.reset())
+        except builders.StopRequested:
+            if should_stop():
+                raise  # else training completed during the warm-up: evaluate and finish
         stats.pop_finished()
 
     wait_for_policy(paths.policy(C.COLLECT_POLICY), should_stop)
@@ -169,7 +173,8 @@ def run_worker(params, paths: runtime.ExperimentPaths, address: str, worker_inde
         if should_stop():
             raise builders.StopRequested()
     collect_tb.flush()
-    runtime.write_json_atomic(status_path, {**status, "time": time.time(), "finished": True})
+    status.update(env_steps=stats.env_steps, time=time.time(), finished=True)
+    runtime.write_json_atomic(status_path, status)
     writer.close()
     log.info("done: %d env steps, %d episodes", stats.env_steps, status["episodes"])
 

@@ -185,6 +185,28 @@ class TrainParamsBase(abc.ABC):
         return problems
 
 
+class GymTrainParams(TrainParamsBase):
+    """Params whose env is a registered gym/pybullet id taken from the config:
+
+        {"env_id": "HalfCheetahBulletEnv-v0",
+         "max_episode_steps": 1000,      (optional; default: the registered limit)
+         "gym_kwargs": {...}}            (optional; passed to the env's constructor)
+    """
+
+    def env_ctor(self, seed=None, *args, **kwargs):
+        from tfagents_system.envs import EnvError, load_gym_env
+
+        if "env_id" not in self.env_config:
+            raise EnvError('the config has no "env_id"; add e.g. '
+                           '"env_id": "InvertedPendulumBulletEnv-v0"')
+        return load_gym_env(
+            self.env_config["env_id"],
+            seed=seed,
+            max_episode_steps=self.env_config.get("max_episode_steps"),
+            gym_kwargs={**self.env_config.get("gym_kwargs", {}), **kwargs},
+        )
+
+
 def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 

@@ -33,6 +33,14 @@ def _write(tmp_path, name, text):
     return path
 
 
+def _stray_dir(tmp_path):
+    """A user's own directory where the experiment would go."""
+    stray = tmp_path / "logs" / "stray"
+    stray.mkdir(parents=True)
+    (stray / "notes.txt").write_text("user file")
+    return stray
+
+
 CASES = {
     "missing variables file": (lambda t: t / "nope.sh", "training variables file"),
     "unknown variable": (
@@ -82,8 +90,7 @@ CASES = {
         lambda t: write_variables(t / "v.sh", SAC_EXP_NAME="new", SAC_TRAIN_CPUS=4096),
         "SAC_TRAIN_CPUS=4096 need 4096 CPUs but this launch may use"),
     "not an experiment dir": (
-        lambda t: (t / "logs" / "stray").mkdir(parents=True) or (t / "logs" / "stray" / "x")
-        .write_text("user file") or write_variables(t / "v.sh", SAC_EXP_NAME="stray"),
+        lambda t: _stray_dir(t) and write_variables(t / "v.sh", SAC_EXP_NAME="stray"),
         "not an experiment of this tool"),
 }
 
