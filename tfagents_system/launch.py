@@ -73,15 +73,8 @@ def hyperparameters(params: TrainParamsBase) -> dict:
 
 def check_environment(params: TrainParamsBase, params_file: Path) -> int | None:
     """Build a collect and an eval env once; return the collect env's step limit."""
-    import contextlib
-    import io
-    import warnings
-
-    warnings.filterwarnings("ignore")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    with contextlib.redirect_stderr(io.StringIO()):  # import banners of gym and TF
-        import tf_agents.environments  # noqa: F401
-        from tfagents_system import builders, envs
+    runtime.import_quietly()
+    from tfagents_system import builders, envs
 
     envs_built = []
     try:
@@ -417,6 +410,38 @@ def summary(plan: Plan) -> str:
     ])
 
 
+def render_results(plan: Plan, env: dict | None = None) -> list[str]:
+    """After training: one video of the final greedy policy and the learning curves.
+
+    Returns the lines to print last. A failure here does not fail the run (the
+    training itself succeeded); it is reported instead.
+    """
+    exp = str(plan.paths.root)
+    env = env or dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONWARNINGS="ignore",
+                      PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT),
+                                                               os.environ.get("PYTHONPATH")])))
+    lines = []
+    video_dir = plan.paths.root / "evaluations" / "final_seed0"
+    curves = plan.paths.root / "learning_curves.png"
+    jobs = [("video", ["tfagents_system.run", "--exp_dir", exp, "--num_episodes", "1",
+                       "--output", str(video_dir)]),
+            ("learning curves", ["tfagents_system.plot", exp, "--output", str(curves)])]
+    for label, args in jobs:
+        result = subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True,
+                                env=env, cwd=str(REPO_ROOT), stdin=subprocess.DEVNULL,
+                                check=False)
+        if result.returncode != 0:
+            error = (result.stderr.strip().splitlines() or ["(no output)"])[-1]
+            lines.append(f"  {label:<15} not made: {error}")
+        elif label == "video":
+            summary = runtime.read_json(video_dir / "summary.json")
+            lines.append(f"  {label:<15} {summary['videos'][0]} "
+                         f"(return {summary['returns'][0]:.1f})")
+        else:
+            lines.append(f"  {label:<15} {curves}")
+    return lines
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -444,7 +469,10 @@ def main(argv=None) -> int:
     finally:
         lock.close()
     if code == 0:
-        print(summary(plan))
+        print(summary(plan), flush=True)
+        print("rendering a video of the final greedy policy and the learning curves...",
+              flush=True)
+        print("\n".join(render_results(plan)))
     return code
 
 

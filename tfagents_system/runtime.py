@@ -81,6 +81,26 @@ def load_experiment(exp_dir: str | Path):
     return paths, params, settings
 
 
+def import_quietly() -> None:
+    """Import TF, TF-Agents, gym and pybullet with their banners and warnings muted.
+
+    For the command-line tools, whose output is read by people; the programs
+    keep everything in their logs.
+    """
+    import contextlib
+    import io
+    import warnings
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    warnings.filterwarnings("ignore")
+    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+        import tf_agents.environments  # noqa: F401
+
+        from tfagents_system import envs
+
+        envs._import_gym()  # noqa: SLF001
+
+
 def configure_threads() -> int:
     """Match TF's thread pools to the CPU slice the launcher gave this process."""
     threads = int(os.environ.get(C.ENV_THREADS, "0")) or len(os.sched_getaffinity(0))

@@ -23,12 +23,9 @@ def workdir(tmp_path):
     assert not leftovers, f"processes left behind: {leftovers}"
 
 
-def test_tiny_run_completes_with_every_artifact(workdir):
-    write_params(workdir / "params.py", num_iter=3, steps=100, ckpt=2)
-    variables = write_variables(workdir / "vars.sh", SAC_NUM_COLLECT_WORKERS=2)
-    result = run_script(variables)
-    assert result.returncode == 0, result.stdout + result.stderr
-    exp = workdir / "logs" / "tiny"
+def test_tiny_run_completes_with_every_artifact(tiny_finished):
+    result, exp = tiny_finished.result, tiny_finished.exp
+    variables = tiny_finished.variables
     assert not programs_of(exp), "a program outlived the launcher"
 
     # The launcher reported its CPU layout and where everything is.
@@ -64,7 +61,15 @@ def test_tiny_run_completes_with_every_artifact(workdir):
         assert any((exp / tb).glob("events.out.tfevents.*")), tb
     for copy in ("config.json", "params.py", "settings.json"):
         assert (exp / copy).is_file()
-    assert (exp / "params.py").read_text() == (workdir / "params.py").read_text()
+    assert (exp / "params.py").read_text() == (tiny_finished.workdir / "params.py").read_text()
+
+    # The run ends with a video of the final greedy policy and the learning curves.
+    last = result.stdout.strip().splitlines()[-2:]
+    video = exp / "evaluations" / "final_seed0" / "episode_000.mp4"
+    assert last[0].split()[:2] == ["video", str(video)], last
+    assert last[1].split() == ["learning", "curves", str(exp / "learning_curves.png")], last
+    assert video.stat().st_size > 1000
+    assert (exp / "learning_curves.png").stat().st_size > 10_000
 
     # Launching it again: finished, exit 0, nothing touched.
     before = {p: p.stat().st_mtime_ns for p in exp.rglob("*") if p.is_file()}
@@ -206,3 +211,19 @@ def test_help():
     result = subprocess.run([str(REPO / "run_script.sh"), "--help"], capture_output=True,
                             text=True)
     assert result.returncode == 0 and "usage:" in result.stdout
+
+
+def test_no_orphans_when_the_launcher_is_killed(workdir):
+    """Even SIGKILL to run_script.sh (no cleanup code runs) leaves no program behind."""
+    write_params(workdir / "params.py", num_iter=50, steps=100, ckpt=100)
+    variables = write_variables(workdir / "vars.sh")
+    exp = workdir / "logs" / "tiny"
+    proc = start_script(variables, workdir / "run.log")
+    try:
+        assert wait_for(lambda: len(programs_of(exp)) == 3, 240)
+        proc.kill()
+        proc.wait(timeout=10)
+        assert wait_for(lambda: not programs_of(exp), 60), programs_of(exp)
+    finally:
+        if proc.poll() is None:
+            proc.kill()

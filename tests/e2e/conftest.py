@@ -1,0 +1,34 @@
+"""A tiny finished experiment, trained once per session by the real scripts."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from launch_helpers import kill_leftovers, run_script, write_params, write_variables
+
+
+@dataclass
+class FinishedRun:
+    workdir: Path
+    exp: Path
+    variables: Path
+    result: subprocess.CompletedProcess
+
+
+@pytest.fixture(scope="session")
+def tiny_finished(tmp_path_factory) -> FinishedRun:
+    """3 iterations x 100 steps, 2 workers, on InvertedPendulumBullet."""
+    workdir = tmp_path_factory.mktemp("tiny_finished")
+    write_params(workdir / "params.py", num_iter=3, steps=100, ckpt=2)
+    variables = write_variables(workdir / "vars.sh", SAC_NUM_COLLECT_WORKERS=2)
+    try:
+        result = run_script(variables)
+    finally:
+        leftovers = kill_leftovers(workdir)
+    assert not leftovers, f"processes left behind: {leftovers}"
+    assert result.returncode == 0, result.stdout + result.stderr
+    return FinishedRun(workdir, workdir / "logs" / "tiny", variables, result)
