@@ -10,6 +10,7 @@ train step, after a final evaluation.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 
@@ -18,6 +19,7 @@ import numpy as np
 from tfagents_system import builders
 from tfagents_system import constants as C
 from tfagents_system import runtime
+from tfagents_system.curriculum import Curriculum, check_env_supports, parse_curriculum
 
 
 def wait_for_policy(path, should_stop) -> None:
@@ -51,6 +53,25 @@ class EpisodeStats:
         return done
 
 
+class CurriculumApplier:
+    """Applies the curriculum's values for an iteration to a worker's envs, once per change."""
+
+    def __init__(self, curriculum: Curriculum, envs: dict, log):
+        self._curriculum = curriculum
+        self._envs = envs
+        self._log = log
+        self.applied: dict[str, dict] = {role: {} for role in envs}
+
+    def apply(self, role: str, iteration: int) -> dict:
+        values = self._curriculum.values_at(iteration, role)
+        if values and values != self.applied[role]:
+            self._envs[role].set_state(dict(values))
+            self.applied[role] = values
+            self._log.info("curriculum: %s env set_state %s at iteration %d", role,
+                           json.dumps(values, sort_keys=True), iteration)
+        return values
+
+
 def run_episodes(env, policy, n: int, should_stop) -> list[tuple[float, int]]:
     """Run n full episodes without writing experience; (return, length) each."""
     results = []
@@ -82,16 +103,25 @@ def run_worker(params, paths: runtime.ExperimentPaths, address: str, worker_inde
     collect_env = builders.make_env(params, builders.COLLECT, seed=collect_seed)
     eval_env = builders.make_env(params, builders.EVAL, seed=eval_seed)
     log.info("collect env seed %d, eval env seed %d", collect_seed, eval_seed)
+    curriculum = parse_curriculum(params.env_config, str(paths.config))
+    for role, env in ((builders.COLLECT, collect_env), (builders.EVAL, eval_env)):
+        check_env_supports(curriculum, env, role, str(paths.config))
+    applier = CurriculumApplier(curriculum, {builders.COLLECT: collect_env,
+                                             builders.EVAL: eval_env}, log)
 
     client = builders.wait_for_server(address, should_stop)
     weights = builders.WeightsExchange(client)
     # Inserts may block on the rate limiter once the learner has finished: give up then too.
     writer = builders.ExperienceWriter(client, lambda: should_stop() or paths.complete.exists())
+    status_path = paths.status / f"{name}.json"
+    # A restarted worker continues its counters, so its TensorBoard steps never go back.
+    previous = runtime.read_json(status_path) if status_path.is_file() else {}
     stats = EpisodeStats()
+    stats.env_steps = int(previous.get("env_steps", 0))
+    status = {"pid": os.getpid(), "env_steps": stats.env_steps,
+              "episodes": int(previous.get("episodes", 0))}
     collect_tb = tf.summary.create_file_writer(str(paths.tensorboard(C.COLLECT_TB_DIR, name)))
     eval_tb = tf.summary.create_file_writer(str(paths.tensorboard(C.EVAL_TB_DIR, name)))
-    status_path = paths.status / f"{name}.json"
-    status = {"pid": os.getpid(), "env_steps": 0, "episodes": 0}
 
     weights.wait_until_available(should_stop)
     _, train_step = weights.fetch()
@@ -99,6 +129,7 @@ def run_worker(params, paths: runtime.ExperimentPaths, address: str, worker_inde
 
     n_init = builders.init_episodes_for_worker(params.n_buffer_init_episodes, num_workers,
                                                worker_index)
+    applier.apply(builders.COLLECT, train_step // params.num_steps_per_iter)
     if train_step == 0 and n_init:
         random_policy = random_py_policy.RandomPyPolicy(
             collect_env.time_step_spec(), collect_env.action_spec(), seed=collect_seed)
@@ -130,6 +161,7 @@ def run_worker(params, paths: runtime.ExperimentPaths, address: str, worker_inde
         nonlocal last_eval_step
         if params.n_eval_episodes == 0 or step == last_eval_step:
             return
+        applier.apply(builders.EVAL, step // params.num_steps_per_iter)
         results = run_episodes(eval_env, eval_policy, params.n_eval_episodes, should_stop)
         returns = [r for r, _ in results]
         mean_return = float(np.mean(returns))
@@ -148,6 +180,7 @@ def run_worker(params, paths: runtime.ExperimentPaths, address: str, worker_inde
             evaluate(train_step)
             break
         iteration = train_step // params.num_steps_per_iter
+        stage = applier.apply(builders.COLLECT, iteration)
         if iteration >= next_eval_iteration:
             evaluate(train_step)
             next_eval_iteration = (iteration // params.eval_period_itrs + 1) * params.eval_period_itrs
@@ -165,8 +198,11 @@ def run_worker(params, paths: runtime.ExperimentPaths, address: str, worker_inde
                 tf.summary.scalar(C.M_EPISODE_LENGTH, length)
             tf.summary.scalar(C.M_ENV_STEPS, stats.env_steps)
             tf.summary.scalar(C.M_ENV_STEPS_PER_SEC, rate)
+            for name, value in stage.items():
+                tf.summary.scalar(f"{C.M_CURRICULUM_PREFIX}{name}", value)
         status.update(env_steps=stats.env_steps, episodes=status["episodes"] + len(finished),
-                      env_steps_per_sec=rate, train_step_seen=train_step, time=time.time())
+                      env_steps_per_sec=rate, train_step_seen=train_step, time=time.time(),
+                      curriculum=stage)
         if finished:
             status["return"] = finished[-1][0]
         runtime.write_json_atomic(status_path, status)

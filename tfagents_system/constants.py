@@ -56,3 +56,4 @@ M_ENV_STEPS = "episode/env_steps"
 M_ENV_STEPS_PER_SEC = "speed/env_steps_per_sec"
 M_EVAL_RETURN = "eval/return"
 M_EVAL_LENGTH = "eval/episode_length"
+M_CURRICULUM_PREFIX = "curriculum/"  # + parameter name, per worker (collect/<worker>/)

@@ -55,15 +55,13 @@ def load_gym_env(
     if max_episode_steps is None:
         max_episode_steps = spec.max_episode_steps or 0
     gym_env = strip_gym_time_limit(gym_env)
+    for wrapper in gym_env_wrappers:  # before seeding, so wrappers get the seed too
+        gym_env = wrapper(gym_env)
     if seed is not None:
         gym_env.seed(int(seed))
         gym_env.action_space.seed(int(seed))
-    return suite_gym.wrap_env(
-        gym_env,
-        max_episode_steps=max_episode_steps,
-        gym_env_wrappers=gym_env_wrappers,
-        env_wrappers=env_wrappers,
-    )
+    return suite_gym.wrap_env(gym_env, max_episode_steps=max_episode_steps,
+                              env_wrappers=env_wrappers)
 
 
 def strip_gym_time_limit(gym_env):

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tfagents_system import constants as C
-from tfagents_system import cpu_layout, runtime, settings
+from tfagents_system import cpu_layout, curriculum, runtime, settings
 from tfagents_system.params import ParamsError, TrainParamsBase, load_params
 
 EXIT_BAD_INPUT = 2
@@ -71,7 +71,8 @@ def hyperparameters(params: TrainParamsBase) -> dict:
     return out
 
 
-def check_environment(params: TrainParamsBase, params_file: Path) -> int | None:
+def check_environment(params: TrainParamsBase, params_file: Path, config_file: Path
+                      ) -> int | None:
     """Build a collect and an eval env once; return the collect env's step limit."""
     runtime.import_quietly()
     from tfagents_system import builders, envs
@@ -87,6 +88,8 @@ def check_environment(params: TrainParamsBase, params_file: Path) -> int | None:
                     f"{type(exc).__name__} building the {kind} env: {exc}"
                 ) from exc
             envs_built.append(env)
+            curriculum.check_env_supports(curriculum.parse_curriculum(params.env_config),
+                                          env, kind, f"config file {config_file}")
         spec = envs_built[0].action_spec()
         import numpy as np
 
@@ -133,13 +136,14 @@ def prepare(variables_file: str) -> Plan | None:
     else:
         config_file, params_file = variables.config, variables.params
     config = settings.load_config(config_file)
+    curriculum.parse_curriculum(config, f"config file {config_file}")
     params = load_params(params_file, config)
     layout = cpu_layout.plan_layout(
         cpu_layout.available_cpus(), variables.num_workers, variables.reverb_cpus,
         variables.train_cpus, variables.worker_cpus,
     )
     if not resuming:
-        max_steps = check_environment(params, params_file)
+        max_steps = check_environment(params, params_file, config_file)
         from tfagents_system.builders import replay_capacity
 
         create_experiment(paths, variables, params, config_file, params_file, {
@@ -455,7 +459,8 @@ def main(argv=None) -> int:
                   f"(see {variables.exp_dir / C.COMPLETE_FILE}); nothing to do")
             return 0
         lock = lock_experiment(plan.paths)
-    except (LaunchError, settings.SettingsError, ParamsError, cpu_layout.LayoutError) as exc:
+    except (LaunchError, settings.SettingsError, ParamsError, cpu_layout.LayoutError,
+            curriculum.CurriculumError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     print(f"{'resuming' if plan.resuming else 'starting'} experiment {plan.paths.root}")

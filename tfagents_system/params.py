@@ -190,7 +190,9 @@ class GymTrainParams(TrainParamsBase):
 
         {"env_id": "HalfCheetahBulletEnv-v0",
          "max_episode_steps": 1000,      (optional; default: the registered limit)
-         "gym_kwargs": {...}}            (optional; passed to the env's constructor)
+         "gym_kwargs": {...},            (optional; passed to the env's constructor)
+         "domain_randomization": true}   (optional; pybullet dynamics randomization
+                                          whose spreads a curriculum sets)
     """
 
     def env_ctor(self, seed=None, *args, **kwargs):
@@ -199,11 +201,17 @@ class GymTrainParams(TrainParamsBase):
         if "env_id" not in self.env_config:
             raise EnvError('the config has no "env_id"; add e.g. '
                            '"env_id": "InvertedPendulumBulletEnv-v0"')
+        wrappers = ()
+        if self.env_config.get("domain_randomization"):
+            from tfagents_system.domain_randomization import DynamicsRandomizer
+
+            wrappers = (DynamicsRandomizer,)
         return load_gym_env(
             self.env_config["env_id"],
             seed=seed,
             max_episode_steps=self.env_config.get("max_episode_steps"),
             gym_kwargs={**self.env_config.get("gym_kwargs", {}), **kwargs},
+            gym_env_wrappers=wrappers,
         )
 
 

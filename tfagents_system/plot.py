@@ -49,7 +49,8 @@ def read_scalars(run_dir: Path) -> dict[str, Series]:
 
     acc = event_accumulator.EventAccumulator(
         str(run_dir), size_guidance={event_accumulator.TENSORS: 0,
-                                     event_accumulator.SCALARS: 0})
+                                     event_accumulator.SCALARS: 0},
+        purge_orphaned_data=False)
     acc.Reload()
     out = {}
     for tag in acc.Tags().get("tensors", []):

@@ -22,10 +22,13 @@ def test_training_variables_file_only_uses_known_names():
 
 
 def test_every_metric_is_documented():
-    metrics = [v for k, v in vars(C).items() if k.startswith("M_")]
+    prefixes = [v for k, v in vars(C).items() if k.startswith("M_") and k.endswith("PREFIX")]
+    metrics = [v for k, v in vars(C).items() if k.startswith("M_") and not k.endswith("PREFIX")]
     assert len(metrics) >= 10
     for metric in metrics:
         assert f"`{metric}`" in README, metric
+    for prefix in prefixes:
+        assert f"`{prefix}<name>`" in README, prefix
 
 
 def test_readme_commands_exist():
