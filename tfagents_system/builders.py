@@ -117,6 +117,15 @@ def wait_for_server(address: str, should_stop: Callable[[], bool], timeout_s: fl
             time.sleep(0.5)
 
 
+def server_alive(client) -> bool:
+    """Whether the replay server answers now (any gRPC failure means no)."""
+    try:
+        client.server_info(timeout=5)
+        return True
+    except Exception:
+        return False
+
+
 class WeightsExchange:
     """Publishes and fetches (policy variables, train step) through the one-slot table.
 
@@ -227,7 +236,8 @@ def make_agent(params: TrainParamsBase, time_step_spec, action_spec, train_step)
     return agent
 
 
-def experience_dataset(address: str, collect_data_spec, batch_size: int):
+def experience_dataset(address: str, collect_data_spec, batch_size: int,
+                       rate_limiter_timeout_ms: int = -1):
     """Batches of 2-step trajectories sampled uniformly from the experience table."""
     import reverb
     import tensorflow as tf
@@ -242,6 +252,7 @@ def experience_dataset(address: str, collect_data_spec, batch_size: int):
         dtypes=dtypes,
         shapes=shapes,
         max_in_flight_samples_per_worker=2 * batch_size,
+        rate_limiter_timeout_ms=rate_limiter_timeout_ms,
     )
     dataset = dataset.map(lambda sample: sample.data)
     return dataset.batch(batch_size, drop_remainder=True).prefetch(2)

@@ -21,13 +21,11 @@ from tfagents_system import constants as C
 from tfagents_system import runtime
 from tfagents_system.curriculum import Curriculum, check_env_supports, parse_curriculum
 
-
 def wait_for_policy(path, should_stop) -> None:
     while not (path / C.POLICY_READY).exists():
         if should_stop():
             raise builders.StopRequested()
         time.sleep(0.5)
-
 
 class EpisodeStats:
     """Driver observer counting env steps and completed episode returns."""
@@ -52,7 +50,6 @@ class EpisodeStats:
         done, self.finished = self.finished, []
         return done
 
-
 class CurriculumApplier:
     """Applies the curriculum's values for an iteration to a worker's envs, once per change."""
 
@@ -70,7 +67,6 @@ class CurriculumApplier:
             self._log.info("curriculum: %s env set_state %s at iteration %d", role,
                            json.dumps(values, sort_keys=True), iteration)
         return values
-
 
 def run_episodes(env, policy, n: int, should_stop) -> list[tuple[float, int]]:
     """Run n full episodes without writing experience; (return, length) each."""
@@ -90,9 +86,28 @@ def run_episodes(env, policy, n: int, should_stop) -> list[tuple[float, int]]:
         results.append((total, length))
     return results
 
+class ReplayLink:
+    """A worker's connection to the replay server, rebuilt if the server restarts."""
+
+    def __init__(self, address: str, should_stop, give_up_writing):
+        self._address = address
+        self._should_stop = should_stop
+        self._give_up_writing = give_up_writing
+        self.connect()
+
+    def connect(self) -> None:
+        self.client = builders.wait_for_server(self._address, self._should_stop)
+        self.weights = builders.WeightsExchange(self.client)
+        self.writer = builders.ExperienceWriter(self.client, self._give_up_writing)
+
+    def write(self, traj) -> None:
+        self.writer(traj)
+
+    def alive(self) -> bool:
+        return builders.server_alive(self.client)
 
 def run_worker(params, paths: runtime.ExperimentPaths, address: str, worker_index: int,
-               num_workers: int, should_stop, log) -> None:
+               num_workers: int, should_stop, log, heartbeat=None) -> None:
     import tensorflow as tf
     from tf_agents.drivers import py_driver
     from tf_agents.policies import py_tf_eager_policy, random_py_policy
@@ -109,10 +124,15 @@ def run_worker(params, paths: runtime.ExperimentPaths, address: str, worker_inde
     applier = CurriculumApplier(curriculum, {builders.COLLECT: collect_env,
                                              builders.EVAL: eval_env}, log)
 
-    client = builders.wait_for_server(address, should_stop)
-    weights = builders.WeightsExchange(client)
+    beat = heartbeat.beat if heartbeat is not None else (lambda: None)
+    stop_requested = should_stop
+
+    def should_stop() -> bool:  # polled about every second by every wait: a heartbeat too
+        beat()
+        return stop_requested()
+
     # Inserts may block on the rate limiter once the learner has finished: give up then too.
-    writer = builders.ExperienceWriter(client, lambda: should_stop() or paths.complete.exists())
+    link = ReplayLink(address, should_stop, lambda: should_stop() or paths.complete.exists())
     status_path = paths.status / f"{name}.json"
     # A restarted worker continues its counters, so its TensorBoard steps never go back.
     previous = runtime.read_json(status_path) if status_path.is_file() else {}
@@ -123,8 +143,8 @@ def run_worker(params, paths: runtime.ExperimentPaths, address: str, worker_inde
     collect_tb = tf.summary.create_file_writer(str(paths.tensorboard(C.COLLECT_TB_DIR, name)))
     eval_tb = tf.summary.create_file_writer(str(paths.tensorboard(C.EVAL_TB_DIR, name)))
 
-    weights.wait_until_available(should_stop)
-    _, train_step = weights.fetch()
+    link.weights.wait_until_available(should_stop)
+    _, train_step = link.weights.fetch()
     target = params.total_train_steps
 
     n_init = builders.init_episodes_for_worker(params.n_buffer_init_episodes, num_workers,
@@ -135,7 +155,7 @@ def run_worker(params, paths: runtime.ExperimentPaths, address: str, worker_inde
             collect_env.time_step_spec(), collect_env.action_spec(), seed=collect_seed)
         log.info("seeding the buffer with %d uniform random episodes", n_init)
         try:
-            py_driver.PyDriver(collect_env, random_policy, observers=[writer, stats],
+            py_driver.PyDriver(collect_env, random_policy, observers=[link.write, stats],
                                max_episodes=n_init).run(collect_env.reset())
         except builders.StopRequested:
             if should_stop():
@@ -149,7 +169,8 @@ def run_worker(params, paths: runtime.ExperimentPaths, address: str, worker_inde
     eval_policy = py_tf_eager_policy.SavedModelPyTFEagerPolicy(
         str(paths.policy(C.GREEDY_POLICY)), load_specs_from_pbtxt=True)
     variable_lists = [collect_policy.variables(), eval_policy.variables()]
-    driver = py_driver.PyDriver(collect_env, collect_policy, observers=[writer, stats],
+    driver = py_driver.PyDriver(collect_env, collect_policy,
+                                observers=[link.write, stats, lambda _: beat()],
                                 max_episodes=params.n_train_episodes_per_iter)
     time_step = collect_env.reset()
 
@@ -174,11 +195,13 @@ def run_worker(params, paths: runtime.ExperimentPaths, address: str, worker_inde
         log.info("eval at train step %d: mean return %.2f over %d episodes (min %.2f, max %.2f)",
                  step, mean_return, len(returns), min(returns), max(returns))
 
-    while True:
-        train_step = weights.fetch_into(variable_lists)
+    def one_round() -> bool:
+        """Refresh weights, maybe evaluate, collect; True once training is complete."""
+        nonlocal time_step, next_eval_iteration
+        train_step = link.weights.fetch_into(variable_lists)
         if train_step >= target:
             evaluate(train_step)
-            break
+            return True
         iteration = train_step // params.num_steps_per_iter
         stage = applier.apply(builders.COLLECT, iteration)
         if iteration >= next_eval_iteration:
@@ -189,7 +212,7 @@ def run_worker(params, paths: runtime.ExperimentPaths, address: str, worker_inde
         except builders.StopRequested:
             if should_stop():
                 raise
-            continue  # training completed while this episode waited to be written
+            return False  # training completed while this episode waited to be written
         rate = meter.rate(stats.env_steps)
         finished = stats.pop_finished()
         with collect_tb.as_default(step=stats.env_steps):
@@ -198,8 +221,8 @@ def run_worker(params, paths: runtime.ExperimentPaths, address: str, worker_inde
                 tf.summary.scalar(C.M_EPISODE_LENGTH, length)
             tf.summary.scalar(C.M_ENV_STEPS, stats.env_steps)
             tf.summary.scalar(C.M_ENV_STEPS_PER_SEC, rate)
-            for name, value in stage.items():
-                tf.summary.scalar(f"{C.M_CURRICULUM_PREFIX}{name}", value)
+            for param, value in stage.items():
+                tf.summary.scalar(f"{C.M_CURRICULUM_PREFIX}{param}", value)
         status.update(env_steps=stats.env_steps, episodes=status["episodes"] + len(finished),
                       env_steps_per_sec=rate, train_step_seen=train_step, time=time.time(),
                       curriculum=stage)
@@ -208,12 +231,27 @@ def run_worker(params, paths: runtime.ExperimentPaths, address: str, worker_inde
         runtime.write_json_atomic(status_path, status)
         if should_stop():
             raise builders.StopRequested()
+        return False
+
+    while True:
+        try:
+            if one_round():
+                break
+        except builders.StopRequested:
+            raise
+        except Exception as exc:  # a lost replay server is survivable; anything else is not
+            if link.alive():
+                raise
+            log.warning("replay server unreachable (%s: %s); waiting for it to come back",
+                        type(exc).__name__, exc)
+            link.connect()
+            time_step = collect_env.reset()
+            log.info("reconnected to the replay server")
     collect_tb.flush()
     status.update(env_steps=stats.env_steps, time=time.time(), finished=True)
     runtime.write_json_atomic(status_path, status)
-    writer.close()
+    link.writer.close()
     log.info("done: %d env steps, %d episodes", stats.env_steps, status["episodes"])
-
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
@@ -222,17 +260,20 @@ def main(argv=None) -> int:
     parser.add_argument("--worker_index", type=int, required=True)
     parser.add_argument("--num_workers", type=int, required=True)
     args = parser.parse_args(argv)
-    log = runtime.setup_logging(C.worker_name(args.worker_index))
+    runtime.die_with_parent()
+    name = C.worker_name(args.worker_index)
+    log = runtime.setup_logging(name)
     stop = runtime.StopFlag().install()
     threads = runtime.configure_threads()
     runtime.log_placement(log, threads)
     paths, params, _ = runtime.load_experiment(args.exp_dir)
+    heartbeat = runtime.Heartbeat(paths.status / f"{name}.heartbeat")
     try:
-        run_worker(params, paths, args.address, args.worker_index, args.num_workers, stop, log)
+        run_worker(params, paths, args.address, args.worker_index, args.num_workers, stop, log,
+                   heartbeat)
     except builders.StopRequested:
         log.info("stopped (%s)", stop.signal_name)
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())

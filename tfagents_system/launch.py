@@ -24,18 +24,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tfagents_system import constants as C
-from tfagents_system import cpu_layout, curriculum, runtime, settings
+from tfagents_system import cpu_layout, curriculum, runtime, settings, supervision
 from tfagents_system.params import ParamsError, TrainParamsBase, load_params
 
 EXIT_BAD_INPUT = 2
 REPO_ROOT = Path(__file__).resolve().parent.parent
-# Seconds a program gets to exit after SIGTERM before SIGKILL.
-STOP_GRACE_S = {C.LEARNER: 60.0, "worker": 20.0, C.REPLAY_SERVER: 15.0}
 
 
 class LaunchError(Exception):
@@ -208,48 +205,25 @@ def _die_with_parent() -> None:
 
 @dataclass
 class Program:
+    """One supervised program: its CPU slice, module arguments and log file."""
+
     name: str
     cpus: tuple[int, ...]
     args: list[str]
     log_path: Path
-    proc: subprocess.Popen | None = None
 
     @property
     def group(self) -> str:
         return "worker" if self.name.startswith("worker_") else self.name
 
-    def start(self, env: dict) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")
-        log.write(f"==== {time.strftime('%Y-%m-%d %H:%M:%S')} launch ====\n".encode())
-        log.flush()
-        env = dict(env)
+    def thread_env(self) -> dict[str, str]:
         threads = str(len(self.cpus))
-        env.update({C.ENV_THREADS: threads, "OMP_NUM_THREADS": threads,
-                    "TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": "1"})
-        cmd = ["taskset", "-c", cpu_layout.format_cpus(self.cpus), sys.executable, "-u", "-m",
-               *self.args]
-        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                     stdin=subprocess.DEVNULL, start_new_session=True,
-                                     preexec_fn=_die_with_parent, cwd=str(REPO_ROOT))
-        log.close()
+        return {C.ENV_THREADS: threads, "OMP_NUM_THREADS": threads,
+                "TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": "1"}
 
-    def poll(self) -> int | None:
-        return None if self.proc is None else self.proc.poll()
-
-    def signal(self, sig: int) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, sig)
-            except ProcessLookupError:
-                pass
-
-    def tail(self, lines: int = 8) -> str:
-        try:
-            with open(self.log_path, errors="replace") as fh:
-                return "".join(deque(fh, maxlen=lines))
-        except OSError:
-            return ""
+    def command(self, python: str) -> list[str]:
+        return ["taskset", "-c", cpu_layout.format_cpus(self.cpus), python, "-u", "-m",
+                *self.args]
 
 
 def build_programs(plan: Plan) -> list[Program]:
@@ -270,24 +244,6 @@ def build_programs(plan: Plan) -> list[Program]:
              "--worker_index", str(i), "--num_workers", str(len(layout.workers))],
             logs / f"{C.worker_name(i)}.log"))
     return programs
-
-
-def stop_programs(programs: list[Program]) -> None:
-    """SIGTERM in dependency order (learner, workers, replay server); SIGKILL stragglers."""
-    order = [C.LEARNER, "worker", C.REPLAY_SERVER]
-    for group in order:
-        members = [p for p in programs if p.group == group]
-        for p in members:
-            p.signal(signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE_S[group]
-        while time.monotonic() < deadline and any(p.poll() is None for p in members):
-            time.sleep(0.2)
-        for p in members:
-            if p.poll() is None:
-                print(f"{p.name} did not stop within {STOP_GRACE_S[group]:.0f}s: killing it",
-                      file=sys.stderr)
-                p.signal(signal.SIGKILL)
-                p.proc.wait()
 
 
 class Progress:
@@ -345,12 +301,40 @@ def _read_status(path: Path) -> dict:
         return {}
 
 
-def run(plan: Plan) -> int:
-    """Start the programs, watch them, and stop them all; the launcher's exit code."""
-    stop = runtime.StopFlag().install()
+def start_supervisor(plan: Plan) -> subprocess.Popen:
+    """Write this launch's supervisord.conf and start supervisord in the foreground."""
     programs = build_programs(plan)
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONWARNINGS="ignore")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    base_env = {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore",
+                "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT),
+                                                            os.environ.get("PYTHONPATH")]))}
+    rdir = supervision.run_dir(plan.paths.root)
+    for stale in (supervision.OUTCOME_FILE, supervision.RESTARTS_FILE):
+        (rdir / stale).unlink(missing_ok=True)  # per-launch state of a previous launch
+    conf = supervision.write_config(plan.paths.root, programs, sys.executable, REPO_ROOT,
+                                    base_env, plan.variables.hang_timeout_s,
+                                    plan.variables.max_restarts)
+    return subprocess.Popen(
+        [sys.executable, "-m", "supervisor.supervisord", "-n", "-c", str(conf)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+        start_new_session=True, preexec_fn=_die_with_parent, cwd=str(REPO_ROOT),
+        env=dict(os.environ, **base_env))
+
+
+def stop_supervisor(proc: subprocess.Popen, timeout_s: float = 90.0) -> None:
+    """SIGTERM: supervisord stops the programs in reverse start order (learner first)."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        print(f"supervisord did not stop within {timeout_s:.0f}s: killing it", file=sys.stderr)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def run(plan: Plan) -> int:
+    """Run the programs under supervisord until done, failed or stopped; the exit code."""
+    stop = runtime.StopFlag().install()
     with open(plan.paths.root / C.LAUNCHES_FILE, "a") as fh:
         fh.write(json.dumps({
             "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "pid": os.getpid(),
@@ -358,43 +342,29 @@ def run(plan: Plan) -> int:
             "cpu_layout": plan.layout.as_dict(), "git_revision": git_revision(),
             "command": sys.argv, "training_variables": plan.variables.as_dict(),
         }) + "\n")
-    for p in programs:
-        p.start(env)
+    supervisor = start_supervisor(plan)
     progress = Progress(plan, interactive=sys.stdout.isatty())
-    failure = None
     try:
-        while True:
+        while supervisor.poll() is None and not stop():
             time.sleep(0.5)
             progress.update()
-            if stop():
-                break
-            # A program exiting is a failure unless training is complete (exit 0 then).
-            complete = plan.paths.complete.is_file()
-            failure = next((p for p in programs if p.poll() is not None
-                            and (p.poll() != 0 or not complete)), None)
-            if failure is not None:
-                break
-            if complete and all(p.poll() is not None for p in programs
-                                if p.name != C.REPLAY_SERVER):
-                break
     finally:
         progress.close()
-        stop_programs(programs)
-    if failure is not None:
-        code = failure.poll()
-        how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with {code}"
-        print(f"error: {failure.name} {how} (log {failure.log_path}); last lines:\n"
-              f"{failure.tail()}", file=sys.stderr)
-        print("every program was stopped; relaunch the same command to resume", file=sys.stderr)
-        return 1
-    if stop():
+        stop_supervisor(supervisor)
+    outcome_file = supervision.run_dir(plan.paths.root) / supervision.OUTCOME_FILE
+    outcome = runtime.read_json(outcome_file) if outcome_file.is_file() else None
+    if stop() and (outcome is None or outcome["result"] != "complete"):
         print(f"stopped by {stop.signal_name}; the experiment is resumable: "
               f"rerun the same command to continue from its last checkpoint")
         return 130 if stop.signal_name == "SIGINT" else 143
-    bad = [p for p in programs if p.poll() != 0]
-    if bad:
-        print("error: " + ", ".join(f"{p.name} exited with {p.poll()}" for p in bad),
-              file=sys.stderr)
+    if outcome is None:
+        print(f"error: supervisord exited unexpectedly (code {supervisor.returncode}); see "
+              f"{plan.paths.process_logs / 'supervisord.log'}", file=sys.stderr)
+        return 1
+    if outcome["result"] != "complete":
+        print(f"error: {outcome['reason']}; every program was stopped. Log "
+              f"{outcome['log']}, last lines:\n{outcome['log_tail']}", file=sys.stderr)
+        print("fix the cause, then rerun the same command to resume", file=sys.stderr)
         return 1
     return 0
 

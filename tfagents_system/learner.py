@@ -50,13 +50,58 @@ def export_policy(policy, train_step, directory: Path) -> None:
     os.replace(tmp, directory)
 
 
-def run_learner(params, paths: runtime.ExperimentPaths, address: str, should_stop, log) -> int:
+class ReplayConnection:
+    """The learner's link to the replay server: client, weights table, sample iterator.
+
+    Sampling gives up after `SAMPLE_TIMEOUT_MS` without data, so the learner
+    regains control (heartbeat, stop requests) while it waits for experience.
+    If the server goes away, `reconnect` waits for it to come back (restored
+    from its checkpoint) and rebuilds everything.
+    """
+
+    SAMPLE_TIMEOUT_MS = 5000
+
+    def __init__(self, address: str, collect_data_spec, batch_size: int, should_stop, log):
+        self._address = address
+        self._spec = collect_data_spec
+        self._batch_size = batch_size
+        self._should_stop = should_stop
+        self._log = log
+        self.reconnect()
+
+    def reconnect(self) -> None:
+        self.client = builders.wait_for_server(self._address, self._should_stop)
+        self.weights = builders.WeightsExchange(self.client)
+        self.new_iterator()
+
+    def new_iterator(self) -> None:
+        self.iterator = iter(builders.experience_dataset(
+            self._address, self._spec, self._batch_size,
+            rate_limiter_timeout_ms=self.SAMPLE_TIMEOUT_MS))
+
+    def server_alive(self) -> bool:
+        return builders.server_alive(self.client)
+
+    def checkpoint(self, keep: int) -> str:
+        """Reverb's own checkpoint of every table; keeps the newest `keep`."""
+        path = self.client.checkpoint()
+        root = Path(path).parent
+        old = sorted((p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")),
+                     key=lambda p: p.stat().st_mtime)[:-keep]
+        for stale in old:
+            shutil.rmtree(stale, ignore_errors=True)
+        return path
+
+
+def run_learner(params, paths: runtime.ExperimentPaths, address: str, should_stop, log,
+                heartbeat=None) -> int:
     """Train until the target train step or a stop request; return the train step."""
     import tensorflow as tf
     from tf_agents.policies import greedy_policy, policy_saver
     from tf_agents.trajectories import trajectory
     from tf_agents.utils import common
 
+    beat = heartbeat.beat if heartbeat is not None else (lambda: None)
     tf.random.set_seed(params.seed)
     env = builders.make_env(params, builders.COLLECT, seed=params.seed)
     time_step_spec, action_spec = env.time_step_spec(), env.action_spec()
@@ -77,17 +122,15 @@ def run_learner(params, paths: runtime.ExperimentPaths, address: str, should_sto
     export_policy(agent.collect_policy, train_step, paths.policy(C.COLLECT_POLICY))
     export_policy(greedy, train_step, paths.policy(C.GREEDY_POLICY))
     policy_ckpt_saver = policy_saver.PolicySaver(greedy, batch_size=None, train_step=train_step)
+    beat()
 
-    client = builders.wait_for_server(address, should_stop)
-    weights = builders.WeightsExchange(client)
+    replay = ReplayConnection(address, agent.collect_data_spec, params.batch_size, should_stop,
+                              log)
     policy_variables = agent.collect_policy.variables()
-    weights.publish(policy_variables, start_step)
-
-    iterator = iter(builders.experience_dataset(address, agent.collect_data_spec,
-                                                params.batch_size))
+    replay.weights.publish(policy_variables, start_step)
 
     @tf.function
-    def train_steps(n):
+    def train_steps(iterator, n):
         loss_info = agent.train(next(iterator))
         for _ in tf.range(n - 1):
             loss_info = agent.train(next(iterator))
@@ -104,14 +147,37 @@ def run_learner(params, paths: runtime.ExperimentPaths, address: str, should_sto
     log_trigger = IntervalTrigger(params.log_period_itrs, iteration)
     ckpt_trigger = IntervalTrigger(params.checkpoint_period_itrs, iteration)
     meter = runtime.RateMeter(start_step)
-    grad_rate = 0.0
+    loss_info = None
 
     def save_checkpoint():
         step = int(train_step.numpy())
         checkpointer.save(global_step=step)
         policy_ckpt_saver.save_checkpoint(
             str(paths.policies / "checkpoints" / f"policy_checkpoint_{step:010d}"))
-        log.info("checkpoint at train step %d", step)
+        try:
+            replay_path = replay.checkpoint(C.REPLAY_CHECKPOINTS_TO_KEEP)
+            log.info("checkpoint at train step %d (replay buffer: %s)", step, replay_path)
+        except Exception as exc:  # the server may be down: the agent checkpoint stands
+            log.warning("checkpoint at train step %d; replay buffer checkpoint failed: %s",
+                        step, exc)
+        beat()
+
+    def train(n: int) -> None:
+        """Up to n gradient steps; returns early while data is short or the server is away."""
+        nonlocal loss_info
+        try:
+            loss_info = train_steps(replay.iterator, tf.constant(n, dtype=tf.int64))
+        except tf.errors.OutOfRangeError:  # no sample within the timeout: data is short
+            replay.new_iterator()
+        except tf.errors.OpError as exc:
+            if replay.server_alive():
+                raise
+            log.warning("replay server unreachable (%s); waiting for it to come back",
+                        type(exc).__name__)
+            replay.reconnect()
+            replay.weights.publish(policy_variables, int(train_step.numpy()))
+            log.info("reconnected to the replay server")
+        beat()
 
     step = start_step
     with tf.summary.record_if(False):  # the agent's own summaries: we write ours below
@@ -119,25 +185,28 @@ def run_learner(params, paths: runtime.ExperimentPaths, address: str, should_sto
             iter_end = min((step // params.num_steps_per_iter + 1) * params.num_steps_per_iter,
                            target)
             while step < iter_end and not should_stop():
-                n = min(MAX_STEPS_PER_CALL, iter_end - step)
-                loss_info = train_steps(tf.constant(n, dtype=tf.int64))
+                train(min(MAX_STEPS_PER_CALL, iter_end - step))
                 step = int(train_step.numpy())
             if step < iter_end:
                 break  # stop requested mid-iteration
             iteration = step // params.num_steps_per_iter
             if step < target:  # the target step is published only once training is complete
-                weights.publish(policy_variables, step)
-            if log_trigger(iteration) or step >= target:
+                replay.weights.publish(policy_variables, step)
+            if (log_trigger(iteration) or step >= target) and loss_info is not None:
                 grad_rate = meter.rate(step)
-                time_steps, _, _ = trajectory.to_transition(next(iterator))
-                entropy = float(entropy_estimate(time_steps))
-                replay_size = client.server_info()[C.EXPERIENCE_TABLE].current_size
+                try:
+                    time_steps, _, _ = trajectory.to_transition(next(replay.iterator))
+                    entropy = float(entropy_estimate(time_steps))
+                except tf.errors.OpError:
+                    entropy = float("nan")
+                replay_size = replay.client.server_info()[C.EXPERIENCE_TABLE].current_size
                 extra = loss_info.extra
+                alpha = float(tf.exp(agent._log_alpha))  # noqa: SLF001
                 with writer.as_default(step=step), tf.summary.record_if(True):
                     tf.summary.scalar(C.M_ACTOR_LOSS, extra.actor_loss)
                     tf.summary.scalar(C.M_CRITIC_LOSS, extra.critic_loss)
                     tf.summary.scalar(C.M_ALPHA_LOSS, extra.alpha_loss)
-                    tf.summary.scalar(C.M_ALPHA, tf.exp(agent._log_alpha))  # noqa: SLF001
+                    tf.summary.scalar(C.M_ALPHA, alpha)
                     tf.summary.scalar(C.M_ENTROPY, entropy)
                     tf.summary.scalar(C.M_GRAD_STEPS_PER_SEC, grad_rate)
                     tf.summary.scalar(C.M_REPLAY_SIZE, replay_size)
@@ -145,8 +214,7 @@ def run_learner(params, paths: runtime.ExperimentPaths, address: str, should_sto
                 log.info("iteration %d train step %d/%d: critic loss %.4g, actor loss %.4g, "
                          "alpha %.3g, %.1f grad steps/s, replay size %d",
                          iteration, step, target, float(extra.critic_loss),
-                         float(extra.actor_loss), float(tf.exp(agent._log_alpha)),  # noqa: SLF001
-                         grad_rate, replay_size)
+                         float(extra.actor_loss), alpha, grad_rate, replay_size)
                 runtime.write_json_atomic(status_path, {
                     "train_step": step, "target": target, "iteration": iteration,
                     "grad_steps_per_sec": grad_rate, "replay_size": replay_size,
@@ -155,14 +223,14 @@ def run_learner(params, paths: runtime.ExperimentPaths, address: str, should_sto
             if ckpt_trigger(iteration) and step < target:
                 save_checkpoint()
 
-    if step > start_step or step >= target:
+    if step > start_step or step >= target or should_stop():
         save_checkpoint()
     if step >= target:
         final = paths.policies / "final"
         export_policy(agent.collect_policy, train_step, final / C.COLLECT_POLICY)
         export_policy(greedy, train_step, final / C.GREEDY_POLICY)
         runtime.write_json_atomic(paths.complete, {"train_step": step, "time": time.time()})
-        weights.publish(policy_variables, step)  # last: workers see the target step
+        replay.weights.publish(policy_variables, step)  # last: workers see the target step
         log.info("training complete at train step %d", step)
     else:
         log.info("stopped (%s) at train step %d", getattr(should_stop, "signal_name", None), step)
@@ -174,13 +242,15 @@ def main(argv=None) -> int:
     parser.add_argument("--exp_dir", required=True)
     parser.add_argument("--address", required=True, help="host:port of the replay server")
     args = parser.parse_args(argv)
+    runtime.die_with_parent()
     log = runtime.setup_logging(C.LEARNER)
     stop = runtime.StopFlag().install()
     threads = runtime.configure_threads()
     runtime.log_placement(log, threads)
     paths, params, _ = runtime.load_experiment(args.exp_dir)
+    heartbeat = runtime.Heartbeat(paths.status / f"{C.LEARNER}.heartbeat")
     try:
-        run_learner(params, paths, args.address, stop, log)
+        run_learner(params, paths, args.address, stop, log, heartbeat)
     except builders.StopRequested:
         log.info("stopped before training started")
     return 0

@@ -1,4 +1,9 @@
-"""The replay server program: a Reverb server with the experience and weights tables."""
+"""The replay server program: a Reverb server with the experience and weights tables.
+
+Its tables are checkpointed (Reverb's own checkpointing, to
+`<exp>/replay_checkpoints/`) whenever the learner checkpoints, and a restarted
+server restores the latest checkpoint before it serves.
+"""
 
 from __future__ import annotations
 
@@ -10,18 +15,25 @@ from tfagents_system import constants as C
 from tfagents_system import runtime
 
 
-def run_replay_server(params, capacity: int, port: int, should_stop, log) -> None:
+def run_replay_server(params, capacity: int, port: int, checkpoint_dir, should_stop, log,
+                      heartbeat=None) -> None:
     import reverb
 
-    server = reverb.Server(builders.make_tables(params, capacity), port=port)
-    log.info("serving on port %d: table %r (capacity %d, %s), table %r",
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    checkpointer = reverb.checkpointers.DefaultCheckpointer(str(checkpoint_dir))
+    server = reverb.Server(builders.make_tables(params, capacity), port=port,
+                           checkpointer=checkpointer)
+    info = reverb.Client(f"localhost:{server.port}").server_info()
+    log.info("serving on port %d: table %r (capacity %d, %s, %d items restored), table %r",
              server.port, C.EXPERIENCE_TABLE, capacity,
              "samples_per_insert=%s" % params.samples_per_insert
              if params.samples_per_insert else "min size %d" % params.min_replay_size,
-             C.WEIGHTS_TABLE)
+             info[C.EXPERIENCE_TABLE].current_size, C.WEIGHTS_TABLE)
     try:
         while not should_stop():
             time.sleep(0.5)
+            if heartbeat is not None:
+                heartbeat.beat()
     finally:
         server.stop()
     log.info("stopped")
@@ -32,12 +44,15 @@ def main(argv=None) -> int:
     parser.add_argument("--exp_dir", required=True)
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args(argv)
+    runtime.die_with_parent()
     log = runtime.setup_logging(C.REPLAY_SERVER)
     stop = runtime.StopFlag().install()
     threads = runtime.configure_threads()
     runtime.log_placement(log, threads)
-    _, params, settings = runtime.load_experiment(args.exp_dir)
-    run_replay_server(params, settings["replay_capacity"], args.port, stop, log)
+    paths, params, settings = runtime.load_experiment(args.exp_dir)
+    heartbeat = runtime.Heartbeat(paths.status / f"{C.REPLAY_SERVER}.heartbeat")
+    run_replay_server(params, settings["replay_capacity"], args.port, paths.replay_checkpoints,
+                      stop, log, heartbeat)
     return 0
 
 

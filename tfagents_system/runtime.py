@@ -37,6 +37,10 @@ class ExperimentPaths:
         return self.root / C.CHECKPOINT_DIR
 
     @property
+    def replay_checkpoints(self) -> Path:
+        return self.root / C.REPLAY_CHECKPOINT_DIR
+
+    @property
     def policies(self) -> Path:
         return self.root / C.POLICY_DIR
 
@@ -148,6 +152,39 @@ class StopFlag:
 
     def __call__(self) -> bool:
         return self._event.is_set()
+
+
+class Heartbeat:
+    """Touches status/<program>.heartbeat when the program makes progress.
+
+    The supervisor's monitor restarts a program whose heartbeat is older than
+    the hang timeout. Call `beat()` from the code that does the work (never
+    from a background thread, which would beat on through a hang).
+    """
+
+    def __init__(self, path: Path, min_interval_s: float = 1.0):
+        self._path = Path(path)
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        self._min_interval = min_interval_s
+        self._last = 0.0
+        self.beat()
+
+    def beat(self) -> None:
+        now = time.monotonic()
+        if now - self._last >= self._min_interval:
+            self._last = now
+            self._path.touch()
+
+
+def die_with_parent() -> None:
+    """Get SIGTERM when the parent (the supervisor) dies, even by SIGKILL: no orphans."""
+    import ctypes
+
+    parent = os.getppid()
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 class RateMeter:

@@ -29,6 +29,9 @@ VARIABLES = {
     "SAC_REVERB_CPUS": "CPUs for the replay server, or auto",
     "SAC_TRAIN_CPUS": "CPUs for the learner, or auto",
     "SAC_COLLECT_WORKER_CPUS": "CPUs for each worker, or auto",
+    "SAC_HANG_TIMEOUT": "seconds without progress before a program is restarted (default 600)",
+    "SAC_MAX_RESTARTS": "restarts of one program within 10 minutes before the run stops "
+                        "(default 5)",
 }
 REQUIRED = ("SAC_PARAMS", "SAC_CONFIG", "SAC_EXP_NAME")
 COUNTS = ("SAC_NUM_COLLECT_WORKERS", "SAC_REVERB_CPUS", "SAC_TRAIN_CPUS",
@@ -49,6 +52,8 @@ class TrainingVariables:
     reverb_cpus: int | None
     train_cpus: int | None
     worker_cpus: int | None
+    hang_timeout_s: float = 600.0
+    max_restarts: int = 5
 
     @property
     def exp_dir(self) -> Path:
@@ -136,6 +141,9 @@ def load_training_variables(path: str | Path) -> TrainingVariables:
         train_cpus=_count("SAC_TRAIN_CPUS", values.get("SAC_TRAIN_CPUS", "auto"), path),
         worker_cpus=_count("SAC_COLLECT_WORKER_CPUS",
                            values.get("SAC_COLLECT_WORKER_CPUS", "auto"), path),
+        hang_timeout_s=float(_count("SAC_HANG_TIMEOUT", values.get("SAC_HANG_TIMEOUT", ""),
+                                    path) or 600),
+        max_restarts=_count("SAC_MAX_RESTARTS", values.get("SAC_MAX_RESTARTS", ""), path) or 5,
     )
 
 
