@@ -8,16 +8,23 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 usage() {
   cat <<USAGE
 usage: ./run_script.sh TRAINING_VARIABLES.sh
+       ./run_script.sh --status EXPERIMENT_DIR
 
 Trains SAC as separate processes (replay server, learner, collect/eval workers)
 as described by the training variables file, e.g. ./run_script.sh training_variables.sh
 Relaunching the same experiment resumes it from its checkpoints.
+--status prints the state of a running or finished experiment.
 See README.md for every variable.
 USAGE
 }
 
 case "${1:-}" in
   -h|--help) usage; exit 0 ;;
+  --status)
+    if [ $# -ne 2 ]; then usage >&2; exit 2; fi
+    source "$ROOT/scripts/ensure_env.sh"
+    export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
+    exec "$SAC_PYTHON" -m tfagents_system.status "$2" ;;
 esac
 if [ $# -ne 1 ]; then usage >&2; exit 2; fi
 if [ ! -f "$1" ]; then

@@ -86,6 +86,34 @@ def programs_of(exp_dir: Path) -> list[psutil.Process]:
     return found
 
 
+def program_processes(exp_dir: Path) -> dict[str, psutil.Process]:
+    """The supervised programs of an experiment (not supervisord or its monitor), by name."""
+    found = {}
+    for proc in programs_of(exp_dir):
+        try:
+            cmd = proc.cmdline()
+        except psutil.NoSuchProcess:
+            continue
+        if not cmd or "taskset" in cmd[0]:
+            continue
+        joined = " ".join(cmd)
+        if "tfagents_system.replay_server" in joined:
+            found["replay_server"] = proc
+        elif "tfagents_system.learner" in joined:
+            found["learner"] = proc
+        elif "tfagents_system.collect_worker" in joined:
+            found[f"worker_{cmd[cmd.index('--worker_index') + 1]}"] = proc
+    return found
+
+
+def launches_in_log(log: Path) -> int:
+    """How many times a program started (supervisord appends to one log file)."""
+    try:
+        return log.read_text().count(" pinned to CPUs ")
+    except OSError:
+        return 0
+
+
 def kill_leftovers(exp_dir: Path) -> list[str]:
     """Kill anything still running for exp_dir; return what was found (for asserts)."""
     left = programs_of(exp_dir)

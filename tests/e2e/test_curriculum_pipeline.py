@@ -1,16 +1,16 @@
 """The curriculum in the real multi-process pipeline, with an environment that
-records every set_state call, and a worker killed and restarted mid-run."""
+records every set_state call, and a worker killed mid-run (supervisord restarts it)."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
 
 import pytest
 
-from launch_helpers import REPO, kill_leftovers, programs_of, wait_for, write_variables
+from launch_helpers import (
+    kill_leftovers, program_processes, start_script, wait_for, write_variables,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -63,7 +63,6 @@ APPLIED = re.compile(r"curriculum: (collect|eval) env set_state (\{.*\}) at iter
 
 
 def test_values_follow_the_schedule_and_survive_a_worker_restart(tmp_path):
-    from tfagents_system import launch
     from tfagents_system.curriculum import parse_curriculum
 
     record = tmp_path / "set_state.jsonl"
@@ -81,16 +80,8 @@ def test_values_follow_the_schedule_and_survive_a_worker_restart(tmp_path):
     curriculum = parse_curriculum(config)
     exp = tmp_path / "logs" / "tiny"
 
-    # The real programs, started as the launcher starts them, so that the test
-    # can kill and restart one worker (crash recovery without a supervisor).
-    plan = launch.prepare(str(variables))
-    programs = launch.build_programs(plan)
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO))
-    by_name = {p.name: p for p in programs}
+    proc = start_script(variables, tmp_path / "run.log")
     try:
-        for p in programs:
-            p.start(env)
-        worker = by_name["worker_0"]
         status = exp / "status" / "worker_0.json"
 
         def worker_iteration():
@@ -99,26 +90,21 @@ def test_values_follow_the_schedule_and_survive_a_worker_restart(tmp_path):
             except (OSError, ValueError, KeyError):
                 return -1
 
-        assert wait_for(lambda: worker_iteration() >= 4, 240), worker.tail()
-        first_pid = worker.proc.pid
-        worker.signal(signal.SIGKILL)
-        worker.proc.wait()
-        worker.start(env)
-        assert wait_for(lambda: by_name["learner"].poll() is not None, 300), \
-            by_name["learner"].tail()
-        assert by_name["learner"].poll() == 0
-        assert wait_for(lambda: worker.poll() is not None, 120), worker.tail()
-        assert worker.poll() == 0, worker.tail()
+        assert wait_for(lambda: worker_iteration() >= 4, 240), (tmp_path / "run.log").read_text()
+        worker = program_processes(exp)["worker_0"]
+        first_pid = worker.pid
+        worker.kill()  # supervisord restarts it
+        assert proc.wait(timeout=400) == 0, (tmp_path / "run.log").read_text()
     finally:
-        launch.stop_programs(programs)
-        kill_leftovers(tmp_path)
-    assert not programs_of(exp)
-
+        if proc.poll() is None:
+            proc.kill()
+        leftovers = kill_leftovers(tmp_path)
+    assert not leftovers
     calls = [json.loads(line) for line in record.read_text().splitlines()]
     log = (exp / "process_logs" / "worker_0.log").read_text()
     launches = log.split("==== ")[1:]
     assert len(launches) == 2, "the worker ran twice"
-    second_pid = worker.proc.pid
+    second_pid = next(c["pid"] for c in calls if c["pid"] != first_pid)
     for pid, text in zip((first_pid, second_pid), launches):
         applied = [(role, json.loads(values), int(k)) for role, values, k in APPLIED.findall(text)]
         recorded = [(c["role"], c["state"]) for c in calls if c["pid"] == pid]

@@ -9,8 +9,8 @@ import subprocess
 import pytest
 
 from launch_helpers import (
-    REPO, eval_returns, kill_leftovers, latest_checkpoint_step, programs_of, run_script,
-    start_script, wait_for, write_params, write_variables,
+    REPO, eval_returns, kill_leftovers, latest_checkpoint_step, program_processes, programs_of,
+    run_script, start_script, wait_for, write_params, write_variables,
 )
 
 pytestmark = pytest.mark.e2e
@@ -115,8 +115,7 @@ def test_sigterm_stops_every_program_within_seconds(workdir):
     proc = start_script(variables, workdir / "run.log")
     try:
         assert wait_for(lambda: (exp / "status" / "learner.json").is_file(), 240)
-        pids = [p.pid for p in programs_of(exp)]
-        assert len(pids) == 3  # replay server, learner, one worker (taskset execs them)
+        assert set(program_processes(exp)) == {"replay_server", "learner", "worker_0"}
         import time
 
         t0 = time.monotonic()
@@ -127,8 +126,9 @@ def test_sigterm_stops_every_program_within_seconds(workdir):
         if proc.poll() is None:
             proc.kill()
     assert not programs_of(exp)
-    # The learner saved its progress on the way out.
+    # The learner saved its progress, and the replay buffer, on the way out.
     assert latest_checkpoint_step(exp) > 0
+    assert any((exp / "replay_checkpoints").iterdir())
 
 
 def test_two_experiments_at_once_do_not_collide(workdir):
@@ -181,26 +181,6 @@ def test_default_training_variables_are_valid():
     assert variables.logs_dir == REPO / "logs"
 
 
-def test_killed_program_stops_the_run_with_its_log(workdir):
-    write_params(workdir / "params.py", num_iter=50, steps=100, ckpt=100)
-    variables = write_variables(workdir / "vars.sh")
-    exp = workdir / "logs" / "tiny"
-    proc = start_script(variables, workdir / "run.log")
-    try:
-        assert wait_for(lambda: (exp / "status" / "worker_0.json").is_file(), 240)
-        worker = next(p for p in programs_of(exp) if "collect_worker" in " ".join(p.cmdline())
-                      and "taskset" not in p.cmdline()[0])
-        worker.kill()
-        code = proc.wait(timeout=90)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    out = (workdir / "run.log").read_text()
-    assert code == 1
-    assert "worker_0 was killed by SIGKILL" in out
-    assert not programs_of(exp)
-
-
 def test_usage_without_argument():
     result = run_script(None)
     assert result.returncode == 2
@@ -220,10 +200,28 @@ def test_no_orphans_when_the_launcher_is_killed(workdir):
     exp = workdir / "logs" / "tiny"
     proc = start_script(variables, workdir / "run.log")
     try:
-        assert wait_for(lambda: len(programs_of(exp)) == 3, 240)
+        assert wait_for(lambda: len(program_processes(exp)) == 3, 240)
         proc.kill()
         proc.wait(timeout=10)
         assert wait_for(lambda: not programs_of(exp), 60), programs_of(exp)
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_no_orphans_when_supervisord_is_killed(workdir):
+    """SIGKILL to supervisord itself: the programs stop, the launcher says so."""
+    write_params(workdir / "params.py", num_iter=50, steps=100, ckpt=100)
+    variables = write_variables(workdir / "vars.sh")
+    exp = workdir / "logs" / "tiny"
+    proc = start_script(variables, workdir / "run.log")
+    try:
+        assert wait_for(lambda: len(program_processes(exp)) == 3, 240)
+        supervisord = next(p for p in programs_of(exp) if "supervisord" in " ".join(p.cmdline()))
+        supervisord.kill()
+        assert proc.wait(timeout=60) == 1
+        assert wait_for(lambda: not programs_of(exp), 60), programs_of(exp)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "supervisord exited unexpectedly" in (workdir / "run.log").read_text()

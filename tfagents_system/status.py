@@ -1,0 +1,117 @@
+"""The state of a running or finished experiment.
+
+    python -m tfagents_system.status logs/<name>      (or ./run_script.sh --status logs/<name>)
+
+Prints each program's state, pid, restarts and uptime (from supervisord, when
+the experiment is running), the train step against its target, env steps,
+the latest eval return, and the current grad steps/s and env steps/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from tfagents_system import constants as C
+from tfagents_system import supervision
+from tfagents_system.runtime import ExperimentPaths, read_json
+
+EXIT_BAD_INPUT = 2
+# Status files older than this (seconds) do not count for "current" speeds.
+STALE_S = 120
+
+
+def _read(path: Path) -> dict:
+    try:
+        return read_json(path)
+    except (OSError, ValueError):
+        return {}
+
+
+def _uptime(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def program_rows(exp_dir: Path) -> tuple[str, list[dict]]:
+    """(overall state, one row per program)."""
+    paths = ExperimentPaths(exp_dir)
+    rdir = supervision.run_dir(exp_dir)
+    restarts = _read(rdir / supervision.RESTARTS_FILE).get("restarts", {})
+    try:
+        infos = supervision.rpc(exp_dir).supervisor.getAllProcessInfo()
+    except Exception:  # no supervisord answering: not running
+        infos = None
+    if infos is not None:
+        rows = [{"name": i["name"], "state": i["statename"], "pid": i["pid"] or "-",
+                 "restarts": restarts.get(i["name"], 0),
+                 "uptime": _uptime(i["now"] - i["start"]) if i["statename"] == "RUNNING"
+                 else "-"}
+                for i in infos if i["name"] != "monitor"]
+        return "running", rows
+    names = sorted(p.stem for p in paths.status.glob("*.heartbeat"))
+    rows = [{"name": n, "state": "STOPPED", "pid": "-", "restarts": restarts.get(n, 0),
+             "uptime": "-"} for n in names]
+    if paths.complete.is_file():
+        return "finished", rows
+    outcome = _read(rdir / supervision.OUTCOME_FILE)
+    if outcome.get("result") == "failed":
+        return f"failed ({outcome.get('reason')})", rows
+    return "stopped (resumable)", rows
+
+
+def render(exp_dir: Path) -> str:
+    paths = ExperimentPaths(exp_dir)
+    settings = _read(paths.settings)
+    state, rows = program_rows(exp_dir)
+    learner = _read(paths.status / f"{C.LEARNER}.json")
+    workers = [_read(p) for p in sorted(paths.status.glob("worker_*.json"))]
+    now = time.time()
+    target = settings.get("total_train_steps") or learner.get("target") or 0
+    step = learner.get("train_step", 0)
+    if paths.complete.is_file():
+        step = _read(paths.complete).get("train_step", step)
+    env_steps = sum(w.get("env_steps", 0) for w in workers)
+    evals = [(w["eval_train_step"], w["eval_return"]) for w in workers if "eval_return" in w]
+    lines = [f"experiment {paths.root}: {state}", ""]
+    lines.append(f"{'program':<15}{'state':<10}{'pid':>8}{'restarts':>10}{'uptime':>10}")
+    for r in rows:
+        lines.append(f"{r['name']:<15}{r['state']:<10}{r['pid']!s:>8}{r['restarts']!s:>10}"
+                     f"{r['uptime']:>10}")
+    lines.append("")
+    percent = f" ({100 * step / target:.0f}%)" if target else ""
+    lines.append(f"train step      {step} / {target}{percent}")
+    lines.append(f"env steps       {env_steps}")
+    if evals:
+        latest = max(s for s, _ in evals)
+        values = [v for s, v in evals if s == latest]
+        lines.append(f"eval return     {sum(values) / len(values):.1f} (train step {latest}, "
+                     f"mean over {len(values)} worker(s))")
+    else:
+        lines.append("eval return     n/a")
+    fresh = state == "running"
+    grad = learner.get("grad_steps_per_sec", 0.0) if fresh and now - learner.get(
+        "time", 0) < STALE_S else 0.0
+    env_rate = sum(w.get("env_steps_per_sec", 0.0) for w in workers
+                   if fresh and now - w.get("time", 0) < STALE_S)
+    lines.append(f"speed           {grad:.1f} grad steps/s, {env_rate:.0f} env steps/s")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("exp_dir", type=Path, help="experiment directory (logs/<name>)")
+    args = parser.parse_args(argv)
+    if not (args.exp_dir / C.SETTINGS_FILE).is_file():
+        print(f"error: {args.exp_dir}: not an experiment directory (no {C.SETTINGS_FILE})",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(render(args.exp_dir))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
