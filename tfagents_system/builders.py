@@ -5,7 +5,7 @@ pieces that move experience and weights. Process modules only wire these.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -19,8 +19,8 @@ class StopRequested(Exception):
 
 def derive_seed(base_seed: int, *keys: int) -> int:
     """A 31-bit seed that differs for every (base_seed, keys) combination."""
-    return int(np.random.SeedSequence([int(base_seed), len(keys), *map(int, keys)]).generate_state(1)[0]
-               & 0x7FFFFFFF)
+    entropy = [int(base_seed), len(keys), *map(int, keys)]
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0] & 0x7FFFFFFF)
 
 
 # --- Environments ---
@@ -113,7 +113,8 @@ def wait_for_server(address: str, should_stop: Callable[[], bool], timeout_s: fl
             return client
         except Exception:  # not up yet (any gRPC error)
             if time.monotonic() > deadline:
-                raise TimeoutError(f"replay server at {address} did not answer in {timeout_s}s")
+                raise TimeoutError(
+                    f"replay server at {address} did not answer in {timeout_s}s") from None
             time.sleep(0.5)
 
 

@@ -16,10 +16,10 @@ import time
 
 import numpy as np
 
-from tfagents_system import builders
+from tfagents_system import builders, runtime
 from tfagents_system import constants as C
-from tfagents_system import runtime
 from tfagents_system.curriculum import Curriculum, check_env_supports, parse_curriculum
+
 
 def wait_for_policy(path, should_stop) -> None:
     while not (path / C.POLICY_READY).exists():
@@ -206,7 +206,8 @@ def run_worker(params, paths: runtime.ExperimentPaths, address: str, worker_inde
         stage = applier.apply(builders.COLLECT, iteration)
         if iteration >= next_eval_iteration:
             evaluate(train_step)
-            next_eval_iteration = (iteration // params.eval_period_itrs + 1) * params.eval_period_itrs
+            period = params.eval_period_itrs
+            next_eval_iteration = (iteration // period + 1) * period
         try:
             time_step, _ = driver.run(time_step)
         except builders.StopRequested:

@@ -32,7 +32,7 @@ class CpuLayout:
             f"  {'replay_server':<14} CPUs {format_cpus(self.replay_server)}",
             f"  {'learner':<14} CPUs {format_cpus(self.learner)}",
         ]
-        lines += [f"  {'worker_%d' % i:<14} CPUs {format_cpus(c)}"
+        lines += [f"  {f'worker_{i}':<14} CPUs {format_cpus(c)}"
                   for i, c in enumerate(self.workers)]
         return "\n".join(lines)
 

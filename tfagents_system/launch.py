@@ -445,9 +445,10 @@ def main(argv=None) -> int:
         lock.close()
     if code == 0:
         print(summary(plan), flush=True)
-        print("rendering a video of the final greedy policy and the learning curves...",
-              flush=True)
-        print("\n".join(render_results(plan)))
+        if plan.variables.final_video:
+            print("rendering a video of the final greedy policy and the learning curves...",
+                  flush=True)
+            print("\n".join(render_results(plan)))
     return code
 
 

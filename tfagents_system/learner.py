@@ -14,9 +14,8 @@ import shutil
 import time
 from pathlib import Path
 
-from tfagents_system import builders
+from tfagents_system import builders, runtime
 from tfagents_system import constants as C
-from tfagents_system import runtime
 
 # Gradient steps per compiled call: bounds how long a stop request waits.
 MAX_STEPS_PER_CALL = 200

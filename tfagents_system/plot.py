@@ -151,7 +151,7 @@ def plot_experiments(exp_dirs: list[Path], output: Path) -> Path:
             for key, x in (("eval_steps", env_steps), ("eval_time", minutes)):
                 ax[key].plot(x, mean, color=colour, label=curves.name, marker=".")
                 ax[key].fill_between(x, low, high, color=colour, alpha=0.2)
-        for w, (worker, tags) in enumerate(sorted(curves.collect.items())):
+        for w, (_, tags) in enumerate(sorted(curves.collect.items())):
             label = curves.name if w == 0 else None
             ret = tags.get(C.M_RETURN)
             if ret is not None:

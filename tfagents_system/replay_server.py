@@ -10,9 +10,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from tfagents_system import builders
+from tfagents_system import builders, runtime
 from tfagents_system import constants as C
-from tfagents_system import runtime
 
 
 def run_replay_server(params, capacity: int, port: int, checkpoint_dir, should_stop, log,
@@ -24,10 +23,10 @@ def run_replay_server(params, capacity: int, port: int, checkpoint_dir, should_s
     server = reverb.Server(builders.make_tables(params, capacity), port=port,
                            checkpointer=checkpointer)
     info = reverb.Client(f"localhost:{server.port}").server_info()
+    limiter = (f"samples_per_insert={params.samples_per_insert}" if params.samples_per_insert
+               else f"min size {params.min_replay_size}")
     log.info("serving on port %d: table %r (capacity %d, %s, %d items restored), table %r",
-             server.port, C.EXPERIENCE_TABLE, capacity,
-             "samples_per_insert=%s" % params.samples_per_insert
-             if params.samples_per_insert else "min size %d" % params.min_replay_size,
+             server.port, C.EXPERIENCE_TABLE, capacity, limiter,
              info[C.EXPERIENCE_TABLE].current_size, C.WEIGHTS_TABLE)
     try:
         while not should_stop():

@@ -22,7 +22,10 @@ from pathlib import Path
 
 from tfagents_system import constants as C
 from tfagents_system.runtime import (
-    ExperimentPaths, import_quietly, read_json, write_json_atomic,
+    ExperimentPaths,
+    import_quietly,
+    read_json,
+    write_json_atomic,
 )
 
 EXIT_BAD_INPUT = 2

@@ -138,7 +138,7 @@ class StopFlag:
         self._event = threading.Event()
         self.signal_name: str | None = None
 
-    def install(self) -> "StopFlag":
+    def install(self) -> StopFlag:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._handle)
         return self
@@ -177,14 +177,22 @@ class Heartbeat:
 
 
 def die_with_parent() -> None:
-    """Get SIGTERM when the parent (the supervisor) dies, even by SIGKILL: no orphans."""
+    """Get SIGTERM when the parent (supervisord) dies, even by SIGKILL: no orphans.
+
+    If the parent died before this ran, the process is already an orphan and
+    stops itself the same way.
+    """
     import ctypes
 
-    parent = os.getppid()
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os.kill(os.getpid(), signal.SIGTERM)
+    if os.environ.get("SUPERVISOR_ENABLED"):
+        try:
+            parent = Path(f"/proc/{os.getppid()}/cmdline").read_bytes()
+        except OSError:
+            parent = b""
+        if b"supervisord" not in parent:
+            os.kill(os.getpid(), signal.SIGTERM)
 
 
 class RateMeter:

@@ -32,6 +32,8 @@ VARIABLES = {
     "SAC_HANG_TIMEOUT": "seconds without progress before a program is restarted (default 600)",
     "SAC_MAX_RESTARTS": "restarts of one program within 10 minutes before the run stops "
                         "(default 5)",
+    "SAC_FINAL_VIDEO": "1 (default): render a video of the final policy and the learning "
+                       "curves when training completes; 0: don't",
 }
 REQUIRED = ("SAC_PARAMS", "SAC_CONFIG", "SAC_EXP_NAME")
 COUNTS = ("SAC_NUM_COLLECT_WORKERS", "SAC_REVERB_CPUS", "SAC_TRAIN_CPUS",
@@ -54,6 +56,7 @@ class TrainingVariables:
     worker_cpus: int | None
     hang_timeout_s: float = 600.0
     max_restarts: int = 5
+    final_video: bool = True
 
     @property
     def exp_dir(self) -> Path:
@@ -95,6 +98,12 @@ def _count(name: str, raw: str, path: Path) -> int | None:
             f"training variables file {path}: {name}={raw!r} must be a positive integer or auto"
         )
     return number
+
+
+def _flag(name: str, raw: str, path: Path) -> bool:
+    if raw.strip() not in ("0", "1"):
+        raise SettingsError(f"training variables file {path}: {name}={raw!r} must be 1 or 0")
+    return raw.strip() == "1"
 
 
 def load_training_variables(path: str | Path) -> TrainingVariables:
@@ -144,6 +153,7 @@ def load_training_variables(path: str | Path) -> TrainingVariables:
         hang_timeout_s=float(_count("SAC_HANG_TIMEOUT", values.get("SAC_HANG_TIMEOUT", ""),
                                     path) or 600),
         max_restarts=_count("SAC_MAX_RESTARTS", values.get("SAC_MAX_RESTARTS", ""), path) or 5,
+        final_video=_flag("SAC_FINAL_VIDEO", values.get("SAC_FINAL_VIDEO", "1"), path),
     )
 
 

@@ -297,6 +297,9 @@ def main(argv=None) -> int:
     parser.add_argument("--max_restarts", type=int, required=True)
     parser.add_argument("--programs", required=True)
     args = parser.parse_args(argv)
+    from tfagents_system.runtime import die_with_parent
+
+    die_with_parent()
 
     def log(msg: str) -> None:
         print(f"{time.strftime('%H:%M:%S')} monitor {msg}", file=sys.stderr, flush=True)

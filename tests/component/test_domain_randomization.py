@@ -4,7 +4,10 @@ import numpy as np
 import pytest
 
 from tfagents_system.curriculum import (
-    CurriculumError, check_env_supports, parse_curriculum, supports_set_state,
+    CurriculumError,
+    check_env_supports,
+    parse_curriculum,
+    supports_set_state,
 )
 from tfagents_system.domain_randomization import DynamicsRandomizer
 from tfagents_system.envs import load_gym_env

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from launch_helpers import kill_leftovers, run_script, write_params, write_variables
 
 

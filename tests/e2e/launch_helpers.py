@@ -106,6 +106,13 @@ def program_processes(exp_dir: Path) -> dict[str, psutil.Process]:
     return found
 
 
+def log_sections(log: Path) -> list[str]:
+    """A program's log split at each start: one section per launch or restart."""
+    import re
+
+    return re.split(r"(?m)^.* pinned to CPUs .*$", log.read_text())[1:]
+
+
 def launches_in_log(log: Path) -> int:
     """How many times a program started (supervisord appends to one log file)."""
     try:

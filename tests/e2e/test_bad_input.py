@@ -4,7 +4,6 @@ started, and an existing experiment left exactly as it was."""
 from __future__ import annotations
 
 import pytest
-
 from launch_helpers import REPO, programs_of, run_script, write_params, write_variables
 
 pytestmark = pytest.mark.e2e

@@ -7,9 +7,13 @@ import json
 import re
 
 import pytest
-
 from launch_helpers import (
-    kill_leftovers, program_processes, start_script, wait_for, write_variables,
+    kill_leftovers,
+    log_sections,
+    program_processes,
+    start_script,
+    wait_for,
+    write_variables,
 )
 
 pytestmark = pytest.mark.e2e
@@ -101,8 +105,7 @@ def test_values_follow_the_schedule_and_survive_a_worker_restart(tmp_path):
         leftovers = kill_leftovers(tmp_path)
     assert not leftovers
     calls = [json.loads(line) for line in record.read_text().splitlines()]
-    log = (exp / "process_logs" / "worker_0.log").read_text()
-    launches = log.split("==== ")[1:]
+    launches = log_sections(exp / "process_logs" / "worker_0.log")
     assert len(launches) == 2, "the worker ran twice"
     second_pid = next(c["pid"] for c in calls if c["pid"] != first_pid)
     for pid, text in zip((first_pid, second_pid), launches):

@@ -9,7 +9,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from launch_helpers import REPO
 
 pytestmark = pytest.mark.e2e

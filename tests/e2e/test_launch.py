@@ -7,10 +7,18 @@ import signal
 import subprocess
 
 import pytest
-
 from launch_helpers import (
-    REPO, eval_returns, kill_leftovers, latest_checkpoint_step, program_processes, programs_of,
-    run_script, start_script, wait_for, write_params, write_variables,
+    REPO,
+    eval_returns,
+    kill_leftovers,
+    latest_checkpoint_step,
+    program_processes,
+    programs_of,
+    run_script,
+    start_script,
+    wait_for,
+    write_params,
+    write_variables,
 )
 
 pytestmark = pytest.mark.e2e
@@ -160,7 +168,8 @@ def test_shipped_examples_collect_train_and_checkpoint(workdir, example, config)
         actor_fc_layers = Base.actor_fc_layers
         critic_joint_fc_layers = Base.critic_joint_fc_layers
     """)
-    variables = write_variables(workdir / "vars.sh", SAC_CONFIG=str(REPO / "config" / config))
+    variables = write_variables(workdir / "vars.sh", SAC_CONFIG=str(REPO / "config" / config),
+                                SAC_FINAL_VIDEO=0)
     result = run_script(variables, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     exp = workdir / "logs" / "tiny"

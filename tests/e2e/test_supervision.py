@@ -10,10 +10,19 @@ import subprocess
 import time
 
 import pytest
-
 from launch_helpers import (
-    REPO, kill_leftovers, latest_checkpoint_step, launch_env, launches_in_log,
-    program_processes, programs_of, run_script, start_script, wait_for, write_params,
+    REPO,
+    kill_leftovers,
+    latest_checkpoint_step,
+    launch_env,
+    launches_in_log,
+    log_sections,
+    program_processes,
+    programs_of,
+    run_script,
+    start_script,
+    wait_for,
+    write_params,
     write_variables,
 )
 
@@ -233,9 +242,7 @@ def test_preemption_checkpoints_and_relaunch_resumes_everything(workdir):
     restored = [int(n) for n in re.findall(r"(\d+) items restored",
                                            (logs / "replay_server.log").read_text())]
     assert restored[-1] > 0, "the replay buffer was not restored"
-    second_launch = (logs / "worker_0.log").read_text().split("==== ")[-1] \
-        if "==== " in (logs / "worker_0.log").read_text() else \
-        (logs / "worker_0.log").read_text().split(" pinned to CPUs ")[-1]
+    second_launch = log_sections(logs / "worker_0.log")[-1]
     first_stage = re.search(r"curriculum: collect env set_state (\{.*\}) at iteration (\d+)",
                             second_launch)
     assert first_stage, second_launch[-2000:]
