@@ -4,15 +4,15 @@
 
 (`train_script.sh` calls this.) Everything is checked before the first program
 starts: a bad variable, config, params file or environment gives one line and
-exit code 2, and no existing experiment is touched. Each program runs pinned
-with `taskset` to its CPU slice, with matching thread counts, logging to its own
-file in the experiment directory.
+exit code 2, and no existing experiment is touched. Each program runs under
+supervisord (see `supervision.py`), pinned with `taskset` to its CPU slice,
+with matching thread counts, logging to its own file in the experiment
+directory.
 """
 
 from __future__ import annotations
 
 import argparse
-import ctypes
 import fcntl
 import filecmp
 import json
@@ -197,12 +197,6 @@ def lock_experiment(paths: runtime.ExperimentPaths):
 
 # --- Running the programs ---
 
-def _die_with_parent() -> None:
-    """In the child before exec: get SIGTERM if the launcher dies, even by SIGKILL."""
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 @dataclass
 class Program:
     """One supervised program: its CPU slice, module arguments and log file."""
@@ -316,7 +310,7 @@ def start_supervisor(plan: Plan) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "supervisor.supervisord", "-n", "-c", str(conf)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-        start_new_session=True, preexec_fn=_die_with_parent, cwd=str(REPO_ROOT),
+        start_new_session=True, preexec_fn=runtime.die_with_parent, cwd=str(REPO_ROOT),
         env=dict(os.environ, **base_env))
 
 

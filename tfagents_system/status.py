@@ -10,6 +10,7 @@ the latest eval return, and the current grad steps/s and env steps/s.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -33,6 +34,15 @@ def _read(path: Path) -> dict:
 def _uptime(seconds: float) -> str:
     seconds = int(seconds)
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def _num_workers(paths: ExperimentPaths) -> int:
+    """Workers of the latest launch (a relaunch may use another number)."""
+    try:
+        last = (paths.root / C.LAUNCHES_FILE).read_text().strip().splitlines()[-1]
+        return len(json.loads(last)["cpu_layout"]["workers"])
+    except (OSError, IndexError, ValueError, KeyError):
+        return len(list(paths.status.glob("worker_*.json")))
 
 
 def program_rows(exp_dir: Path) -> tuple[str, list[dict]]:
@@ -67,7 +77,8 @@ def render(exp_dir: Path) -> str:
     settings = _read(paths.settings)
     state, rows = program_rows(exp_dir)
     learner = _read(paths.status / f"{C.LEARNER}.json")
-    workers = [_read(p) for p in sorted(paths.status.glob("worker_*.json"))]
+    workers = [_read(paths.status / f"{C.worker_name(i)}.json")
+               for i in range(_num_workers(paths))]
     now = time.time()
     target = settings.get("total_train_steps") or learner.get("target") or 0
     step = learner.get("train_step", 0)
