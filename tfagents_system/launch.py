@@ -249,10 +249,8 @@ class Progress:
         self._last_print = 0.0
         self._bar = None
         if interactive:
-            from tqdm import tqdm
-
-            self._bar = tqdm(total=plan.params.total_train_steps, unit="step",
-                             desc="train steps", dynamic_ncols=True)
+            self._bar = runtime.progress_bar(total=plan.params.total_train_steps, unit="step",
+                                             desc="train steps")
 
     def snapshot(self) -> dict:
         status = self._plan.paths.status

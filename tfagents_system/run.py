@@ -24,6 +24,7 @@ from tfagents_system import constants as C
 from tfagents_system.runtime import (
     ExperimentPaths,
     import_quietly,
+    progress_bar,
     read_json,
     write_json_atomic,
 )
@@ -185,8 +186,8 @@ def evaluate(exp_dir: Path, num_episodes: int, checkpoint: str | None, seed: int
     output.mkdir(parents=True, exist_ok=True)
     returns, lengths, videos = [], [], []
     try:
-        bar = tqdm(range(num_episodes), desc="episodes", unit="episode", disable=not progress,
-                   file=sys.stderr)
+        bar = progress_bar(iterable=range(num_episodes), desc="episodes", unit="episode",
+                           disable=not progress, file=sys.stderr)
         for episode in bar:
             video_path = output / f"episode_{episode:03d}.mp4" if video else None
             episode_return, length = run_episode(env, policy, video_path, fps, frame_size)

@@ -195,6 +195,17 @@ def die_with_parent() -> None:
             os.kill(os.getpid(), signal.SIGTERM)
 
 
+def progress_bar(**kwargs):
+    """A tqdm bar sized from the terminal, falling back to 120x24 where the
+    terminal reports no size (tqdm would hide the bar on a 0-row pty)."""
+    import shutil
+
+    from tqdm import tqdm
+
+    size = shutil.get_terminal_size((120, 24))
+    return tqdm(ncols=size.columns, nrows=size.lines, **kwargs)
+
+
 class RateMeter:
     """Events per second since the previous call."""
 
