@@ -27,6 +27,7 @@ def wait_for_policy(path, should_stop) -> None:
             raise builders.StopRequested()
         time.sleep(0.5)
 
+
 class EpisodeStats:
     """Driver observer counting env steps and completed episode returns."""
 
@@ -50,6 +51,7 @@ class EpisodeStats:
         done, self.finished = self.finished, []
         return done
 
+
 class CurriculumApplier:
     """Applies the curriculum's values for an iteration to a worker's envs, once per change."""
 
@@ -68,6 +70,7 @@ class CurriculumApplier:
                            json.dumps(values, sort_keys=True), iteration)
         return values
 
+
 def run_episodes(env, policy, n: int, should_stop) -> list[tuple[float, int]]:
     """Run n full episodes without writing experience; (return, length) each."""
     results = []
@@ -85,6 +88,7 @@ def run_episodes(env, policy, n: int, should_stop) -> list[tuple[float, int]]:
             length += 1
         results.append((total, length))
     return results
+
 
 class ReplayLink:
     """A worker's connection to the replay server, rebuilt if the server restarts."""
@@ -105,6 +109,7 @@ class ReplayLink:
 
     def alive(self) -> bool:
         return builders.server_alive(self.client)
+
 
 def run_worker(params, paths: runtime.ExperimentPaths, address: str, worker_index: int,
                num_workers: int, should_stop, log, heartbeat=None) -> None:
@@ -253,6 +258,7 @@ def run_worker(params, paths: runtime.ExperimentPaths, address: str, worker_inde
     runtime.write_json_atomic(status_path, status)
     link.writer.close()
     log.info("done: %d env steps, %d episodes", stats.env_steps, status["episodes"])
+
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
