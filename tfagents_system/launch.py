@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tfagents_system import constants as C
-from tfagents_system import cpu_layout, curriculum, runtime, settings, supervision
+from tfagents_system import cpu_layout, curriculum, runtime, settings, status, supervision
 from tfagents_system.params import ParamsError, TrainParamsBase, load_params
 
 EXIT_BAD_INPUT = 2
@@ -253,18 +253,7 @@ class Progress:
                                              desc="train steps")
 
     def snapshot(self) -> dict:
-        status = self._plan.paths.status
-        learner = _read_status(status / f"{C.LEARNER}.json")
-        workers = [_read_status(status / f"{C.worker_name(i)}.json")
-                   for i in range(len(self._plan.layout.workers))]
-        evals = [w["eval_return"] for w in workers if "eval_return" in w]
-        return {
-            "train_step": learner.get("train_step", 0),
-            "grad_steps_per_sec": learner.get("grad_steps_per_sec", 0.0),
-            "env_steps": sum(w.get("env_steps", 0) for w in workers),
-            "env_steps_per_sec": sum(w.get("env_steps_per_sec", 0.0) for w in workers),
-            "eval_return": sum(evals) / len(evals) if evals else None,
-        }
+        return status.progress(self._plan.paths, len(self._plan.layout.workers))
 
     def update(self) -> None:
         snap = self.snapshot()
@@ -284,13 +273,6 @@ class Progress:
         if self._bar is not None:
             self.update()
             self._bar.close()
-
-
-def _read_status(path: Path) -> dict:
-    try:
-        return runtime.read_json(path)
-    except (OSError, ValueError):
-        return {}
 
 
 def start_supervisor(plan: Plan) -> subprocess.Popen:

@@ -72,20 +72,42 @@ def program_rows(exp_dir: Path) -> tuple[str, list[dict]]:
     return "stopped (resumable)", rows
 
 
-def render(exp_dir: Path) -> str:
-    paths = ExperimentPaths(exp_dir)
-    settings = _read(paths.settings)
-    state, rows = program_rows(exp_dir)
+def progress(paths: ExperimentPaths, num_workers: int, live: bool = True) -> dict:
+    """Totals from the programs' status files (the launcher's progress line uses this too).
+
+    Rates count only while `live` and only from status files written in the
+    last `STALE_S` seconds.
+    """
     learner = _read(paths.status / f"{C.LEARNER}.json")
-    workers = [_read(paths.status / f"{C.worker_name(i)}.json")
-               for i in range(_num_workers(paths))]
-    now = time.time()
-    target = settings.get("total_train_steps") or learner.get("target") or 0
+    workers = [_read(paths.status / f"{C.worker_name(i)}.json") for i in range(num_workers)]
     step = learner.get("train_step", 0)
     if paths.complete.is_file():
         step = _read(paths.complete).get("train_step", step)
-    env_steps = sum(w.get("env_steps", 0) for w in workers)
     evals = [(w["eval_train_step"], w["eval_return"]) for w in workers if "eval_return" in w]
+    eval_step = max((s for s, _ in evals), default=None)
+    eval_values = [v for s, v in evals if s == eval_step]
+    now = time.time()
+
+    def fresh(status: dict) -> bool:
+        return live and now - status.get("time", 0) < STALE_S
+
+    return {
+        "train_step": step,
+        "env_steps": sum(w.get("env_steps", 0) for w in workers),
+        "eval_train_step": eval_step,
+        "eval_return": sum(eval_values) / len(eval_values) if eval_values else None,
+        "eval_workers": len(eval_values),
+        "grad_steps_per_sec": learner.get("grad_steps_per_sec", 0.0) if fresh(learner) else 0.0,
+        "env_steps_per_sec": sum(w.get("env_steps_per_sec", 0.0) for w in workers if fresh(w)),
+    }
+
+
+def render(exp_dir: Path) -> str:
+    paths = ExperimentPaths(exp_dir)
+    state, rows = program_rows(exp_dir)
+    snap = progress(paths, _num_workers(paths), live=state == "running")
+    target = _read(paths.settings).get("total_train_steps") or 0
+    step = snap["train_step"]
     lines = [f"experiment {paths.root}: {state}", ""]
     lines.append(f"{'program':<15}{'state':<10}{'pid':>8}{'restarts':>10}{'uptime':>10}")
     for r in rows:
@@ -94,20 +116,14 @@ def render(exp_dir: Path) -> str:
     lines.append("")
     percent = f" ({100 * step / target:.0f}%)" if target else ""
     lines.append(f"train step      {step} / {target}{percent}")
-    lines.append(f"env steps       {env_steps}")
-    if evals:
-        latest = max(s for s, _ in evals)
-        values = [v for s, v in evals if s == latest]
-        lines.append(f"eval return     {sum(values) / len(values):.1f} (train step {latest}, "
-                     f"mean over {len(values)} worker(s))")
+    lines.append(f"env steps       {snap['env_steps']}")
+    if snap["eval_return"] is not None:
+        lines.append(f"eval return     {snap['eval_return']:.1f} (train step "
+                     f"{snap['eval_train_step']}, mean over {snap['eval_workers']} worker(s))")
     else:
         lines.append("eval return     n/a")
-    fresh = state == "running"
-    grad = learner.get("grad_steps_per_sec", 0.0) if fresh and now - learner.get(
-        "time", 0) < STALE_S else 0.0
-    env_rate = sum(w.get("env_steps_per_sec", 0.0) for w in workers
-                   if fresh and now - w.get("time", 0) < STALE_S)
-    lines.append(f"speed           {grad:.1f} grad steps/s, {env_rate:.0f} env steps/s")
+    lines.append(f"speed           {snap['grad_steps_per_sec']:.1f} grad steps/s, "
+                 f"{snap['env_steps_per_sec']:.0f} env steps/s")
     return "\n".join(lines)
 
 

@@ -7,7 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from launch_helpers import kill_leftovers, run_script, write_params, write_variables
+from launch_helpers import (
+    kill_leftovers,
+    run_script,
+    start_script,
+    write_params,
+    write_variables,
+)
 
 
 @dataclass
@@ -31,3 +37,31 @@ def tiny_finished(tmp_path_factory) -> FinishedRun:
     assert not leftovers, f"processes left behind: {leftovers}"
     assert result.returncode == 0, result.stdout + result.stderr
     return FinishedRun(workdir, workdir / "logs" / "tiny", variables, result)
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    """A test's directory; no process of its experiments may outlive the test."""
+    yield tmp_path
+    leftovers = kill_leftovers(tmp_path)
+    assert not leftovers, f"processes left behind: {leftovers}"
+
+
+@dataclass
+class LongRun:
+    proc: subprocess.Popen
+    exp: Path
+    log: Path
+
+
+@pytest.fixture
+def long_run(workdir):
+    """A 5000-step tiny run started by the real script, to interrupt mid-way."""
+    write_params(workdir / "params.py", num_iter=50, steps=100, ckpt=100)
+    variables = write_variables(workdir / "vars.sh")
+    proc = start_script(variables, workdir / "run.log")
+    try:
+        yield LongRun(proc, workdir / "logs" / "tiny", workdir / "run.log")
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import time
 
 import pytest
 from launch_helpers import (
     REPO,
     eval_returns,
-    kill_leftovers,
     latest_checkpoint_step,
     program_processes,
     programs_of,
@@ -23,12 +23,6 @@ from launch_helpers import (
 
 pytestmark = pytest.mark.e2e
 
-
-@pytest.fixture
-def workdir(tmp_path):
-    yield tmp_path
-    leftovers = kill_leftovers(tmp_path)
-    assert not leftovers, f"processes left behind: {leftovers}"
 
 
 def test_tiny_run_completes_with_every_artifact(tiny_finished):
@@ -116,23 +110,14 @@ def test_sigint_leaves_a_resumable_experiment(workdir):
     assert len((exp / "launches.jsonl").read_text().splitlines()) == 2
 
 
-def test_sigterm_stops_every_program_within_seconds(workdir):
-    write_params(workdir / "params.py", num_iter=50, steps=100, ckpt=100)
-    variables = write_variables(workdir / "vars.sh")
-    exp = workdir / "logs" / "tiny"
-    proc = start_script(variables, workdir / "run.log")
-    try:
-        assert wait_for(lambda: (exp / "status" / "learner.json").is_file(), 240)
-        assert set(program_processes(exp)) == {"replay_server", "learner", "worker_0"}
-        import time
-
-        t0 = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 143
-        assert time.monotonic() - t0 < 30
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+def test_sigterm_stops_every_program_within_seconds(long_run):
+    exp = long_run.exp
+    assert wait_for(lambda: (exp / "status" / "learner.json").is_file(), 240)
+    assert set(program_processes(exp)) == {"replay_server", "learner", "worker_0"}
+    t0 = time.monotonic()
+    long_run.proc.send_signal(signal.SIGTERM)
+    assert long_run.proc.wait(timeout=60) == 143
+    assert time.monotonic() - t0 < 30
     assert not programs_of(exp)
     # The learner saved its progress, and the replay buffer, on the way out.
     assert latest_checkpoint_step(exp) > 0
@@ -202,35 +187,21 @@ def test_help():
     assert result.returncode == 0 and "usage:" in result.stdout
 
 
-def test_no_orphans_when_the_launcher_is_killed(workdir):
+def test_no_orphans_when_the_launcher_is_killed(long_run):
     """Even SIGKILL to run_script.sh (no cleanup code runs) leaves no program behind."""
-    write_params(workdir / "params.py", num_iter=50, steps=100, ckpt=100)
-    variables = write_variables(workdir / "vars.sh")
-    exp = workdir / "logs" / "tiny"
-    proc = start_script(variables, workdir / "run.log")
-    try:
-        assert wait_for(lambda: len(program_processes(exp)) == 3, 240)
-        proc.kill()
-        proc.wait(timeout=10)
-        assert wait_for(lambda: not programs_of(exp), 60), programs_of(exp)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    exp = long_run.exp
+    assert wait_for(lambda: len(program_processes(exp)) == 3, 240)
+    long_run.proc.kill()
+    long_run.proc.wait(timeout=10)
+    assert wait_for(lambda: not programs_of(exp), 60), programs_of(exp)
 
 
-def test_no_orphans_when_supervisord_is_killed(workdir):
+def test_no_orphans_when_supervisord_is_killed(long_run):
     """SIGKILL to supervisord itself: the programs stop, the launcher says so."""
-    write_params(workdir / "params.py", num_iter=50, steps=100, ckpt=100)
-    variables = write_variables(workdir / "vars.sh")
-    exp = workdir / "logs" / "tiny"
-    proc = start_script(variables, workdir / "run.log")
-    try:
-        assert wait_for(lambda: len(program_processes(exp)) == 3, 240)
-        supervisord = next(p for p in programs_of(exp) if "supervisord" in " ".join(p.cmdline()))
-        supervisord.kill()
-        assert proc.wait(timeout=60) == 1
-        assert wait_for(lambda: not programs_of(exp), 60), programs_of(exp)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert "supervisord exited unexpectedly" in (workdir / "run.log").read_text()
+    exp = long_run.exp
+    assert wait_for(lambda: len(program_processes(exp)) == 3, 240)
+    supervisord = next(p for p in programs_of(exp) if "supervisord" in " ".join(p.cmdline()))
+    supervisord.kill()
+    assert long_run.proc.wait(timeout=60) == 1
+    assert wait_for(lambda: not programs_of(exp), 60), programs_of(exp)
+    assert "supervisord exited unexpectedly" in long_run.log.read_text()

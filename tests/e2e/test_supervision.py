@@ -12,7 +12,6 @@ import time
 import pytest
 from launch_helpers import (
     REPO,
-    kill_leftovers,
     latest_checkpoint_step,
     launch_env,
     launches_in_log,
@@ -31,12 +30,6 @@ pytestmark = pytest.mark.e2e
 # One gradient step per env step: the learner only advances while workers collect.
 RATIO = "samples_per_insert = 32.0\n"
 
-
-@pytest.fixture
-def workdir(tmp_path):
-    yield tmp_path
-    leftovers = kill_leftovers(tmp_path)
-    assert not leftovers, f"processes left behind: {leftovers}"
 
 
 def train_step(exp):
