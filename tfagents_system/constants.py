@@ -31,6 +31,7 @@ EVAL_TB_DIR = "eval"
 PROCESS_LOG_DIR = "process_logs"
 STATUS_DIR = "status"
 COMPLETE_FILE = "TRAINING_COMPLETE.json"
+VARIANT_FILE = "variant.json"  # a sweep task's overrides (absent for plain runs)
 
 # Program names (also the log file stems and status file stems).
 REPLAY_SERVER = "replay_server"

@@ -25,7 +25,8 @@ class CpuLayout:
     available: tuple[int, ...]
     shared: bool  # True when some programs share CPUs
 
-    def describe(self) -> str:
+    def describe(self, worker_indices: list[int] | None = None) -> str:
+        indices = worker_indices if worker_indices is not None else range(len(self.workers))
         lines = [
             f"CPUs available to this launch: {format_cpus(self.available)} "
             f"({len(self.available)})" + ("; some programs share CPUs" if self.shared else ""),
@@ -33,7 +34,7 @@ class CpuLayout:
             f"  {'learner':<14} CPUs {format_cpus(self.learner)}",
         ]
         lines += [f"  {f'worker_{i}':<14} CPUs {format_cpus(c)}"
-                  for i, c in enumerate(self.workers)]
+                  for i, c in zip(indices, self.workers)]
         return "\n".join(lines)
 
     def as_dict(self) -> dict:
@@ -121,3 +122,40 @@ def plan_layout(
         start = (i * per_worker) % len(rest)
         slices.append(tuple((rest + rest)[start:start + per_worker]))
     return CpuLayout(replay, learner, tuple(slices), tuple(available), True)
+
+
+def spread_workers(head_capacity: int, remote_cpus: list[int], num_workers: int | None,
+                   worker_cpus: int | None) -> list[list[int]]:
+    """Worker indices per node of a multi-node job, the head node first.
+
+    The head node holds `head_capacity` workers (what its layout fits beside the
+    replay server and the learner), every other node `cpus // SAC_COLLECT_WORKER_CPUS`
+    (at least one). Workers are dealt round robin, so they spread over all nodes;
+    auto (`num_workers` None) fills every node.
+    """
+    per_worker = worker_cpus or 1
+    capacity = [max(1, head_capacity)] + [max(1, c // per_worker) for c in remote_cpus]
+    total = num_workers if num_workers is not None else sum(capacity)
+    if total > sum(capacity):
+        raise LayoutError(
+            f"SAC_NUM_COLLECT_WORKERS={num_workers} with {per_worker} CPU(s) each does not fit "
+            f"the job's nodes (room for {sum(capacity)}: {', '.join(map(str, capacity))} per "
+            "node); lower it or ask SLURM for more CPUs or nodes"
+        )
+    nodes: list[list[int]] = [[] for _ in capacity]
+    index = 0
+    for round_ in range(max(capacity)):
+        for node, room in enumerate(capacity):
+            if index < total and round_ < room:
+                nodes[node].append(index)
+                index += 1
+    return nodes
+
+
+def worker_slices(available: list[int], count: int, per_worker: int | None) -> list[tuple]:
+    """CPU slices for `count` workers on a node that runs only workers (shared round robin
+    when they do not fit)."""
+    per_worker = min(per_worker or 1, len(available))
+    cpus = list(available)
+    return [tuple((cpus + cpus)[(i * per_worker) % len(cpus):][:per_worker])
+            for i in range(count)]

@@ -13,6 +13,7 @@ directory.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import fcntl
 import filecmp
 import json
@@ -28,8 +29,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tfagents_system import constants as C
-from tfagents_system import cpu_layout, curriculum, runtime, settings, status, supervision
+from tfagents_system import (
+    cpu_layout,
+    curriculum,
+    runtime,
+    settings,
+    slurm,
+    status,
+    supervision,
+    sweep,
+)
 from tfagents_system.params import ParamsError, TrainParamsBase, load_params
+from tfagents_system.runtime import ExperimentPaths
 
 EXIT_BAD_INPUT = 2
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -37,6 +48,23 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 class LaunchError(Exception):
     """A launch cannot go ahead; the message is the one line the user sees."""
+
+
+class AlreadyFinished(Exception):
+    """The experiment holds TRAINING_COMPLETE.json: nothing to run."""
+
+    def __init__(self, exp_dir: Path):
+        super().__init__(str(exp_dir))
+        self.exp_dir = exp_dir
+
+
+@dataclass
+class RemoteNode:
+    """Another node of a multi-node SLURM job: it runs workers under its own supervisord."""
+
+    name: str
+    cpus: int
+    worker_indices: list[int]
 
 
 @dataclass
@@ -47,11 +75,19 @@ class Plan:
     layout: cpu_layout.CpuLayout
     port: int
     resuming: bool
+    worker_indices: list[int]  # the workers this node runs (all of them on one node)
+    host: str = "localhost"  # where the replay server is reached: the head node's name
+    remote: list[RemoteNode] = field(default_factory=list)
+    variant: dict | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
     def address(self) -> str:
-        return f"localhost:{self.port}"
+        return f"{self.host}:{self.port}"
+
+    @property
+    def num_workers(self) -> int:
+        return len(self.worker_indices) + sum(len(n.worker_indices) for n in self.remote)
 
 
 def hyperparameters(params: TrainParamsBase) -> dict:
@@ -110,10 +146,71 @@ def git_revision() -> str | None:
         return None
 
 
-def prepare(variables_file: str) -> Plan | None:
-    """Validate everything and create (or reopen) the experiment; None if finished."""
+def experiment_dir(variables: settings.TrainingVariables, task_id: int | None) -> Path:
+    """logs/<name>, or logs/<name>_task_<id> for an array task (or SAC_TASK_ID)."""
+    if task_id is None:
+        return variables.exp_dir
+    return variables.logs_dir / f"{variables.exp_name}_task_{task_id}"
+
+
+def choose_variant(variables: settings.TrainingVariables,
+                   task_id: int | None) -> sweep.Variant | None:
+    """The sweep variant of this task; a task without a sweep only changes the seed."""
+    if variables.sweep is not None:
+        sweep.load_sweep(variables.sweep)  # a broken sweep file is reported first
+    if variables.sweep is not None and task_id is None:
+        raise LaunchError(
+            f"training variables file {variables.source}: SAC_SWEEP is set but this launch has "
+            f"no task id; submit an array job (python -m tfagents_system.sweep "
+            f"{variables.sweep} prints the --array range) or set SAC_TASK_ID=<n> to run one "
+            "variant here"
+        )
+    if variables.sweep is not None:
+        return sweep.variant_for_task(variables.sweep, task_id)
+    return None if task_id is None else sweep.Variant(task_id)
+
+
+def plan_placement(variables: settings.TrainingVariables):
+    """(head layout, head worker indices, replay host, other nodes) for this launch.
+
+    On a workstation or a one-node SLURM job everything runs here, addressed as
+    localhost. In a multi-node job this is the first node: it runs the replay
+    server, the learner and its share of the workers; the other nodes run the
+    rest of the workers and reach the replay server by this node's name.
+    """
+    available = cpu_layout.available_cpus()
+    job = slurm.allocation()
+    if job is None or len(job.nodes) == 1:
+        layout = cpu_layout.plan_layout(available, variables.num_workers, variables.reverb_cpus,
+                                        variables.train_cpus, variables.worker_cpus)
+        return layout, list(range(len(layout.workers))), "localhost", []
+    if job.this_node != job.head:
+        raise LaunchError(
+            f"SLURM job {job.job_id} spans nodes {','.join(job.nodes)}: start the launch on "
+            f"its first node {job.head} (slurm/train.sbatch does), not on {job.this_node}"
+        )
+    head_fit = cpu_layout.plan_layout(available, None, variables.reverb_cpus,
+                                      variables.train_cpus, variables.worker_cpus)
+    per_node = cpu_layout.spread_workers(len(head_fit.workers), list(job.cpus[1:]),
+                                         variables.num_workers, variables.worker_cpus)
+    layout = cpu_layout.plan_layout(available, len(per_node[0]), variables.reverb_cpus,
+                                    variables.train_cpus, variables.worker_cpus)
+    try:
+        socket.getaddrinfo(job.head, None)
+    except OSError as exc:
+        raise LaunchError(f"the job's first node name {job.head!r} does not resolve ({exc}); "
+                          "the other nodes reach the replay server by it") from exc
+    remote = [RemoteNode(name, cpus, indices) for name, cpus, indices
+              in zip(job.nodes[1:], job.cpus[1:], per_node[1:]) if indices]
+    return layout, per_node[0], job.head, remote
+
+
+def prepare(variables_file: str) -> Plan:
+    """Validate everything and create (or reopen) the experiment."""
     variables = settings.load_training_variables(variables_file)
-    paths = runtime.ExperimentPaths(variables.exp_dir)
+    task_id = slurm.array_task_id()
+    variant = choose_variant(variables, task_id)
+    paths = runtime.ExperimentPaths(experiment_dir(variables, task_id))
     resuming = paths.settings.is_file()
     notes = []
     if paths.root.exists() and not resuming and any(paths.root.iterdir()):
@@ -123,46 +220,74 @@ def prepare(variables_file: str) -> Plan | None:
         )
     if resuming:
         if paths.complete.is_file():
-            return None
-        for label, given, saved in (("config", variables.config, paths.config),
-                                    ("params", variables.params, paths.params)):
-            if given.is_file() and not filecmp.cmp(given, saved, shallow=False):
-                notes.append(f"{label} file {given} differs from the experiment's copy; "
-                             f"resuming with the copy {saved}")
+            raise AlreadyFinished(paths.root)
         config_file, params_file = paths.config, paths.params
+        config = settings.load_config(config_file)
+        if variables.config.is_file():
+            given = settings.load_config(variables.config)
+            if variant is not None:
+                given = sweep.apply_config_overrides(given, variant.config)
+            if given != config:
+                notes.append(f"config file {variables.config} differs from the experiment's "
+                             f"copy; resuming with the copy {config_file}")
+        if variables.params.is_file() and not filecmp.cmp(variables.params, params_file,
+                                                          shallow=False):
+            notes.append(f"params file {variables.params} differs from the experiment's copy; "
+                         f"resuming with the copy {params_file}")
+        overrides, source = runtime.params_overrides(paths), str(paths.variant)
     else:
         config_file, params_file = variables.config, variables.params
-    config = settings.load_config(config_file)
+        config = settings.load_config(config_file)
+        overrides, source = {}, f"sweep file {variables.sweep}"
+        if variant is not None:
+            config = sweep.apply_config_overrides(config, variant.config)
+            if variant.seed is None:  # every task gets its own seed
+                base_seed = load_params(params_file, config).seed
+                variant = dataclasses.replace(variant, seed=base_seed + variant.task_id)
+            overrides = variant.params_overrides()
     curriculum.parse_curriculum(config, f"config file {config_file}")
-    params = load_params(params_file, config)
-    layout = cpu_layout.plan_layout(
-        cpu_layout.available_cpus(), variables.num_workers, variables.reverb_cpus,
-        variables.train_cpus, variables.worker_cpus,
-    )
+    params = load_params(params_file, config, overrides, source)
+    layout, worker_indices, host, remote = plan_placement(variables)
+    variant_record = None
+    if resuming and paths.variant.is_file():
+        variant_record = runtime.read_json(paths.variant)
+    elif variant is not None:
+        variant_record = {**variant.as_dict(), "sweep_file": None if variables.sweep is None
+                          else str(variables.sweep)}
     if not resuming:
         max_steps = check_environment(params, params_file, config_file)
         from tfagents_system.builders import replay_capacity
 
-        create_experiment(paths, variables, params, config_file, params_file, {
+        create_experiment(paths, variables, params, config, params_file, {
             "max_episode_steps": max_steps,
             "replay_capacity": replay_capacity(params, max_steps),
-        })
+        }, variant_record)
     import portpicker
 
-    return Plan(variables, paths, params, layout, portpicker.pick_unused_port(), resuming, notes)
+    return Plan(variables, paths, params, layout, portpicker.pick_unused_port(), resuming,
+                worker_indices, host, remote, variant_record, notes)
 
 
-def create_experiment(paths, variables, params, config_file, params_file, derived) -> None:
-    """Write the experiment directory under a temporary name, then rename it into place."""
+def create_experiment(paths, variables, params, config, params_file, derived,
+                      variant: dict | None = None) -> None:
+    """Write the experiment directory under a temporary name, then rename it into place.
+
+    `config` is the config as trained (a sweep variant's overrides applied).
+    """
     paths.root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{paths.root.name}.", dir=paths.root.parent))
     try:
-        shutil.copyfile(config_file, tmp / C.CONFIG_COPY)
+        if variant is None or not variant["config_overrides"]:
+            shutil.copyfile(variables.config, tmp / C.CONFIG_COPY)
+        else:
+            runtime.write_json_atomic(tmp / C.CONFIG_COPY, config)
         shutil.copyfile(params_file, tmp / C.PARAMS_COPY)
+        if variant is not None:
+            runtime.write_json_atomic(tmp / C.VARIANT_FILE, variant)
         runtime.write_json_atomic(tmp / C.SETTINGS_FILE, {
-            "exp_name": variables.exp_name,
+            "exp_name": paths.root.name,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "source_config": str(config_file),
+            "source_config": str(variables.config),
             "source_params": str(params_file),
             "total_train_steps": params.total_train_steps,
             "hyperparameters": hyperparameters(params),
@@ -220,6 +345,15 @@ class Program:
                 *self.args]
 
 
+def worker_program(exp: Path, address: str, index: int, num_workers: int,
+                   cpus: tuple[int, ...]) -> Program:
+    name = C.worker_name(index)
+    return Program(name, cpus,
+                   ["tfagents_system.collect_worker", "--exp_dir", str(exp), "--address",
+                    address, "--worker_index", str(index), "--num_workers", str(num_workers)],
+                   ExperimentPaths(exp).process_logs / f"{name}.log")
+
+
 def build_programs(plan: Plan) -> list[Program]:
     exp, logs = str(plan.paths.root), plan.paths.process_logs
     layout = plan.layout
@@ -231,12 +365,8 @@ def build_programs(plan: Plan) -> list[Program]:
                 ["tfagents_system.learner", "--exp_dir", exp, "--address", plan.address],
                 logs / f"{C.LEARNER}.log"),
     ]
-    for i, cpus in enumerate(layout.workers):
-        programs.append(Program(
-            C.worker_name(i), cpus,
-            ["tfagents_system.collect_worker", "--exp_dir", exp, "--address", plan.address,
-             "--worker_index", str(i), "--num_workers", str(len(layout.workers))],
-            logs / f"{C.worker_name(i)}.log"))
+    programs += [worker_program(plan.paths.root, plan.address, index, plan.num_workers, cpus)
+                 for index, cpus in zip(plan.worker_indices, layout.workers)]
     return programs
 
 
@@ -253,7 +383,7 @@ class Progress:
                                              desc="train steps")
 
     def snapshot(self) -> dict:
-        return status.progress(self._plan.paths, len(self._plan.layout.workers))
+        return status.progress(self._plan.paths, self._plan.num_workers)
 
     def update(self) -> None:
         snap = self.snapshot()
@@ -275,18 +405,22 @@ class Progress:
             self._bar.close()
 
 
-def start_supervisor(plan: Plan) -> subprocess.Popen:
+def program_env() -> dict[str, str]:
+    """Environment every program and helper process gets on top of ours."""
+    return {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore",
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT),
+                                                        os.environ.get("PYTHONPATH")]))}
+
+
+def start_supervisor(exp: Path, programs: list[Program], hang_timeout_s: float,
+                     max_restarts: int, node: str | None = None) -> subprocess.Popen:
     """Write this launch's supervisord.conf and start supervisord in the foreground."""
-    programs = build_programs(plan)
-    base_env = {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore",
-                "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT),
-                                                            os.environ.get("PYTHONPATH")]))}
-    rdir = supervision.run_dir(plan.paths.root)
+    base_env = program_env()
+    rdir = supervision.run_dir(exp, node)
     for stale in (supervision.OUTCOME_FILE, supervision.RESTARTS_FILE):
         (rdir / stale).unlink(missing_ok=True)  # per-launch state of a previous launch
-    conf = supervision.write_config(plan.paths.root, programs, sys.executable, REPO_ROOT,
-                                    base_env, plan.variables.hang_timeout_s,
-                                    plan.variables.max_restarts)
+    conf = supervision.write_config(exp, programs, sys.executable, REPO_ROOT, base_env,
+                                    hang_timeout_s, max_restarts, node)
     return subprocess.Popen(
         [sys.executable, "-m", "supervisor.supervisord", "-n", "-c", str(conf)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
@@ -294,16 +428,74 @@ def start_supervisor(plan: Plan) -> subprocess.Popen:
         env=dict(os.environ, **base_env))
 
 
-def stop_supervisor(proc: subprocess.Popen, timeout_s: float = 90.0) -> None:
-    """SIGTERM: supervisord stops the programs in reverse start order (learner first)."""
+def stop_process(proc: subprocess.Popen, what: str, timeout_s: float = 90.0) -> None:
+    """SIGTERM, then SIGKILL to its process group after `timeout_s`.
+
+    For supervisord this stops the programs in reverse start order (learner
+    first); for an srun step SIGTERM is forwarded to the node's agent.
+    """
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
     try:
         proc.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
-        print(f"supervisord did not stop within {timeout_s:.0f}s: killing it", file=sys.stderr)
+        print(f"{what} did not stop within {timeout_s:.0f}s: killing it", file=sys.stderr)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+def stop_supervisor(proc: subprocess.Popen, timeout_s: float = 90.0) -> None:
+    stop_process(proc, "supervisord", timeout_s)
+
+
+@dataclass
+class NodeStep:
+    """The srun step running one other node's workers under that node's supervisord."""
+
+    node: RemoteNode
+    proc: subprocess.Popen
+    log_path: Path
+
+
+def start_node_steps(plan: Plan) -> list[NodeStep]:
+    steps = []
+    for node in plan.remote:
+        command = slurm.step_command(node.name, node.cpus, [
+            sys.executable, "-u", "-m", "tfagents_system.node_agent",
+            "--exp_dir", str(plan.paths.root), "--address", plan.address,
+            "--workers", ",".join(map(str, node.worker_indices)),
+            "--num_workers", str(plan.num_workers),
+            "--worker_cpus", str(plan.variables.worker_cpus or 1),
+            "--hang_timeout", str(plan.variables.hang_timeout_s),
+            "--max_restarts", str(plan.variables.max_restarts)])
+        log_path = plan.paths.process_logs / f"node-{node.name}.log"
+        with open(log_path, "a") as log:
+            proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True,
+                                    preexec_fn=runtime.die_with_parent, cwd=str(REPO_ROOT),
+                                    env=dict(os.environ, **program_env()))
+        steps.append(NodeStep(node, proc, log_path))
+    return steps
+
+
+def failed_step(steps: list[NodeStep], paths: runtime.ExperimentPaths) -> NodeStep | None:
+    """A node step that ended before training was complete (its workers are gone)."""
+    for step in steps:
+        code = step.proc.poll()
+        if code is not None and not (code == 0 and paths.complete.is_file()):
+            return step
+    return None
+
+
+def stop_node_steps(steps: list[NodeStep], complete: bool) -> None:
+    """After completion the node agents end by themselves once their workers finish;
+    otherwise (or if they take too long) they are stopped."""
+    if complete:
+        deadline = time.monotonic() + supervision.COMPLETION_GRACE_S / 6
+        while time.monotonic() < deadline and any(s.proc.poll() is None for s in steps):
+            time.sleep(0.5)
+    for step in steps:
+        stop_process(step.proc, f"the srun step on {step.node.name}", 60.0)
 
 
 def run(plan: Plan) -> int:
@@ -312,25 +504,44 @@ def run(plan: Plan) -> int:
     with open(plan.paths.root / C.LAUNCHES_FILE, "a") as fh:
         fh.write(json.dumps({
             "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "pid": os.getpid(),
-            "host": socket.gethostname(), "port": plan.port, "resumed": plan.resuming,
-            "cpu_layout": plan.layout.as_dict(), "git_revision": git_revision(),
+            "host": socket.gethostname(), "port": plan.port, "address": plan.address,
+            "resumed": plan.resuming, "cpu_layout": plan.layout.as_dict(),
+            "num_workers": plan.num_workers, "workers_here": plan.worker_indices,
+            "other_nodes": [dataclasses.asdict(n) for n in plan.remote],
+            "slurm_job": os.environ.get("SLURM_JOB_ID"),
+            "slurm_restart_count": os.environ.get("SLURM_RESTART_COUNT"),
+            "variant": plan.variant, "git_revision": git_revision(),
             "command": sys.argv, "training_variables": plan.variables.as_dict(),
         }) + "\n")
-    supervisor = start_supervisor(plan)
+    supervisor = start_supervisor(plan.paths.root, build_programs(plan),
+                                  plan.variables.hang_timeout_s, plan.variables.max_restarts)
+    steps = start_node_steps(plan)
     progress = Progress(plan, interactive=sys.stdout.isatty())
+    broken = None
     try:
         while supervisor.poll() is None and not stop():
             time.sleep(0.5)
             progress.update()
+            broken = failed_step(steps, plan.paths)
+            if broken is not None:
+                break
     finally:
         progress.close()
         stop_supervisor(supervisor)
+        stop_node_steps(steps, complete=plan.paths.complete.is_file() and not stop())
     outcome_file = supervision.run_dir(plan.paths.root) / supervision.OUTCOME_FILE
     outcome = runtime.read_json(outcome_file) if outcome_file.is_file() else None
     if stop() and (outcome is None or outcome["result"] != "complete"):
         print(f"stopped by {stop.signal_name}; the experiment is resumable: "
               f"rerun the same command to continue from its last checkpoint")
         return 130 if stop.signal_name == "SIGINT" else 143
+    if broken is not None:
+        print(f"error: the workers on node {broken.node.name} stopped (srun exit code "
+              f"{broken.proc.returncode}) before training was complete; every program was "
+              f"stopped. Log {broken.log_path}, last lines:\n"
+              f"{supervision.tail(broken.log_path)}", file=sys.stderr)
+        print("fix the cause, then resubmit the same job to resume", file=sys.stderr)
+        return 1
     if outcome is None:
         print(f"error: supervisord exited unexpectedly (code {supervisor.returncode}); see "
               f"{plan.paths.process_logs / 'supervisord.log'}", file=sys.stderr)
@@ -365,9 +576,7 @@ def render_results(plan: Plan, env: dict | None = None) -> list[str]:
     training itself succeeded); it is reported instead.
     """
     exp = str(plan.paths.root)
-    env = env or dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONWARNINGS="ignore",
-                      PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT),
-                                                               os.environ.get("PYTHONPATH")])))
+    env = env or dict(os.environ, **program_env())
     lines = []
     video_dir = plan.paths.root / "evaluations" / "final_seed0"
     curves = plan.paths.root / "learning_curves.png"
@@ -397,21 +606,25 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         plan = prepare(args.training_variables)
-        if plan is None:
-            variables = settings.load_training_variables(args.training_variables)
-            print(f"experiment {variables.exp_dir} is already finished "
-                  f"(see {variables.exp_dir / C.COMPLETE_FILE}); nothing to do")
-            return 0
         lock = lock_experiment(plan.paths)
+    except AlreadyFinished as done:
+        print(f"experiment {done.exp_dir} is already finished "
+              f"(see {done.exp_dir / C.COMPLETE_FILE}); nothing to do")
+        return 0
     except (LaunchError, settings.SettingsError, ParamsError, cpu_layout.LayoutError,
-            curriculum.CurriculumError) as exc:
+            curriculum.CurriculumError, slurm.SlurmError, sweep.SweepError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     print(f"{'resuming' if plan.resuming else 'starting'} experiment {plan.paths.root}")
+    if plan.variant is not None:
+        print(f"task {plan.variant['task_id']}: {plan.variant['label']}")
     for note in plan.notes:
         print(f"note: {note}")
-    print(plan.layout.describe())
-    print(f"replay server port {plan.port}; process logs in {plan.paths.process_logs}",
+    print(plan.layout.describe(plan.worker_indices))
+    for node in plan.remote:
+        print(f"  node {node.name} ({node.cpus} CPUs): "
+              + ", ".join(C.worker_name(i) for i in node.worker_indices))
+    print(f"replay server {plan.address}; process logs in {plan.paths.process_logs}",
           flush=True)
     try:
         code = run(plan)

@@ -251,14 +251,31 @@ def load_params_class(path: str | Path) -> type[TrainParamsBase]:
     return cls
 
 
-def load_params(path: str | Path, env_config: dict[str, Any]) -> TrainParamsBase:
-    """Instantiate the user's `TrainParams` with the config dict."""
+def load_params(path: str | Path, env_config: dict[str, Any],
+                overrides: dict[str, Any] | None = None,
+                overrides_source: str = "overrides") -> TrainParamsBase:
+    """Instantiate the user's `TrainParams` with the config dict.
+
+    `overrides` (a sweep variant's hyperparameters) replace class attributes on
+    the instance; each must name an existing hyperparameter.
+    """
     cls = load_params_class(path)
     try:
         params = cls(env_config)
     except TypeError as exc:
         raise ParamsError(f"params file {path}: TrainParams(env_config) failed: {exc}") from exc
+    for name, value in (overrides or {}).items():
+        attr = getattr(cls, name, None)
+        known = hasattr(cls, name) and not name.startswith("_")
+        if not known or callable(attr) or isinstance(attr, property):
+            raise ParamsError(f"{overrides_source}: params.{name} is not a hyperparameter of "
+                              f"TrainParams in {path}; use a class attribute such as "
+                              "params.actor_learning_rate")
+        if isinstance(attr, tuple) and isinstance(value, list):
+            value = tuple(value)  # JSON has no tuples: layer sizes arrive as lists
+        setattr(params, name, value)
     problems = params.validate()
     if problems:
-        raise ParamsError(f"params file {path}: " + "; ".join(problems))
+        source = f"params file {path}" + (f" with {overrides_source}" if overrides else "")
+        raise ParamsError(f"{source}: " + "; ".join(problems))
     return params

@@ -11,6 +11,7 @@ collect and train speed, actor and critic loss, alpha. Several experiments
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -66,8 +67,17 @@ def read_scalars(run_dir: Path) -> dict[str, Series]:
     return out
 
 
+def experiment_label(exp_dir: Path) -> str:
+    """The directory name, plus what a sweep task varies (its variant label)."""
+    variant = exp_dir / C.VARIANT_FILE
+    try:
+        return f"{exp_dir.name} ({json.loads(variant.read_text())['label']})"
+    except (OSError, ValueError, KeyError):
+        return exp_dir.name
+
+
 def load_experiment_curves(exp_dir: Path) -> ExperimentCurves:
-    curves = ExperimentCurves(exp_dir.name)
+    curves = ExperimentCurves(experiment_label(exp_dir))
     if (exp_dir / C.TRAIN_TB_DIR).is_dir():
         curves.train = read_scalars(exp_dir / C.TRAIN_TB_DIR)
     for kind, target in ((C.COLLECT_TB_DIR, curves.collect), (C.EVAL_TB_DIR, curves.eval)):

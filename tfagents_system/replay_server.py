@@ -33,6 +33,14 @@ def run_replay_server(params, capacity: int, port: int, checkpoint_dir, should_s
             time.sleep(0.5)
             if heartbeat is not None:
                 heartbeat.beat()
+        # A stop request: normally the learner has just checkpointed the tables,
+        # but a preempted SLURM job signals every program at once, so the server
+        # saves its own copy before it goes.
+        started = time.monotonic()
+        path = reverb.Client(f"localhost:{server.port}").checkpoint()
+        runtime.prune_checkpoints(checkpoint_dir, C.REPLAY_CHECKPOINTS_TO_KEEP)
+        log.info("checkpointed the tables on stop in %.1fs: %s", time.monotonic() - started,
+                 path)
     finally:
         server.stop()
     log.info("stopped")

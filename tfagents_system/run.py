@@ -82,10 +82,13 @@ def load_eval_setup(exp_dir: Path, params_path: str | None, config_path: str | N
     """(params, eval env) built as training built its eval envs."""
     from tfagents_system import builders, settings
     from tfagents_system.params import load_params
+    from tfagents_system.runtime import params_overrides
 
     paths = ExperimentPaths(exp_dir)
     config = settings.load_config(config_path or paths.config)
-    params = load_params(params_path or paths.params, config)
+    # A sweep task's hyperparameters apply to the experiment's own params file.
+    overrides = {} if params_path else params_overrides(paths)
+    params = load_params(params_path or paths.params, config, overrides, str(paths.variant))
     try:
         env = builders.make_env(params, builders.EVAL, seed=seed)
     except Exception as exc:  # the user's env_ctor: report whatever it raised

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import signal
 import threading
 import time
@@ -53,6 +54,10 @@ class ExperimentPaths:
         return self.root / C.STATUS_DIR
 
     @property
+    def variant(self) -> Path:
+        return self.root / C.VARIANT_FILE
+
+    @property
     def complete(self) -> Path:
         return self.root / C.COMPLETE_FILE
 
@@ -81,8 +86,22 @@ def load_experiment(exp_dir: str | Path):
 
     paths = ExperimentPaths(Path(exp_dir))
     settings = read_json(paths.settings)
-    params = load_params(paths.params, read_json(paths.config))
+    params = load_params(paths.params, read_json(paths.config), params_overrides(paths),
+                         str(paths.variant))
     return paths, params, settings
+
+
+def params_overrides(paths: ExperimentPaths) -> dict:
+    """The hyperparameters a sweep task overrides ({} for a plain experiment)."""
+    return read_json(paths.variant)["params_overrides"] if paths.variant.is_file() else {}
+
+
+def prune_checkpoints(root: Path, keep: int) -> None:
+    """Delete all but the newest `keep` checkpoint directories under `root`."""
+    old = sorted((p for p in Path(root).iterdir() if p.is_dir() and not p.name.startswith(".")),
+                 key=lambda p: p.stat().st_mtime)[:-keep]
+    for stale in old:
+        shutil.rmtree(stale, ignore_errors=True)
 
 
 def import_quietly() -> None:
@@ -198,7 +217,6 @@ def die_with_parent() -> None:
 def progress_bar(**kwargs):
     """A tqdm bar sized from the terminal, falling back to 120x24 where the
     terminal reports no size (tqdm would hide the bar on a 0-row pty)."""
-    import shutil
 
     from tqdm import tqdm
 

@@ -34,6 +34,8 @@ VARIABLES = {
                         "(default 5)",
     "SAC_FINAL_VIDEO": "1 (default): render a video of the final policy and the learning "
                        "curves when training completes; 0: don't",
+    "SAC_SWEEP": "sweep JSON file (grid of overrides x seeds); each array task (or "
+                 "SAC_TASK_ID) runs one variant (default: none)",
 }
 REQUIRED = ("SAC_PARAMS", "SAC_CONFIG", "SAC_EXP_NAME")
 COUNTS = ("SAC_NUM_COLLECT_WORKERS", "SAC_REVERB_CPUS", "SAC_TRAIN_CPUS",
@@ -57,6 +59,7 @@ class TrainingVariables:
     hang_timeout_s: float = 600.0
     max_restarts: int = 5
     final_video: bool = True
+    sweep: Path | None = None
 
     @property
     def exp_dir(self) -> Path:
@@ -154,6 +157,7 @@ def load_training_variables(path: str | Path) -> TrainingVariables:
                                     path) or 600),
         max_restarts=_count("SAC_MAX_RESTARTS", values.get("SAC_MAX_RESTARTS", ""), path) or 5,
         final_video=_flag("SAC_FINAL_VIDEO", values.get("SAC_FINAL_VIDEO", "1"), path),
+        sweep=resolve(values["SAC_SWEEP"]) if values.get("SAC_SWEEP") else None,
     )
 
 

@@ -39,8 +39,8 @@ def _uptime(seconds: float) -> str:
 def _num_workers(paths: ExperimentPaths) -> int:
     """Workers of the latest launch (a relaunch may use another number)."""
     try:
-        last = (paths.root / C.LAUNCHES_FILE).read_text().strip().splitlines()[-1]
-        return len(json.loads(last)["cpu_layout"]["workers"])
+        last = json.loads((paths.root / C.LAUNCHES_FILE).read_text().strip().splitlines()[-1])
+        return last.get("num_workers", len(last["cpu_layout"]["workers"]))
     except (OSError, IndexError, ValueError, KeyError):
         return len(list(paths.status.glob("worker_*.json")))
 

@@ -50,13 +50,21 @@ PRIORITY = {C.REPLAY_SERVER: 100, "worker": 200, C.LEARNER: 300}
 COMPLETION_GRACE_S = 900.0
 
 
-def run_dir(exp_dir: Path) -> Path:
-    return Path(exp_dir) / RUN_DIR
+def run_dir(exp_dir: Path, node: str | None = None) -> Path:
+    """Per-launch supervision state: `run/` for the head (or only) node's supervisord,
+    `run/node-<name>/` for the workers-only supervisord of another node of a SLURM job."""
+    base = Path(exp_dir) / RUN_DIR
+    return base if node is None else base / f"node-{node}"
 
 
-def socket_path(exp_dir: Path) -> Path:
-    """A short unix socket path (the limit is 107 bytes), unique per experiment."""
-    digest = hashlib.sha1(str(Path(exp_dir).resolve()).encode()).hexdigest()[:16]
+def _suffix(node: str | None) -> str:
+    return "" if node is None else f"-{node}"
+
+
+def socket_path(exp_dir: Path, node: str | None = None) -> Path:
+    """A short unix socket path (the limit is 107 bytes), unique per experiment and node."""
+    key = str(Path(exp_dir).resolve()) + _suffix(node)
+    digest = hashlib.sha1(key.encode()).hexdigest()[:16]
     base = Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir())
     return base / f"sac-supervisor-{digest}.sock"
 
@@ -71,25 +79,26 @@ def _env_line(env: dict[str, str]) -> str:
 
 
 def write_config(exp_dir: Path, programs, python: str, repo_root: Path, base_env: dict,
-                 hang_timeout_s: float, max_restarts: int) -> Path:
-    """supervisord.conf for one launch; `programs` are launch.Program objects."""
+                 hang_timeout_s: float, max_restarts: int, node: str | None = None) -> Path:
+    """supervisord.conf for one launch (of one node); `programs` are launch.Program objects."""
     paths = ExperimentPaths(Path(exp_dir))
-    rdir = run_dir(exp_dir)
+    rdir = run_dir(exp_dir, node)
     rdir.mkdir(parents=True, exist_ok=True)
     paths.process_logs.mkdir(parents=True, exist_ok=True)
-    sock = socket_path(exp_dir)
+    sock = socket_path(exp_dir, node)
+    suffix = _suffix(node)
     sections = [f"""[unix_http_server]
 file={_escape(sock)}
 chmod=0700
 
 [supervisord]
 nodaemon=true
-logfile={_escape(paths.process_logs / 'supervisord.log')}
+logfile={_escape(paths.process_logs / f'supervisord{suffix}.log')}
 logfile_maxbytes=10MB
 pidfile={_escape(rdir / 'supervisord.pid')}
 childlogdir={_escape(paths.process_logs)}
 directory={_escape(repo_root)}
-identifier=sac-{_escape(paths.root.name)}
+identifier=sac-{_escape(paths.root.name)}{_escape(suffix)}
 
 [rpcinterface:supervisor]
 supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
@@ -121,7 +130,8 @@ stdout_logfile_backups=2
 """)
     monitor_args = (f"{python} -u -m tfagents_system.supervision --exp_dir {paths.root} "
                     f"--hang_timeout {hang_timeout_s} --max_restarts {max_restarts} "
-                    f"--programs {','.join(p.name for p in programs)}")
+                    f"--programs {','.join(p.name for p in programs)}"
+                    + ("" if node is None else f" --node {node}"))
     sections.append(f"""[eventlistener:monitor]
 command={_escape(monitor_args)}
 directory={_escape(repo_root)}
@@ -131,7 +141,7 @@ buffer_size=1024
 autorestart=true
 priority=1
 stdout_logfile=NONE
-stderr_logfile={_escape(paths.process_logs / 'monitor.log')}
+stderr_logfile={_escape(paths.process_logs / f'monitor{suffix}.log')}
 stderr_logfile_maxbytes=10MB
 """)
     conf = rdir / "supervisord.conf"
@@ -140,13 +150,13 @@ stderr_logfile_maxbytes=10MB
     return conf
 
 
-def rpc(exp_dir: Path, timeout: float = 5.0):
-    """An XML-RPC proxy to the experiment's supervisord."""
+def rpc(exp_dir: Path, timeout: float = 5.0, node: str | None = None):
+    """An XML-RPC proxy to the experiment's supervisord (on `node` for a SLURM job)."""
     import xmlrpc.client
 
     from supervisor import xmlrpc as supervisor_xmlrpc
 
-    sock = read_json(run_dir(exp_dir) / SUPERVISOR_FILE)["socket"]
+    sock = read_json(run_dir(exp_dir, node) / SUPERVISOR_FILE)["socket"]
     transport = supervisor_xmlrpc.SupervisorTransport(None, None, f"unix://{sock}")
     proxy = xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
     return proxy
@@ -165,12 +175,14 @@ class Monitor:
     """The event listener's state machine (pure where it can be: tests drive it)."""
 
     def __init__(self, exp_dir: Path, programs: list[str], hang_timeout_s: float,
-                 max_restarts: int, rpc_factory=None, clock=time.monotonic, log=None):
+                 max_restarts: int, rpc_factory=None, clock=time.monotonic, log=None,
+                 node: str | None = None):
         self.paths = ExperimentPaths(Path(exp_dir))
+        self.run_dir = run_dir(exp_dir, node)
         self.programs = programs
         self.hang_timeout_s = hang_timeout_s
         self.max_restarts = max_restarts
-        self._rpc_factory = rpc_factory or (lambda: rpc(exp_dir))
+        self._rpc_factory = rpc_factory or (lambda: rpc(exp_dir, node=node))
         self._clock = clock
         self._log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
         self.restarts: dict[str, int] = defaultdict(int)
@@ -180,7 +192,7 @@ class Monitor:
         self._finished: set[str] = set()
         self._complete_since: float | None = None
         self.outcome: dict | None = None
-        restarts_file = run_dir(exp_dir) / RESTARTS_FILE
+        restarts_file = self.run_dir / RESTARTS_FILE
         if restarts_file.is_file():  # the monitor itself was restarted
             self.restarts.update(read_json(restarts_file).get("restarts", {}))
 
@@ -255,8 +267,9 @@ class Monitor:
                     self._log(f"could not kill {name}: {exc}")
 
     def _maybe_finish(self) -> None:
-        workers = {p for p in self.programs if p.startswith("worker_")}
-        if C.LEARNER in self._finished and workers <= self._finished:
+        # The learner, where this supervisord runs it, and every worker have finished.
+        needed = {p for p in self.programs if p.startswith("worker_") or p == C.LEARNER}
+        if needed <= self._finished:
             self._finish("complete", "training complete")
 
     # --- outcomes ---
@@ -276,7 +289,7 @@ class Monitor:
         self._shutdown()
 
     def _shutdown(self) -> None:
-        write_json_atomic(run_dir(self.paths.root) / OUTCOME_FILE,
+        write_json_atomic(self.run_dir / OUTCOME_FILE,
                           {**self.outcome, "time": time.time()})
         try:
             self._rpc_factory().supervisor.shutdown()
@@ -284,7 +297,7 @@ class Monitor:
             self._log(f"shutdown request failed: {exc}")
 
     def _save_restarts(self) -> None:
-        write_json_atomic(run_dir(self.paths.root) / RESTARTS_FILE,
+        write_json_atomic(self.run_dir / RESTARTS_FILE,
                           {"restarts": dict(self.restarts)})
 
 
@@ -296,6 +309,7 @@ def main(argv=None) -> int:
     parser.add_argument("--hang_timeout", type=float, required=True)
     parser.add_argument("--max_restarts", type=int, required=True)
     parser.add_argument("--programs", required=True)
+    parser.add_argument("--node", help="node name, for a workers-only supervisord")
     args = parser.parse_args(argv)
     from tfagents_system.runtime import die_with_parent
 
@@ -306,7 +320,7 @@ def main(argv=None) -> int:
 
     monitor = Monitor(Path(args.exp_dir), args.programs.split(","), args.hang_timeout,
                       args.max_restarts, rpc_factory=lambda: childutils.getRPCInterface(
-                          os.environ), log=log)
+                          os.environ), log=log, node=args.node)
     while True:
         headers, payload = childutils.listener.wait(sys.stdin, sys.stdout)
         event = headers.get("eventname", "")

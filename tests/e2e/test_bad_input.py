@@ -88,6 +88,14 @@ CASES = {
     "too many cpus": (
         lambda t: write_variables(t / "v.sh", SAC_EXP_NAME="new", SAC_TRAIN_CPUS=4096),
         "SAC_TRAIN_CPUS=4096 need 4096 CPUs but this launch may use"),
+    "sweep without a task id": (
+        lambda t: write_variables(t / "v.sh", SAC_EXP_NAME="new", SAC_SWEEP=_write(
+            t, "sweep.json", '{"seeds": [0, 1]}')),
+        "SAC_SWEEP is set but this launch has no task id"),
+    "sweep with a bad key": (
+        lambda t: write_variables(t / "v.sh", SAC_EXP_NAME="new", SAC_SWEEP=_write(
+            t, "sweep.json", '{"grid": {"tau": [0.1]}}')),
+        'grid key "tau" must start with "params."'),
     "not an experiment dir": (
         lambda t: _stray_dir(t) and write_variables(t / "v.sh", SAC_EXP_NAME="stray"),
         "not an experiment of this tool"),

@@ -1,0 +1,49 @@
+"""The supervision state machine on a workers-only node of a multi-node job."""
+
+from tfagents_system import supervision
+
+
+class FakeSupervisor:
+    def __init__(self):
+        self.calls = []
+
+    def shutdown(self):
+        self.calls.append("shutdown")
+
+
+class FakeRpc:
+    def __init__(self):
+        self.supervisor = FakeSupervisor()
+
+
+def make(tmp_path, programs, node):
+    rpc = FakeRpc()
+    monitor = supervision.Monitor(tmp_path, programs, 600, 5, rpc_factory=lambda: rpc,
+                                  log=lambda msg: None, node=node)
+    return monitor, rpc
+
+
+def test_workers_only_node_finishes_without_a_learner(tmp_path):
+    monitor, rpc = make(tmp_path, ["worker_1", "worker_3"], "n2")
+    (tmp_path / "TRAINING_COMPLETE.json").write_text("{}")
+    monitor.on_event("PROCESS_STATE_EXITED", {"processname": "worker_1", "expected": "1"})
+    assert monitor.outcome is None
+    monitor.on_event("PROCESS_STATE_EXITED", {"processname": "worker_3", "expected": "1"})
+    assert monitor.outcome["result"] == "complete" and rpc.supervisor.calls == ["shutdown"]
+    # The node's outcome goes to its own run dir, not the head node's.
+    assert (tmp_path / "run" / "node-n2" / supervision.OUTCOME_FILE).is_file()
+    assert not (tmp_path / "run" / supervision.OUTCOME_FILE).exists()
+
+
+def test_head_node_still_waits_for_the_learner(tmp_path):
+    monitor, _ = make(tmp_path, ["replay_server", "learner", "worker_0"], None)
+    (tmp_path / "TRAINING_COMPLETE.json").write_text("{}")
+    monitor.on_event("PROCESS_STATE_EXITED", {"processname": "worker_0", "expected": "1"})
+    assert monitor.outcome is None
+    monitor.on_event("PROCESS_STATE_EXITED", {"processname": "learner", "expected": "1"})
+    assert monitor.outcome["result"] == "complete"
+
+
+def test_node_sockets_and_run_dirs_are_distinct(tmp_path):
+    assert supervision.socket_path(tmp_path) != supervision.socket_path(tmp_path, "n2")
+    assert supervision.run_dir(tmp_path, "n2") == tmp_path / "run" / "node-n2"

@@ -1,0 +1,82 @@
+"""Run one node's share of the workers of a multi-node SLURM job, supervised.
+
+The launcher on the job's first node starts this on every other node as an
+`srun` step (see `launch.start_node_steps`); users do not run it themselves.
+It runs its workers under this node's own supervisord, with the same crash,
+hang and crash-loop handling as the first node, pinned to the CPUs the step
+was given, and ends when training is complete, when the step is signalled
+(SIGTERM: the workers stop cleanly) or when its workers cannot be kept alive.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+
+from tfagents_system import cpu_layout, launch, runtime, supervision
+from tfagents_system.runtime import ExperimentPaths
+
+
+def node_name() -> str:
+    return os.environ.get("SLURMD_NODENAME") or socket.gethostname().split(".")[0]
+
+
+def run_node(exp: Path, address: str, indices: list[int], num_workers: int, worker_cpus: int,
+             hang_timeout_s: float, max_restarts: int, should_stop) -> int:
+    node = node_name()
+    slices = cpu_layout.worker_slices(cpu_layout.available_cpus(), len(indices), worker_cpus)
+    programs = [launch.worker_program(exp, address, index, num_workers, cpus)
+                for index, cpus in zip(indices, slices)]
+    print(f"node {node} (host {socket.gethostname()}, pid {os.getpid()}): "
+          f"{len(programs)} worker(s), replay server {address}", flush=True)
+    for program in programs:
+        print(f"node {node}: {program.name} on CPUs {cpu_layout.format_cpus(program.cpus)}",
+              flush=True)
+    supervisor = launch.start_supervisor(exp, programs, hang_timeout_s, max_restarts, node)
+    try:
+        while supervisor.poll() is None and not should_stop():
+            time.sleep(0.5)
+    finally:
+        launch.stop_supervisor(supervisor)
+    outcome_file = supervision.run_dir(exp, node) / supervision.OUTCOME_FILE
+    outcome = runtime.read_json(outcome_file) if outcome_file.is_file() else None
+    if outcome is not None and outcome["result"] == "complete":
+        print(f"node {node}: {outcome['reason']}", flush=True)
+        return 0
+    if should_stop():
+        print(f"node {node}: stopped by {should_stop.signal_name}", flush=True)
+        return 143
+    reason = outcome["reason"] if outcome else "supervisord exited unexpectedly"
+    print(f"node {node}: error: {reason}", flush=True)
+    if outcome and outcome.get("log_tail"):
+        print(f"{outcome['log']}, last lines:\n{outcome['log_tail']}", flush=True)
+    return 1
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--exp_dir", type=Path, required=True)
+    parser.add_argument("--address", required=True, help="replay server, host:port")
+    parser.add_argument("--workers", required=True, help="worker indices, e.g. 1,3")
+    parser.add_argument("--num_workers", type=int, required=True, help="workers in the job")
+    parser.add_argument("--worker_cpus", type=int, default=1)
+    parser.add_argument("--hang_timeout", type=float, required=True)
+    parser.add_argument("--max_restarts", type=int, required=True)
+    args = parser.parse_args(argv)
+    if not ExperimentPaths(args.exp_dir).settings.is_file():
+        print(f"error: {args.exp_dir}: not an experiment directory; is it on a filesystem "
+              "every node of the job shares?", file=sys.stderr)
+        return 2
+    stop = runtime.StopFlag().install()
+    indices = [int(i) for i in args.workers.split(",")]
+    return run_node(args.exp_dir, args.address, indices, args.num_workers, args.worker_cpus,
+                    args.hang_timeout, args.max_restarts, stop)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
