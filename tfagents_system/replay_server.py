@@ -13,9 +13,6 @@ import time
 from tfagents_system import builders, runtime
 from tfagents_system import constants as C
 
-# A checkpoint younger than this at stop is the learner's stop checkpoint.
-FRESH_CHECKPOINT_S = 15.0
-
 
 def run_replay_server(params, capacity: int, port: int, checkpoint_dir, should_stop, log,
                       heartbeat=None) -> None:
@@ -36,15 +33,15 @@ def run_replay_server(params, capacity: int, port: int, checkpoint_dir, should_s
             time.sleep(0.5)
             if heartbeat is not None:
                 heartbeat.beat()
-        # A stop request: normally the learner, stopped first, has just
-        # checkpointed the tables; but a preempted SLURM job signals every
-        # program at once, so without a fresh checkpoint the server saves its own.
-        if runtime.newest_checkpoint_age(checkpoint_dir) > FRESH_CHECKPOINT_S:
-            started = time.monotonic()
-            path = reverb.Client(f"localhost:{server.port}").checkpoint()
-            runtime.prune_checkpoints(checkpoint_dir, C.REPLAY_CHECKPOINTS_TO_KEEP)
-            log.info("checkpointed the tables on stop in %.1fs: %s",
-                     time.monotonic() - started, path)
+        # A stop request. Under supervisord the learner stops first and
+        # checkpoints the tables, but a preempted SLURM job signals every
+        # program at once and the learner's request can arrive after the server
+        # has gone, so the server always saves its own copy before it goes.
+        started = time.monotonic()
+        path = reverb.Client(f"localhost:{server.port}").checkpoint()
+        runtime.prune_checkpoints(checkpoint_dir, C.REPLAY_CHECKPOINTS_TO_KEEP)
+        log.info("checkpointed the tables on stop in %.1fs: %s", time.monotonic() - started,
+                 path)
     finally:
         server.stop()
     log.info("stopped")

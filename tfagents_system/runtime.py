@@ -96,16 +96,6 @@ def params_overrides(paths: ExperimentPaths) -> dict:
     return read_json(paths.variant)["params_overrides"] if paths.variant.is_file() else {}
 
 
-def newest_checkpoint_age(root: Path) -> float:
-    """Seconds since the newest checkpoint directory under `root` was written (inf: none)."""
-    try:
-        times = [p.stat().st_mtime for p in Path(root).iterdir()
-                 if p.is_dir() and not p.name.startswith(".")]
-    except OSError:
-        times = []
-    return time.time() - max(times) if times else float("inf")
-
-
 def prune_checkpoints(root: Path, keep: int) -> None:
     """Delete all but the newest `keep` checkpoint directories under `root`."""
     old = sorted((p for p in Path(root).iterdir() if p.is_dir() and not p.name.startswith(".")),

@@ -44,7 +44,9 @@ RESTART_WINDOW_S = 600.0
 # supervisord retries such starts `start_retries` times, then marks it FATAL.
 START_SECS = 5
 START_RETRIES = 3
-STOP_WAIT_S = {C.LEARNER: 25, C.REPLAY_SERVER: 20}
+# The learner and the replay server each write a checkpoint of the replay
+# tables when they stop, which takes seconds for a large buffer.
+STOP_WAIT_S = {C.LEARNER: 25, C.REPLAY_SERVER: 60}
 WORKER_STOP_WAIT_S = 10
 PRIORITY = {C.REPLAY_SERVER: 100, "worker": 200, C.LEARNER: 300}
 COMPLETION_GRACE_S = 900.0

@@ -204,5 +204,7 @@ def test_requeued_job_resumes_from_its_checkpoint(single_node_cluster, jobdir):
     assert len(resumed) >= 2 and resumed[0] >= 200 and resumed[-1] > resumed[0], resumed
     replay = (exp / "process_logs" / "replay_server.log").read_text()
     restored = [int(n) for n in re.findall(r"(\d+) items restored", replay)]
-    # Each requeued job's replay server came back with the buffer it had.
-    assert len(restored) == 3 and restored[0] == 0 < restored[1] < restored[2], restored
+    # Each requeued job's replay server came back with the buffer it had (the
+    # replay server checkpoints itself when SLURM signals every program at once).
+    assert "checkpointed the tables on stop" in replay
+    assert len(restored) == 3 and restored[0] == 0 < restored[1] <= restored[2], restored
