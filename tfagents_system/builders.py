@@ -49,6 +49,14 @@ def worker_env_seeds(params: TrainParamsBase, worker_index: int) -> tuple[int, i
     return (derive_seed(params.seed, worker_index, 0), derive_seed(params.seed, worker_index, 1))
 
 
+def collect_env_seeds(params: TrainParamsBase, worker_index: int) -> list[int]:
+    """Seeds of a worker's `num_envs_per_worker` collect envs; the first one is the
+    worker's collect seed, so one env per worker seeds exactly as before."""
+    first = worker_env_seeds(params, worker_index)[0]
+    return [first] + [derive_seed(params.seed, worker_index, 0, j)
+                      for j in range(1, int(params.num_envs_per_worker))]
+
+
 def init_episodes_for_worker(total: int, num_workers: int, worker_index: int) -> int:
     """This worker's share of the random warm-up episodes (shares differ by at most 1)."""
     base, extra = divmod(total, num_workers)
@@ -159,6 +167,12 @@ class WeightsExchange:
     def fetch_into(self, variable_lists) -> int:
         """Assign the published weights to each list of variables; return the train step."""
         arrays, train_step = self.fetch()
+        self.assign(arrays, variable_lists)
+        return train_step
+
+    @staticmethod
+    def assign(arrays, variable_lists) -> None:
+        """Assign fetched weights to each list of variables."""
         for variables in variable_lists:
             if len(variables) != len(arrays):
                 raise ValueError(
@@ -167,19 +181,189 @@ class WeightsExchange:
                 )
             for var, value in zip(variables, arrays):
                 var.assign(value)
-        return train_step
 
 
-class ExperienceWriter:
-    """A driver observer that writes (s, a, r, s') items to the experience table.
+_LAST = 2  # tf_agents.trajectories.time_step.StepType.LAST
 
-    Blocking on the rate limiter happens at episode ends, in bounded waits, so
-    a stop request is noticed within about a second even when the table is full.
+
+# --- Item layouts of the experience table ---
+#
+# LAYOUT_STEPS: the TF-Agents layout. An item is two consecutive trajectory
+#   steps (2 x every field of the Trajectory), one column per field: any specs.
+# LAYOUT_PACKED: an item is one step holding the whole transition
+#   (s, a, r, s', step types, discount) in a single float32 vector. Reverb's
+#   per-item costs grow with the columns and steps an item spans: this layout
+#   costs the learner's sampling and the workers' writes several times less CPU
+#   (measured in docs/performance.md). Used for agents trained on transitions
+#   (SAC) whose observations and actions are float32 and whose collect policy
+#   has no info; the learner decides and records the choice in the experiment.
+LAYOUT_STEPS = "steps2"
+LAYOUT_PACKED = "packed_transition"
+LAYOUTS = (LAYOUT_STEPS, LAYOUT_PACKED)
+LAYOUT_FILE = "replay_layout.json"  # in the experiment directory, written by the learner
+
+
+class TransitionPacker:
+    """One (s, a, r, s') transition <-> one float32 vector.
+
+    Vector: [step_type, next_step_type, reward, discount, observation...,
+    action..., next observation...] (nested observations and actions are
+    flattened leaf by leaf, in tf.nest order). Step types 0-2 are exact in
+    float32. `unpack` rebuilds exactly what `trajectory.to_transition` gives for
+    the 2-step item of the TF-Agents layout (zero reward and discount in the
+    first time step).
     """
+
+    HEAD = 4
+
+    def __init__(self, observation_spec, action_spec):
+        import tensorflow as tf
+
+        self.observation_spec = observation_spec
+        self.action_spec = action_spec
+        self._obs_shapes = [tuple(s.shape) for s in tf.nest.flatten(observation_spec)]
+        self._act_shapes = [tuple(s.shape) for s in tf.nest.flatten(action_spec)]
+        self._obs_sizes = [int(np.prod(shape)) for shape in self._obs_shapes]
+        self._act_sizes = [int(np.prod(shape)) for shape in self._act_shapes]
+        self.obs_size = sum(self._obs_sizes)
+        self.act_size = sum(self._act_sizes)
+        self.size = self.HEAD + 2 * self.obs_size + self.act_size
+        self._obs_at = self.HEAD
+        self._act_at = self.HEAD + self.obs_size
+        self._next_obs_at = self._act_at + self.act_size
+        self._single_obs = len(self._obs_sizes) == 1
+        self._single_act = len(self._act_sizes) == 1
+
+    @staticmethod
+    def unsupported_reason(collect_data_spec) -> str | None:
+        """Why a Trajectory spec cannot be packed, or None if it can."""
+        import tensorflow as tf
+
+        spec = collect_data_spec
+        if tf.nest.flatten(spec.policy_info):
+            return "the collect policy emits info"
+        for name in ("observation", "action"):
+            for leaf in tf.nest.flatten(getattr(spec, name)):
+                if tf.as_dtype(leaf.dtype) != tf.float32:
+                    return f"an {name} leaf is {tf.as_dtype(leaf.dtype).name}, not float32"
+        for name in ("reward", "discount"):
+            leaf = getattr(spec, name)
+            if tf.nest.flatten(leaf) != [leaf] or tuple(leaf.shape) != ():
+                return f"{name} is not a scalar"
+        return None
+
+    def _fill(self, out, at, value, single, sizes):
+        import tensorflow as tf
+
+        if single:
+            out[at:at + sizes[0]] = np.reshape(value, -1)
+            return
+        for leaf, size in zip(tf.nest.flatten(value), sizes):
+            out[at:at + size] = np.reshape(leaf, -1)
+            at += size
+
+    def pack(self, time_step, action, next_time_step) -> np.ndarray:
+        out = np.empty(self.size, np.float32)
+        out[0] = time_step.step_type
+        out[1] = next_time_step.step_type
+        out[2] = next_time_step.reward
+        out[3] = next_time_step.discount
+        self._fill(out, self._obs_at, time_step.observation, self._single_obs, self._obs_sizes)
+        self._fill(out, self._act_at, action, self._single_act, self._act_sizes)
+        self._fill(out, self._next_obs_at, next_time_step.observation, self._single_obs,
+                   self._obs_sizes)
+        return out
+
+    def _split(self, packed, at, spec, shapes, sizes):
+        import tensorflow as tf
+
+        leaves = []
+        for shape, size in zip(shapes, sizes):
+            leaves.append(tf.reshape(packed[:, at:at + size], [-1, *shape]))
+            at += size
+        return tf.nest.pack_sequence_as(spec, leaves)
+
+    def unpack(self, packed):
+        """A [B, size] float32 batch -> a Transition with [B, ...] tensors."""
+        import tensorflow as tf
+        from tf_agents.trajectories import policy_step, trajectory
+        from tf_agents.trajectories import time_step as ts
+
+        step_type = tf.cast(packed[:, 0], tf.int32)
+        next_step_type = tf.cast(packed[:, 1], tf.int32)
+        reward, discount = packed[:, 2], packed[:, 3]
+        observation = self._split(packed, self._obs_at, self.observation_spec,
+                                  self._obs_shapes, self._obs_sizes)
+        action = self._split(packed, self._act_at, self.action_spec, self._act_shapes,
+                             self._act_sizes)
+        next_observation = self._split(packed, self._next_obs_at, self.observation_spec,
+                                       self._obs_shapes, self._obs_sizes)
+        return trajectory.Transition(
+            time_step=ts.TimeStep(step_type, tf.zeros_like(reward), tf.zeros_like(discount),
+                                  observation),
+            action_step=policy_step.PolicyStep(action, (), ()),
+            next_time_step=ts.TimeStep(next_step_type, reward, discount, next_observation),
+        )
+
+
+def choose_layout(agent) -> tuple[str, str]:
+    """(layout, reason) for an agent: packed where it is exact, else the TF-Agents one."""
+    from tf_agents.agents.sac import sac_agent
+
+    if not isinstance(agent, sac_agent.SacAgent):
+        return LAYOUT_STEPS, f"the agent is a {type(agent).__name__}, not a SacAgent"
+    networks = [agent._actor_network, agent._critic_network_1]  # noqa: SLF001
+    if any(net.state_spec for net in networks):
+        return LAYOUT_STEPS, "a network is recurrent"
+    reason = TransitionPacker.unsupported_reason(agent.collect_data_spec)
+    if reason:
+        return LAYOUT_STEPS, reason
+    return LAYOUT_PACKED, "SacAgent on float32 transitions"
+
+
+class _BlockingWrites:
+    """Bounded waits on a Reverb writer so that a stop request is seen within a second."""
 
     # Items a writer may have in flight before it waits for the server: holds a
     # samples-per-insert ratio within an episode and keeps client memory bounded.
     MAX_PENDING_ITEMS = 64
+
+    def _wait(self, call) -> None:
+        """Retry a blocking writer call in 1 s slices so a stop request is seen."""
+        import reverb
+
+        while True:
+            try:
+                call(1000)
+                return
+            except reverb.errors.DeadlineExceededError:
+                if self._should_stop():
+                    raise StopRequested() from None
+
+    def _end_episode(self) -> None:
+        self._wait(lambda timeout: self._writer.end_episode(clear_buffers=True,
+                                                            timeout_ms=timeout))
+        self._items_since_flush = 0
+
+    def _maybe_flush(self) -> None:
+        if self._items_since_flush >= 2 * self.MAX_PENDING_ITEMS:
+            self._wait(lambda timeout: self._writer.flush(
+                block_until_num_items=self.MAX_PENDING_ITEMS, timeout_ms=timeout))
+            self._items_since_flush = self.MAX_PENDING_ITEMS
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+class ExperienceWriter(_BlockingWrites):
+    """Writes 2-step trajectory items (LAYOUT_STEPS) to the experience table.
+
+    Usable as a driver observer (`writer(traj)`) or with transitions
+    (`writer.add(time_step, action_step, next_time_step)`). Blocking on the rate
+    limiter happens at episode ends and every few dozen items, in bounded waits.
+    """
+
+    layout = LAYOUT_STEPS
 
     def __init__(self, client, should_stop: Callable[[], bool]):
         self._writer = client.trajectory_writer(num_keep_alive_refs=C.SEQUENCE_LENGTH)
@@ -198,29 +382,88 @@ class ExperienceWriter:
             self._writer.create_item(C.EXPERIENCE_TABLE, priority=1.0, trajectory=item)
             self._items_since_flush += 1
         if traj.is_boundary():
-            self._wait(lambda timeout: self._writer.end_episode(clear_buffers=True,
-                                                                timeout_ms=timeout))
+            self._end_episode()
             self._steps_in_episode = 0
-            self._items_since_flush = 0
-        elif self._items_since_flush >= 2 * self.MAX_PENDING_ITEMS:
+        else:
+            self._maybe_flush()
+
+    def add(self, time_step, action_step, next_time_step) -> None:
+        """One env step. At an episode end also writes the LAST -> FIRST boundary
+        step a PyDriver would have produced (its observation is s' of the last item)."""
+        from tf_agents.trajectories import time_step as ts
+        from tf_agents.trajectories import trajectory
+
+        self(trajectory.from_transition(time_step, action_step, next_time_step))
+        if next_time_step.step_type == _LAST:
+            self(trajectory.Trajectory(
+                step_type=next_time_step.step_type,
+                observation=next_time_step.observation,
+                action=action_step.action,
+                policy_info=action_step.info,
+                next_step_type=np.asarray(ts.StepType.FIRST, dtype=np.int32),
+                reward=np.zeros_like(next_time_step.reward),
+                discount=np.ones_like(next_time_step.discount),
+            ))
+
+
+class PackedExperienceWriter(_BlockingWrites):
+    """Writes one-step packed-transition items (LAYOUT_PACKED) to the experience table.
+
+    Calls the C++ writer of the pinned dm-reverb 0.14 directly (Append and
+    CreateItem): the Python TrajectoryWriter spends most of a step rebuilding
+    column histories. Steps go to Reverb in chunks of `CHUNK_LENGTH` steps.
+    Each chunk costs the writer about 0.2 ms of CPU (compression, a gRPC
+    message), each item about 0.05 ms; but a sampled item brings its whole
+    chunk to the learner, and the learner is the bottleneck of every layout the
+    launcher makes. The benchmark measures chunks of 1 and 16 beside this one
+    (docs/performance.md, "Alternatives measured"): longer chunks speed the
+    worker up and slow the learner down; 4 keeps nearly all of the learner's
+    speed with 1 and most of the worker's gain with 16.
+    """
+
+    layout = LAYOUT_PACKED
+    CHUNK_LENGTH = 4
+    # Flushing at 48 pending items down to 16 stays below the count at which the
+    # C++ writer logs "pending items is alarmingly high".
+    MAX_PENDING_ITEMS = 16
+
+    def __init__(self, client, packer: TransitionPacker, should_stop: Callable[[], bool],
+                 chunk_length: int | None = None):
+        import reverb
+        from reverb import pybind
+
+        chunk_length = chunk_length or self.CHUNK_LENGTH
+        self._cpp = client._client.NewTrajectoryWriter(  # noqa: SLF001 (see above)
+            pybind.ConstantChunkerOptions(max_chunk_length=chunk_length,
+                                          num_keep_alive_refs=chunk_length),
+            False)  # validate_items: every item has the same single-step shape
+        self._writer = reverb.TrajectoryWriter(self._cpp)
+        self._packer = packer
+        self._should_stop = should_stop
+        self._items_since_flush = 0
+
+    def add(self, time_step, action_step, next_time_step) -> None:
+        refs = self._cpp.Append([self._packer.pack(time_step, action_step.action,
+                                                   next_time_step)])
+        self._cpp.CreateItem(C.EXPERIENCE_TABLE, 1.0, [[refs[0]]], [True])
+        self._items_since_flush += 1
+        if next_time_step.step_type == _LAST:  # TimeStep.is_last() costs ~20 us
+            self._end_episode()
+        elif self._items_since_flush >= 3 * self.MAX_PENDING_ITEMS:
             self._wait(lambda timeout: self._writer.flush(
                 block_until_num_items=self.MAX_PENDING_ITEMS, timeout_ms=timeout))
             self._items_since_flush = self.MAX_PENDING_ITEMS
 
-    def _wait(self, call) -> None:
-        """Retry a blocking writer call in 1 s slices so a stop request is seen."""
-        import reverb
 
-        while True:
-            try:
-                call(1000)
-                return
-            except reverb.errors.DeadlineExceededError:
-                if self._should_stop():
-                    raise StopRequested() from None
-
-    def close(self) -> None:
-        self._writer.close()
+def make_experience_writer(client, layout: str, observation_spec, action_spec,
+                           should_stop: Callable[[], bool]):
+    """The writer of a layout; `add(time_step, action_step, next_time_step)` per env step."""
+    if layout == LAYOUT_PACKED:
+        return PackedExperienceWriter(client, TransitionPacker(observation_spec, action_spec),
+                                      should_stop)
+    if layout == LAYOUT_STEPS:
+        return ExperienceWriter(client, should_stop)
+    raise ValueError(f"unknown replay item layout {layout!r}; known: {', '.join(LAYOUTS)}")
 
 
 # --- Agent and learner data ---
@@ -238,22 +481,42 @@ def make_agent(params: TrainParamsBase, time_step_spec, action_spec, train_step)
 
 
 def experience_dataset(address: str, collect_data_spec, batch_size: int,
-                       rate_limiter_timeout_ms: int = -1):
-    """Batches of 2-step trajectories sampled uniformly from the experience table."""
+                       rate_limiter_timeout_ms: int = -1, layout: str = LAYOUT_STEPS):
+    """Batches sampled uniformly from the experience table.
+
+    LAYOUT_STEPS: Trajectories with [batch, 2, ...] tensors. LAYOUT_PACKED:
+    Transitions with [batch, ...] tensors (what SacAgent.train turns a 2-step
+    trajectory into). Items are batched before they are touched: a per-item
+    `map` costs more than the sampling itself.
+    """
     import reverb
     import tensorflow as tf
 
-    dtypes = tf.nest.map_structure(lambda s: s.dtype, collect_data_spec)
-    shapes = tf.nest.map_structure(
-        lambda s: tf.TensorShape([C.SEQUENCE_LENGTH]).concatenate(s.shape), collect_data_spec
-    )
+    if layout == LAYOUT_PACKED:
+        packer = TransitionPacker(collect_data_spec.observation, collect_data_spec.action)
+        dtypes, shapes = tf.float32, tf.TensorShape([packer.size])
+        decode = packer.unpack
+    elif layout == LAYOUT_STEPS:
+        dtypes = tf.nest.map_structure(lambda s: s.dtype, collect_data_spec)
+        shapes = tf.nest.map_structure(
+            lambda s: tf.TensorShape([C.SEQUENCE_LENGTH]).concatenate(s.shape),
+            collect_data_spec)
+        decode = None
+    else:
+        raise ValueError(f"unknown replay item layout {layout!r}; known: {', '.join(LAYOUTS)}")
     dataset = reverb.TrajectoryDataset(
         server_address=address,
         table=C.EXPERIENCE_TABLE,
         dtypes=dtypes,
         shapes=shapes,
-        max_in_flight_samples_per_worker=2 * batch_size,
+        max_in_flight_samples_per_worker=SAMPLES_IN_FLIGHT_BATCHES * batch_size,
         rate_limiter_timeout_ms=rate_limiter_timeout_ms,
     )
-    dataset = dataset.map(lambda sample: sample.data)
-    return dataset.batch(batch_size, drop_remainder=True).prefetch(2)
+    dataset = dataset.batch(batch_size, drop_remainder=True)
+    dataset = dataset.map(lambda sample: sample.data if decode is None else decode(sample.data))
+    return dataset.prefetch(PREFETCH_BATCHES)
+
+
+# Batches a sampling stream requests ahead, and batches ready before they are needed.
+SAMPLES_IN_FLIGHT_BATCHES = 2
+PREFETCH_BATCHES = 2

@@ -2,9 +2,14 @@
 
 It seeds the buffer with its share of uniform-random episodes (new experiments
 only), then loops: fetch the latest weights, evaluate the greedy policy when an
-eval period has passed, collect `n_train_episodes_per_iter` episodes with the
-collect policy into Reverb. It stops when the learner publishes the target
-train step, after a final evaluation.
+eval period has passed, collect `n_train_episodes_per_iter` episodes per collect
+env with the collect policy into Reverb. It stops when the learner publishes
+the target train step, after a final evaluation.
+
+A worker steps its `num_envs_per_worker` collect envs in lockstep with one
+policy call for all of them; the default SAC actor network runs in numpy
+(`NumpyActor`), any other in TensorFlow. Evaluation runs the exported greedy
+policy, one env, as always.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from tfagents_system import builders, runtime
 from tfagents_system import constants as C
 from tfagents_system.curriculum import Curriculum, check_env_supports, parse_curriculum
 
+LAST = 2  # tf_agents.trajectories.time_step.StepType.LAST
+
 
 def wait_for_policy(path, should_stop) -> None:
     while not (path / C.POLICY_READY).exists():
@@ -29,23 +36,26 @@ def wait_for_policy(path, should_stop) -> None:
 
 
 class EpisodeStats:
-    """Driver observer counting env steps and completed episode returns."""
+    """Counts a worker's env steps and completed episode returns, over all its envs."""
 
-    def __init__(self):
+    def __init__(self, num_envs: int = 1):
         self.env_steps = 0
-        self.episode_return = 0.0
-        self.episode_length = 0
+        self._returns = [0.0] * num_envs
+        self._lengths = [0] * num_envs
         self.finished: list[tuple[float, int]] = []
 
-    def __call__(self, traj) -> None:
-        if traj.is_boundary():  # LAST -> FIRST: no env step of its own
-            return
+    def step(self, env_index: int, reward, last: bool) -> None:
         self.env_steps += 1
-        self.episode_return += float(traj.reward)
-        self.episode_length += 1
-        if traj.is_last():
-            self.finished.append((self.episode_return, self.episode_length))
-            self.episode_return, self.episode_length = 0.0, 0
+        self._returns[env_index] += float(reward)
+        self._lengths[env_index] += 1
+        if last:
+            self.finished.append((self._returns[env_index], self._lengths[env_index]))
+            self._returns[env_index], self._lengths[env_index] = 0.0, 0
+
+    def restart_episodes(self) -> None:
+        """The envs were reset: partial episodes are dropped."""
+        self._returns = [0.0] * len(self._returns)
+        self._lengths = [0] * len(self._lengths)
 
     def pop_finished(self) -> list[tuple[float, int]]:
         done, self.finished = self.finished, []
@@ -53,21 +63,27 @@ class EpisodeStats:
 
 
 class CurriculumApplier:
-    """Applies the curriculum's values for an iteration to a worker's envs, once per change."""
+    """Applies the curriculum's values for an iteration to a worker's envs, once per change.
+
+    `envs` maps a role to an env or a list of envs (a worker's collect envs);
+    every env of the role gets set_state, and each call is logged.
+    """
 
     def __init__(self, curriculum: Curriculum, envs: dict, log):
         self._curriculum = curriculum
-        self._envs = envs
+        self._envs = {role: env if isinstance(env, (list, tuple)) else [env]
+                      for role, env in envs.items()}
         self._log = log
         self.applied: dict[str, dict] = {role: {} for role in envs}
 
     def apply(self, role: str, iteration: int) -> dict:
         values = self._curriculum.values_at(iteration, role)
         if values and values != self.applied[role]:
-            self._envs[role].set_state(dict(values))
+            for env in self._envs[role]:
+                env.set_state(dict(values))
+                self._log.info("curriculum: %s env set_state %s at iteration %d", role,
+                               json.dumps(values, sort_keys=True), iteration)
             self.applied[role] = values
-            self._log.info("curriculum: %s env set_state %s at iteration %d", role,
-                           json.dumps(values, sort_keys=True), iteration)
         return values
 
 
@@ -90,6 +106,228 @@ def run_episodes(env, policy, n: int, should_stop) -> list[tuple[float, int]]:
     return results
 
 
+# --- Collect policies: list of time steps (one per env) -> list of PolicySteps ---
+
+class RandomActor:
+    """Uniform random actions within the action spec (the buffer warm-up)."""
+
+    def __init__(self, action_spec, seed: int):
+        self._spec = action_spec
+        self._rng = np.random.RandomState(seed)
+
+    def __call__(self, time_steps):
+        from tf_agents.specs import array_spec
+        from tf_agents.trajectories import policy_step
+
+        return [policy_step.PolicyStep(array_spec.sample_spec_nest(self._spec, self._rng), (), ())
+                for _ in time_steps]
+
+
+class NumpyActor:
+    """The SAC collect policy of the default actor network, evaluated in numpy.
+
+    A TensorFlow function call costs 0.2-0.5 ms on a small CPU, about as much as
+    a pybullet step; this MLP costs 15-30 us in numpy. It computes exactly the
+    policy's sample for ActorDistributionNetwork (Flatten and Dense layers) with
+    a TanhNormalProjectionNetwork: loc and std from the projection layer (std
+    through exp, or SAC's std_clip_transform), then
+    a = clip(mid + half_range * tanh(loc + std * eps)), eps ~ N(0, I), as the
+    policy's SquashToSpecNormal and TF-Agents' action clipping do. Noise comes
+    from a numpy generator seeded with the env seed. `from_network` returns
+    None (and the reason) for any other architecture, which then runs in
+    TensorFlow.
+    """
+
+    _ACTIVATIONS = {
+        "relu": lambda x: np.maximum(x, 0.0, out=x),
+        "linear": lambda x: x,
+        "tanh": np.tanh,
+    }
+
+    def __init__(self, layers, projection, num_variables, action_spec, clip_std, seed):
+        self._layers = layers  # [(kernel index, bias index or None, activation)]
+        self._projection = projection  # (kernel index, bias index or None)
+        self._num_variables = num_variables
+        self._weights: list[np.ndarray] | None = None
+        self._action_shape = tuple(action_spec.shape)
+        self._action_size = int(np.prod(self._action_shape))
+        low = np.broadcast_to(np.asarray(action_spec.minimum, np.float32), self._action_shape)
+        high = np.broadcast_to(np.asarray(action_spec.maximum, np.float32), self._action_shape)
+        self._low, self._high = low.reshape(-1), high.reshape(-1)
+        self._mid = (self._high + self._low) / np.float32(2.0)
+        self._half = (self._high - self._low) / np.float32(2.0)
+        self._clip_std = clip_std
+        self._rng = np.random.default_rng(seed)
+
+    @classmethod
+    def from_network(cls, actor_net, action_spec, seed: int):
+        """(NumpyActor, None), or (None, why not) when the network is not the default kind."""
+        import tensorflow as tf
+        from tf_agents.agents.sac import sac_agent, tanh_normal_projection_network
+        from tf_agents.networks import actor_distribution_network, encoding_network
+
+        if type(actor_net) is not actor_distribution_network.ActorDistributionNetwork:
+            return None, f"actor network is a {type(actor_net).__name__}"
+        encoder = actor_net._encoder  # noqa: SLF001
+        projection = actor_net._projection_networks  # noqa: SLF001
+        if type(encoder) is not encoding_network.EncodingNetwork:
+            return None, f"encoder is a {type(encoder).__name__}"
+        if (encoder._flat_preprocessing_layers is not None  # noqa: SLF001
+                or encoder._preprocessing_combiner is not None):  # noqa: SLF001
+            return None, "the encoder has preprocessing layers"
+        if type(projection) is not tanh_normal_projection_network.TanhNormalProjectionNetwork:
+            return None, f"projection is a {type(projection).__name__}"
+        if projection._std_transform is tf.exp:  # noqa: SLF001
+            clip_std = False
+        elif projection._std_transform is sac_agent.std_clip_transform:  # noqa: SLF001
+            clip_std = True
+        else:
+            return None, "the projection has a custom std transform"
+        if len(tf.nest.flatten(action_spec)) != 1 or len(
+                tf.nest.flatten(actor_net.input_tensor_spec)) != 1:
+            return None, "nested observations or actions"
+        actor_net.create_variables()
+        index = {v.ref(): i for i, v in enumerate(actor_net.variables)}
+
+        def dense(layer):
+            bias = index[layer.bias.ref()] if layer.use_bias else None
+            return index[layer.kernel.ref()], bias
+
+        layers = []
+        for layer in encoder._postprocessing_layers:  # noqa: SLF001
+            if type(layer) is tf.keras.layers.Flatten:
+                continue
+            if type(layer) is not tf.keras.layers.Dense:
+                return None, f"the encoder has a {type(layer).__name__} layer"
+            name = getattr(layer.activation, "__name__", None)
+            if name not in cls._ACTIVATIONS:
+                return None, f"the encoder has a {name} activation"
+            layers.append((*dense(layer), cls._ACTIVATIONS[name]))
+        head = projection._projection_layer  # noqa: SLF001
+        if getattr(head.activation, "__name__", None) != "linear":
+            return None, "the projection layer has an activation"
+        return cls(layers, dense(head), len(index), action_spec, clip_std, seed), None
+
+    def set_weights(self, arrays) -> None:
+        """The published policy variables, in the actor network's variable order."""
+        if len(arrays) != self._num_variables:
+            raise ValueError(
+                f"published weights have {len(arrays)} tensors, the actor network has "
+                f"{self._num_variables}: the learner and worker build different networks")
+        self._weights = [np.asarray(a, np.float32) for a in arrays]
+
+    def loc_and_std(self, observations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The pre-tanh normal's mean and standard deviation, [batch, action size] each."""
+        w = self._weights
+        x = observations.reshape(observations.shape[0], -1).astype(np.float32, copy=False)
+        for kernel, bias, activation in self._layers:
+            x = x @ w[kernel]
+            if bias is not None:
+                x += w[bias]
+            x = activation(x)
+        kernel, bias = self._projection
+        out = x @ w[kernel]
+        if bias is not None:
+            out += w[bias]
+        loc, std = out[:, :self._action_size], out[:, self._action_size:]
+        if self._clip_std:
+            std = np.clip(std, -20.0, 2.0)
+        return loc, np.exp(std)
+
+    def squash(self, pre_tanh: np.ndarray) -> np.ndarray:
+        """Pre-tanh values -> actions within the spec (the policy's bijector and clip)."""
+        actions = np.tanh(pre_tanh)
+        actions *= self._half
+        actions += self._mid
+        np.minimum(np.maximum(actions, self._low, out=actions), self._high, out=actions)
+        return actions.reshape((-1, *self._action_shape))
+
+    def sample(self, observations: np.ndarray) -> np.ndarray:
+        """Sampled actions for a [batch, ...] array of observations."""
+        loc, std = self.loc_and_std(observations)
+        noise = self._rng.standard_normal(loc.shape, dtype=np.float32)
+        return self.squash(loc + std * noise)
+
+    def __call__(self, time_steps):
+        from tf_agents.trajectories import policy_step
+
+        if len(time_steps) == 1:
+            observations = np.asarray(time_steps[0].observation)[None]
+        else:
+            observations = np.stack([ts.observation for ts in time_steps])
+        return [policy_step.PolicyStep(a, (), ()) for a in self.sample(observations)]
+
+
+class TFPolicyActor:
+    """Any collect policy (a SavedModel loaded with batch_time_steps=False): one
+    call for the time steps of all envs."""
+
+    def __init__(self, policy, num_envs: int):
+        self._policy = policy
+        self._state = policy.get_initial_state(num_envs)
+
+    def __call__(self, time_steps):
+        import tensorflow as tf
+        from tf_agents.utils import nest_utils
+
+        step = self._policy.action(nest_utils.stack_nested_arrays(time_steps), self._state)
+        self._state = step.state
+        step = step._replace(action=tf.nest.map_structure(np.asarray, step.action),
+                             info=tf.nest.map_structure(np.asarray, step.info))
+        return [tf.nest.map_structure(lambda x, i=i: x[i], step._replace(state=()))
+                for i in range(len(time_steps))]
+
+
+class Collector:
+    """Steps a worker's collect envs in lockstep, one policy call for all of them,
+    and writes every transition to Reverb (one writer per env).
+
+    An env whose episode ends is reset at once. The heartbeat is touched every
+    step and a stop request is checked every `STOP_CHECK_S` seconds (and during
+    every blocking write).
+    """
+
+    STOP_CHECK_S = 0.5
+
+    def __init__(self, envs, stats: EpisodeStats, beat, should_stop):
+        self.envs = list(envs)
+        self.stats = stats
+        self.writers = None
+        self._beat = beat
+        self._should_stop = should_stop
+        self.time_steps = None
+
+    def reset(self) -> None:
+        self.time_steps = [env.reset() for env in self.envs]
+        self.stats.restart_episodes()
+
+    def run(self, act, episodes: int) -> None:
+        """Collect until `episodes` episodes (over all envs) have ended."""
+        if self.time_steps is None:
+            self.reset()
+        envs, writers, stats, time_steps = self.envs, self.writers, self.stats, self.time_steps
+        ended = 0
+        next_check = time.monotonic() + self.STOP_CHECK_S
+        while ended < episodes:
+            action_steps = act(time_steps)
+            for i, env in enumerate(envs):
+                action_step = action_steps[i]
+                next_time_step = env.step(action_step.action)
+                writers[i].add(time_steps[i], action_step, next_time_step)
+                last = next_time_step.step_type == LAST  # TimeStep.is_last() costs ~20 us
+                stats.step(i, next_time_step.reward, last)
+                if last:
+                    ended += 1
+                    next_time_step = env.reset()
+                time_steps[i] = next_time_step
+            self._beat()
+            now = time.monotonic()
+            if now >= next_check:
+                next_check = now + self.STOP_CHECK_S
+                if self._should_stop():
+                    raise builders.StopRequested()
+
+
 class ReplayLink:
     """A worker's connection to the replay server, rebuilt if the server restarts."""
 
@@ -97,36 +335,78 @@ class ReplayLink:
         self._address = address
         self._should_stop = should_stop
         self._give_up_writing = give_up_writing
+        self.writers: list = []
         self.connect()
 
     def connect(self) -> None:
         self.client = builders.wait_for_server(self._address, self._should_stop)
         self.weights = builders.WeightsExchange(self.client)
-        self.writer = builders.ExperienceWriter(self.client, self._give_up_writing)
+        if self.writers:
+            self.open_writers(*self._writer_args)
 
-    def write(self, traj) -> None:
-        self.writer(traj)
+    def open_writers(self, layout: str, observation_spec, action_spec, count: int) -> list:
+        self._writer_args = (layout, observation_spec, action_spec, count)
+        self.writers = [builders.make_experience_writer(self.client, layout, observation_spec,
+                                                        action_spec, self._give_up_writing)
+                        for _ in range(count)]
+        return self.writers
+
+    def close(self) -> None:
+        for writer in self.writers:
+            writer.close()
 
     def alive(self) -> bool:
         return builders.server_alive(self.client)
 
 
+def wait_for_layout(paths: runtime.ExperimentPaths, should_stop) -> str:
+    """The experience-item layout the learner chose for this experiment."""
+    path = paths.root / builders.LAYOUT_FILE
+    while not path.is_file():
+        if should_stop():
+            raise builders.StopRequested()
+        time.sleep(0.5)
+    return runtime.read_json(path)["layout"]
+
+
+def make_collect_actor(params, paths: runtime.ExperimentPaths, env, seed: int, log):
+    """(actor, TF variables to refresh): numpy for the default actor network, else the
+    exported collect policy."""
+    from tf_agents.policies import py_tf_eager_policy
+    from tf_agents.specs import tensor_spec
+
+    actor_net = params.actor_net_ctor(tensor_spec.from_spec(env.observation_spec()),
+                                      tensor_spec.from_spec(env.action_spec()))
+    actor, reason = NumpyActor.from_network(actor_net, env.action_spec(), seed)
+    if actor is not None:
+        log.info("collect policy: the SAC actor network in numpy")
+        return actor, []
+    log.info("collect policy: the exported TF policy (%s)", reason)
+    policy = py_tf_eager_policy.SavedModelPyTFEagerPolicy(
+        str(paths.policy(C.COLLECT_POLICY)), load_specs_from_pbtxt=True, batch_time_steps=False)
+    return TFPolicyActor(policy, params.num_envs_per_worker), policy.variables()
+
+
 def run_worker(params, paths: runtime.ExperimentPaths, address: str, worker_index: int,
                num_workers: int, should_stop, log, heartbeat=None) -> None:
     import tensorflow as tf
-    from tf_agents.drivers import py_driver
-    from tf_agents.policies import py_tf_eager_policy, random_py_policy
+    from tf_agents.policies import py_tf_eager_policy
 
     name = C.worker_name(worker_index)
+    collect_seeds = builders.collect_env_seeds(params, worker_index)
     collect_seed, eval_seed = builders.worker_env_seeds(params, worker_index)
     tf.random.set_seed(collect_seed)
-    collect_env = builders.make_env(params, builders.COLLECT, seed=collect_seed)
+    collect_envs = [builders.make_env(params, builders.COLLECT, seed=seed)
+                    for seed in collect_seeds]
+    collect_env = collect_envs[0]
     eval_env = builders.make_env(params, builders.EVAL, seed=eval_seed)
-    log.info("collect env seed %d, eval env seed %d", collect_seed, eval_seed)
+    log.info("collect env seed%s %s, eval env seed %d", "s" if len(collect_seeds) > 1 else "",
+             ", ".join(map(str, collect_seeds)), eval_seed)
     curriculum = parse_curriculum(params.env_config, str(paths.config))
-    for role, env in ((builders.COLLECT, collect_env), (builders.EVAL, eval_env)):
-        check_env_supports(curriculum, env, role, str(paths.config))
-    applier = CurriculumApplier(curriculum, {builders.COLLECT: collect_env,
+    for env in collect_envs:
+        check_env_supports(curriculum, env, builders.COLLECT, str(paths.config))
+    check_env_supports(curriculum, eval_env, builders.EVAL, str(paths.config))
+    applier = CurriculumApplier(curriculum, {builders.COLLECT: collect_envs,
                                              builders.EVAL: eval_env}, log)
 
     beat = heartbeat.beat if heartbeat is not None else (lambda: None)
@@ -141,7 +421,7 @@ def run_worker(params, paths: runtime.ExperimentPaths, address: str, worker_inde
     status_path = paths.status / f"{name}.json"
     # A restarted worker continues its counters, so its TensorBoard steps never go back.
     previous = runtime.read_json(status_path) if status_path.is_file() else {}
-    stats = EpisodeStats()
+    stats = EpisodeStats(len(collect_envs))
     stats.env_steps = int(previous.get("env_steps", 0))
     status = {"pid": os.getpid(), "env_steps": stats.env_steps,
               "episodes": int(previous.get("episodes", 0))}
@@ -151,17 +431,19 @@ def run_worker(params, paths: runtime.ExperimentPaths, address: str, worker_inde
     link.weights.wait_until_available(should_stop)
     _, train_step = link.weights.fetch()
     target = params.total_train_steps
+    layout = wait_for_layout(paths, should_stop)
+    collector = Collector(collect_envs, stats, beat, should_stop)
+    collector.writers = link.open_writers(layout, collect_env.observation_spec(),
+                                          collect_env.action_spec(), len(collect_envs))
+    log.info("experience items: %s layout", layout)
 
     n_init = builders.init_episodes_for_worker(params.n_buffer_init_episodes, num_workers,
                                                worker_index)
     applier.apply(builders.COLLECT, train_step // params.num_steps_per_iter)
     if train_step == 0 and n_init:
-        random_policy = random_py_policy.RandomPyPolicy(
-            collect_env.time_step_spec(), collect_env.action_spec(), seed=collect_seed)
         log.info("seeding the buffer with %d uniform random episodes", n_init)
         try:
-            py_driver.PyDriver(collect_env, random_policy, observers=[link.write, stats],
-                               max_episodes=n_init).run(collect_env.reset())
+            collector.run(RandomActor(collect_env.action_spec(), collect_seed), n_init)
         except builders.StopRequested:
             if should_stop():
                 raise  # else training completed during the warm-up: evaluate and finish
@@ -169,15 +451,12 @@ def run_worker(params, paths: runtime.ExperimentPaths, address: str, worker_inde
 
     wait_for_policy(paths.policy(C.COLLECT_POLICY), should_stop)
     wait_for_policy(paths.policy(C.GREEDY_POLICY), should_stop)
-    collect_policy = py_tf_eager_policy.SavedModelPyTFEagerPolicy(
-        str(paths.policy(C.COLLECT_POLICY)), load_specs_from_pbtxt=True)
+    actor, collect_variables = make_collect_actor(params, paths, collect_env, collect_seed, log)
     eval_policy = py_tf_eager_policy.SavedModelPyTFEagerPolicy(
         str(paths.policy(C.GREEDY_POLICY)), load_specs_from_pbtxt=True)
-    variable_lists = [collect_policy.variables(), eval_policy.variables()]
-    driver = py_driver.PyDriver(collect_env, collect_policy,
-                                observers=[link.write, stats, lambda _: beat()],
-                                max_episodes=params.n_train_episodes_per_iter)
-    time_step = collect_env.reset()
+    variable_lists = [eval_policy.variables()] + ([collect_variables] if collect_variables
+                                                  else [])
+    episodes_per_round = params.n_train_episodes_per_iter * len(collect_envs)
 
     last_eval_step = -1
     next_eval_iteration = 0
@@ -202,8 +481,12 @@ def run_worker(params, paths: runtime.ExperimentPaths, address: str, worker_inde
 
     def one_round() -> bool:
         """Refresh weights, maybe evaluate, collect; True once training is complete."""
-        nonlocal time_step, next_eval_iteration
-        train_step = link.weights.fetch_into(variable_lists)
+        nonlocal next_eval_iteration
+        arrays, train_step = link.weights.fetch()
+        builders.WeightsExchange.assign(arrays, variable_lists)
+        if isinstance(actor, NumpyActor):
+            actor.set_weights(arrays)
+        weights_time = time.time()  # from here on the worker acts with these weights
         if train_step >= target:
             evaluate(train_step)
             return True
@@ -214,7 +497,7 @@ def run_worker(params, paths: runtime.ExperimentPaths, address: str, worker_inde
             period = params.eval_period_itrs
             next_eval_iteration = (iteration // period + 1) * period
         try:
-            time_step, _ = driver.run(time_step)
+            collector.run(actor, episodes_per_round)
         except builders.StopRequested:
             if should_stop():
                 raise
@@ -231,7 +514,7 @@ def run_worker(params, paths: runtime.ExperimentPaths, address: str, worker_inde
                 tf.summary.scalar(f"{C.M_CURRICULUM_PREFIX}{param}", value)
         status.update(env_steps=stats.env_steps, episodes=status["episodes"] + len(finished),
                       env_steps_per_sec=rate, train_step_seen=train_step, time=time.time(),
-                      curriculum=stage)
+                      curriculum=stage, weights_time=weights_time)
         if finished:
             status["return"] = finished[-1][0]
         runtime.write_json_atomic(status_path, status)
@@ -251,12 +534,13 @@ def run_worker(params, paths: runtime.ExperimentPaths, address: str, worker_inde
             log.warning("replay server unreachable (%s: %s); waiting for it to come back",
                         type(exc).__name__, exc)
             link.connect()
-            time_step = collect_env.reset()
+            collector.writers = link.writers
+            collector.reset()
             log.info("reconnected to the replay server")
     collect_tb.flush()
     status.update(env_steps=stats.env_steps, time=time.time(), finished=True)
     runtime.write_json_atomic(status_path, status)
-    link.writer.close()
+    link.close()
     log.info("done: %d env steps, %d episodes", stats.env_steps, status["episodes"])
 
 
@@ -281,6 +565,7 @@ def main(argv=None) -> int:
     except builders.StopRequested:
         log.info("stopped (%s)", stop.signal_name)
     return 0
+
 
 if __name__ == "__main__":
     raise SystemExit(main())

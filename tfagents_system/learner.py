@@ -60,10 +60,12 @@ class ReplayConnection:
 
     SAMPLE_TIMEOUT_MS = 5000
 
-    def __init__(self, address: str, collect_data_spec, batch_size: int, should_stop, log):
+    def __init__(self, address: str, collect_data_spec, batch_size: int, should_stop, log,
+                 layout: str = builders.LAYOUT_STEPS):
         self._address = address
         self._spec = collect_data_spec
         self._batch_size = batch_size
+        self._layout = layout
         self._should_stop = should_stop
         self._log = log
         self.reconnect()
@@ -76,7 +78,7 @@ class ReplayConnection:
     def new_iterator(self) -> None:
         self.iterator = iter(builders.experience_dataset(
             self._address, self._spec, self._batch_size,
-            rate_limiter_timeout_ms=self.SAMPLE_TIMEOUT_MS))
+            rate_limiter_timeout_ms=self.SAMPLE_TIMEOUT_MS, layout=self._layout))
 
     def server_alive(self) -> bool:
         return builders.server_alive(self.client)
@@ -84,12 +86,57 @@ class ReplayConnection:
     def checkpoint(self, keep: int) -> str:
         """Reverb's own checkpoint of every table; keeps the newest `keep`."""
         path = self.client.checkpoint()
-        root = Path(path).parent
-        old = sorted((p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")),
-                     key=lambda p: p.stat().st_mtime)[:-keep]
-        for stale in old:
-            shutil.rmtree(stale, ignore_errors=True)
+        runtime.prune_checkpoints(Path(path).parent, keep)
         return path
+
+
+def resolve_layout(paths: runtime.ExperimentPaths, agent, log) -> str:
+    """The experience-item layout of this experiment, recorded on first start.
+
+    An experiment without the record but with checkpoints was started before
+    layouts were recorded: its replay buffer holds TF-Agents 2-step items.
+    """
+    path = paths.root / builders.LAYOUT_FILE
+    if path.is_file():
+        record = runtime.read_json(path)
+    else:
+        started = (paths.checkpoints / "checkpoint").is_file() or (
+            paths.replay_checkpoints.is_dir() and any(paths.replay_checkpoints.iterdir()))
+        if started:
+            record = {"layout": builders.LAYOUT_STEPS,
+                      "reason": "experiment started before item layouts were recorded"}
+        else:
+            layout, reason = builders.choose_layout(agent)
+            record = {"layout": layout, "reason": reason}
+        runtime.write_json_atomic(path, record)
+    if record["layout"] not in builders.LAYOUTS:
+        raise ValueError(f"{path}: unknown layout {record['layout']!r}")
+    log.info("experience items: %s layout (%s)", record["layout"], record["reason"])
+    return record["layout"]
+
+
+def make_train_steps(agent):
+    """A compiled loop of n gradient steps on batches from an iterator; returns the
+    last step's LossInfo. Several steps per call keep Python out of the loop."""
+    import tensorflow as tf
+
+    @tf.function
+    def train_steps(iterator, n):
+        loss_info = agent.train(next(iterator))
+        for _ in tf.range(n - 1):
+            loss_info = agent.train(next(iterator))
+        return loss_info
+
+    return train_steps
+
+
+def batch_time_steps(batch):
+    """The (first) time steps of a sampled batch, in either layout."""
+    from tf_agents.trajectories import trajectory
+
+    if isinstance(batch, trajectory.Transition):
+        return batch.time_step
+    return trajectory.to_transition(batch)[0]
 
 
 def run_learner(params, paths: runtime.ExperimentPaths, address: str, should_stop, log,
@@ -97,7 +144,6 @@ def run_learner(params, paths: runtime.ExperimentPaths, address: str, should_sto
     """Train until the target train step or a stop request; return the train step."""
     import tensorflow as tf
     from tf_agents.policies import greedy_policy, policy_saver
-    from tf_agents.trajectories import trajectory
     from tf_agents.utils import common
 
     beat = heartbeat.beat if heartbeat is not None else (lambda: None)
@@ -123,17 +169,13 @@ def run_learner(params, paths: runtime.ExperimentPaths, address: str, should_sto
     policy_ckpt_saver = policy_saver.PolicySaver(greedy, batch_size=None, train_step=train_step)
     beat()
 
+    layout = resolve_layout(paths, agent, log)  # before publishing: workers read it then
     replay = ReplayConnection(address, agent.collect_data_spec, params.batch_size, should_stop,
-                              log)
+                              log, layout)
     policy_variables = agent.collect_policy.variables()
     replay.weights.publish(policy_variables, start_step)
 
-    @tf.function
-    def train_steps(iterator, n):
-        loss_info = agent.train(next(iterator))
-        for _ in tf.range(n - 1):
-            loss_info = agent.train(next(iterator))
-        return loss_info
+    train_steps = make_train_steps(agent)
 
     @tf.function
     def entropy_estimate(time_steps):
@@ -194,8 +236,7 @@ def run_learner(params, paths: runtime.ExperimentPaths, address: str, should_sto
             if (log_trigger(iteration) or step >= target) and loss_info is not None:
                 grad_rate = meter.rate(step)
                 try:
-                    time_steps, _, _ = trajectory.to_transition(next(replay.iterator))
-                    entropy = float(entropy_estimate(time_steps))
+                    entropy = float(entropy_estimate(batch_time_steps(next(replay.iterator))))
                 except tf.errors.OpError:
                     entropy = float("nan")
                 replay_size = replay.client.server_info()[C.EXPERIENCE_TABLE].current_size

@@ -57,6 +57,13 @@ class TrainParamsBase(abc.ABC):
     # --- Collection and evaluation (per worker) ---
     n_buffer_init_episodes: int = 10  # uniform random episodes, split across workers
     n_train_episodes_per_iter: int = 1  # episodes a worker collects between weight refreshes
+    # Collect envs per worker, stepped in lockstep with one policy call for all of
+    # them (batched inference). Each env has its own seed and gets the curriculum;
+    # weights are refreshed after n_train_episodes_per_iter episodes per env, so
+    # more envs mean more env steps per refresh. More envs amortize the policy call
+    # (most with custom actor networks, which run in TensorFlow) and raise a
+    # worker's env steps/s (docs/performance.md). 1: one env, as published.
+    num_envs_per_worker: int = 1
     n_eval_episodes: int = 5
     eval_period_itrs: int = 10
     log_period_itrs: int = 1
@@ -137,7 +144,8 @@ class TrainParamsBase(abc.ABC):
         problems = []
         positive_ints = [
             "batch_size", "num_iter", "num_steps_per_iter", "replay_capacity",
-            "min_replay_size", "n_train_episodes_per_iter", "eval_period_itrs",
+            "min_replay_size", "n_train_episodes_per_iter", "num_envs_per_worker",
+            "eval_period_itrs",
             "log_period_itrs", "checkpoint_period_itrs", "checkpoints_to_keep",
             "target_update_period",
         ]

@@ -1,0 +1,122 @@
+"""Shared pieces of the throughput benchmark: the issue's setup, timing, results.
+
+Every benchmark module runs as its own process (pinned by `benchmarks.run`)
+and prints one JSON line, `RESULT {...}`, holding its measurements.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+ENV_ID = "HalfCheetahBulletEnv-v0"
+RESULT_PREFIX = "RESULT "
+
+
+def quiet_imports() -> None:
+    """TF, TF-Agents, gym and pybullet imported with their banners muted."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from tfagents_system import runtime
+
+    runtime.import_quietly()
+
+
+def bench_params(**overrides):
+    """The issue's setup: HalfCheetahBulletEnv-v0, SAC with 256x256 networks, batch 256
+    (the shipped halfcheetah example's settings, without its replay ratio)."""
+    from tfagents_system.params import GymTrainParams
+
+    attrs = {"n_buffer_init_episodes": 0, "n_eval_episodes": 0, "min_replay_size": 1,
+             "num_iter": 1_000_000, **overrides}
+    cls = type("BenchParams", (GymTrainParams,), attrs)
+    params = cls({"env_id": ENV_ID})
+    assert tuple(params.actor_fc_layers) == (256, 256) and params.batch_size == 256
+    return params
+
+
+PARAMS_FILE = '''"""Written by benchmarks/: the issue's setup for real worker processes."""
+from tfagents_system.params import GymTrainParams
+
+
+class TrainParams(GymTrainParams):
+    n_buffer_init_episodes = 0
+    n_eval_episodes = 0
+    min_replay_size = 1
+    num_iter = 1_000_000
+    num_envs_per_worker = {num_envs}
+'''
+
+
+def median_rate(run, count: int, repeats: int, warmup=None) -> dict:
+    """Run `run(count)` `repeats` times after a warm-up; events/s of each, and the median."""
+    (warmup or run)(max(1, count // 4))
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        done = run(count)
+        rates.append((done if done is not None else count) / (time.perf_counter() - start))
+    return {"median": statistics.median(rates), "runs": rates, "count": count}
+
+
+def settle(max_s: float = 15.0, window_s: float = 0.25, busy: float = 0.05) -> None:
+    """Wait until this process is idle: pipelines left with empty prefetch buffers
+    refill in background threads, and that must not land in the next timing."""
+    deadline = time.monotonic() + max_s
+    while time.monotonic() < deadline:
+        cpu = time.process_time()
+        time.sleep(window_s)
+        if time.process_time() - cpu < busy * window_s:
+            return
+
+
+def emit(result: dict) -> None:
+    print(RESULT_PREFIX + json.dumps(result), flush=True)
+
+
+def read_result(stdout: str) -> dict:
+    for line in reversed(stdout.splitlines()):
+        if line.startswith(RESULT_PREFIX):
+            return json.loads(line[len(RESULT_PREFIX):])
+    raise RuntimeError("the benchmark printed no RESULT line")
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def configure_threads(threads: int) -> None:
+    """As the launcher does for a program on `threads` CPUs (runtime.configure_threads)."""
+    os.environ["SAC_PROCESS_THREADS"] = str(threads)
+    from tfagents_system import runtime
+
+    runtime.configure_threads()
+
+
+def real_transitions(writers, steps: int, seed: int = 0) -> None:
+    """Collect `steps` HalfCheetah transitions with uniform random actions through our
+    collection path, written by each of `writers` (one list per env)."""
+    from tfagents_system import builders, collect_worker
+
+    params = bench_params()
+    env = builders.make_env(params, builders.COLLECT, seed=seed)
+    stats = collect_worker.EpisodeStats(1)
+    collector = collect_worker.Collector([env], stats, lambda: None, lambda: False)
+    collector.writers = [_Tee(writers)]
+    actor = collect_worker.RandomActor(env.action_spec(), seed)
+    episode = 1000
+    collector.run(actor, max(1, steps // episode))
+    env.close()
+
+
+class _Tee:
+    def __init__(self, writers):
+        self._writers = writers
+
+    def add(self, *args):
+        for writer in self._writers:
+            writer.add(*args)

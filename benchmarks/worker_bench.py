@@ -1,0 +1,173 @@
+"""A worker's collection rate (env steps/s) against raw environment stepping, in
+one process on one CPU, writing into a running replay server (another process).
+
+- raw: the env as `load_gym_env` builds it (TF-Agents' suite_gym wrappers around
+  the pybullet env), uniform random actions, reset at episode ends; nothing else;
+- ours: `collect_worker`'s collection path as a worker runs it with the default
+  settings: `make_collect_actor` (the SAC collect policy), a `Collector` and the
+  experience writer of the layout the learner picks, into Reverb.
+
+With `--ideas`, also the alternatives measured while tuning: the previous path
+(PyDriver + SavedModelPyTFEagerPolicy + TF-Agents-layout writer), the exported
+TF policy with 1 and 8 lockstep envs, and the numpy policy with the 2-step
+item layout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks import common
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--ports", required=True, help='JSON {"layout": port}')
+    parser.add_argument("--steps", type=int, default=4000, help="env steps per timed run")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--ideas", action="store_true")
+    args = parser.parse_args(argv)
+    common.quiet_imports()
+    common.configure_threads(1)
+    import numpy as np
+    import reverb
+    import tensorflow as tf
+    from tf_agents.drivers import py_driver
+    from tf_agents.policies import py_tf_eager_policy
+    from tf_agents.utils import common as tfa_common
+
+    from tfagents_system import builders, collect_worker, learner, runtime
+    from tfagents_system import constants as C
+
+    ports = json.loads(args.ports)
+    client = {layout: reverb.Client(f"localhost:{port}") for layout, port in ports.items()}
+    log = logging.getLogger("bench")
+    params = common.bench_params()
+    episode_steps = 1000  # HalfCheetahBulletEnv-v0's limit
+
+    # An exported collect policy, as the learner writes it (random initial weights).
+    root = Path(tempfile.mkdtemp(prefix="worker_bench_"))
+    paths = runtime.ExperimentPaths(root)
+    env = builders.make_env(params, builders.COLLECT, seed=0)
+    train_step = tfa_common.create_variable("train_step", 0, dtype=tf.int64)
+    agent = builders.make_agent(params, env.time_step_spec(), env.action_spec(), train_step)
+    learner.export_policy(agent.collect_policy, train_step, paths.policy(C.COLLECT_POLICY))
+    weights = [v.numpy() for v in agent.collect_policy.variables()]
+    layout, _ = builders.choose_layout(agent)
+    obs_spec, act_spec = env.observation_spec(), env.action_spec()
+
+    variants = {}
+
+    def raw_run(n):
+        rng = np.random.default_rng(0)
+        low, high = act_spec.minimum, act_spec.maximum
+        env.reset()
+        for _ in range(n):
+            time_step = env.step(rng.uniform(low, high, act_spec.shape).astype(np.float32))
+            if time_step.is_last():
+                env.reset()
+        return n
+
+    variants["raw"] = raw_run
+
+    def collector_variant(actor, num_envs, item_layout, chunk_length=None):
+        envs = [env] + [builders.make_env(params, builders.COLLECT, seed=j)
+                        for j in range(1, num_envs)]
+        stats = collect_worker.EpisodeStats(num_envs)
+        collector = collect_worker.Collector(envs, stats, lambda: None, lambda: False)
+        if chunk_length:
+            collector.writers = [builders.PackedExperienceWriter(
+                client[item_layout], builders.TransitionPacker(obs_spec, act_spec),
+                lambda: False, chunk_length=chunk_length) for _ in envs]
+        else:
+            collector.writers = [builders.make_experience_writer(
+                client[item_layout], item_layout, obs_spec, act_spec, lambda: False)
+                for _ in envs]
+
+        def run(n):
+            collector.reset()
+            before = stats.env_steps
+            # whole episodes, about n env steps (at least one episode per env)
+            collector.run(actor, num_envs * max(1, round(n / (episode_steps * num_envs))))
+            return stats.env_steps - before
+        return run
+
+    actor, tf_variables = collect_worker.make_collect_actor(params, paths, env, 0, log)
+    if isinstance(actor, collect_worker.NumpyActor):
+        actor.set_weights(weights)
+    variants["ours"] = collector_variant(actor, params.num_envs_per_worker, layout)
+
+    if args.ideas:
+        def tf_actor(num_envs):
+            policy = py_tf_eager_policy.SavedModelPyTFEagerPolicy(
+                str(paths.policy(C.COLLECT_POLICY)), load_specs_from_pbtxt=True,
+                batch_time_steps=False)
+            return collect_worker.TFPolicyActor(policy, num_envs)
+
+        variants["idea_tf_policy_1_env"] = collector_variant(tf_actor(1), 1, layout)
+        variants["idea_tf_policy_8_envs"] = collector_variant(tf_actor(8), 8, layout)
+        numpy_actor, _ = collect_worker.NumpyActor.from_network(
+            params.actor_net_ctor(*(agent.time_step_spec.observation, agent.action_spec)),
+            act_spec, 0)
+        if numpy_actor is not None:
+            numpy_actor.set_weights(weights)
+            variants["idea_numpy_steps_layout"] = collector_variant(
+                numpy_actor, 1, builders.LAYOUT_STEPS)
+            variants["idea_numpy_4_envs"] = collector_variant(numpy_actor, 4, layout)
+            for chunk in (1, 16):
+                variants[f"idea_chunk_{chunk}"] = collector_variant(numpy_actor, 1, layout,
+                                                                    chunk)
+
+        # The worker before this work: PyDriver, PyTFEagerPolicy, 2-step items.
+        old_policy = py_tf_eager_policy.SavedModelPyTFEagerPolicy(
+            str(paths.policy(C.COLLECT_POLICY)), load_specs_from_pbtxt=True)
+        old_writer = builders.ExperienceWriter(client[builders.LAYOUT_STEPS], lambda: False)
+        counted = [0]
+
+        def count(traj):
+            counted[0] += 0 if traj.is_boundary() else 1
+
+        def previous_run(n):
+            counted[0] = 0
+            py_driver.PyDriver(env, old_policy, observers=[old_writer, count],
+                               max_episodes=max(1, round(n / episode_steps))).run(env.reset())
+            return counted[0]
+
+        variants["idea_previous_path"] = previous_run
+
+    for name, run in variants.items():
+        common.log(f"warming up {name}")
+        run(episode_steps)
+    runs = {name: [] for name in variants}
+    names = list(variants)
+    for round_index in range(args.repeats):
+        # Each round starts one variant later, so a periodic disturbance spreads out.
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
+            run = variants[name]
+            common.settle()
+            start = time.perf_counter()
+            done = run(args.steps)
+            runs[name].append(done / (time.perf_counter() - start))
+        common.log(f"round {round_index + 1}/{args.repeats}: " + ", ".join(
+            f"{name} {runs[name][-1]:.0f}/s" for name in names))
+    shutil.rmtree(root, ignore_errors=True)
+    common.emit({
+        "cpus": sorted(os.sched_getaffinity(0)), "layout": layout,
+        "actor": type(actor).__name__, "num_envs_per_worker": params.num_envs_per_worker,
+        "steps": args.steps, "repeats": args.repeats,
+        "rates": {name: statistics.median(r) for name, r in runs.items()}, "runs": runs,
+    })
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,378 @@
+"""The fast data paths keep SAC's data exact: packed transition items, lockstep
+multi-env collection, the numpy collect policy, the learner's layout record.
+Real Reverb servers on free ports, real environments."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+reverb = pytest.importorskip("reverb")
+tf = pytest.importorskip("tensorflow")
+
+from tf_agents.environments import py_environment, wrappers  # noqa: E402
+from tf_agents.specs import array_spec, tensor_spec  # noqa: E402
+from tf_agents.trajectories import time_step as ts  # noqa: E402
+from tf_agents.trajectories import trajectory  # noqa: E402
+from tf_agents.utils import common  # noqa: E402
+
+from tfagents_system import builders, collect_worker, learner, runtime  # noqa: E402
+from tfagents_system import constants as C  # noqa: E402
+from tfagents_system.envs import load_gym_env  # noqa: E402
+from tfagents_system.params import TrainParamsBase  # noqa: E402
+
+
+class CountdownEnv(py_environment.PyEnvironment):
+    """Episodes of odd index terminate (discount 0) after 3 steps; the others run
+    into the 5-step time limit (TF-Agents' TimeLimit: discount stays 1)."""
+
+    def __init__(self, seed=0):
+        super().__init__()
+        self._rng = np.random.default_rng(seed)
+        self._episode = -1
+        self._t = 0
+
+    def observation_spec(self):
+        return array_spec.ArraySpec((3,), np.float32, "obs")
+
+    def action_spec(self):
+        return array_spec.BoundedArraySpec((2,), np.float32, -2.0, 2.0, "action")
+
+    def _obs(self):
+        return np.array([self._episode, self._t, self._rng.normal()], np.float32)
+
+    def _reset(self):
+        self._episode += 1
+        self._t = 0
+        return ts.restart(self._obs())
+
+    def _step(self, action):
+        self._t += 1
+        reward = float(np.sum(action)) + self._t
+        if self._episode % 2 == 1 and self._t == 3:
+            return ts.termination(self._obs(), reward)
+        return ts.transition(self._obs(), reward, discount=1.0)
+
+
+def countdown_env(seed=0):
+    return wrappers.TimeLimit(CountdownEnv(seed), duration=5)
+
+
+class CountdownParams(TrainParamsBase):
+    batch_size = 8
+    min_replay_size = 1
+    actor_fc_layers = (16,)
+    critic_joint_fc_layers = (16,)
+
+    def env_ctor(self, seed=None, *args, **kwargs):
+        return countdown_env(seed or 0)
+
+
+@pytest.fixture
+def server():
+    srv = reverb.Server(builders.make_tables(CountdownParams(), capacity=10_000), port=None)
+    yield f"localhost:{srv.port}"
+    srv.stop()
+
+
+def _agent(params, env):
+    train_step = common.create_variable("train_step", 0, dtype=tf.int64)
+    return builders.make_agent(params, env.time_step_spec(), env.action_spec(), train_step)
+
+
+class _Recorder:
+    """A writer that keeps what it was given."""
+
+    def __init__(self):
+        self.calls = []
+
+    def add(self, time_step, action_step, next_time_step):
+        self.calls.append((time_step, action_step, next_time_step))
+
+
+class _Tee:
+    def __init__(self, *writers):
+        self._writers = writers
+
+    def add(self, *args):
+        for writer in self._writers:
+            writer.add(*args)
+
+
+def _collect(envs, writers, episodes, actor=None, should_stop=lambda: False, beat=lambda: None):
+    stats = collect_worker.EpisodeStats(len(envs))
+    collector = collect_worker.Collector(envs, stats, beat, should_stop)
+    collector.writers = writers
+    actor = actor or collect_worker.RandomActor(envs[0].action_spec(), seed=7)
+    collector.run(actor, episodes)
+    return stats
+
+
+def _sample_all(address, spec, layout, size):
+    """Every distinct transition in the table (uniform sampling, many draws)."""
+    batch = next(iter(builders.experience_dataset(address, spec, 40 * size, layout=layout)))
+    if layout == builders.LAYOUT_STEPS:
+        batch = tf.nest.map_structure(lambda x: tf.squeeze(x, 1), trajectory.to_transition(batch))
+    flat = [np.asarray(x).reshape(40 * size, -1).astype(np.float64)
+            for x in tf.nest.flatten(batch)]
+    rows = np.concatenate(flat, axis=1)
+    return {tuple(np.round(row, 5)) for row in rows}
+
+
+def test_packed_items_equal_tf_agents_transitions(server):
+    """The same episodes written in both layouts sample to the same transitions,
+    one item per env step, none starting at a LAST step."""
+    params = CountdownParams()
+    env = countdown_env()
+    agent = _agent(params, env)
+    srv2 = reverb.Server(builders.make_tables(params, capacity=10_000), port=None)
+    try:
+        steps_address = f"localhost:{srv2.port}"
+        packed = builders.make_experience_writer(
+            reverb.Client(server), builders.LAYOUT_PACKED, env.observation_spec(),
+            env.action_spec(), lambda: False)
+        steps = builders.make_experience_writer(
+            reverb.Client(steps_address), builders.LAYOUT_STEPS, env.observation_spec(),
+            env.action_spec(), lambda: False)
+        stats = _collect([env], [_Tee(packed, steps)], episodes=4)
+        packed.close()
+        steps.close()
+        assert stats.env_steps == 5 + 3 + 5 + 3
+        for address in (server, steps_address):
+            size = reverb.Client(address).server_info()[C.EXPERIENCE_TABLE].current_size
+            assert size == stats.env_steps
+        spec = agent.collect_data_spec
+        from_packed = _sample_all(server, spec, builders.LAYOUT_PACKED, stats.env_steps)
+        from_steps = _sample_all(steps_address, spec, builders.LAYOUT_STEPS, stats.env_steps)
+        assert len(from_packed) == stats.env_steps
+        assert from_packed == from_steps
+    finally:
+        srv2.stop()
+
+
+def test_packed_transitions_keep_truncation_bootstrapping(server):
+    """Time-limit ends keep discount 1, terminations get 0; the next observation is
+    the true s' (also at episode ends); reward and discount of s are zero, as in
+    trajectory.to_transition."""
+    params = CountdownParams()
+    env = countdown_env()
+    agent = _agent(params, env)
+    writer = builders.make_experience_writer(reverb.Client(server), builders.LAYOUT_PACKED,
+                                             env.observation_spec(), env.action_spec(),
+                                             lambda: False)
+    _collect([env], [writer], episodes=6)
+    writer.close()
+    batch = next(iter(builders.experience_dataset(server, agent.collect_data_spec, 512,
+                                                  layout=builders.LAYOUT_PACKED)))
+    assert isinstance(batch, trajectory.Transition)
+    first, nxt = batch.time_step, batch.next_time_step
+    assert not np.any(first.step_type.numpy() == ts.StepType.LAST)
+    assert np.all(first.reward.numpy() == 0) and np.all(first.discount.numpy() == 0)
+    last = nxt.step_type.numpy() == ts.StepType.LAST
+    episode = first.observation.numpy()[:, 0]
+    truncated = last & (episode % 2 == 0)
+    terminated = last & (episode % 2 == 1)
+    assert truncated.any() and terminated.any()
+    np.testing.assert_array_equal(nxt.discount.numpy()[truncated], 1.0)
+    np.testing.assert_array_equal(nxt.discount.numpy()[terminated], 0.0)
+    np.testing.assert_array_equal(nxt.discount.numpy()[~last], 1.0)
+    # s' follows s within the episode: same episode, one step later.
+    np.testing.assert_array_equal(nxt.observation.numpy()[:, 0], episode)
+    np.testing.assert_array_equal(nxt.observation.numpy()[:, 1],
+                                  first.observation.numpy()[:, 1] + 1)
+    np.testing.assert_array_equal(nxt.reward.numpy(),
+                                  batch.action_step.action.numpy().sum(1)
+                                  + nxt.observation.numpy()[:, 1])
+    assert batch.action_step.action.shape == (512, 2)
+
+
+def test_packed_batch_gives_the_same_sac_losses_as_the_two_step_batch(server):
+    params = CountdownParams()
+    env = countdown_env()
+    agent = _agent(params, env)
+    recorder = _Recorder()
+    _collect([env], [recorder], episodes=4)
+    spec = agent.collect_data_spec
+    packer = builders.TransitionPacker(spec.observation, spec.action)
+    packed = np.stack([packer.pack(t, a.action, n) for t, a, n in recorder.calls])
+    transition = packer.unpack(tf.constant(packed))
+    trajs = [(trajectory.from_transition(t, a, n), trajectory.from_transition(
+        n, a, ts.restart(n.observation) if n.is_last() else n)) for t, a, n in recorder.calls]
+    two_step = tf.nest.map_structure(lambda *xs: tf.constant(np.stack(xs)), *[
+        tf.nest.map_structure(lambda x, y: np.stack([x, y]), first, second)
+        for first, second in trajs])
+    tf.random.set_seed(3)
+    loss_packed = agent.loss(transition)
+    tf.random.set_seed(3)
+    loss_steps = agent.loss(two_step)
+    for a, b in zip(tf.nest.flatten(loss_packed), tf.nest.flatten(loss_steps)):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6)
+    loss_info = agent.train(transition)  # SacAgent trains on the packed form
+    assert np.isfinite(loss_info.loss.numpy())
+
+
+def test_lockstep_envs_write_whole_episodes_per_env(server):
+    """Three envs stepped together: each env's writer gets its own episodes in
+    order (FIRST ... LAST, s' of one step is s of the next), and every env step
+    becomes exactly one item."""
+    envs = [countdown_env(seed) for seed in (1, 2, 3)]
+    recorders = [_Recorder() for _ in envs]
+    stats = _collect(envs, recorders, episodes=7)
+    assert stats.env_steps == sum(len(r.calls) for r in recorders)
+    assert sum(len(r.calls) for r in recorders) == 3 * len(recorders[0].calls)
+    ended = 0
+    for recorder in recorders:
+        for (_, _, n), (t2, _, _) in zip(recorder.calls, recorder.calls[1:]):
+            if n.is_last():
+                ended += 1
+                assert t2.is_first()
+            else:
+                np.testing.assert_array_equal(n.observation, t2.observation)
+                assert not t2.is_first()
+        assert recorder.calls[0][0].is_first()
+    ended += sum(r.calls[-1][2].is_last() for r in recorders)
+    assert ended >= 7
+    assert len(stats.pop_finished()) == ended
+    # The same with real writers: one item per env step.
+    client = reverb.Client(server)
+    writers = [builders.make_experience_writer(client, builders.LAYOUT_PACKED,
+                                               envs[0].observation_spec(),
+                                               envs[0].action_spec(), lambda: False)
+               for _ in envs]
+    stats = _collect([countdown_env(s) for s in (4, 5, 6)], writers, episodes=6)
+    for writer in writers:
+        writer.close()
+    assert client.server_info()[C.EXPERIENCE_TABLE].current_size == stats.env_steps
+
+
+def test_collector_serves_heartbeats_and_stop_requests():
+    env = load_gym_env("Pendulum-v1", seed=0, max_episode_steps=10_000)
+    beats = []
+    stop = threading.Event()
+    threading.Timer(0.5, stop.set).start()
+    start = time.monotonic()
+    with pytest.raises(builders.StopRequested):
+        _collect([env], [_Recorder()], episodes=1, should_stop=stop.is_set,
+                 beat=lambda: beats.append(time.monotonic()))
+    assert time.monotonic() - start < 3
+    assert len(beats) > 100
+
+
+def test_numpy_actor_matches_the_tf_collect_policy():
+    """Same loc and std as the TF actor network, same greedy action as the TF
+    distribution's mode, weights taken in the published order, samples within
+    bounds and reproducible from the seed."""
+
+    class Params(TrainParamsBase):
+        actor_fc_layers = (32, 16)
+
+        def env_ctor(self, seed=None, *args, **kwargs):
+            return load_gym_env("Pendulum-v1", seed=seed)
+
+    params = Params()
+    env = params.env_ctor(0)
+    agent = _agent(params, env)
+    for var in agent.collect_policy.variables():  # non-trivial weights, biases included
+        var.assign(tf.random.normal(var.shape, stddev=0.3, seed=1))
+    published = [v.numpy() for v in agent.collect_policy.variables()]
+    net = params.actor_net_ctor(tensor_spec.from_spec(env.observation_spec()),
+                                tensor_spec.from_spec(env.action_spec()))
+    actor, reason = collect_worker.NumpyActor.from_network(net, env.action_spec(), seed=5)
+    assert reason is None
+    actor.set_weights(published)
+    obs = np.random.default_rng(0).normal(size=(64, 3)).astype(np.float32)
+    dist, _ = agent._actor_network(obs, step_type=(), network_state=(),  # noqa: SLF001
+                                   training=False)
+    loc, std = actor.loc_and_std(obs)
+    np.testing.assert_allclose(loc, dist.input_distribution.loc.numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(std, dist.input_distribution.stddev().numpy(), rtol=1e-4,
+                               atol=1e-5)
+    np.testing.assert_allclose(actor.squash(loc), dist.mode().numpy(), rtol=1e-4, atol=1e-5)
+    samples = np.stack([actor.sample(obs) for _ in range(200)])
+    spec = env.action_spec()
+    assert samples.min() >= spec.minimum and samples.max() <= spec.maximum
+    tf_samples = agent.collect_policy.action(
+        ts.restart(tf.constant(obs), batch_size=64)).action.numpy()
+    assert tf_samples.shape == samples.shape[1:]
+    # Mean of the pre-tanh samples ~ loc (the TF policy samples the same law).
+    pre = np.arctanh(np.clip(samples / spec.maximum, -0.999999, 0.999999))
+    assert np.abs(pre.mean(0) - loc).max() < 4 * std.max() / np.sqrt(200) + 0.05
+    again, _ = collect_worker.NumpyActor.from_network(net, env.action_spec(), seed=5)
+    again.set_weights(published)
+    first = collect_worker.NumpyActor.from_network(net, env.action_spec(), seed=5)[0]
+    first.set_weights(published)
+    np.testing.assert_array_equal(first.sample(obs), again.sample(obs))
+    with pytest.raises(ValueError, match="different networks"):
+        actor.set_weights(published[:-1])
+
+
+def test_numpy_actor_declines_other_networks():
+    from tf_agents.networks import actor_distribution_network, normal_projection_network
+
+    env = load_gym_env("Pendulum-v1", seed=0)
+    obs_spec = tensor_spec.from_spec(env.observation_spec())
+    act_spec = tensor_spec.from_spec(env.action_spec())
+    net = actor_distribution_network.ActorDistributionNetwork(
+        obs_spec, act_spec, fc_layer_params=(8,),
+        continuous_projection_net=normal_projection_network.NormalProjectionNetwork)
+    actor, reason = collect_worker.NumpyActor.from_network(net, env.action_spec(), seed=0)
+    assert actor is None and "NormalProjectionNetwork" in reason
+
+
+def test_layout_choice_and_record(tmp_path):
+    log = runtime.setup_logging("test")
+    env = countdown_env()
+    agent = _agent(CountdownParams(), env)
+    assert builders.choose_layout(agent)[0] == builders.LAYOUT_PACKED
+    paths = runtime.ExperimentPaths(tmp_path / "new")
+    paths.root.mkdir()
+    assert learner.resolve_layout(paths, agent, log) == builders.LAYOUT_PACKED
+    assert runtime.read_json(paths.root / builders.LAYOUT_FILE)["layout"] == "packed_transition"
+    # An experiment checkpointed before layouts were recorded keeps 2-step items.
+    old = runtime.ExperimentPaths(tmp_path / "old")
+    old.checkpoints.mkdir(parents=True)
+    (old.checkpoints / "checkpoint").write_text("")
+    assert learner.resolve_layout(old, agent, log) == builders.LAYOUT_STEPS
+    assert learner.resolve_layout(old, agent, log) == builders.LAYOUT_STEPS  # recorded
+    # Integer observations cannot be packed exactly.
+    int_spec = agent.collect_data_spec._replace(
+        observation=tf.TensorSpec((3,), tf.int32))
+    assert "int32" in builders.TransitionPacker.unsupported_reason(int_spec)
+
+
+def test_custom_actor_network_runs_the_exported_tf_policy_in_lockstep(server, tmp_path):
+    """An actor network the numpy path does not know (here: elu) is run through the
+    exported SavedModel policy, one call for all lockstep envs; its variables are
+    the ones a weight refresh assigns."""
+    from tf_agents.networks import actor_distribution_network
+
+    from tfagents_system.learner import export_policy
+
+    class Params(CountdownParams):
+        num_envs_per_worker = 3
+
+        def actor_net_ctor(self, observation_spec, action_spec):
+            return actor_distribution_network.ActorDistributionNetwork(
+                observation_spec, action_spec, fc_layer_params=(8,),
+                activation_fn=tf.keras.activations.elu)
+
+    params = Params()
+    env = countdown_env()
+    agent = _agent(params, env)
+    paths = runtime.ExperimentPaths(tmp_path)
+    export_policy(agent.collect_policy, agent.train_step_counter,
+                  paths.policy(C.COLLECT_POLICY))
+    actor, variables = collect_worker.make_collect_actor(
+        params, paths, env, 0, runtime.setup_logging("test"))
+    assert isinstance(actor, collect_worker.TFPolicyActor)
+    assert [v.shape for v in variables] == [
+        v.shape for v in agent.collect_policy.variables()]
+    envs = [countdown_env(seed) for seed in (1, 2, 3)]
+    recorders = [_Recorder() for _ in envs]
+    stats = _collect(envs, recorders, episodes=6, actor=actor)
+    actions = np.stack([a.action for r in recorders for _, a, _ in r.calls])
+    assert actions.shape == (stats.env_steps, 2)
+    assert actions.min() >= -2.0 and actions.max() <= 2.0 and actions.std() > 0.01
