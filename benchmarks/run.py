@@ -253,7 +253,9 @@ def write_document(path: Path, machine: dict, settings: dict, quick: bool, rows,
                    worker, scaling, elapsed_s: float) -> None:
     stale_text, _, _ = staleness_line(scaling)
     lr, lcpu, wr = learner["rates"], learner["cpu_ms_per_step"], worker["rates"]
-    busy = max(machine["load_before"][0], machine["load_after"][0])
+    # Only the load before the run says whether others used the machine: the
+    # 1-minute average after it mostly shows the benchmark's own last minutes.
+    busy = machine["load_before"][0]
     ncpu = len(machine["available_cpus"])
     out = ["# Throughput", ""]
     out += [f"Written by `./benchmarks/run.sh{' --quick' if quick else ''}` on "
