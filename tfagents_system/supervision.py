@@ -210,12 +210,22 @@ class Monitor:
             self._on_exit(name, expected=payload.get("expected") == "1")
         elif event == "PROCESS_STATE_BACKOFF" and name in self.programs:
             self._running.discard(name)
-            self._count_restart(name, "exited while starting")
+            if not self._finished_quickly(name):
+                self._count_restart(name, "exited while starting")
         elif event == "PROCESS_STATE_FATAL" and name in self.programs:
             self._running.discard(name)
-            self._fail(name, f"{name} failed to start {START_RETRIES + 1} times in a row")
+            if not self._finished_quickly(name):
+                self._fail(name, f"{name} failed to start {START_RETRIES + 1} times in a row")
         elif event.startswith("TICK"):
             self.on_tick()
+
+    def _finished_quickly(self, name: str) -> bool:
+        """A program (re)started after training completed does its last work and exits
+        within START_SECS, which supervisord counts as a failed start: it is finished."""
+        if not self.paths.complete.is_file():
+            return False
+        self._on_exit(name, expected=True)
+        return True
 
     def _on_exit(self, name: str, expected: bool) -> None:
         complete = self.paths.complete.is_file()

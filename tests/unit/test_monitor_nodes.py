@@ -47,3 +47,21 @@ def test_head_node_still_waits_for_the_learner(tmp_path):
 def test_node_sockets_and_run_dirs_are_distinct(tmp_path):
     assert supervision.socket_path(tmp_path) != supervision.socket_path(tmp_path, "n2")
     assert supervision.run_dir(tmp_path, "n2") == tmp_path / "run" / "node-n2"
+
+
+def test_worker_restarted_after_completion_finishes_within_startsecs(tmp_path):
+    """A worker restarted just as training completes runs its last evaluation and exits
+    within supervisord's startsecs: a 'failed start' that is really the end."""
+    monitor, rpc = make(tmp_path, ["replay_server", "learner", "worker_0"], None)
+    monitor.on_event("PROCESS_STATE_BACKOFF", {"processname": "worker_0"})
+    assert monitor.restarts["worker_0"] == 1 and monitor.outcome is None  # before: a crash
+    (tmp_path / "TRAINING_COMPLETE.json").write_text("{}")
+    monitor.on_event("PROCESS_STATE_EXITED", {"processname": "learner", "expected": "1"})
+    monitor.on_event("PROCESS_STATE_BACKOFF", {"processname": "worker_0"})
+    assert monitor.outcome["result"] == "complete" and rpc.supervisor.calls == ["shutdown"]
+
+
+def test_fatal_start_before_completion_still_fails_the_run(tmp_path):
+    monitor, _ = make(tmp_path, ["replay_server", "learner", "worker_0"], None)
+    monitor.on_event("PROCESS_STATE_FATAL", {"processname": "worker_0"})
+    assert monitor.outcome["result"] == "failed"
