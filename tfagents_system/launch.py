@@ -202,6 +202,10 @@ def plan_placement(variables: settings.TrainingVariables):
                           "the other nodes reach the replay server by it") from exc
     remote = [RemoteNode(name, cpus, indices) for name, cpus, indices
               in zip(job.nodes[1:], job.cpus[1:], per_node[1:]) if indices]
+    if remote and shutil.which("srun") is None:
+        raise LaunchError(f"SLURM job {job.job_id} spans several nodes but srun is not on PATH "
+                          "(inside a container?); launch where the SLURM client tools are, or "
+                          "bind them into the container")
     return layout, per_node[0], job.head, remote
 
 
@@ -209,10 +213,13 @@ def prepare(variables_file: str) -> Plan:
     """Validate everything and create (or reopen) the experiment."""
     variables = settings.load_training_variables(variables_file)
     task_id = slurm.array_task_id()
-    variant = choose_variant(variables, task_id)
     paths = runtime.ExperimentPaths(experiment_dir(variables, task_id))
     resuming = paths.settings.is_file()
     notes = []
+    if (variables.sweep is not None and task_id is None) or not resuming:
+        variant = choose_variant(variables, task_id)
+    else:  # a resumed task keeps the variant it recorded, whatever the sweep file says now
+        variant = None
     if paths.root.exists() and not resuming and any(paths.root.iterdir()):
         raise LaunchError(
             f"experiment directory {paths.root} exists but holds no {C.SETTINGS_FILE}: it is "
@@ -225,8 +232,9 @@ def prepare(variables_file: str) -> Plan:
         config = settings.load_config(config_file)
         if variables.config.is_file():
             given = settings.load_config(variables.config)
-            if variant is not None:
-                given = sweep.apply_config_overrides(given, variant.config)
+            if paths.variant.is_file():
+                given = sweep.apply_config_overrides(
+                    given, runtime.read_json(paths.variant)["config_overrides"])
             if given != config:
                 notes.append(f"config file {variables.config} differs from the experiment's "
                              f"copy; resuming with the copy {config_file}")
@@ -490,12 +498,11 @@ def failed_step(steps: list[NodeStep], paths: runtime.ExperimentPaths) -> NodeSt
 def stop_node_steps(steps: list[NodeStep], complete: bool) -> None:
     """After completion the node agents end by themselves once their workers finish;
     otherwise (or if they take too long) they are stopped."""
-    if complete:
-        deadline = time.monotonic() + supervision.COMPLETION_GRACE_S / 6
-        while time.monotonic() < deadline and any(s.proc.poll() is None for s in steps):
-            time.sleep(0.5)
+    deadline = time.monotonic() + (supervision.COMPLETION_GRACE_S / 6 if complete else 60.0)
+    while time.monotonic() < deadline and any(s.proc.poll() is None for s in steps):
+        time.sleep(0.5)
     for step in steps:
-        stop_process(step.proc, f"the srun step on {step.node.name}", 60.0)
+        stop_process(step.proc, f"the srun step on {step.node.name}", 10.0)
 
 
 def run(plan: Plan) -> int:
@@ -515,10 +522,11 @@ def run(plan: Plan) -> int:
         }) + "\n")
     supervisor = start_supervisor(plan.paths.root, build_programs(plan),
                                   plan.variables.hang_timeout_s, plan.variables.max_restarts)
-    steps = start_node_steps(plan)
+    steps: list[NodeStep] = []
     progress = Progress(plan, interactive=sys.stdout.isatty())
     broken = None
     try:
+        steps = start_node_steps(plan)
         while supervisor.poll() is None and not stop():
             time.sleep(0.5)
             progress.update()
@@ -527,8 +535,13 @@ def run(plan: Plan) -> int:
                 break
     finally:
         progress.close()
+        complete = plan.paths.complete.is_file() and not stop()
+        if not complete:  # every node winds down at once: a time limit is near
+            for step in steps:
+                if step.proc.poll() is None:
+                    step.proc.send_signal(signal.SIGTERM)
         stop_supervisor(supervisor)
-        stop_node_steps(steps, complete=plan.paths.complete.is_file() and not stop())
+        stop_node_steps(steps, complete)
     outcome_file = supervision.run_dir(plan.paths.root) / supervision.OUTCOME_FILE
     outcome = runtime.read_json(outcome_file) if outcome_file.is_file() else None
     if stop() and (outcome is None or outcome["result"] != "complete"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 from dataclasses import dataclass
 
@@ -59,7 +60,10 @@ def allocation(env: dict | None = None) -> Allocation | None:
     if not job_id:
         return None
     nodelist = env.get("SLURM_JOB_NODELIST", "")
-    nodes = expand_nodelist(nodelist, dict(env)) if nodelist else []
+    if nodelist and not any(c in nodelist for c in "[,"):
+        nodes = [nodelist]  # one plain node name: nothing to expand
+    else:
+        nodes = expand_nodelist(nodelist, dict(env)) if nodelist else []
     if not nodes:
         raise SlurmError("SLURM_JOB_ID is set but SLURM_JOB_NODELIST is empty; run inside "
                          "an sbatch or salloc allocation")
@@ -67,28 +71,41 @@ def allocation(env: dict | None = None) -> Allocation | None:
     if len(cpus) != len(nodes):
         raise SlurmError(f"SLURM_JOB_CPUS_PER_NODE lists {len(cpus)} node(s) but "
                          f"SLURM_JOB_NODELIST {len(nodes)}")
-    this_node = env.get("SLURMD_NODENAME") or nodes[0]
+    this_node = env.get("SLURMD_NODENAME")
+    if not this_node:  # e.g. an salloc shell on a login node
+        host = socket.gethostname().split(".")[0]
+        if len(nodes) > 1 and host not in nodes:
+            raise SlurmError(
+                f"this host {host} is not a node of SLURM job {job_id} ({','.join(nodes)}); "
+                f"launch on the job's first node: sbatch slurm/train.sbatch VARS, or "
+                f"srun -N1 -w {nodes[0]} --overlap ./run_script.sh VARS"
+            )
+        this_node = host if host in nodes else nodes[0]
     return Allocation(job_id, tuple(nodes), tuple(cpus), this_node)
 
 
 def array_task_id(env: dict | None = None) -> int | None:
     """The task id of this run: SAC_TASK_ID if set (workstation), else the array task's."""
     env = os.environ if env is None else env
+    ids = {}
     for name in ("SAC_TASK_ID", "SLURM_ARRAY_TASK_ID"):
         raw = env.get(name)
         if raw not in (None, ""):
             if not raw.isdigit():
                 raise SlurmError(f"{name}={raw!r}: must be an integer >= 0")
-            return int(raw)
-    return None
+            ids[name] = int(raw)
+    if len(set(ids.values())) > 1:  # jobs inherit the submitter's exported SAC_TASK_ID
+        raise SlurmError(f"SAC_TASK_ID={ids['SAC_TASK_ID']} but this is array task "
+                         f"{ids['SLURM_ARRAY_TASK_ID']}; unset SAC_TASK_ID before sbatch")
+    return next(iter(ids.values()), None)
 
 
 def step_command(node: str, cpus: int, command: list[str]) -> list[str]:
     """srun arguments running `command` as one task with `cpus` CPUs on `node`.
 
     `--overlap` lets the step share the node with other steps of the job (the
-    batch step holds the head node's CPUs); `--kill-on-bad-exit` and the absence
-    of retries keep failures visible to the launcher, which supervises the step.
+    batch step holds the head node's CPUs). The launcher watches the step: if it
+    ends before training is complete, the run stops.
     """
     return ["srun", "--nodes=1", "--ntasks=1", f"--nodelist={node}", f"--cpus-per-task={cpus}",
-            "--overlap", "--kill-on-bad-exit=1", f"--job-name=sac-workers-{node}", *command]
+            "--overlap", f"--job-name=sac-workers-{node}", *command]

@@ -67,7 +67,10 @@ def socket_path(exp_dir: Path, node: str | None = None) -> Path:
     """A short unix socket path (the limit is 107 bytes), unique per experiment and node."""
     key = str(Path(exp_dir).resolve()) + _suffix(node)
     digest = hashlib.sha1(key.encode()).hexdigest()[:16]
-    base = Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir())
+    # sbatch passes the login session's XDG_RUNTIME_DIR, which compute nodes may lack.
+    runtime_dir = os.environ.get("XDG_RUNTIME_DIR")
+    usable = runtime_dir and os.path.isdir(runtime_dir) and os.access(runtime_dir, os.W_OK)
+    base = Path(runtime_dir if usable else tempfile.gettempdir())
     return base / f"sac-supervisor-{digest}.sock"
 
 

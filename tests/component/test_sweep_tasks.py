@@ -46,7 +46,8 @@ def test_array_task_gets_its_directory_variant_and_seed(sweep_vars, tmp_path, mo
     assert (params.seed, params.target_update_tau) == (2, 0.01)
     assert settings["max_episode_steps"] == 80 and settings["exp_name"] == "tiny_task_3"
 
-    # SAC_TASK_ID (a workstation) wins over the array id and picks another variant.
+    # SAC_TASK_ID (a workstation) picks a variant the same way.
+    monkeypatch.delenv("SLURM_ARRAY_TASK_ID")
     monkeypatch.setenv("SAC_TASK_ID", "4")
     other = launch.prepare(str(sweep_vars))
     assert other.paths.root.name == "tiny_task_4"
@@ -61,7 +62,11 @@ def test_resumed_task_keeps_its_recorded_variant(sweep_vars, tmp_path, monkeypat
         0.5]}, "seeds": [1]}))
     plan = launch.prepare(str(sweep_vars))
     assert plan.resuming and plan.params.target_update_tau == 0.01 and plan.params.seed == 1
-    assert any("config file" in n for n in plan.notes)  # max_episode_steps override is gone
+    assert plan.params.env_config["max_episode_steps"] == 50
+    assert not plan.notes  # the config file itself did not change
+    # Even without the sweep file (deleted, or a shorter grid) the task resumes.
+    (tmp_path / "sweep.json").unlink()
+    assert launch.prepare(str(sweep_vars)).params.target_update_tau == 0.01
 
 
 def test_task_without_sweep_changes_only_the_seed(tmp_path, monkeypatch):

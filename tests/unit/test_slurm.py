@@ -17,12 +17,28 @@ def test_cpus_per_node_rejects_garbage():
         slurm.parse_cpus_per_node("4(y2)")
 
 
-def test_task_id_prefers_sac_task_id_and_validates():
+def test_task_id_from_either_variable_and_validated():
     assert slurm.array_task_id({}) is None
     assert slurm.array_task_id({"SLURM_ARRAY_TASK_ID": "3"}) == 3
-    assert slurm.array_task_id({"SLURM_ARRAY_TASK_ID": "3", "SAC_TASK_ID": "1"}) == 1
+    assert slurm.array_task_id({"SAC_TASK_ID": "1"}) == 1
+    assert slurm.array_task_id({"SLURM_ARRAY_TASK_ID": "3", "SAC_TASK_ID": "3"}) == 3
+    # An exported SAC_TASK_ID would send every array task to one directory.
+    with pytest.raises(slurm.SlurmError, match="unset SAC_TASK_ID before sbatch"):
+        slurm.array_task_id({"SLURM_ARRAY_TASK_ID": "3", "SAC_TASK_ID": "1"})
     with pytest.raises(slurm.SlurmError, match="SAC_TASK_ID='x'"):
         slurm.array_task_id({"SAC_TASK_ID": "x"})
+
+
+def test_a_launch_off_the_job_nodes_is_refused(monkeypatch):
+    monkeypatch.setattr(slurm, "expand_nodelist", lambda nodelist, env=None: ["n1", "n2"])
+    monkeypatch.setattr(slurm.socket, "gethostname", lambda: "login1")
+    with pytest.raises(slurm.SlurmError, match=r"this host login1 is not a node .* srun -N1 -w n1"):
+        slurm.allocation({"SLURM_JOB_ID": "7", "SLURM_JOB_NODELIST": "n[1-2]",
+                          "SLURM_JOB_CPUS_PER_NODE": "2(x2)"})
+    # A plain one-node list needs no scontrol.
+    job = slurm.allocation({"SLURM_JOB_ID": "8", "SLURM_JOB_NODELIST": "gpu07",
+                            "SLURM_JOB_CPUS_PER_NODE": "4"})
+    assert job.nodes == ("gpu07",) and job.this_node == "gpu07"
 
 
 def test_allocation_outside_and_inside_a_job(monkeypatch):
