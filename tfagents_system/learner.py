@@ -213,12 +213,26 @@ def run_learner(params, paths: runtime.ExperimentPaths, address: str, should_sto
         except tf.errors.OpError as exc:
             if replay.server_alive():
                 raise
-            log.warning("replay server unreachable (%s); waiting for it to come back",
-                        type(exc).__name__)
-            replay.reconnect()
-            replay.weights.publish(policy_variables, int(train_step.numpy()))
-            log.info("reconnected to the replay server")
+            reconnect(exc)
         beat()
+
+    def reconnect(exc: Exception) -> None:
+        log.warning("replay server unreachable (%s); waiting for it to come back",
+                    type(exc).__name__)
+        replay.reconnect()
+        replay.weights.publish(policy_variables, int(train_step.numpy()))
+        log.info("reconnected to the replay server")
+
+    def on_server(call, default=None):
+        """A replay client call between training calls; if the server has gone away,
+        wait for it, reconnect and return `default`."""
+        try:
+            return call()
+        except RuntimeError as exc:  # Reverb's client errors
+            if replay.server_alive():
+                raise
+            reconnect(exc)
+            return default
 
     step = start_step
     with tf.summary.record_if(False):  # the agent's own summaries: we write ours below
@@ -232,14 +246,15 @@ def run_learner(params, paths: runtime.ExperimentPaths, address: str, should_sto
                 break  # stop requested mid-iteration
             iteration = step // params.num_steps_per_iter
             if step < target:  # the target step is published only once training is complete
-                replay.weights.publish(policy_variables, step)
+                on_server(lambda s=step: replay.weights.publish(policy_variables, s))
             if (log_trigger(iteration) or step >= target) and loss_info is not None:
                 grad_rate = meter.rate(step)
                 try:
                     entropy = float(entropy_estimate(batch_time_steps(next(replay.iterator))))
                 except tf.errors.OpError:
                     entropy = float("nan")
-                replay_size = replay.client.server_info()[C.EXPERIENCE_TABLE].current_size
+                replay_size = on_server(
+                    lambda: replay.client.server_info()[C.EXPERIENCE_TABLE].current_size, -1)
                 extra = loss_info.extra
                 alpha = float(tf.exp(agent._log_alpha))  # noqa: SLF001
                 with writer.as_default(step=step), tf.summary.record_if(True):
