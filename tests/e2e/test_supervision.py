@@ -204,7 +204,8 @@ def test_crash_loop_stops_the_run_with_a_clear_message(workdir):
 
 
 def test_preemption_checkpoints_and_relaunch_resumes_everything(workdir):
-    write_params(workdir / "params.py", num_iter=14, steps=100, ckpt=1000, extra=RATIO)
+    # Long enough that a 600 grad steps/s learner is still training when SIGTERM lands.
+    write_params(workdir / "params.py", num_iter=70, steps=200, ckpt=1000, extra=RATIO)
     config = workdir / "dr.json"
     config.write_text(json.dumps({
         "env_id": "InvertedPendulumBulletEnv-v0", "domain_randomization": True,
@@ -214,7 +215,7 @@ def test_preemption_checkpoints_and_relaunch_resumes_everything(workdir):
     logs = exp / "process_logs"
     proc = start_script(variables, workdir / "first.log")
     try:
-        assert wait_for(lambda: train_step(exp) >= 400, 300)
+        assert wait_for(lambda: train_step(exp) >= 800, 300)
         t0 = time.monotonic()
         proc.send_signal(signal.SIGTERM)  # what SLURM preemption and scancel send
         assert proc.wait(timeout=60) == 143
@@ -225,13 +226,13 @@ def test_preemption_checkpoints_and_relaunch_resumes_everything(workdir):
     assert not programs_of(exp)
     # No periodic checkpoint was due: these were written because of the SIGTERM.
     stopped_at = latest_checkpoint_step(exp)
-    assert stopped_at >= 400
+    assert 800 <= stopped_at < 14000
     assert any((exp / "replay_checkpoints").iterdir())
 
     result = run_script(variables, timeout=400)
     assert result.returncode == 0, result.stdout + result.stderr
     learner_log = (logs / "learner.log").read_text()
-    assert f"resumed at train step {stopped_at} of 1400" in learner_log
+    assert f"resumed at train step {stopped_at} of 14000" in learner_log
     restored = [int(n) for n in re.findall(r"(\d+) items restored",
                                            (logs / "replay_server.log").read_text())]
     assert restored[-1] > 0, "the replay buffer was not restored"
@@ -239,5 +240,5 @@ def test_preemption_checkpoints_and_relaunch_resumes_everything(workdir):
     first_stage = re.search(r"curriculum: collect env set_state (\{.*\}) at iteration (\d+)",
                             second_launch)
     assert first_stage, second_launch[-2000:]
-    assert int(first_stage.group(2)) >= stopped_at // 100
+    assert int(first_stage.group(2)) >= stopped_at // 200
     assert json.loads(first_stage.group(1))["mass_scale_spread"] > 0, "restarted from stage 0"
