@@ -437,110 +437,113 @@ def run_worker(params, paths: runtime.ExperimentPaths, address: str, worker_inde
                                           collect_env.action_spec(), len(collect_envs))
     log.info("experience items: %s layout", layout)
 
-    n_init = builders.init_episodes_for_worker(params.n_buffer_init_episodes, num_workers,
-                                               worker_index)
-    applier.apply(builders.COLLECT, train_step // params.num_steps_per_iter)
-    if train_step == 0 and n_init:
-        log.info("seeding the buffer with %d uniform random episodes", n_init)
-        try:
-            collector.run(RandomActor(collect_env.action_spec(), collect_seed), n_init)
-        except builders.StopRequested:
+    try:
+        n_init = builders.init_episodes_for_worker(params.n_buffer_init_episodes, num_workers,
+                                                   worker_index)
+        applier.apply(builders.COLLECT, train_step // params.num_steps_per_iter)
+        if train_step == 0 and n_init:
+            log.info("seeding the buffer with %d uniform random episodes", n_init)
+            try:
+                collector.run(RandomActor(collect_env.action_spec(), collect_seed), n_init)
+            except builders.StopRequested:
+                if should_stop():
+                    raise  # else training completed during the warm-up: evaluate and finish
+            stats.pop_finished()
+
+        wait_for_policy(paths.policy(C.COLLECT_POLICY), should_stop)
+        wait_for_policy(paths.policy(C.GREEDY_POLICY), should_stop)
+        actor, collect_variables = make_collect_actor(params, paths, collect_env, collect_seed, log)
+        eval_policy = py_tf_eager_policy.SavedModelPyTFEagerPolicy(
+            str(paths.policy(C.GREEDY_POLICY)), load_specs_from_pbtxt=True)
+        variable_lists = [eval_policy.variables()] + ([collect_variables] if collect_variables
+                                                      else [])
+        episodes_per_round = params.n_train_episodes_per_iter * len(collect_envs)
+
+        last_eval_step = -1
+        next_eval_iteration = 0
+        meter = runtime.RateMeter(stats.env_steps)
+
+        def evaluate(step: int) -> None:
+            nonlocal last_eval_step
+            if params.n_eval_episodes == 0 or step == last_eval_step:
+                return
+            applier.apply(builders.EVAL, step // params.num_steps_per_iter)
+            results = run_episodes(eval_env, eval_policy, params.n_eval_episodes, should_stop)
+            returns = [r for r, _ in results]
+            mean_return = float(np.mean(returns))
+            with eval_tb.as_default(step=step):
+                tf.summary.scalar(C.M_EVAL_RETURN, mean_return)
+                tf.summary.scalar(C.M_EVAL_LENGTH, float(np.mean([n for _, n in results])))
+            eval_tb.flush()
+            last_eval_step = step
+            status.update(eval_return=mean_return, eval_train_step=step)
+            log.info("eval at train step %d: mean return %.2f over %d episodes "
+                     "(min %.2f, max %.2f)",
+                     step, mean_return, len(returns), min(returns), max(returns))
+
+        def one_round() -> bool:
+            """Refresh weights, maybe evaluate, collect; True once training is complete."""
+            nonlocal next_eval_iteration
+            arrays, train_step = link.weights.fetch()
+            builders.WeightsExchange.assign(arrays, variable_lists)
+            if isinstance(actor, NumpyActor):
+                actor.set_weights(arrays)
+            weights_time = time.time()  # from here on the worker acts with these weights
+            if train_step >= target:
+                evaluate(train_step)
+                return True
+            iteration = train_step // params.num_steps_per_iter
+            stage = applier.apply(builders.COLLECT, iteration)
+            if iteration >= next_eval_iteration:
+                evaluate(train_step)
+                period = params.eval_period_itrs
+                next_eval_iteration = (iteration // period + 1) * period
+            try:
+                collector.run(actor, episodes_per_round)
+            except builders.StopRequested:
+                if should_stop():
+                    raise
+                return False  # training completed while this episode waited to be written
+            rate = meter.rate(stats.env_steps)
+            finished = stats.pop_finished()
+            with collect_tb.as_default(step=stats.env_steps):
+                for episode_return, length in finished:
+                    tf.summary.scalar(C.M_RETURN, episode_return)
+                    tf.summary.scalar(C.M_EPISODE_LENGTH, length)
+                tf.summary.scalar(C.M_ENV_STEPS, stats.env_steps)
+                tf.summary.scalar(C.M_ENV_STEPS_PER_SEC, rate)
+                for param, value in stage.items():
+                    tf.summary.scalar(f"{C.M_CURRICULUM_PREFIX}{param}", value)
+            status.update(env_steps=stats.env_steps, episodes=status["episodes"] + len(finished),
+                          env_steps_per_sec=rate, train_step_seen=train_step, time=time.time(),
+                          curriculum=stage, weights_time=weights_time)
+            if finished:
+                status["return"] = finished[-1][0]
+            runtime.write_json_atomic(status_path, status)
             if should_stop():
-                raise  # else training completed during the warm-up: evaluate and finish
-        stats.pop_finished()
+                raise builders.StopRequested()
+            return False
 
-    wait_for_policy(paths.policy(C.COLLECT_POLICY), should_stop)
-    wait_for_policy(paths.policy(C.GREEDY_POLICY), should_stop)
-    actor, collect_variables = make_collect_actor(params, paths, collect_env, collect_seed, log)
-    eval_policy = py_tf_eager_policy.SavedModelPyTFEagerPolicy(
-        str(paths.policy(C.GREEDY_POLICY)), load_specs_from_pbtxt=True)
-    variable_lists = [eval_policy.variables()] + ([collect_variables] if collect_variables
-                                                  else [])
-    episodes_per_round = params.n_train_episodes_per_iter * len(collect_envs)
-
-    last_eval_step = -1
-    next_eval_iteration = 0
-    meter = runtime.RateMeter(stats.env_steps)
-
-    def evaluate(step: int) -> None:
-        nonlocal last_eval_step
-        if params.n_eval_episodes == 0 or step == last_eval_step:
-            return
-        applier.apply(builders.EVAL, step // params.num_steps_per_iter)
-        results = run_episodes(eval_env, eval_policy, params.n_eval_episodes, should_stop)
-        returns = [r for r, _ in results]
-        mean_return = float(np.mean(returns))
-        with eval_tb.as_default(step=step):
-            tf.summary.scalar(C.M_EVAL_RETURN, mean_return)
-            tf.summary.scalar(C.M_EVAL_LENGTH, float(np.mean([n for _, n in results])))
-        eval_tb.flush()
-        last_eval_step = step
-        status.update(eval_return=mean_return, eval_train_step=step)
-        log.info("eval at train step %d: mean return %.2f over %d episodes (min %.2f, max %.2f)",
-                 step, mean_return, len(returns), min(returns), max(returns))
-
-    def one_round() -> bool:
-        """Refresh weights, maybe evaluate, collect; True once training is complete."""
-        nonlocal next_eval_iteration
-        arrays, train_step = link.weights.fetch()
-        builders.WeightsExchange.assign(arrays, variable_lists)
-        if isinstance(actor, NumpyActor):
-            actor.set_weights(arrays)
-        weights_time = time.time()  # from here on the worker acts with these weights
-        if train_step >= target:
-            evaluate(train_step)
-            return True
-        iteration = train_step // params.num_steps_per_iter
-        stage = applier.apply(builders.COLLECT, iteration)
-        if iteration >= next_eval_iteration:
-            evaluate(train_step)
-            period = params.eval_period_itrs
-            next_eval_iteration = (iteration // period + 1) * period
-        try:
-            collector.run(actor, episodes_per_round)
-        except builders.StopRequested:
-            if should_stop():
+        while True:
+            try:
+                if one_round():
+                    break
+            except builders.StopRequested:
                 raise
-            return False  # training completed while this episode waited to be written
-        rate = meter.rate(stats.env_steps)
-        finished = stats.pop_finished()
-        with collect_tb.as_default(step=stats.env_steps):
-            for episode_return, length in finished:
-                tf.summary.scalar(C.M_RETURN, episode_return)
-                tf.summary.scalar(C.M_EPISODE_LENGTH, length)
-            tf.summary.scalar(C.M_ENV_STEPS, stats.env_steps)
-            tf.summary.scalar(C.M_ENV_STEPS_PER_SEC, rate)
-            for param, value in stage.items():
-                tf.summary.scalar(f"{C.M_CURRICULUM_PREFIX}{param}", value)
-        status.update(env_steps=stats.env_steps, episodes=status["episodes"] + len(finished),
-                      env_steps_per_sec=rate, train_step_seen=train_step, time=time.time(),
-                      curriculum=stage, weights_time=weights_time)
-        if finished:
-            status["return"] = finished[-1][0]
-        runtime.write_json_atomic(status_path, status)
-        if should_stop():
-            raise builders.StopRequested()
-        return False
-
-    while True:
-        try:
-            if one_round():
-                break
-        except builders.StopRequested:
-            raise
-        except Exception as exc:  # a lost replay server is survivable; anything else is not
-            if link.alive():
-                raise
-            log.warning("replay server unreachable (%s: %s); waiting for it to come back",
-                        type(exc).__name__, exc)
-            link.connect()
-            collector.writers = link.writers
-            collector.reset()
-            log.info("reconnected to the replay server")
+            except Exception as exc:  # a lost replay server is survivable; anything else is not
+                if link.alive():
+                    raise
+                log.warning("replay server unreachable (%s: %s); waiting for it to come back",
+                            type(exc).__name__, exc)
+                link.connect()
+                collector.writers = link.writers
+                collector.reset()
+                log.info("reconnected to the replay server")
+    finally:  # a block writer sends its last, partly filled block
+        link.close()
     collect_tb.flush()
     status.update(env_steps=stats.env_steps, time=time.time(), finished=True)
     runtime.write_json_atomic(status_path, status)
-    link.close()
     log.info("done: %d env steps, %d episodes", stats.env_steps, status["episodes"])
 
 

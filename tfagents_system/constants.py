@@ -6,6 +6,9 @@ live here and nowhere else.
 
 # Reverb tables.
 EXPERIENCE_TABLE = "experience"
+# packed_blocks layout: workers write blocks of transitions into this FIFO queue,
+# the learner drains it into its own replay memory.
+QUEUE_TABLE = "experience_queue"
 WEIGHTS_TABLE = "variables"
 POLICY_KEY = "policy_variables"
 TRAIN_STEP_KEY = "train_step"
@@ -21,6 +24,7 @@ LAUNCHES_FILE = "launches.jsonl"
 CHECKPOINT_DIR = "checkpoints"
 REPLAY_CHECKPOINT_DIR = "replay_checkpoints"
 REPLAY_CHECKPOINTS_TO_KEEP = 2
+REPLAY_MEMORY_DIR = "replay_memory"  # the learner's log of every transition it stored
 POLICY_DIR = "policies"
 COLLECT_POLICY = "collect_policy"
 GREEDY_POLICY = "greedy_policy"

@@ -1,4 +1,8 @@
-"""The learner program: SAC gradient steps on batches sampled from Reverb.
+"""The learner program: SAC gradient steps on batches of replayed experience.
+
+With the packed_blocks layout (SAC on float32 vectors, the default when the
+buffer fits in RAM) the replay buffer is the learner's own `ReplayMemory`, fed
+from Reverb's experience queue; otherwise batches are sampled from Reverb.
 
 Per iteration it runs `num_steps_per_iter` gradient steps, publishes the policy
 weights and the train step, and on its triggers writes summaries, checkpoints
@@ -14,7 +18,7 @@ import shutil
 import time
 from pathlib import Path
 
-from tfagents_system import builders, runtime
+from tfagents_system import builders, replay_memory, runtime
 from tfagents_system import constants as C
 
 # Gradient steps per compiled call: bounds how long a stop request waits.
@@ -76,6 +80,9 @@ class ReplayConnection:
         self.new_iterator()
 
     def new_iterator(self) -> None:
+        if self._layout == builders.LAYOUT_BLOCKS:  # the learner's memory is sampled
+            self.iterator = None
+            return
         self.iterator = iter(builders.experience_dataset(
             self._address, self._spec, self._batch_size,
             rate_limiter_timeout_ms=self.SAMPLE_TIMEOUT_MS, layout=self._layout))
@@ -90,7 +97,8 @@ class ReplayConnection:
         return path
 
 
-def resolve_layout(paths: runtime.ExperimentPaths, agent, log) -> str:
+def resolve_layout(paths: runtime.ExperimentPaths, agent, log,
+                   capacity: int | None = None) -> str:
     """The experience-item layout of this experiment, recorded on first start.
 
     An experiment without the record but with checkpoints was started before
@@ -106,7 +114,7 @@ def resolve_layout(paths: runtime.ExperimentPaths, agent, log) -> str:
             record = {"layout": builders.LAYOUT_STEPS,
                       "reason": "experiment started before item layouts were recorded"}
         else:
-            layout, reason = builders.choose_layout(agent)
+            layout, reason = builders.choose_layout(agent, capacity)
             record = {"layout": layout, "reason": reason}
         runtime.write_json_atomic(path, record)
     if record["layout"] not in builders.LAYOUTS:
@@ -130,6 +138,30 @@ def make_train_steps(agent):
     return train_steps
 
 
+def make_memory_train_steps(agent, memory: replay_memory.ReplayMemory, batch_size: int):
+    """The same compiled loop, on batches sampled from the learner's replay memory."""
+    import tensorflow as tf
+
+    spec = agent.collect_data_spec
+    packer = builders.TransitionPacker(spec.observation, spec.action)
+
+    def next_batch():
+        return packer.unpack(memory.sample(batch_size))
+
+    @tf.function
+    def train_steps(n):
+        loss_info = agent.train(next_batch())
+        for _ in tf.range(n - 1):
+            loss_info = agent.train(next_batch())
+        return loss_info
+
+    return train_steps, tf.function(next_batch)
+
+
+# Blocks taken from the experience queue per drain (x BLOCK_ROWS transitions).
+DRAIN_MAX_BLOCKS = 1024
+
+
 def batch_time_steps(batch):
     """The (first) time steps of a sampled batch, in either layout."""
     from tf_agents.trajectories import trajectory
@@ -140,7 +172,7 @@ def batch_time_steps(batch):
 
 
 def run_learner(params, paths: runtime.ExperimentPaths, address: str, should_stop, log,
-                heartbeat=None) -> int:
+                heartbeat=None, capacity: int | None = None) -> int:
     """Train until the target train step or a stop request; return the train step."""
     import tensorflow as tf
     from tf_agents.policies import greedy_policy, policy_saver
@@ -169,13 +201,28 @@ def run_learner(params, paths: runtime.ExperimentPaths, address: str, should_sto
     policy_ckpt_saver = policy_saver.PolicySaver(greedy, batch_size=None, train_step=train_step)
     beat()
 
-    layout = resolve_layout(paths, agent, log)  # before publishing: workers read it then
+    if capacity is None:
+        capacity = int(runtime.read_json(paths.settings)["replay_capacity"])
+    # before publishing: workers read it then
+    layout = resolve_layout(paths, agent, log, capacity)
+    memory = limit = None
+    if layout == builders.LAYOUT_BLOCKS:
+        spec = agent.collect_data_spec
+        memory = replay_memory.ReplayMemory(
+            capacity, builders.TransitionPacker(spec.observation, spec.action).size,
+            paths.replay_memory)
+        restored = memory.restore()
+        limit = replay_memory.RatioLimit(params)
+        log.info("replay memory: %d transitions restored (%d stored in all), capacity %d",
+                 restored, memory.inserted, capacity)
+        train_steps, memory_batch = make_memory_train_steps(agent, memory, params.batch_size)
+    else:
+        train_steps = make_train_steps(agent)
+    beat()
     replay = ReplayConnection(address, agent.collect_data_spec, params.batch_size, should_stop,
                               log, layout)
     policy_variables = agent.collect_policy.variables()
     replay.weights.publish(policy_variables, start_step)
-
-    train_steps = make_train_steps(agent)
 
     @tf.function
     def entropy_estimate(time_steps):
@@ -203,9 +250,27 @@ def run_learner(params, paths: runtime.ExperimentPaths, address: str, should_sto
                         step, exc)
         beat()
 
+    def take_in() -> None:
+        """Move the blocks waiting in the experience queue into the replay memory."""
+        if not limit.may_take_in(memory.inserted, int(train_step.numpy())):
+            return
+        rows = on_server(lambda: replay_memory.drain_queue(replay.client, DRAIN_MAX_BLOCKS))
+        if rows is not None:
+            memory.add(rows)
+
     def train(n: int) -> None:
         """Up to n gradient steps; returns early while data is short or the server is away."""
         nonlocal loss_info
+        if memory is not None:
+            take_in()
+            k = limit.steps_allowed(int(memory.size.numpy()), memory.inserted,
+                                    int(train_step.numpy()), n)
+            if k:
+                loss_info = train_steps(tf.constant(k, dtype=tf.int64))
+            else:
+                time.sleep(0.1)  # data is short
+            beat()
+            return
         try:
             loss_info = train_steps(replay.iterator, tf.constant(n, dtype=tf.int64))
         except tf.errors.OutOfRangeError:  # no sample within the timeout: data is short
@@ -224,15 +289,17 @@ def run_learner(params, paths: runtime.ExperimentPaths, address: str, should_sto
         log.info("reconnected to the replay server")
 
     def on_server(call, default=None):
-        """A replay client call between training calls; if the server has gone away,
-        wait for it, reconnect and return `default`."""
+        """A replay client call between training calls. If the server has gone away,
+        wait for it, reconnect and return `default`; if it is already back (a quick
+        restart broke the call), reconnect and make the call once more."""
         try:
             return call()
-        except RuntimeError as exc:  # Reverb's client errors
-            if replay.server_alive():
-                raise
+        except Exception as exc:  # Reverb's client errors
+            restarted = replay.server_alive()
             reconnect(exc)
-            return default
+            if not restarted:
+                return default
+        return call()
 
     step = start_step
     with tf.summary.record_if(False):  # the agent's own summaries: we write ours below
@@ -250,11 +317,16 @@ def run_learner(params, paths: runtime.ExperimentPaths, address: str, should_sto
             if (log_trigger(iteration) or step >= target) and loss_info is not None:
                 grad_rate = meter.rate(step)
                 try:
-                    entropy = float(entropy_estimate(batch_time_steps(next(replay.iterator))))
+                    batch = memory_batch() if memory is not None else next(replay.iterator)
+                    entropy = float(entropy_estimate(batch_time_steps(batch)))
                 except tf.errors.OpError:
                     entropy = float("nan")
-                replay_size = on_server(
-                    lambda: replay.client.server_info()[C.EXPERIENCE_TABLE].current_size, -1)
+                if memory is not None:
+                    replay_size = int(memory.size.numpy())
+                else:
+                    replay_size = on_server(
+                        lambda: replay.client.server_info()[C.EXPERIENCE_TABLE].current_size,
+                        -1)
                 extra = loss_info.extra
                 alpha = float(tf.exp(agent._log_alpha))  # noqa: SLF001
                 with writer.as_default(step=step), tf.summary.record_if(True):
@@ -280,6 +352,8 @@ def run_learner(params, paths: runtime.ExperimentPaths, address: str, should_sto
 
     if step > start_step or step >= target or should_stop():
         save_checkpoint()
+    if memory is not None:
+        memory.close()
     if step >= target:
         final = paths.policies / "final"
         export_policy(agent.collect_policy, train_step, final / C.COLLECT_POLICY)
@@ -302,10 +376,11 @@ def main(argv=None) -> int:
     stop = runtime.StopFlag().install()
     threads = runtime.configure_threads()
     runtime.log_placement(log, threads)
-    paths, params, _ = runtime.load_experiment(args.exp_dir)
+    paths, params, settings = runtime.load_experiment(args.exp_dir)
     heartbeat = runtime.Heartbeat(paths.status / f"{C.LEARNER}.heartbeat")
     try:
-        run_learner(params, paths, args.address, stop, log, heartbeat)
+        run_learner(params, paths, args.address, stop, log, heartbeat,
+                    capacity=int(settings["replay_capacity"]))
     except builders.StopRequested:
         log.info("stopped before training started")
     return 0

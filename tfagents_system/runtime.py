@@ -42,6 +42,10 @@ class ExperimentPaths:
         return self.root / C.REPLAY_CHECKPOINT_DIR
 
     @property
+    def replay_memory(self) -> Path:
+        return self.root / C.REPLAY_MEMORY_DIR
+
+    @property
     def policies(self) -> Path:
         return self.root / C.POLICY_DIR
 

@@ -19,7 +19,13 @@ from tf_agents.trajectories import time_step as ts  # noqa: E402
 from tf_agents.trajectories import trajectory  # noqa: E402
 from tf_agents.utils import common  # noqa: E402
 
-from tfagents_system import builders, collect_worker, learner, runtime  # noqa: E402
+from tfagents_system import (  # noqa: E402
+    builders,
+    collect_worker,
+    learner,
+    replay_memory,
+    runtime,
+)
 from tfagents_system import constants as C  # noqa: E402
 from tfagents_system.envs import load_gym_env  # noqa: E402
 from tfagents_system.params import TrainParamsBase  # noqa: E402
@@ -249,7 +255,7 @@ def test_lockstep_envs_write_whole_episodes_per_env(server):
 
 
 def test_collector_serves_heartbeats_and_stop_requests():
-    env = load_gym_env("Pendulum-v1", seed=0, max_episode_steps=10_000)
+    env = load_gym_env("Pendulum-v1", seed=0, max_episode_steps=1_000_000)  # never ends here
     beats = []
     stop = threading.Event()
     threading.Timer(0.5, stop.set).start()
@@ -322,15 +328,23 @@ def test_numpy_actor_declines_other_networks():
     assert actor is None and "NormalProjectionNetwork" in reason
 
 
-def test_layout_choice_and_record(tmp_path):
+def test_layout_choice_and_record(tmp_path, monkeypatch):
     log = runtime.setup_logging("test")
     env = countdown_env()
     agent = _agent(CountdownParams(), env)
     assert builders.choose_layout(agent)[0] == builders.LAYOUT_PACKED
     paths = runtime.ExperimentPaths(tmp_path / "new")
     paths.root.mkdir()
-    assert learner.resolve_layout(paths, agent, log) == builders.LAYOUT_PACKED
-    assert runtime.read_json(paths.root / builders.LAYOUT_FILE)["layout"] == "packed_transition"
+    assert learner.resolve_layout(paths, agent, log, 1000) == builders.LAYOUT_BLOCKS
+    assert runtime.read_json(paths.root / builders.LAYOUT_FILE)["layout"] == "packed_blocks"
+    # A buffer too big for the learner's RAM stays in Reverb (rows of 4 + 3 + 2 + 3
+    # floats: 1000 of them take 48000 bytes).
+    monkeypatch.setattr(builders, "memory_budget_bytes", lambda: 47_999)
+    layout, reason = builders.choose_layout(agent, 1000)
+    assert layout == builders.LAYOUT_PACKED and "exceeds a quarter" in reason
+    big = runtime.ExperimentPaths(tmp_path / "big")
+    big.root.mkdir()
+    assert learner.resolve_layout(big, agent, log, 1000) == builders.LAYOUT_PACKED
     # An experiment checkpointed before layouts were recorded keeps 2-step items.
     old = runtime.ExperimentPaths(tmp_path / "old")
     old.checkpoints.mkdir(parents=True)
@@ -376,3 +390,96 @@ def test_custom_actor_network_runs_the_exported_tf_policy_in_lockstep(server, tm
     actions = np.stack([a.action for r in recorders for _, a, _ in r.calls])
     assert actions.shape == (stats.env_steps, 2)
     assert actions.min() >= -2.0 and actions.max() <= 2.0 and actions.std() > 0.01
+
+
+# --- packed_blocks: blocks through the queue into the learner's replay memory ---
+
+def _memory_rows(memory):
+    return memory.rows.numpy()[:int(memory.size.numpy())]
+
+
+def test_blocks_bring_every_transition_in_order_into_the_replay_memory(server, tmp_path):
+    """Full and short (episode-end) blocks, padding dropped: the memory holds
+    exactly the packed transitions, in collection order; a new memory on the same
+    directory restores them; a small capacity keeps the newest."""
+    env = countdown_env()
+    packer = builders.TransitionPacker(env.observation_spec(), env.action_spec())
+    client = reverb.Client(server)
+    writer = builders.BlockExperienceWriter(client, packer, lambda: False, block_rows=4)
+    recorder = _Recorder()
+    stats = _collect([env], [_Tee(writer, recorder)], episodes=4)
+    writer.close()
+    assert stats.env_steps == 5 + 3 + 5 + 3
+    # blocks: 4 + 1 (episode end), 3, 4 + 1, 3
+    assert client.server_info()[C.QUEUE_TABLE].current_size == 6
+    expected = np.stack([packer.pack(t, a.action, n) for t, a, n in recorder.calls])
+    memory = replay_memory.ReplayMemory(100, packer.size, tmp_path / "memory")
+    memory.add(replay_memory.drain_queue(client))
+    assert client.server_info()[C.QUEUE_TABLE].current_size == 0
+    assert replay_memory.drain_queue(client) is None
+    assert memory.inserted == 16
+    np.testing.assert_array_equal(_memory_rows(memory), expected)
+    memory.close()
+
+    restored = replay_memory.ReplayMemory(100, packer.size, tmp_path / "memory")
+    assert restored.restore() == 16
+    np.testing.assert_array_equal(_memory_rows(restored), expected)
+    small = replay_memory.ReplayMemory(10, packer.size, tmp_path / "memory")
+    assert small.restore() == 10 and small.inserted == 16
+    assert {tuple(r) for r in _memory_rows(small)} == {tuple(r) for r in expected[-10:]}
+    small.add(expected[:3])  # overwrites the 3 oldest
+    kept = {tuple(r) for r in _memory_rows(small)}
+    assert kept == {tuple(r) for r in np.concatenate([expected[-7:], expected[:3]])}
+
+
+def test_memory_batches_keep_truncation_bootstrapping(server, tmp_path):
+    """Batches sampled in the learner's memory: the same Transition semantics as
+    Reverb-sampled packed items, and every stored transition comes up."""
+    params = CountdownParams()
+    env = countdown_env()
+    agent = _agent(params, env)
+    packer = builders.TransitionPacker(env.observation_spec(), env.action_spec())
+    client = reverb.Client(server)
+    writer = builders.make_experience_writer(client, builders.LAYOUT_BLOCKS,
+                                             env.observation_spec(), env.action_spec(),
+                                             lambda: False)
+    stats = _collect([env], [writer], episodes=6)
+    writer.close()
+    memory = replay_memory.ReplayMemory(1000, packer.size, None)
+    memory.add(replay_memory.drain_queue(client))
+    train_steps, next_batch = learner.make_memory_train_steps(agent, memory, 512)
+    batch = next_batch()
+    first, nxt = batch.time_step, batch.next_time_step
+    assert not np.any(first.step_type.numpy() == ts.StepType.LAST)
+    assert np.all(first.reward.numpy() == 0) and np.all(first.discount.numpy() == 0)
+    last = nxt.step_type.numpy() == ts.StepType.LAST
+    episode = first.observation.numpy()[:, 0]
+    truncated = last & (episode % 2 == 0)
+    terminated = last & (episode % 2 == 1)
+    assert truncated.any() and terminated.any()
+    np.testing.assert_array_equal(nxt.discount.numpy()[truncated], 1.0)
+    np.testing.assert_array_equal(nxt.discount.numpy()[terminated], 0.0)
+    seen = {tuple(o) for o in first.observation.numpy()[:, :2]}
+    assert len(seen) == stats.env_steps  # (episode, t) of every transition
+    loss = train_steps(tf.constant(3, dtype=tf.int64))
+    assert np.isfinite(float(loss.loss)) and int(agent.train_step_counter.numpy()) == 3
+
+
+def test_a_full_queue_makes_writers_wait_and_see_stop_requests(monkeypatch):
+    monkeypatch.setattr(builders, "QUEUE_MAX_BLOCKS", 2)
+    srv = reverb.Server(builders.make_tables(CountdownParams(), capacity=100), port=None)
+    try:
+        client = reverb.Client(f"localhost:{srv.port}")
+        env = countdown_env()
+        packer = builders.TransitionPacker(env.observation_spec(), env.action_spec())
+        stop = threading.Event()
+        writer = builders.BlockExperienceWriter(client, packer, stop.is_set, block_rows=1)
+        threading.Timer(1.5, stop.set).start()
+        start = time.monotonic()
+        with pytest.raises(builders.StopRequested):
+            _collect([env], [writer], episodes=10)
+        assert 1.5 <= time.monotonic() - start < 5
+        assert client.server_info()[C.QUEUE_TABLE].current_size == 2
+        assert replay_memory.drain_queue(client).shape == (2, packer.size)
+    finally:
+        srv.stop()

@@ -47,6 +47,13 @@ def test_tiny_run_completes_with_every_artifact(tiny_finished):
     learner = json.loads((exp / "status" / "learner.json").read_text())
     assert learner["train_step"] == 300
     assert learner["replay_size"] >= 64
+    # SAC on float32 vectors: the learner kept the buffer, and logged every
+    # transition it stored.
+    assert json.loads((exp / "replay_layout.json").read_text())["layout"] == "packed_blocks"
+    assert (exp / "replay_memory" / "meta.json").is_file()
+    logged = sum(p.stat().st_size for p in (exp / "replay_memory").glob("rows_*.f32"))
+    assert logged >= 4 * 64 * json.loads((exp / "replay_memory" / "meta.json").read_text())[
+        "row_size"]
     for w in ("worker_0", "worker_1"):
         status = json.loads((exp / "status" / f"{w}.json").read_text())
         assert status["env_steps"] > 0 and status.get("finished")

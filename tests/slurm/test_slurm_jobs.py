@@ -203,8 +203,10 @@ def test_requeued_job_resumes_from_its_checkpoint(single_node_cluster, jobdir):
     resumed = [int(s) for s in re.findall(r"resumed at train step (\d+)", learner)]
     assert len(resumed) >= 2 and resumed[0] >= 200 and resumed[-1] > resumed[0], resumed
     replay = (exp / "process_logs" / "replay_server.log").read_text()
-    restored = [int(n) for n in re.findall(r"(\d+) items restored", replay)]
-    # Each requeued job's replay server came back with the buffer it had (the
-    # replay server checkpoints itself when SLURM signals every program at once).
+    # Each requeued job's learner came back with the replay buffer it had (its
+    # memory's log), and the replay server saved its queue when SLURM signalled
+    # every program at once.
     assert "checkpointed the tables on stop" in replay
+    restored = [int(n) for n in re.findall(r"replay memory: (\d+) transitions restored",
+                                           learner)]
     assert len(restored) == 3 and restored[0] == 0 < restored[1] <= restored[2], restored

@@ -1,0 +1,93 @@
+"""Unit tests for the learner's replay-memory log and its rate limits (numpy
+only: no TF, no Reverb)."""
+
+import numpy as np
+import pytest
+
+from tfagents_system import replay_memory
+from tfagents_system.replay_memory import RatioLimit, ReplayLog
+
+
+def _rows(start, n, size=3):
+    return np.arange(start * size, (start + n) * size, dtype=np.float32).reshape(n, size)
+
+
+@pytest.fixture
+def small_segments(monkeypatch):
+    monkeypatch.setattr(ReplayLog, "SEGMENT_ROWS", 5)
+
+
+def test_log_keeps_the_newest_capacity_rows_across_segments(tmp_path, small_segments):
+    log = ReplayLog(tmp_path, row_size=3, capacity=7)
+    assert log.load()[1] == 0
+    total = 0
+    for n in (2, 4, 1, 6, 3):  # 16 rows in uneven appends
+        log.append(_rows(total, n), total)
+        total += n
+    log.close()
+    rows, count = ReplayLog(tmp_path, row_size=3, capacity=7).load()
+    assert count == 16
+    np.testing.assert_array_equal(rows, _rows(9, 7))
+    # Segments: rows 0-5, 6-12, 13-15 (a segment is continued until it holds 5
+    # rows). Rows 0-5 are all older than the last 7 rows: that file was deleted.
+    starts = sorted(int(p.stem.split("_")[1]) for p in tmp_path.glob("rows_*.f32"))
+    assert starts == [6, 13]
+
+
+def test_log_continues_after_a_reload_and_cuts_a_torn_row(tmp_path):
+    log = ReplayLog(tmp_path, row_size=3, capacity=100)
+    log.append(_rows(0, 4), 0)
+    log.close()
+    segment = next(tmp_path.glob("rows_*.f32"))
+    with open(segment, "ab") as f:  # a crash in the middle of a write
+        f.write(b"\x00" * 5)
+    again = ReplayLog(tmp_path, row_size=3, capacity=100)
+    rows, count = again.load()
+    assert count == 4
+    np.testing.assert_array_equal(rows, _rows(0, 4))
+    again.append(_rows(4, 2), 4)
+    again.close()
+    rows, count = ReplayLog(tmp_path, row_size=3, capacity=100).load()
+    assert count == 6
+    np.testing.assert_array_equal(rows, _rows(0, 6))
+
+
+def test_log_refuses_rows_of_another_size(tmp_path):
+    ReplayLog(tmp_path, row_size=3, capacity=10)
+    with pytest.raises(ValueError, match=r"meta.json: transitions of 3 floats.*give 5"):
+        ReplayLog(tmp_path, row_size=5, capacity=10)
+
+
+class _Params:
+    def __init__(self, spi=None, error_buffer=None, min_size=8, batch=4):
+        self.samples_per_insert = spi
+        self.samples_per_insert_error_buffer = error_buffer
+        self.min_replay_size = min_size
+        self.batch_size = batch
+
+
+def test_without_a_ratio_the_learner_waits_only_for_min_size():
+    limit = RatioLimit(_Params())
+    assert limit.steps_allowed(size=7, inserted=7, train_step=0, wanted=50) == 0
+    assert limit.steps_allowed(size=8, inserted=8, train_step=0, wanted=50) == 50
+    assert limit.may_take_in(inserted=10**9, train_step=0)
+
+
+def test_samples_per_insert_bounds_both_sides():
+    """spi 1, batch 4, min size 8: Reverb's default error buffer 8 + 40 = 48."""
+    limit = RatioLimit(_Params(spi=1.0))
+    assert limit.error_buffer == 48
+    # (1 * 8 - (8 - 48)) / 4 = 12 gradient steps after the first 8 transitions.
+    assert limit.steps_allowed(size=8, inserted=8, train_step=0, wanted=50) == 12
+    assert limit.steps_allowed(size=8, inserted=8, train_step=12, wanted=50) == 0
+    assert limit.steps_allowed(size=12, inserted=12, train_step=12, wanted=50) == 1
+    # Inserts may run ahead of samples by at most 8 + 48.
+    assert limit.may_take_in(inserted=56, train_step=0)
+    assert not limit.may_take_in(inserted=57, train_step=0)
+    assert limit.may_take_in(inserted=57, train_step=1)
+
+
+def test_padding_rows_are_dropped():
+    block = _rows(0, 4, size=5)
+    block[2:, 0] = replay_memory.builders.PAD_STEP_TYPE
+    np.testing.assert_array_equal(replay_memory.valid_rows(block), block[:2])

@@ -1,0 +1,222 @@
+"""The learner's replay memory for the packed_blocks layout.
+
+Workers send blocks of packed transitions through Reverb's FIFO queue table;
+the learner drains the queue between training calls into a ring buffer held in
+a TF variable and samples its batches there, inside the compiled train loop.
+Reverb then moves each transition once instead of once per time it is sampled
+(about 256 times at one gradient step per env step), which is what made Reverb's
+per-item work the learner's bottleneck.
+
+Durability: every transition the learner stores is appended to a log in
+`<exp>/replay_memory/` (raw float32 rows in segment files, written and flushed
+to the OS at each drain), so a learner that crashes or is preempted loses no
+experience: a restarted learner reloads the newest `capacity` rows. Segments
+wholly older than that are deleted. Transitions still in the queue are kept by
+the replay server's own checkpoints. A replay server restored from a checkpoint
+may hand over again blocks the learner had already taken after that checkpoint:
+those few transitions are then stored twice; none is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from tfagents_system import builders
+from tfagents_system import constants as C
+
+
+class ReplayLog:
+    """Append-only segments of float32 rows; the rows' global indices name the files."""
+
+    SEGMENT_ROWS = 1 << 17
+    META = "meta.json"
+
+    def __init__(self, directory: Path, row_size: int, capacity: int):
+        self._dir = Path(directory)
+        self._row_size = row_size
+        self._capacity = capacity
+        self._file = None
+        self._file_start = 0
+        self._file_rows = 0
+        self._dir.mkdir(parents=True, exist_ok=True)
+        meta = self._dir / self.META
+        if meta.is_file():
+            recorded = json.loads(meta.read_text())["row_size"]
+            if recorded != row_size:
+                raise ValueError(
+                    f"{meta}: transitions of {recorded} floats, but this experiment's specs "
+                    f"give {row_size}: the env's observation or action spec changed")
+        else:
+            meta.write_text(json.dumps({"row_size": row_size}) + "\n")
+
+    def _segments(self) -> list[tuple[int, Path]]:
+        found = []
+        for path in self._dir.glob("rows_*.f32"):
+            try:
+                found.append((int(path.stem.split("_")[1]), path))
+            except ValueError:
+                continue
+        return sorted(found)
+
+    def load(self) -> tuple[np.ndarray, int]:
+        """(the newest `capacity` rows, rows ever appended). Cuts a torn last row."""
+        segments = self._segments()
+        if not segments:
+            return np.zeros((0, self._row_size), np.float32), 0
+        row_bytes = 4 * self._row_size
+        last_start, last_path = segments[-1]
+        whole = os.path.getsize(last_path) // row_bytes
+        if os.path.getsize(last_path) != whole * row_bytes:
+            os.truncate(last_path, whole * row_bytes)
+        total = last_start + whole
+        parts, have = [], 0
+        for _, path in reversed(segments):
+            rows = np.fromfile(path, np.float32)
+            rows = rows[:len(rows) // self._row_size * self._row_size].reshape(-1, self._row_size)
+            parts.append(rows)
+            have += len(rows)
+            if have >= self._capacity:
+                break
+        rows = np.concatenate(parts[::-1]) if len(parts) > 1 else parts[0]
+        self._file_start, self._file_rows = last_start, whole
+        return rows[-self._capacity:], total
+
+    def append(self, rows: np.ndarray, total_before: int) -> None:
+        """Append rows whose global indices start at `total_before`; flush to the OS.
+
+        A segment is continued while it ends at `total_before` and is not full."""
+        if self._file_rows >= self.SEGMENT_ROWS or (
+                self._file_start + self._file_rows != total_before):
+            self.close()
+            self._file_start, self._file_rows = total_before, 0
+        if self._file is None:
+            self._file = open(self._dir / f"rows_{self._file_start:015d}.f32", "ab")
+            self._prune(total_before)
+        self._file.write(np.ascontiguousarray(rows, np.float32).tobytes())
+        self._file.flush()
+        self._file_rows += len(rows)
+
+    def _prune(self, total: int) -> None:
+        """Delete segments whose every row has left the ring buffer."""
+        segments = self._segments()
+        for (_, path), (next_start, _) in zip(segments, segments[1:]):
+            if next_start <= total - self._capacity:
+                path.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+class RatioLimit:
+    """When the learner may sample and take in more data: Reverb's rate limiters,
+    applied to the learner's own memory.
+
+    Without `samples_per_insert`: sample once `min_replay_size` transitions are
+    in, take in everything. With it: as Reverb's SampleToInsertRatio (same
+    default error buffer), with the counts of transitions sampled (train step x
+    batch size) and inserted; taking in pauses while inserts are too far ahead,
+    so the queue fills up and the workers wait.
+    """
+
+    def __init__(self, params):
+        self.min_size = max(int(params.min_replay_size), 1)
+        self.batch_size = int(params.batch_size)
+        self.spi = None if params.samples_per_insert is None else float(
+            params.samples_per_insert)
+        error_buffer = params.samples_per_insert_error_buffer
+        if self.spi is not None and error_buffer is None:
+            error_buffer = self.spi * self.min_size + 10.0 * self.batch_size
+        self.error_buffer = error_buffer
+
+    def steps_allowed(self, size: int, inserted: int, train_step: int, wanted: int) -> int:
+        if size < self.min_size:
+            return 0
+        if self.spi is None:
+            return wanted
+        min_diff = self.spi * self.min_size - self.error_buffer
+        room = self.spi * inserted - min_diff - train_step * self.batch_size
+        return int(max(0, min(wanted, math.floor(room / self.batch_size))))
+
+    def may_take_in(self, inserted: int, train_step: int) -> bool:
+        if self.spi is None:
+            return True
+        max_diff = self.spi * self.min_size + self.error_buffer
+        return self.spi * inserted - train_step * self.batch_size <= max_diff
+
+
+class ReplayMemory:
+    """A ring buffer of packed transitions in a TF variable, with its log."""
+
+    def __init__(self, capacity: int, row_size: int, directory: Path | None):
+        import tensorflow as tf
+
+        self.capacity = int(capacity)
+        self.row_size = int(row_size)
+        self.rows = tf.Variable(tf.zeros([self.capacity, self.row_size], tf.float32),
+                                trainable=False, name="replay_rows")
+        self.size = tf.Variable(0, dtype=tf.int64, trainable=False, name="replay_size")
+        self.inserted = 0  # transitions ever stored (the log's row count)
+        self._log = ReplayLog(directory, self.row_size, self.capacity) if directory else None
+
+    def restore(self) -> int:
+        """Reload the logged rows; returns how many are in memory."""
+        if self._log is None:
+            return 0
+        rows, total = self._log.load()
+        self._store(rows, total - len(rows))
+        self.inserted = total
+        return len(rows)
+
+    def _store(self, rows: np.ndarray, first_index: int) -> None:
+        if not len(rows):
+            return
+        positions = (first_index + np.arange(len(rows))) % self.capacity
+        self.rows.scatter_nd_update(positions[:, None], rows)
+        self.size.assign(min(first_index + len(rows), self.capacity))
+
+    def add(self, rows: np.ndarray) -> None:
+        """Store rows (a [n, row_size] float32 array), oldest overwritten first."""
+        if not len(rows):
+            return
+        if self._log is not None:
+            self._log.append(rows, self.inserted)
+        skipped = max(0, len(rows) - self.capacity)
+        self._store(rows[skipped:], self.inserted + skipped)
+        self.inserted += len(rows)
+
+    def sample(self, batch_size: int):
+        """A [batch_size, row_size] batch drawn uniformly with replacement (graph code)."""
+        import tensorflow as tf
+
+        index = tf.random.uniform([batch_size], maxval=self.size, dtype=tf.int64)
+        return tf.gather(self.rows, index)
+
+    def close(self) -> None:
+        if self._log is not None:
+            self._log.close()
+
+
+def valid_rows(block: np.ndarray) -> np.ndarray:
+    """A block's transitions without its padding rows."""
+    block = np.asarray(block, np.float32).reshape(-1, block.shape[-1])
+    return block[block[:, 0] != builders.PAD_STEP_TYPE]
+
+
+def drain_queue(client, limit: int | None = None) -> np.ndarray | None:
+    """Take the blocks waiting in the experience queue (at most `limit`); their
+    transitions as one array, or None if there were none."""
+    waiting = client.server_info()[C.QUEUE_TABLE].current_size
+    if limit is not None:
+        waiting = min(waiting, limit)
+    if waiting <= 0:
+        return None
+    blocks = [valid_rows(sample.data[0]) for sample in
+              client.sample(C.QUEUE_TABLE, num_samples=waiting, emit_timesteps=False)]
+    return np.concatenate(blocks)
