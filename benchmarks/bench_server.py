@@ -3,7 +3,10 @@ each with the tables `builders.make_tables` builds, prefilled with the same real
 HalfCheetah transitions (uniform random actions) written by our writers.
 
 Prints `RESULT {"ports": {layout: port}, ...}` once the tables are full, then
-serves until it gets SIGTERM or its stdin closes.
+serves until it gets SIGTERM or its stdin closes. A packed_blocks server's
+prefill waits in its experience queue; `--feed_rate` keeps adding blocks there
+(as workers would, for a learner to take in), `--drain` keeps taking them out
+(as a learner would, for writers that must never wait).
 """
 
 from __future__ import annotations
@@ -19,15 +22,19 @@ from benchmarks import common
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--layouts", default="packed_transition,steps2",
+    parser.add_argument("--layouts", default="packed_blocks,packed_transition,steps2",
                         help="one server per entry: LAYOUT, or packed_transition@CHUNK_LENGTH")
     parser.add_argument("--prefill", type=int, default=20_000)
     parser.add_argument("--capacity", type=int, default=1_000_000)
+    parser.add_argument("--feed_rate", type=float, default=0.0,
+                        help="transitions/s added to each packed_blocks queue after the prefill")
+    parser.add_argument("--drain", action="store_true",
+                        help="keep the packed_blocks queues empty")
     args = parser.parse_args(argv)
     common.quiet_imports()
     import reverb
 
-    from tfagents_system import builders
+    from tfagents_system import builders, replay_memory
 
     params = common.bench_params()
     servers, writers = {}, []
@@ -49,11 +56,20 @@ def main(argv=None) -> int:
         common.real_transitions(writers, args.prefill)
     for writer in writers:
         writer.close()
+    table = {builders.LAYOUT_BLOCKS: builders.C.QUEUE_TABLE}
     sizes = {layout: reverb.Client(f"localhost:{s.port}").server_info()[
-        builders.C.EXPERIENCE_TABLE].current_size for layout, s in servers.items()}
+        table.get(layout, builders.C.EXPERIENCE_TABLE)].current_size
+        for layout, s in servers.items()}
     common.emit({"ports": {layout: s.port for layout, s in servers.items()}, "sizes": sizes,
                  "prefill_s": time.perf_counter() - start})
     done = threading.Event()
+    packer = builders.TransitionPacker(env.observation_spec(), env.action_spec())
+    for name, server in servers.items():
+        if name == builders.LAYOUT_BLOCKS and (args.feed_rate > 0 or args.drain):
+            threading.Thread(target=feed if args.feed_rate > 0 else drain, daemon=True,
+                             args=(reverb.Client(f"localhost:{server.port}"), done),
+                             kwargs={"rate": args.feed_rate, "row_size": packer.size,
+                                     "drain_queue": replay_memory.drain_queue}).start()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     threading.Thread(target=lambda: (sys.stdin.read(), done.set()), daemon=True).start()
     while not done.wait(0.5):
@@ -61,6 +77,24 @@ def main(argv=None) -> int:
     for server in servers.values():
         server.stop()
     return 0
+
+
+def feed(client, done, rate, row_size, **_):
+    """Full blocks of made-up MID transitions into the queue, `rate` rows per second."""
+    import numpy as np
+
+    from tfagents_system import builders
+
+    rows = builders.BlockExperienceWriter.BLOCK_ROWS
+    block = np.random.default_rng(0).standard_normal((rows, row_size)).astype(np.float32)
+    block[:, :2], block[:, 3] = 1.0, 1.0  # step types MID, discount 1
+    while not done.wait(rows / rate):
+        client.insert([block], {builders.C.QUEUE_TABLE: 1.0})
+
+
+def drain(client, done, drain_queue, **_):
+    while not done.wait(0.05):
+        drain_queue(client)
 
 
 if __name__ == "__main__":

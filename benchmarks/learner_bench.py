@@ -4,8 +4,11 @@
   (as TF-Agents' SAC example does), reading 2-step items;
 - in-memory: the same SAC train step (`agent.train` under `tf.function`) on one
   fixed batch held in memory: no sampling at all;
-- ours: `tfagents_system.learner`'s own data path and train loop
-  (`ReplayConnection` + `make_train_steps`, the item layout the learner picks).
+- ours: `tfagents_system.learner`'s own data path and train loop for the item
+  layout the learner picks: for packed_blocks, `make_memory_train_steps` on a
+  `ReplayMemory` (with its log) that takes in the queue's blocks before every
+  compiled call, as `run_learner` does, while the benchmark's server keeps
+  feeding the queue.
 
 With `--ideas`, also the alternatives measured while tuning (XLA, the previous
 data path, our loop on the 2-step layout) and the sampling pipeline alone.
@@ -22,8 +25,11 @@ import shutil
 import statistics
 import tempfile
 import time
+from pathlib import Path
 
 from benchmarks import common
+
+CAPACITY = 1_000_000  # the default replay capacity
 
 
 def main(argv=None) -> int:
@@ -36,12 +42,13 @@ def main(argv=None) -> int:
     common.quiet_imports()
     threads = len(os.sched_getaffinity(0))
     common.configure_threads(threads)
+    import reverb
     import tensorflow as tf
     from tf_agents.replay_buffers import reverb_replay_buffer
     from tf_agents.train import learner as tfa_learner
     from tf_agents.utils import common as tfa_common
 
-    from tfagents_system import builders, learner
+    from tfagents_system import builders, learner, replay_memory
     from tfagents_system import constants as C
 
     ports = json.loads(args.ports)
@@ -52,17 +59,32 @@ def main(argv=None) -> int:
     agent = builders.make_agent(params, env.time_step_spec(), env.action_spec(), train_step)
     env.close()
     spec = agent.collect_data_spec
-    layout, why = builders.choose_layout(agent)
+    layout, why = builders.choose_layout(agent, CAPACITY)
     batch_size = params.batch_size
     common.log(f"learner benchmark: {threads} CPU(s) {sorted(os.sched_getaffinity(0))}, "
                f"our layout {layout} ({why})")
 
     variants = {}
 
+    memory_dir = tempfile.mkdtemp(prefix="replay_memory_")
+    if layout == builders.LAYOUT_BLOCKS:
+        packer = builders.TransitionPacker(spec.observation, spec.action)
+        memory = replay_memory.ReplayMemory(CAPACITY, packer.size, Path(memory_dir))
+        client = reverb.Client(address[layout])
+        memory.add(replay_memory.drain_queue(client))  # the server's prefill
+        memory_steps, memory_batch = learner.make_memory_train_steps(agent, memory, batch_size)
+        fixed = memory_batch()
+    else:
+        replay = learner.ReplayConnection(address[layout], spec, batch_size, lambda: False,
+                                          logging.getLogger("bench"), layout)
+        fixed = next(replay.iterator)
+    taken_in = [0]
+    # Run before a variant's timing (untimed). The queue keeps filling while the
+    # other variants run; a learner takes it in every call, so "ours" starts each
+    # timing with the backlog taken in and then pays for what arrives meanwhile.
+    prepare = {}
+
     # in-memory: the SAC train step on one fixed batch (taken from our pipeline).
-    replay = learner.ReplayConnection(address[layout], spec, batch_size, lambda: False,
-                                      logging.getLogger("bench"), layout)
-    fixed = next(replay.iterator)
 
     @tf.function
     def in_memory(n):
@@ -94,7 +116,25 @@ def main(argv=None) -> int:
                 done += k
         return run
 
-    variants["ours"] = chunks(train_steps, replay.iterator)
+    if layout == builders.LAYOUT_BLOCKS:
+        def take_in():
+            rows = replay_memory.drain_queue(client, learner.DRAIN_MAX_BLOCKS)
+            if rows is not None:
+                memory.add(rows)
+                taken_in[0] += len(rows)
+
+        def ours(n):
+            done = 0
+            while done < n:
+                take_in()
+                k = min(learner.MAX_STEPS_PER_CALL, n - done)
+                memory_steps(tf.constant(k, dtype=tf.int64))
+                done += k
+
+        variants["ours"] = ours
+        prepare["ours"] = take_in
+    else:
+        variants["ours"] = chunks(train_steps, replay.iterator)
 
     if args.ideas:
         @tf.function(jit_compile=True)
@@ -108,14 +148,17 @@ def main(argv=None) -> int:
 
         variants["idea_xla_in_memory"] = lambda n: in_memory_xla(tf.constant(n))
 
+        packed_replay = learner.ReplayConnection(
+            address[builders.LAYOUT_PACKED], spec, batch_size, lambda: False,
+            logging.getLogger("bench"), builders.LAYOUT_PACKED)
+        variants["idea_reverb_sampled"] = chunks(learner.make_train_steps(agent),
+                                                 packed_replay.iterator)
         steps_replay = learner.ReplayConnection(
             address[builders.LAYOUT_STEPS], spec, batch_size, lambda: False,
             logging.getLogger("bench"), builders.LAYOUT_STEPS)
         variants["idea_ours_steps_layout"] = chunks(learner.make_train_steps(agent),
                                                     steps_replay.iterator)
         # The data path before this work: map every item, then batch, 2-step items.
-        import reverb
-
         dtypes = tf.nest.map_structure(lambda s: s.dtype, spec)
         shapes = tf.nest.map_structure(
             lambda s: tf.TensorShape([C.SEQUENCE_LENGTH]).concatenate(s.shape), spec)
@@ -133,15 +176,8 @@ def main(argv=None) -> int:
                 total += tf.reduce_sum(learner.batch_time_steps(next(iterator)).discount)
             return total
 
-        for name, addr in address.items():  # the same path on other chunk lengths
-            if "@" in name:
-                chunk_replay = learner.ReplayConnection(addr, spec, batch_size, lambda: False,
-                                                        logging.getLogger("bench"), layout)
-                variants[f"idea_chunk_{name.partition('@')[2]}"] = chunks(
-                    learner.make_train_steps(agent), chunk_replay.iterator)
-
-        sampling_it = iter(builders.experience_dataset(address[layout], spec, batch_size,
-                                                       layout=layout))
+        sampling_it = iter(builders.experience_dataset(
+            address[builders.LAYOUT_PACKED], spec, batch_size, layout=builders.LAYOUT_PACKED))
         variants["sampling_only"] = lambda n: drain(sampling_it, tf.constant(n))
 
     for name, run in variants.items():  # trace and warm up every variant first
@@ -155,6 +191,7 @@ def main(argv=None) -> int:
         shift = round_index % len(names)
         for name in names[shift:] + names[:shift]:
             run = variants[name]
+            prepare.get(name, lambda: None)()
             common.settle()
             cpu0, start = time.process_time(), time.perf_counter()
             run(args.steps)
@@ -164,8 +201,10 @@ def main(argv=None) -> int:
         common.log(f"round {round_index + 1}/{args.repeats}: " + ", ".join(
             f"{name} {runs[name][-1]:.1f}/s" for name in names))
     shutil.rmtree(stock_root, ignore_errors=True)
+    shutil.rmtree(memory_dir, ignore_errors=True)
     common.emit({
         "threads": threads, "cpus": sorted(os.sched_getaffinity(0)), "layout": layout,
+        "taken_in": taken_in[0],
         "steps": args.steps, "repeats": args.repeats,
         "rates": {name: statistics.median(r) for name, r in runs.items()},
         "runs": runs,

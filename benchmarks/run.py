@@ -38,10 +38,10 @@ from pathlib import Path
 
 from benchmarks import common
 
-FULL = {"prefill": 20_000, "learner_steps": 400, "learner_repeats": 5,
+FULL = {"prefill": 20_000, "feed_rate": 2000, "learner_steps": 400, "learner_repeats": 5,
         "worker_steps": 3000, "worker_repeats": 5,
         "scaling_items": 10_000, "scaling_repeats": 3, "publishes": 10}
-QUICK = {"prefill": 5000, "learner_steps": 150, "learner_repeats": 3,
+QUICK = {"prefill": 5000, "feed_rate": 2000, "learner_steps": 150, "learner_repeats": 3,
          "worker_steps": 1000, "worker_repeats": 3,
          "scaling_items": 3000, "scaling_repeats": 2, "publishes": 5}
 PROGRESS = re.compile(r"^\[\d\d:\d\d:\d\d\] ")
@@ -110,9 +110,8 @@ class Child:
                 self.proc.wait()
 
 
-def replay_server(cpus, prefill: int, log_dir: Path, name: str, layouts: str | None = None):
-    server = Child(["benchmarks.bench_server", "--prefill", str(prefill)]
-                   + (["--layouts", layouts] if layouts else []), cpus,
+def replay_server(cpus, prefill: int, log_dir: Path, name: str, extra: list[str]):
+    server = Child(["benchmarks.bench_server", "--prefill", str(prefill), *extra], cpus,
                    log_dir / f"{name}.log", stdin=subprocess.PIPE)
     return server, server.result(timeout=600)
 
@@ -198,18 +197,16 @@ IDEAS = [
     ("learner", "idea_ours_steps_layout",
      "our learner loop on TF-Agents 2-step items (batch, then map)", "ours",
      "replaced by packed one-step items"),
-    ("learner", "idea_chunk_1",
-     "our learner path, packed items written in chunks of 1 step (ours: 4)", "ours",
-     "not used: the workers' writes cost more (see worker rows)"),
-    ("learner", "idea_chunk_16",
-     "our learner path, packed items written in chunks of 16 steps (ours: 4)", "ours",
-     "not used: sampled items bring 16 steps each"),
+    ("learner", "idea_reverb_sampled",
+     "batches sampled from Reverb: packed one-step items in chunks of 4 "
+     "(`packed_transition`, the data path before the replay memory)", "ours",
+     "replaced where the buffer fits in RAM; still used where it does not"),
     ("learner", "idea_xla_in_memory",
      "XLA-compiled train step (`tf.function(jit_compile=True)`), fixed batch", "in_memory",
      "not used: slower than the plain graph on CPU"),
     ("learner", "sampling_only",
-     "our sampling pipeline alone, no training (batches/s)", "in_memory",
-     "the cost the learner pays per batch"),
+     "Reverb sampling pipeline (`packed_transition`) alone, no training (batches/s)",
+     "in_memory", "what sampling from Reverb costs per batch"),
     ("worker", "idea_previous_path",
      "worker before this work (PyDriver + SavedModelPyTFEagerPolicy + 2-step items)",
      "raw", "replaced"),
@@ -222,10 +219,13 @@ IDEAS = [
      "raw", "opt-in: num_envs_per_worker"),
     ("worker", "idea_numpy_4_envs", "numpy policy, 4 lockstep envs (num_envs_per_worker=4)",
      "raw", "opt-in: num_envs_per_worker"),
-    ("worker", "idea_chunk_1", "our worker path, chunks of 1 step (ours: 4)", "raw",
+    ("worker", "idea_packed_items",
+     "numpy policy, one packed item per env step, chunks of 4 (`packed_transition`)", "raw",
+     "replaced by blocks where the buffer fits in the learner's RAM"),
+    ("worker", "idea_chunk_1", "one packed item per env step, chunks of 1", "raw",
      "not used: slower"),
-    ("worker", "idea_chunk_16", "our worker path, chunks of 16 steps (ours: 4)", "raw",
-     "not used: costs the learner (see learner rows)"),
+    ("worker", "idea_chunk_16", "one packed item per env step, chunks of 16", "raw",
+     "not used: sampled items bring 16 steps each to a Reverb-sampling learner"),
 ]
 
 
@@ -309,19 +309,28 @@ def write_document(path: Path, machine: dict, settings: dict, quick: bool, rows,
         "TF-Agents' `Learner` fed by `ReverbReplayBuffer.as_dataset(sample_batch_size=256, "
         "num_steps=2).prefetch(50)`, as TF-Agents' SAC example trains, on 2-step items. "
         "*in-memory*: the same SAC train step (`agent.train` in a `tf.function` loop) on "
-        "one fixed batch: no sampling. *ours*: `tfagents_system.learner`'s "
-        "`ReplayConnection` and `make_train_steps`, the code the learner runs. Both "
-        f"servers hold the same {settings['prefill']} real transitions (uniform random "
-        "actions) in tables built by `builders.make_tables` (no replay-ratio limiter, so "
-        "sampling never waits).",
+        "one fixed batch: no sampling. *ours*: the code the learner runs for the "
+        f"`{learner['layout']}` layout: `make_memory_train_steps` samples the learner's "
+        "`ReplayMemory` (a 1,000,000-transition ring buffer with its on-disk log) inside "
+        "the compiled loop, and before every call of up to 200 steps the learner takes "
+        "the blocks waiting in Reverb's experience queue into it (`drain_queue`), while "
+        f"the benchmark's server keeps adding {settings['feed_rate']} transitions/s "
+        "there. Before each timing of *ours* the learner takes in, untimed, what piled "
+        "up while the other variants ran; during the timing it pays for what arrives "
+        f"({learner.get('taken_in', 0)} transitions taken in during the run). Every server "
+        f"starts with the same {settings['prefill']} real transitions (uniform random "
+        "actions), written by our writers into tables built by `builders.make_tables` "
+        "(no replay-ratio limiter, so sampling never waits).",
         f"- **worker**: env steps per second over {worker['steps']} steps (whole 1000-step "
         "episodes). *raw*: the env as `load_gym_env` builds it (TF-Agents' suite_gym "
         "wrappers), uniform random actions, nothing else. *ours*: "
         "`collect_worker.make_collect_actor` + `Collector` + the experience writer, "
-        "writing every transition into the replay server, as a worker collects.",
+        "writing every transition into the replay server, as a worker collects (the "
+        "server takes the blocks out of its queue, as the learner does).",
         "- **N workers**: the real `tfagents_system.collect_worker` program, N processes "
         "with one TF thread each, against a replay server in the benchmark process; the "
-        "rate is the growth of the experience table (one item per env step).",
+        "rate is the transitions delivered: taken out of the experience queue by the "
+        "benchmark process, as the learner does.",
         "- **staleness**: the benchmark republishes the weights with a new train step every "
         "second; each worker records in its status file when it starts acting with fetched "
         "weights; per publication, the time until the last worker acts with them. A worker "
@@ -337,28 +346,29 @@ def write_document(path: Path, machine: dict, settings: dict, quick: bool, rows,
                        f"{round_ratio(result, key, base):.2f} | {verdict} |")
     sampling_ms = lcpu.get("sampling_only")
     out += ["", "## What limits the figures", ""]
+    reverb_ms = lcpu.get("idea_reverb_sampled")
     out += [
         f"- Learner: a gradient step costs {lcpu['in_memory']:.2f} ms of CPU on a fixed "
-        f"batch and {lcpu['ours']:.2f} ms fed from Reverb"
-        + (f"; sampling alone costs {sampling_ms:.2f} ms of CPU per batch of 256 "
+        f"batch and {lcpu['ours']:.2f} ms in our learner (sampling its replay memory in "
+        "the graph, taking in the queue's blocks and logging them between calls)"
+        + (f"; sampled from Reverb it costs {reverb_ms:.2f} ms" if reverb_ms else "")
+        + (f", and Reverb's sampling alone {sampling_ms:.2f} ms of CPU per batch of 256 "
            f"({lr['sampling_only']:.0f} batches/s)" if sampling_ms else "")
-        + ". Reverb decodes and hands over every sampled item separately (the "
-        "`TrajectoryDataset` op), a few microseconds per item; in the learner's own "
-        "process that CPU time is taken from the gradient steps whenever the learner has "
-        "no CPU to spare. Packing a transition into one single-step item (one column, "
-        "instead of two steps of six columns) and batching before any per-item `map` cut "
-        "that cost about six-fold; what remains is Reverb's per-item work.",
+        + ". Reverb decodes and hands over every sampled item separately, a few "
+        "microseconds per item, in the learner's own process: at 256 items per batch that "
+        "is taken from the gradient steps whenever the learner has no CPU to spare. The "
+        "replay memory moves each transition through Reverb once, in blocks of 128, "
+        "instead of every time it is sampled (about 256 times at one gradient step per "
+        "env step).",
         f"- Worker: {1e6 / wr['raw']:.0f} us per raw env step against "
-        f"{1e6 / wr['ours']:.0f} us per collected step. Most of the difference is Reverb's "
-        "writer: every item (one per env step) is a gRPC message, and every chunk is "
-        "compressed and sent, on the worker's own CPU. One-step packed items in chunks of "
-        "4 steps, written by direct calls into the C++ writer, take that from about 0.5 ms "
-        "(2-step items through the Python writer) to about 0.15 ms per step; longer chunks "
-        "would cut it further but make every sampled item heavier for the learner, the "
-        "bottleneck. The numpy policy costs a few tens of microseconds per call instead "
-        "of a TF function call's 0.2-0.5 ms.",
-        "- N workers: each worker's inserts cost the replay server CPU time, which on a "
-        "fully used machine comes out of the workers' CPUs.", ""]
+        f"{1e6 / wr['ours']:.0f} us per collected step. What is left is the policy (the "
+        "numpy MLP, a few tens of microseconds per call), packing the transition into its "
+        "block row and the Python loop; Reverb's writer runs once per 128 steps. With one "
+        "Reverb item per env step (the `packed_transition` rows above) every item is a "
+        "gRPC message and every chunk is compressed and sent, on the worker's own CPU.",
+        "- N workers: the replay server's work per transition is now a share of one "
+        "block's; on a fully used machine what remains of it, and the benchmark process "
+        "taking the blocks out, still come out of the workers' CPUs.", ""]
     out += ["## Repeats", "", "```",
             json.dumps({"learner": learner["runs"], "worker": worker["runs"],
                         "n_workers": scaling["runs"],
@@ -391,7 +401,7 @@ def main(argv=None) -> int:
     print("learner: stock vs in-memory vs ours", file=sys.stderr, flush=True)
     server, info = replay_server(
         list(layout.replay_server), settings["prefill"], log_dir, "learner_server",
-        "packed_transition,steps2,packed_transition@1,packed_transition@16")
+        ["--feed_rate", str(settings["feed_rate"])])
     try:
         learner = Child(["benchmarks.learner_bench", "--ports", json.dumps(info["ports"]),
                          "--steps", str(settings["learner_steps"]),
@@ -404,7 +414,7 @@ def main(argv=None) -> int:
     server_cpus = [c for c in available if c != worker_cpu][:1] or [worker_cpu]
     settings["worker_server_cpus"] = server_cpus
     print("worker: raw env vs our collection path", file=sys.stderr, flush=True)
-    server, info = replay_server(server_cpus, 0, log_dir, "worker_server")
+    server, info = replay_server(server_cpus, 0, log_dir, "worker_server", ["--drain"])
     try:
         worker = Child(["benchmarks.worker_bench", "--ports", json.dumps(info["ports"]),
                         "--steps", str(settings["worker_steps"]),

@@ -4,8 +4,10 @@ This process plays the learner's part: it holds a Reverb server with the tables
 `builders.make_tables` builds (its threads float over every CPU), exports the
 policies and publishes weights like the learner. Workers are the real program
 (`python -m tfagents_system.collect_worker`), each pinned with taskset to one
-CPU with one TF thread, as the launcher starts them. The rate is the growth of
-the experience table (one item per env step) over a fixed number of items.
+CPU with one TF thread, as the launcher starts them. The rate is the number of
+transitions the workers deliver: the growth of the experience table (one item
+per env step), or with packed_blocks the rows this process takes out of the
+experience queue, as the learner would.
 
 Staleness: the weights are published again every `--publish_interval` seconds
 with a new train step; every worker records in its status file when it started
@@ -25,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -120,7 +123,7 @@ def main(argv=None) -> int:
     from tf_agents.policies import greedy_policy
     from tf_agents.utils import common as tfa_common
 
-    from tfagents_system import builders, learner, runtime
+    from tfagents_system import builders, learner, replay_memory, runtime
     from tfagents_system import constants as C
 
     available = sorted(os.sched_getaffinity(0))
@@ -139,7 +142,7 @@ def main(argv=None) -> int:
     train_step = tfa_common.create_variable("train_step", 0, dtype=tf.int64)
     agent = builders.make_agent(params, env.time_step_spec(), env.action_spec(), train_step)
     env.close()
-    layout, reason = builders.choose_layout(agent)
+    layout, reason = builders.choose_layout(agent, 1_000_000)  # the default capacity
     runtime.write_json_atomic(exp / builders.LAYOUT_FILE, {"layout": layout, "reason": reason})
     learner.export_policy(agent.collect_policy, train_step, paths.policy(C.COLLECT_POLICY))
     learner.export_policy(greedy_policy.GreedyPolicy(agent.policy), train_step,
@@ -151,8 +154,23 @@ def main(argv=None) -> int:
     weights = builders.WeightsExchange(client)
     weights.publish(variables, 0)
 
+    taken = [0]
+    stop_draining = threading.Event()
+
+    def drain() -> None:  # the learner's part: the queue never fills, workers never wait
+        drain_client = reverb.Client(address)
+        while not stop_draining.wait(0.02):
+            rows = replay_memory.drain_queue(drain_client)
+            taken[0] += 0 if rows is None else len(rows)
+
+    drainer = threading.Thread(target=drain, daemon=True)
+    if layout == builders.LAYOUT_BLOCKS:
+        drainer.start()
+
     def size() -> int:
-        return client.server_info()[C.EXPERIENCE_TABLE].current_size
+        if layout != builders.LAYOUT_BLOCKS:
+            return client.server_info()[C.EXPERIENCE_TABLE].current_size
+        return taken[0]
 
     results = {"cpus": available, "layout": layout, "rates": {}, "runs": {}}
     for n in counts:
@@ -176,7 +194,7 @@ def main(argv=None) -> int:
             for _ in range(args.repeats):
                 start_size, start = size(), time.perf_counter()
                 while (grown := size() - start_size) < target:
-                    time.sleep(0.005)
+                    time.sleep(0.02)
                 runs.append(grown / (time.perf_counter() - start))
                 workers.check()
             results["rates"][str(n)] = statistics.median(runs)
@@ -191,6 +209,9 @@ def main(argv=None) -> int:
                 common.log("staleness (s): " + ", ".join(f"{s:.2f}" for s in staleness))
         finally:
             workers.stop()
+    stop_draining.set()
+    if drainer.is_alive():
+        drainer.join(timeout=10)
     server.stop()
     shutil.rmtree(exp, ignore_errors=True)  # kept (with the worker logs) if anything failed
     common.emit(results)

@@ -61,7 +61,7 @@ def main(argv=None) -> int:
     agent = builders.make_agent(params, env.time_step_spec(), env.action_spec(), train_step)
     learner.export_policy(agent.collect_policy, train_step, paths.policy(C.COLLECT_POLICY))
     weights = [v.numpy() for v in agent.collect_policy.variables()]
-    layout, _ = builders.choose_layout(agent)
+    layout, _ = builders.choose_layout(agent, 1_000_000)  # the default capacity
     obs_spec, act_spec = env.observation_spec(), env.action_spec()
 
     variants = {}
@@ -122,9 +122,11 @@ def main(argv=None) -> int:
             variants["idea_numpy_steps_layout"] = collector_variant(
                 numpy_actor, 1, builders.LAYOUT_STEPS)
             variants["idea_numpy_4_envs"] = collector_variant(numpy_actor, 4, layout)
+            variants["idea_packed_items"] = collector_variant(numpy_actor, 1,
+                                                              builders.LAYOUT_PACKED)
             for chunk in (1, 16):
-                variants[f"idea_chunk_{chunk}"] = collector_variant(numpy_actor, 1, layout,
-                                                                    chunk)
+                variants[f"idea_chunk_{chunk}"] = collector_variant(
+                    numpy_actor, 1, builders.LAYOUT_PACKED, chunk)
 
         # The worker before this work: PyDriver, PyTFEagerPolicy, 2-step items.
         old_policy = py_tf_eager_policy.SavedModelPyTFEagerPolicy(

@@ -138,6 +138,7 @@ class NumpyActor:
     TensorFlow.
     """
 
+    NOISE_ROWS = 4096
     _ACTIVATIONS = {
         "relu": lambda x: np.maximum(x, 0.0, out=x),
         "linear": lambda x: x,
@@ -158,6 +159,11 @@ class NumpyActor:
         self._half = (self._high - self._low) / np.float32(2.0)
         self._clip_std = clip_std
         self._rng = np.random.default_rng(seed)
+        self._noise_rows = np.zeros((0, self._action_size), np.float32)
+        self._noise_at = 0
+        from tf_agents.trajectories import policy_step
+
+        self._policy_step = policy_step.PolicyStep
 
     @classmethod
     def from_network(cls, actor_net, action_spec, seed: int):
@@ -230,9 +236,9 @@ class NumpyActor:
         if bias is not None:
             out += w[bias]
         loc, std = out[:, :self._action_size], out[:, self._action_size:]
-        if self._clip_std:
-            std = np.clip(std, -20.0, 2.0)
-        return loc, np.exp(std)
+        if self._clip_std:  # np.clip's Python wrapper costs more than these two calls
+            np.minimum(np.maximum(std, -20.0, out=std), 2.0, out=std)
+        return loc, np.exp(std, out=std)
 
     def squash(self, pre_tanh: np.ndarray) -> np.ndarray:
         """Pre-tanh values -> actions within the spec (the policy's bijector and clip)."""
@@ -242,20 +248,30 @@ class NumpyActor:
         np.minimum(np.maximum(actions, self._low, out=actions), self._high, out=actions)
         return actions.reshape((-1, *self._action_shape))
 
+    def _noise(self, rows: int) -> np.ndarray:
+        """Standard normal noise, drawn NOISE_ROWS rows at a time (one generator call
+        per step costs as much as a layer)."""
+        if self._noise_at + rows > len(self._noise_rows):
+            self._noise_rows = self._rng.standard_normal(
+                (max(self.NOISE_ROWS, rows), self._action_size), dtype=np.float32)
+            self._noise_at = 0
+        noise = self._noise_rows[self._noise_at:self._noise_at + rows]
+        self._noise_at += rows
+        return noise
+
     def sample(self, observations: np.ndarray) -> np.ndarray:
         """Sampled actions for a [batch, ...] array of observations."""
         loc, std = self.loc_and_std(observations)
-        noise = self._rng.standard_normal(loc.shape, dtype=np.float32)
-        return self.squash(loc + std * noise)
+        std *= self._noise(len(std))
+        std += loc
+        return self.squash(std)
 
     def __call__(self, time_steps):
-        from tf_agents.trajectories import policy_step
-
         if len(time_steps) == 1:
             observations = np.asarray(time_steps[0].observation)[None]
         else:
             observations = np.stack([ts.observation for ts in time_steps])
-        return [policy_step.PolicyStep(a, (), ()) for a in self.sample(observations)]
+        return [self._policy_step(a, (), ()) for a in self.sample(observations)]
 
 
 class TFPolicyActor:

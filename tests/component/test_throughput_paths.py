@@ -256,6 +256,8 @@ def test_lockstep_envs_write_whole_episodes_per_env(server):
 
 def test_collector_serves_heartbeats_and_stop_requests():
     env = load_gym_env("Pendulum-v1", seed=0, max_episode_steps=1_000_000)  # never ends here
+    env.reset()
+    env.step(np.zeros(1, np.float32))  # first steps import modules (pygame): not timed
     beats = []
     stop = threading.Event()
     threading.Timer(0.5, stop.set).start()

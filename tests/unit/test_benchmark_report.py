@@ -47,7 +47,8 @@ def test_document_has_machine_table_and_staleness(results, tmp_path):
     machine["load_after"] = machine["load_before"]
     rows = run.build_rows(*results)
     path = tmp_path / "docs" / "performance.md"
-    settings = {"prefill": 5000, "learner_server_cpus": [0], "worker_server_cpus": [0]}
+    settings = {"prefill": 5000, "feed_rate": 2000, "learner_server_cpus": [0],
+                "worker_server_cpus": [0]}
     run.write_document(path, machine, settings, True, rows, *results, elapsed_s=100)
     text = path.read_text()
     assert machine["cpu_model"] in text and "tensorflow 2." in text
