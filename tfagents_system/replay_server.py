@@ -1,4 +1,6 @@
-"""The replay server program: a Reverb server with the experience and weights tables.
+"""The replay server program: a Reverb server with the experience table (sampled by
+the learner in the Reverb-sampled layouts), the experience queue (blocks on their
+way to the learner's memory, packed_blocks layout) and the weights table.
 
 Its tables are checkpointed (Reverb's own checkpointing, to
 `<exp>/replay_checkpoints/`) whenever the learner checkpoints, and a restarted
@@ -25,9 +27,10 @@ def run_replay_server(params, capacity: int, port: int, checkpoint_dir, should_s
     info = reverb.Client(f"localhost:{server.port}").server_info()
     limiter = (f"samples_per_insert={params.samples_per_insert}" if params.samples_per_insert
                else f"min size {params.min_replay_size}")
-    log.info("serving on port %d: table %r (capacity %d, %s, %d items restored), table %r",
-             server.port, C.EXPERIENCE_TABLE, capacity, limiter,
-             info[C.EXPERIENCE_TABLE].current_size, C.WEIGHTS_TABLE)
+    log.info("serving on port %d: table %r (capacity %d, %s, %d items restored), queue %r "
+             "(%d blocks restored), table %r", server.port, C.EXPERIENCE_TABLE, capacity,
+             limiter, info[C.EXPERIENCE_TABLE].current_size, C.QUEUE_TABLE,
+             info[C.QUEUE_TABLE].current_size, C.WEIGHTS_TABLE)
     try:
         while not should_stop():
             time.sleep(0.5)
