@@ -252,7 +252,7 @@ def run_learner(params, paths: runtime.ExperimentPaths, address: str, should_sto
 
     def take_in() -> None:
         """Move the blocks waiting in the experience queue into the replay memory."""
-        if not limit.may_take_in(memory.inserted, int(train_step.numpy())):
+        if should_stop() or not limit.may_take_in(memory.inserted, int(train_step.numpy())):
             return
         rows = on_server(lambda: replay_memory.drain_queue(replay.client, DRAIN_MAX_BLOCKS))
         if rows is not None:
@@ -291,10 +291,14 @@ def run_learner(params, paths: runtime.ExperimentPaths, address: str, should_sto
     def on_server(call, default=None):
         """A replay client call between training calls. If the server has gone away,
         wait for it, reconnect and return `default`; if it is already back (a quick
-        restart broke the call), reconnect and make the call once more."""
+        restart broke the call), reconnect and make the call once more. While
+        stopping, return `default`: SLURM signals every program at once, and the
+        learner must still write its checkpoint when the server has gone first."""
         try:
             return call()
         except Exception as exc:  # Reverb's client errors
+            if should_stop():
+                return default
             restarted = replay.server_alive()
             reconnect(exc)
             if not restarted:
