@@ -159,20 +159,11 @@ def test_packed_items_equal_tf_agents_transitions(server):
         srv2.stop()
 
 
-def test_packed_transitions_keep_truncation_bootstrapping(server):
-    """Time-limit ends keep discount 1, terminations get 0; the next observation is
-    the true s' (also at episode ends); reward and discount of s are zero, as in
+def _assert_countdown_transitions(batch):
+    """A 512-transition CountdownEnv batch has SAC's transition semantics: time-limit
+    ends keep discount 1, terminations get 0; s' is the true next observation (also
+    at episode ends); reward and discount of s are zero, as in
     trajectory.to_transition."""
-    params = CountdownParams()
-    env = countdown_env()
-    agent = _agent(params, env)
-    writer = builders.make_experience_writer(reverb.Client(server), builders.LAYOUT_PACKED,
-                                             env.observation_spec(), env.action_spec(),
-                                             lambda: False)
-    _collect([env], [writer], episodes=6)
-    writer.close()
-    batch = next(iter(builders.experience_dataset(server, agent.collect_data_spec, 512,
-                                                  layout=builders.LAYOUT_PACKED)))
     assert isinstance(batch, trajectory.Transition)
     first, nxt = batch.time_step, batch.next_time_step
     assert not np.any(first.step_type.numpy() == ts.StepType.LAST)
@@ -193,6 +184,23 @@ def test_packed_transitions_keep_truncation_bootstrapping(server):
                                   batch.action_step.action.numpy().sum(1)
                                   + nxt.observation.numpy()[:, 1])
     assert batch.action_step.action.shape == (512, 2)
+
+
+def test_packed_transitions_keep_truncation_bootstrapping(server):
+    """Time-limit ends keep discount 1, terminations get 0; the next observation is
+    the true s' (also at episode ends); reward and discount of s are zero, as in
+    trajectory.to_transition."""
+    params = CountdownParams()
+    env = countdown_env()
+    agent = _agent(params, env)
+    writer = builders.make_experience_writer(reverb.Client(server), builders.LAYOUT_PACKED,
+                                             env.observation_spec(), env.action_spec(),
+                                             lambda: False)
+    _collect([env], [writer], episodes=6)
+    writer.close()
+    batch = next(iter(builders.experience_dataset(server, agent.collect_data_spec, 512,
+                                                  layout=builders.LAYOUT_PACKED)))
+    _assert_countdown_transitions(batch)
 
 
 def test_packed_batch_gives_the_same_sac_losses_as_the_two_step_batch(server):
@@ -451,17 +459,8 @@ def test_memory_batches_keep_truncation_bootstrapping(server, tmp_path):
     memory.add(replay_memory.drain_queue(client))
     train_steps, next_batch = learner.make_memory_train_steps(agent, memory, 512)
     batch = next_batch()
-    first, nxt = batch.time_step, batch.next_time_step
-    assert not np.any(first.step_type.numpy() == ts.StepType.LAST)
-    assert np.all(first.reward.numpy() == 0) and np.all(first.discount.numpy() == 0)
-    last = nxt.step_type.numpy() == ts.StepType.LAST
-    episode = first.observation.numpy()[:, 0]
-    truncated = last & (episode % 2 == 0)
-    terminated = last & (episode % 2 == 1)
-    assert truncated.any() and terminated.any()
-    np.testing.assert_array_equal(nxt.discount.numpy()[truncated], 1.0)
-    np.testing.assert_array_equal(nxt.discount.numpy()[terminated], 0.0)
-    seen = {tuple(o) for o in first.observation.numpy()[:, :2]}
+    _assert_countdown_transitions(batch)
+    seen = {tuple(o) for o in batch.time_step.observation.numpy()[:, :2]}
     assert len(seen) == stats.env_steps  # (episode, t) of every transition
     loss = train_steps(tf.constant(3, dtype=tf.int64))
     assert np.isfinite(float(loss.loss)) and int(agent.train_step_counter.numpy()) == 3
