@@ -71,19 +71,36 @@ def replay_capacity(params: TrainParamsBase, max_episode_steps: int | None) -> i
     return int(params.replay_capacity)
 
 
+def ratio_error_buffer(params: TrainParamsBase) -> float | None:
+    """The samples_per_insert limiter's slack in samples (None without a ratio):
+    the setting, or the warm-up's samples plus 10 batches."""
+    if params.samples_per_insert is None:
+        return None
+    if params.samples_per_insert_error_buffer is not None:
+        return float(params.samples_per_insert_error_buffer)
+    return (float(params.samples_per_insert) * max(int(params.min_replay_size), 1)
+            + 10.0 * params.batch_size)
+
+
 def experience_rate_limiter(params: TrainParamsBase):
     import reverb
 
     min_size = max(int(params.min_replay_size), 1)
     if params.samples_per_insert is None:
         return reverb.rate_limiters.MinSize(min_size)
-    spi = float(params.samples_per_insert)
-    error_buffer = params.samples_per_insert_error_buffer
-    if error_buffer is None:
-        error_buffer = spi * min_size + 10.0 * params.batch_size
     return reverb.rate_limiters.SampleToInsertRatio(
-        samples_per_insert=spi, min_size_to_sample=min_size, error_buffer=float(error_buffer)
-    )
+        samples_per_insert=float(params.samples_per_insert), min_size_to_sample=min_size,
+        error_buffer=ratio_error_buffer(params))
+
+
+def queue_blocks(params: TrainParamsBase) -> int:
+    """Blocks the experience queue holds before writers wait. With samples_per_insert
+    the queue holds about the limiter's slack in transitions (at least 2 blocks), so
+    workers run ahead of the learner about as far as Reverb's own limiter lets them."""
+    if params.samples_per_insert is None:
+        return QUEUE_MAX_BLOCKS
+    lead = ratio_error_buffer(params) / float(params.samples_per_insert)
+    return int(max(2, min(QUEUE_MAX_BLOCKS, np.ceil(lead / BlockExperienceWriter.BLOCK_ROWS))))
 
 
 def make_tables(params: TrainParamsBase, capacity: int) -> list:
@@ -107,7 +124,7 @@ def make_tables(params: TrainParamsBase, capacity: int) -> list:
     # packed_blocks layout: a FIFO queue the learner drains into its replay
     # memory; a full queue (a learner away, or held back by samples_per_insert)
     # makes the workers wait.
-    queue = reverb.Table.queue(C.QUEUE_TABLE, max_size=QUEUE_MAX_BLOCKS)
+    queue = reverb.Table.queue(C.QUEUE_TABLE, max_size=queue_blocks(params))
     return [experience, weights, queue]
 
 

@@ -252,11 +252,16 @@ def run_learner(params, paths: runtime.ExperimentPaths, address: str, should_sto
 
     def take_in() -> None:
         """Move the blocks waiting in the experience queue into the replay memory."""
-        if should_stop() or not limit.may_take_in(memory.inserted, int(train_step.numpy())):
-            return
-        rows = on_server(lambda: replay_memory.drain_queue(replay.client, DRAIN_MAX_BLOCKS))
-        if rows is not None:
+        # With samples_per_insert one block at a time, up to the limiter's slack.
+        blocks = DRAIN_MAX_BLOCKS if limit.spi is None else 1
+        while not should_stop() and limit.may_take_in(memory.inserted,
+                                                      int(train_step.numpy())):
+            rows = on_server(lambda: replay_memory.drain_queue(replay.client, blocks))
+            if rows is None:
+                return
             memory.add(rows)
+            if limit.spi is None:
+                return
 
     def train(n: int) -> None:
         """Up to n gradient steps; returns early while data is short or the server is away."""

@@ -121,8 +121,9 @@ class RatioLimit:
     Without `samples_per_insert`: sample once `min_replay_size` transitions are
     in, take in everything. With it: as Reverb's SampleToInsertRatio (same
     default error buffer), with the counts of transitions sampled (train step x
-    batch size) and inserted; taking in pauses while inserts are too far ahead,
-    so the queue fills up and the workers wait.
+    batch size) and inserted; the learner takes in one block at a time while
+    inserts are not too far ahead, so the queue (sized to the slack,
+    `builders.queue_blocks`) fills up and the workers wait.
     """
 
     def __init__(self, params):
@@ -130,10 +131,7 @@ class RatioLimit:
         self.batch_size = int(params.batch_size)
         self.spi = None if params.samples_per_insert is None else float(
             params.samples_per_insert)
-        error_buffer = params.samples_per_insert_error_buffer
-        if self.spi is not None and error_buffer is None:
-            error_buffer = self.spi * self.min_size + 10.0 * self.batch_size
-        self.error_buffer = error_buffer
+        self.error_buffer = builders.ratio_error_buffer(params)
 
     def steps_allowed(self, size: int, inserted: int, train_step: int, wanted: int) -> int:
         if size < self.min_size:
