@@ -34,7 +34,7 @@ def main(argv=None) -> int:
     common.quiet_imports()
     import reverb
 
-    from tfagents_system import builders, replay_memory
+    from tfagents_system import builders
 
     params = common.bench_params()
     servers, writers = {}, []
@@ -66,10 +66,10 @@ def main(argv=None) -> int:
     packer = builders.TransitionPacker(env.observation_spec(), env.action_spec())
     for name, server in servers.items():
         if name == builders.LAYOUT_BLOCKS and (args.feed_rate > 0 or args.drain):
-            threading.Thread(target=feed if args.feed_rate > 0 else drain, daemon=True,
-                             args=(reverb.Client(f"localhost:{server.port}"), done),
-                             kwargs={"rate": args.feed_rate, "row_size": packer.size,
-                                     "drain_queue": replay_memory.drain_queue}).start()
+            client = reverb.Client(f"localhost:{server.port}")
+            work = ((lambda c=client: feed(c, done, args.feed_rate, packer.size))
+                    if args.feed_rate > 0 else (lambda c=client: drain(c, done)))
+            threading.Thread(target=work, daemon=True).start()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     threading.Thread(target=lambda: (sys.stdin.read(), done.set()), daemon=True).start()
     while not done.wait(0.5):
@@ -79,7 +79,7 @@ def main(argv=None) -> int:
     return 0
 
 
-def feed(client, done, rate, row_size, **_):
+def feed(client, done, rate, row_size):
     """Full blocks of made-up MID transitions into the queue, `rate` rows per second."""
     import numpy as np
 
@@ -92,9 +92,11 @@ def feed(client, done, rate, row_size, **_):
         client.insert([block], {builders.C.QUEUE_TABLE: 1.0})
 
 
-def drain(client, done, drain_queue, **_):
+def drain(client, done):
+    from tfagents_system import replay_memory
+
     while not done.wait(0.05):
-        drain_queue(client)
+        replay_memory.drain_queue(client)
 
 
 if __name__ == "__main__":
