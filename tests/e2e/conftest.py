@@ -56,8 +56,10 @@ class LongRun:
 
 @pytest.fixture
 def long_run(workdir):
-    """A 5000-step tiny run started by the real script, to interrupt mid-way."""
-    write_params(workdir / "params.py", num_iter=50, steps=100, ckpt=100)
+    """A 5000-step tiny run started by the real script, to interrupt mid-way. Its learner
+    is paced by collection (samples_per_insert), so it lasts minutes however fast it is."""
+    write_params(workdir / "params.py", num_iter=50, steps=100, ckpt=100,
+                 extra="samples_per_insert = 0.8\n")
     variables = write_variables(workdir / "vars.sh")
     proc = start_script(variables, workdir / "run.log")
     try:

@@ -89,7 +89,10 @@ def test_tiny_run_completes_with_every_artifact(tiny_finished):
 
 
 def test_sigint_leaves_a_resumable_experiment(workdir):
-    write_params(workdir / "params.py", num_iter=8, steps=100, ckpt=1)
+    # samples_per_insert paces the learner by collection (one gradient step per 40 env
+    # steps), so the run cannot finish between its first checkpoint and the signal.
+    write_params(workdir / "params.py", num_iter=8, steps=100, ckpt=1,
+                 extra="samples_per_insert = 0.8\n")
     variables = write_variables(workdir / "vars.sh")
     exp = workdir / "logs" / "tiny"
     proc = start_script(variables, workdir / "first.log")

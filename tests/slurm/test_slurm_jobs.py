@@ -169,7 +169,9 @@ def test_two_node_job_spreads_workers_and_reaches_the_head_by_name(two_node_clus
 
 def test_requeued_job_resumes_from_its_checkpoint(single_node_cluster, jobdir):
     cluster = single_node_cluster
-    write_params(jobdir / "params.py", num_iter=20, steps=100, ckpt=2)
+    # Paced by collection (samples_per_insert), so the job outlasts both interruptions.
+    write_params(jobdir / "params.py", num_iter=20, steps=100, ckpt=2,
+                 extra="samples_per_insert = 0.8\n")
     tiny_variables(jobdir)
     job = submit(cluster, jobdir, "-c", "2")
     exp = jobdir / "logs" / "tiny"
