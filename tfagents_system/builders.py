@@ -349,12 +349,13 @@ def memory_budget_bytes() -> int:
         return 0
 
 
-def choose_layout(agent, capacity: int | None = None) -> tuple[str, str]:
+def choose_layout(agent, capacity: int | None = None,
+                  learner_keeps: bool = True) -> tuple[str, str]:
     """(layout, reason) for an agent: packed where it is exact, else the TF-Agents one.
 
-    With a capacity, packed transitions go in blocks to the learner's own replay
-    memory if capacity x vector size fits in `memory_budget_bytes()`; else the
-    learner samples them from Reverb.
+    With a capacity (and `learner_keeps`), packed transitions go in blocks to the
+    learner's own replay memory if capacity x vector size fits in
+    `memory_budget_bytes()`; else the learner samples them from Reverb.
     """
     from tf_agents.agents.sac import sac_agent
 
@@ -368,6 +369,9 @@ def choose_layout(agent, capacity: int | None = None) -> tuple[str, str]:
         return LAYOUT_STEPS, reason
     if capacity is None:
         return LAYOUT_PACKED, "SacAgent on float32 transitions"
+    if not learner_keeps:
+        return LAYOUT_PACKED, ("SacAgent on float32 transitions; learner_keeps_replay = False, "
+                               "so Reverb keeps the buffer")
     spec = agent.collect_data_spec
     need = int(capacity) * TransitionPacker(spec.observation, spec.action).size * 4
     budget = memory_budget_bytes()

@@ -98,7 +98,7 @@ class ReplayConnection:
 
 
 def resolve_layout(paths: runtime.ExperimentPaths, agent, log,
-                   capacity: int | None = None) -> str:
+                   capacity: int | None = None, learner_keeps: bool = True) -> str:
     """The experience-item layout of this experiment, recorded on first start.
 
     An experiment without the record but with checkpoints was started before
@@ -114,7 +114,7 @@ def resolve_layout(paths: runtime.ExperimentPaths, agent, log,
             record = {"layout": builders.LAYOUT_STEPS,
                       "reason": "experiment started before item layouts were recorded"}
         else:
-            layout, reason = builders.choose_layout(agent, capacity)
+            layout, reason = builders.choose_layout(agent, capacity, learner_keeps)
             record = {"layout": layout, "reason": reason}
         runtime.write_json_atomic(path, record)
     if record["layout"] not in builders.LAYOUTS:
@@ -204,7 +204,7 @@ def run_learner(params, paths: runtime.ExperimentPaths, address: str, should_sto
     if capacity is None:
         capacity = int(runtime.read_json(paths.settings)["replay_capacity"])
     # before publishing: workers read it then
-    layout = resolve_layout(paths, agent, log, capacity)
+    layout = resolve_layout(paths, agent, log, capacity, params.learner_keeps_replay)
     memory = limit = None
     if layout == builders.LAYOUT_BLOCKS:
         spec = agent.collect_data_spec

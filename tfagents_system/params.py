@@ -53,6 +53,12 @@ class TrainParamsBase(abc.ABC):
     # Slack of the samples-per-insert limiter, in sampled items.
     # None: 10 batches' worth plus the warm-up (min_replay_size x samples_per_insert).
     samples_per_insert_error_buffer: float | None = None
+    # True: the learner keeps the replay buffer in its own RAM and Reverb only
+    # carries new transitions to it (SAC on float32 vectors, when capacity x
+    # transition size fits in a quarter of the available RAM; else as False).
+    # False: Reverb keeps and samples the buffer. Chosen at an experiment's first
+    # start and kept for its life (replay_layout.json).
+    learner_keeps_replay: bool = True
 
     # --- Collection and evaluation (per worker) ---
     n_buffer_init_episodes: int = 10  # uniform random episodes, split across workers
@@ -184,6 +190,9 @@ class TrainParamsBase(abc.ABC):
                 f"samples_per_insert_error_buffer={self.samples_per_insert_error_buffer!r}: "
                 "must be a number > 0 or None"
             )
+        if not isinstance(self.learner_keeps_replay, bool):
+            problems.append(f"learner_keeps_replay={self.learner_keeps_replay!r}: "
+                            "must be True or False")
         if (isinstance(self.min_replay_size, int) and isinstance(self.replay_capacity, int)
                 and self.min_replay_size > self.replay_capacity):
             problems.append(

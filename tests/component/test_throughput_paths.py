@@ -347,6 +347,13 @@ def test_layout_choice_and_record(tmp_path, monkeypatch):
     paths.root.mkdir()
     assert learner.resolve_layout(paths, agent, log, 1000) == builders.LAYOUT_BLOCKS
     assert runtime.read_json(paths.root / builders.LAYOUT_FILE)["layout"] == "packed_blocks"
+    # learner_keeps_replay = False: Reverb keeps the buffer, and the record says why.
+    in_reverb = runtime.ExperimentPaths(tmp_path / "in_reverb")
+    in_reverb.root.mkdir()
+    assert learner.resolve_layout(in_reverb, agent, log, 1000,
+                                  learner_keeps=False) == builders.LAYOUT_PACKED
+    assert "learner_keeps_replay = False" in runtime.read_json(
+        in_reverb.root / builders.LAYOUT_FILE)["reason"]
     # A buffer too big for the learner's RAM stays in Reverb (rows of 4 + 3 + 2 + 3
     # floats: 1000 of them take 48000 bytes).
     monkeypatch.setattr(builders, "memory_budget_bytes", lambda: 47_999)

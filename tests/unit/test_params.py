@@ -138,6 +138,7 @@ def test_two_files_load_independently(tmp_path):
     ("n_eval_episodes", -1, "must be an integer >= 0"),
     ("n_episodes_in_buffer", 0, "must be a positive integer or None"),
     ("samples_per_insert", 0.0, "must be a number > 0 or None"),
+    ("learner_keeps_replay", "no", "must be True or False"),
 ])
 def test_invalid_hyperparameter_named(tmp_path, field, value, hint):
     """A bad hyperparameter gives a ParamsError naming the field, its value and the rule."""
