@@ -72,7 +72,8 @@ def main(argv=None) -> int:
         memory = replay_memory.ReplayMemory(CAPACITY, packer.size, Path(memory_dir))
         client = reverb.Client(address[layout])
         memory.add(replay_memory.drain_queue(client))  # the server's prefill
-        memory_steps, memory_batch = learner.make_memory_train_steps(agent, memory, batch_size)
+        memory_steps, memory_batch = learner.make_memory_train_steps(agent, memory, batch_size,
+                                                                   packer)
         fixed = memory_batch()
     else:
         replay = learner.ReplayConnection(address[layout], spec, batch_size, lambda: False,
@@ -112,7 +113,7 @@ def main(argv=None) -> int:
             done = 0
             while done < n:
                 k = min(learner.MAX_STEPS_PER_CALL, n - done)
-                fn(iterator, tf.constant(k, dtype=tf.int64))
+                fn(tf.constant(k, dtype=tf.int64), iterator)
                 done += k
         return run
 

@@ -123,39 +123,37 @@ def resolve_layout(paths: runtime.ExperimentPaths, agent, log,
     return record["layout"]
 
 
-def make_train_steps(agent):
-    """A compiled loop of n gradient steps on batches from an iterator; returns the
-    last step's LossInfo. Several steps per call keep Python out of the loop."""
+def make_train_loop(agent, next_batch):
+    """`train_steps(n, *source)`: a compiled loop of n gradient steps, each on
+    `next_batch(*source)`; returns the last step's LossInfo. Several steps per
+    call keep Python out of the loop."""
     import tensorflow as tf
 
     @tf.function
-    def train_steps(iterator, n):
-        loss_info = agent.train(next(iterator))
+    def train_steps(n, *source):
+        loss_info = agent.train(next_batch(*source))
         for _ in tf.range(n - 1):
-            loss_info = agent.train(next(iterator))
+            loss_info = agent.train(next_batch(*source))
         return loss_info
 
     return train_steps
 
 
-def make_memory_train_steps(agent, memory: replay_memory.ReplayMemory, batch_size: int):
-    """The same compiled loop, on batches sampled from the learner's replay memory."""
-    import tensorflow as tf
+def make_train_steps(agent):
+    """The compiled loop on batches from a dataset iterator: `train_steps(n, iterator)`."""
+    return make_train_loop(agent, next)
 
-    spec = agent.collect_data_spec
-    packer = builders.TransitionPacker(spec.observation, spec.action)
+
+def make_memory_train_steps(agent, memory: replay_memory.ReplayMemory, batch_size: int,
+                            packer: builders.TransitionPacker):
+    """(train_steps(n), next_batch()): the compiled loop on batches sampled from the
+    learner's replay memory (rows packed by `packer`), and one such batch."""
+    import tensorflow as tf
 
     def next_batch():
         return packer.unpack(memory.sample(batch_size))
 
-    @tf.function
-    def train_steps(n):
-        loss_info = agent.train(next_batch())
-        for _ in tf.range(n - 1):
-            loss_info = agent.train(next_batch())
-        return loss_info
-
-    return train_steps, tf.function(next_batch)
+    return make_train_loop(agent, next_batch), tf.function(next_batch)
 
 
 # Blocks taken from the experience queue per drain (x BLOCK_ROWS transitions).
@@ -208,14 +206,14 @@ def run_learner(params, paths: runtime.ExperimentPaths, address: str, should_sto
     memory = limit = None
     if layout == builders.LAYOUT_BLOCKS:
         spec = agent.collect_data_spec
-        memory = replay_memory.ReplayMemory(
-            capacity, builders.TransitionPacker(spec.observation, spec.action).size,
-            paths.replay_memory)
+        packer = builders.TransitionPacker(spec.observation, spec.action)
+        memory = replay_memory.ReplayMemory(capacity, packer.size, paths.replay_memory)
         restored = memory.restore()
         limit = replay_memory.RatioLimit(params)
         log.info("replay memory: %d transitions restored (%d stored in all), capacity %d",
                  restored, memory.inserted, capacity)
-        train_steps, memory_batch = make_memory_train_steps(agent, memory, params.batch_size)
+        train_steps, memory_batch = make_memory_train_steps(agent, memory, params.batch_size,
+                                                            packer)
     else:
         train_steps = make_train_steps(agent)
     beat()
@@ -277,7 +275,7 @@ def run_learner(params, paths: runtime.ExperimentPaths, address: str, should_sto
             beat()
             return
         try:
-            loss_info = train_steps(replay.iterator, tf.constant(n, dtype=tf.int64))
+            loss_info = train_steps(tf.constant(n, dtype=tf.int64), replay.iterator)
         except tf.errors.OutOfRangeError:  # no sample within the timeout: data is short
             replay.new_iterator()
         except tf.errors.OpError as exc:

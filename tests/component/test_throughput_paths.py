@@ -464,7 +464,7 @@ def test_memory_batches_keep_truncation_bootstrapping(server, tmp_path):
     writer.close()
     memory = replay_memory.ReplayMemory(1000, packer.size, None)
     memory.add(replay_memory.drain_queue(client))
-    train_steps, next_batch = learner.make_memory_train_steps(agent, memory, 512)
+    train_steps, next_batch = learner.make_memory_train_steps(agent, memory, 512, packer)
     batch = next_batch()
     _assert_countdown_transitions(batch)
     seen = {tuple(o) for o in batch.time_step.observation.numpy()[:, :2]}
