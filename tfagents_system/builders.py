@@ -389,6 +389,7 @@ class _BlockingWrites:
     # Items a writer may have in flight before it waits for the server: holds a
     # samples-per-insert ratio within an episode and keeps client memory bounded.
     MAX_PENDING_ITEMS = 64
+    CLOSE_WAIT_MS = 1000
 
     def _wait(self, call) -> None:
         """Retry a blocking writer call in 1 s slices so a stop request is seen."""
@@ -414,6 +415,12 @@ class _BlockingWrites:
             self._items_since_flush = self.MAX_PENDING_ITEMS
 
     def close(self) -> None:
+        """Wait (about a second at most) for the server to confirm the items in flight,
+        then close: Reverb's Close drops items not yet confirmed."""
+        try:
+            self._writer.flush(block_until_num_items=0, timeout_ms=self.CLOSE_WAIT_MS)
+        except Exception:  # a server gone or too slow: the items in flight are lost
+            pass
         self._writer.close()
 
 
@@ -565,12 +572,13 @@ class BlockExperienceWriter(_BlockingWrites):
             block_until_num_items=self.MAX_PENDING_ITEMS, timeout_ms=timeout))
 
     def close(self) -> None:
-        """Send a partly filled block (best effort, about a second at most), then close."""
+        """Send a partly filled block and wait for the blocks in flight (best effort,
+        about two seconds at most), then close."""
         try:
             self.send()
         except Exception:  # a stop request or a server gone: the partial block is lost
             pass
-        self._writer.close()
+        super().close()
 
 
 def make_experience_writer(client, layout: str, observation_spec, action_spec,
