@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Throughput benchmark: ./benchmarks/run.sh [--quick] [--output FILE]
+# Learning with the learner's replay memory vs Reverb's buffer, at equal env steps:
+#   ./benchmarks/run.sh layout_ab [--seeds 0 1 2]   (writes docs/layout_ab.md)
 # Measures the learner, a worker, N workers and weight staleness against their
 # baselines side by side, prints the table and writes docs/performance.md.
 # Uses the project's Python environment (created on first use, as run_script.sh
@@ -11,4 +13,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/ensure_env.sh"
 cd "$ROOT"
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
+if [[ "${1:-}" == layout_ab ]]; then
+  shift
+  exec "$SAC_PYTHON" -m benchmarks.layout_ab "$@"
+fi
 exec "$SAC_PYTHON" -m benchmarks.run "$@"
