@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -83,10 +82,19 @@ def summary(values: list[float]) -> tuple[float, float]:
 
 
 def report(runs: dict, seeds: list[int], args) -> str:
+    from benchmarks.run import describe_machine
+
+    machine = describe_machine()
     lines = ["# Replay memory vs Reverb's buffer: learning at equal env steps", "",
-             f"Written by `benchmarks/layout_ab.py` on {time.strftime('%Y-%m-%d %H:%M')}, "
-             f"{platform.node()} ({os.cpu_count()} CPUs, {platform.processor() or 'cpu'}).",
-             "", __doc__.split("\n\n", 1)[1].strip(), ""]
+             f"Written by `benchmarks/layout_ab.py` on {time.strftime('%Y-%m-%d %H:%M')}: "
+             f"{machine['cpu_model']}, {len(machine['available_cpus'])} CPUs, code git "
+             f"{machine['revision']}.", "", __doc__.split("\n\n", 1)[1].strip(), "",
+             "With a samples-per-insert limit, workers may run ahead of the learner by the "
+             "limiter's slack. With the learner's memory, the experience queue holds about "
+             "one more slack in front of the memory, so at equal train steps those runs have "
+             "collected about that many more env steps (here about 1000): the summary "
+             "therefore compares the curves both at equal train steps and at equal env "
+             "steps.", ""]
     lines += ["## Greedy eval return (mean of 5 episodes) per train step", "",
               "In brackets: env steps collected by then (summed over workers).", "",
               "| run | layout | minutes | " + " | ".join(
