@@ -48,7 +48,7 @@ def main(argv=None) -> int:
     from tf_agents.train import learner as tfa_learner
     from tf_agents.utils import common as tfa_common
 
-    from tfagents_system import builders, learner, replay_memory
+    from tfagents_system import builders, learner, replay_memory, runtime
     from tfagents_system import constants as C
 
     ports = json.loads(args.ports)
@@ -181,6 +181,7 @@ def main(argv=None) -> int:
             address[builders.LAYOUT_PACKED], spec, batch_size, layout=builders.LAYOUT_PACKED))
         variants["sampling_only"] = lambda n: drain(sampling_it, tf.constant(n))
 
+    runtime.freeze_heap()  # as the learner does before it trains
     for name, run in variants.items():  # trace and warm up every variant first
         common.log(f"warming up {name}")
         run(max(20, args.steps // 10))

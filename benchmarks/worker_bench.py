@@ -145,6 +145,7 @@ def main(argv=None) -> int:
 
         variants["idea_previous_path"] = previous_run
 
+    runtime.freeze_heap()  # as a worker does before it collects
     for name, run in variants.items():
         common.log(f"warming up {name}")
         run(episode_steps)

@@ -474,6 +474,7 @@ def run_worker(params, paths: runtime.ExperimentPaths, address: str, worker_inde
         variable_lists = [eval_policy.variables()] + ([collect_variables] if collect_variables
                                                       else [])
         episodes_per_round = params.n_train_episodes_per_iter * len(collect_envs)
+        runtime.freeze_heap()
 
         last_eval_step = -1
         next_eval_iteration = 0

@@ -228,6 +228,7 @@ def run_learner(params, paths: runtime.ExperimentPaths, address: str, should_sto
         return -tf.reduce_mean(log_pi)
 
     writer = tf.summary.create_file_writer(str(paths.tensorboard(C.TRAIN_TB_DIR)))
+    runtime.freeze_heap()
     status_path = paths.status / f"{C.LEARNER}.json"
     iteration = start_step // params.num_steps_per_iter
     log_trigger = IntervalTrigger(params.log_period_itrs, iteration)

@@ -128,6 +128,16 @@ def import_quietly() -> None:
         envs._import_gym()  # noqa: SLF001
 
 
+def freeze_heap() -> None:
+    """Put every object alive now (a program's setup: TensorFlow, policies, envs) out
+    of the garbage collector's sight. Its full collections otherwise rescan them all
+    while the program runs; in a worker that cost about 2% of the collect rate."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
 def configure_threads() -> int:
     """Match TF's thread pools to the CPU slice the launcher gave this process."""
     threads = int(os.environ.get(C.ENV_THREADS, "0")) or len(os.sched_getaffinity(0))
