@@ -15,6 +15,9 @@ launcher pins the programs:
 3. N workers and weight staleness (benchmarks/scaling_bench.py): real worker
    processes pinned one per CPU, the replay server floating.
 
+The learner's and the worker's alternatives (`--ideas`) run in a second process
+each, after the figures, so their pipelines do not share a process with them.
+
 A full run takes about 9 minutes on an idle 2-CPU machine. `--quick` takes
 shorter runs (about 3 minutes in all) for checking the benchmark itself; its
 figures are noisier and the document says so.
@@ -39,10 +42,10 @@ from pathlib import Path
 from benchmarks import common
 
 FULL = {"prefill": 20_000, "feed_rate": 2000, "learner_steps": 400, "learner_repeats": 7,
-        "worker_steps": 3000, "worker_repeats": 7,
+        "worker_steps": 3000, "worker_repeats": 7, "ideas_repeats": 3,
         "scaling_items": 10_000, "scaling_repeats": 3, "publishes": 10}
 QUICK = {"prefill": 5000, "feed_rate": 2000, "learner_steps": 150, "learner_repeats": 3,
-         "worker_steps": 1000, "worker_repeats": 3,
+         "worker_steps": 1000, "worker_repeats": 3, "ideas_repeats": 2,
          "scaling_items": 3000, "scaling_repeats": 2, "publishes": 5}
 PROGRESS = re.compile(r"^\[\d\d:\d\d:\d\d\] ")
 
@@ -250,9 +253,9 @@ def staleness_line(scaling: dict) -> tuple[str, float, float]:
 
 
 def write_document(path: Path, machine: dict, settings: dict, quick: bool, rows, learner,
-                   worker, scaling, elapsed_s: float) -> None:
+                   worker, scaling, ideas: dict, elapsed_s: float) -> None:
     stale_text, _, _ = staleness_line(scaling)
-    lr, lcpu, wr = learner["rates"], learner["cpu_ms_per_step"], worker["rates"]
+    lcpu, wr = learner["cpu_ms_per_step"], worker["rates"]
     # Only the load before the run says whether others used the machine: the
     # 1-minute average after it mostly shows the benchmark's own last minutes.
     busy = machine["load_before"][0]
@@ -337,23 +340,29 @@ def write_document(path: Path, machine: dict, settings: dict, quick: bool, rows,
         "fetches weights between rounds of `n_train_episodes_per_iter` episodes per env, so "
         "staleness is bounded by one round (here a 1000-step episode).", "",
         "## Alternatives measured", "",
+        "Measured in a second process per part, so that their pipelines and policies do "
+        "not share a process with the figures above (measured beside them, our learner "
+        "came out a few percent lower against the in-memory batch), each compared with a "
+        "reference "
+        f"measured again in that process; medians of {settings['ideas_repeats']} rounds.", "",
         "| alternative | value | compared with | ratio | verdict |", "|---|---|---|---|---|"]
     for part, key, text, base, verdict in IDEAS:
-        result = learner if part == "learner" else worker
+        result = ideas[part]
         rates = result["rates"]
         if key in rates:
             out.append(f"| {part}: {text} | {rates[key]:.1f} | {base} {rates[base]:.1f} | "
                        f"{round_ratio(result, key, base):.2f} | {verdict} |")
-    sampling_ms = lcpu.get("sampling_only")
+    icpu, irates = ideas["learner"]["cpu_ms_per_step"], ideas["learner"]["rates"]
+    sampling_ms = icpu.get("sampling_only")
     out += ["", "## What limits the figures", ""]
-    reverb_ms = lcpu.get("idea_reverb_sampled")
+    reverb_ms = icpu.get("idea_reverb_sampled")
     out += [
         f"- Learner: a gradient step costs {lcpu['in_memory']:.2f} ms of CPU on a fixed "
         f"batch and {lcpu['ours']:.2f} ms in our learner (sampling its replay memory in "
         "the graph, taking in the queue's blocks and logging them between calls)"
         + (f"; sampled from Reverb it costs {reverb_ms:.2f} ms" if reverb_ms else "")
         + (f", and Reverb's sampling alone {sampling_ms:.2f} ms of CPU per batch of 256 "
-           f"({lr['sampling_only']:.0f} batches/s)" if sampling_ms else "")
+           f"({irates['sampling_only']:.0f} batches/s)" if sampling_ms else "")
         + ". Reverb decodes and hands over every sampled item separately, a few "
         "microseconds per item, in the learner's own process: at 256 items per batch that "
         "is taken from the gradient steps whenever the learner has no CPU to spare. The "
@@ -377,6 +386,8 @@ def write_document(path: Path, machine: dict, settings: dict, quick: bool, rows,
         "taking the blocks out, still come out of the workers' CPUs.", ""]
     out += ["## Repeats", "", "```",
             json.dumps({"learner": learner["runs"], "worker": worker["runs"],
+                        "learner_alternatives": ideas["learner"]["runs"],
+                        "worker_alternatives": ideas["worker"]["runs"],
                         "n_workers": scaling["runs"],
                         "staleness_s": scaling.get("staleness_s")}, indent=1),
             "```", ""]
@@ -408,11 +419,18 @@ def main(argv=None) -> int:
     server, info = replay_server(
         list(layout.replay_server), settings["prefill"], log_dir, "learner_server",
         ["--feed_rate", str(settings["feed_rate"])])
+    ideas = {}
     try:
         learner = Child(["benchmarks.learner_bench", "--ports", json.dumps(info["ports"]),
                          "--steps", str(settings["learner_steps"]),
-                         "--repeats", str(settings["learner_repeats"]), "--ideas"],
+                         "--repeats", str(settings["learner_repeats"])],
                         list(layout.learner), log_dir / "learner.log").result(timeout=3600)
+        print("learner: alternatives", file=sys.stderr, flush=True)
+        ideas["learner"] = Child(
+            ["benchmarks.learner_bench", "--ports", json.dumps(info["ports"]),
+             "--steps", str(settings["learner_steps"]),
+             "--repeats", str(settings["ideas_repeats"]), "--ideas"],
+            list(layout.learner), log_dir / "learner_ideas.log").result(timeout=3600)
     finally:
         server.stop()
 
@@ -424,8 +442,14 @@ def main(argv=None) -> int:
     try:
         worker = Child(["benchmarks.worker_bench", "--ports", json.dumps(info["ports"]),
                         "--steps", str(settings["worker_steps"]),
-                        "--repeats", str(settings["worker_repeats"]), "--ideas"],
+                        "--repeats", str(settings["worker_repeats"])],
                        [worker_cpu], log_dir / "worker.log").result(timeout=3600)
+        print("worker: alternatives", file=sys.stderr, flush=True)
+        ideas["worker"] = Child(
+            ["benchmarks.worker_bench", "--ports", json.dumps(info["ports"]),
+             "--steps", str(settings["worker_steps"]),
+             "--repeats", str(settings["ideas_repeats"]), "--ideas"],
+            [worker_cpu], log_dir / "worker_ideas.log").result(timeout=3600)
     finally:
         server.stop()
 
@@ -439,14 +463,14 @@ def main(argv=None) -> int:
     machine["load_after"] = os.getloadavg()
     (log_dir / "results.json").write_text(json.dumps(
         {"machine": machine, "settings": settings, "quick": args.quick, "learner": learner,
-         "worker": worker, "scaling": scaling}, indent=1))
+         "worker": worker, "scaling": scaling, "alternatives": ideas}, indent=1))
     rows = build_rows(learner, worker, scaling)
     table = format_table(rows)
     stale_text, _, _ = staleness_line(scaling)
     print("\n" + table + f"\n\nweight staleness: {stale_text}\n")
     output = Path(args.output)
     write_document(output, machine, settings, args.quick, rows, learner, worker, scaling,
-                   time.monotonic() - started)
+                   ideas, time.monotonic() - started)
     print(f"wrote {output} ({(time.monotonic() - started) / 60:.1f} minutes)", file=sys.stderr)
     return 0
 
