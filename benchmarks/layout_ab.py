@@ -135,8 +135,8 @@ def compare(memory: list[float], reverb: list[float]) -> str:
     if len(paired) < 2:
         return f"{diff:+.0f} (one seed, so no noise estimate)"
     error = statistics.stdev(paired) / np.sqrt(len(paired))
-    verdict = ("within noise (|difference| < 2 standard errors of the paired differences)"
-               if abs(diff) < 2 * error else "NOT within noise (|difference| >= 2 standard "
+    verdict = ("within noise (|difference| <= 2 standard errors of the paired differences)"
+               if abs(diff) <= 2 * error else "NOT within noise (|difference| > 2 standard "
                "errors of the paired differences)")
     return (f"{diff:+.0f} (per seed: {', '.join(f'{d:+.0f}' for d in paired)}; standard "
             f"error {error:.0f}): {verdict}")
