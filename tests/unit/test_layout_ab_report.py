@@ -17,10 +17,10 @@ def _difference(text: str, label: str) -> str:
 
 
 def test_compare_verdicts():
-    assert "within noise" in layout_ab.compare([10.0, 20.0], [5.0, 25.0])
+    assert "): within noise" in layout_ab.compare([10.0, 20.0], [5.0, 25.0])
     assert "NOT within noise" in layout_ab.compare([110.0, 120.0], [5.0, 20.0])
     # Identical runs are within noise, not flagged by a zero standard error.
-    assert "NOT" not in layout_ab.compare([5.0, 7.0], [5.0, 7.0])
+    assert "): within noise" in layout_ab.compare([5.0, 7.0], [5.0, 7.0])
     assert "one seed" in layout_ab.compare([5.0], [4.0])
 
 
