@@ -62,6 +62,10 @@ class TrainParamsBase(abc.ABC):
 
     # --- Collection and evaluation (per worker) ---
     n_buffer_init_episodes: int = 10  # uniform random episodes, split across workers
+    # Uniform random env steps instead (split across workers; the episode in progress
+    # then goes on with the collect policy), as most SAC implementations count their
+    # warm-up. None: n_buffer_init_episodes decides.
+    n_buffer_init_steps: int | None = None
     n_train_episodes_per_iter: int = 1  # episodes a worker collects between weight refreshes
     # Collect envs per worker, stepped in lockstep with one policy call for all of
     # them (batched inference). Each env has its own seed and gets the curriculum;
@@ -163,6 +167,12 @@ class TrainParamsBase(abc.ABC):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 problems.append(f"{name}={value!r}: must be an integer >= 0")
+        if self.n_buffer_init_steps is not None and (
+            isinstance(self.n_buffer_init_steps, bool)
+            or not isinstance(self.n_buffer_init_steps, int) or self.n_buffer_init_steps < 0
+        ):
+            problems.append(f"n_buffer_init_steps={self.n_buffer_init_steps!r}: "
+                            "must be an integer >= 0 or None")
         if self.n_episodes_in_buffer is not None and (
             not isinstance(self.n_episodes_in_buffer, int) or self.n_episodes_in_buffer <= 0
         ):
@@ -210,7 +220,18 @@ class GymTrainParams(TrainParamsBase):
          "gym_kwargs": {...},            (optional; passed to the env's constructor)
          "domain_randomization": true}   (optional; pybullet dynamics randomization
                                           whose spreads a curriculum sets)
+
+    `time_feature = True` appends the remaining fraction of the episode's time
+    limit to the observation (`tfagents_system.time_feature.TimeFeature`).
     """
+
+    time_feature: bool = False
+
+    def validate(self) -> list[str]:
+        problems = super().validate()
+        if not isinstance(self.time_feature, bool):
+            problems.append(f"time_feature={self.time_feature!r}: must be True or False")
+        return problems
 
     def env_ctor(self, seed=None, *args, **kwargs):
         from tfagents_system.envs import EnvError, load_gym_env
@@ -223,13 +244,18 @@ class GymTrainParams(TrainParamsBase):
             from tfagents_system.domain_randomization import DynamicsRandomizer
 
             wrappers = (DynamicsRandomizer,)
-        return load_gym_env(
+        env = load_gym_env(
             self.env_config["env_id"],
             seed=seed,
             max_episode_steps=self.env_config.get("max_episode_steps"),
             gym_kwargs={**self.env_config.get("gym_kwargs", {}), **kwargs},
             gym_env_wrappers=wrappers,
         )
+        if self.time_feature:
+            from tfagents_system.time_feature import TimeFeature
+
+            env = TimeFeature(env)
+        return env
 
 
 def _is_number(value) -> bool:
