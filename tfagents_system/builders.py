@@ -63,6 +63,17 @@ def init_episodes_for_worker(total: int, num_workers: int, worker_index: int) ->
     return base + (1 if worker_index < extra else 0)
 
 
+def warmup_for_worker(params: TrainParamsBase, num_workers: int,
+                      worker_index: int) -> dict[str, int | None]:
+    """This worker's uniform-random warm-up as `Collector.run` arguments: its share of
+    `n_buffer_init_steps` steps when that is set, else of `n_buffer_init_episodes`."""
+    if params.n_buffer_init_steps is not None:
+        return {"episodes": None, "steps": init_episodes_for_worker(
+            params.n_buffer_init_steps, num_workers, worker_index)}
+    return {"episodes": init_episodes_for_worker(params.n_buffer_init_episodes, num_workers,
+                                                 worker_index), "steps": None}
+
+
 # --- Reverb ---
 
 def replay_capacity(params: TrainParamsBase, max_episode_steps: int | None) -> int:

@@ -8,6 +8,7 @@ from tfagents_system.builders import (
     derive_seed,
     init_episodes_for_worker,
     replay_capacity,
+    warmup_for_worker,
     worker_env_seeds,
 )
 from tfagents_system.params import TrainParamsBase
@@ -107,3 +108,22 @@ def test_replay_capacity_episodes_without_limit_falls_back():
     params.n_episodes_in_buffer = 10
     assert replay_capacity(params, None) == 500
     assert replay_capacity(params, 0) == 500
+
+
+# --- warmup_for_worker ---
+
+def test_warmup_in_episodes_by_default():
+    """Without n_buffer_init_steps each worker takes its share of the episodes."""
+    params = _Params()
+    params.n_buffer_init_episodes = 5
+    assert [warmup_for_worker(params, 2, i) for i in range(2)] == [
+        {"episodes": 3, "steps": None}, {"episodes": 2, "steps": None}]
+
+
+def test_warmup_in_steps_replaces_episodes():
+    """n_buffer_init_steps splits steps across workers and ignores the episode count."""
+    params = _Params()
+    params.n_buffer_init_steps = 10_001
+    shares = [warmup_for_worker(params, 3, i) for i in range(3)]
+    assert [s["steps"] for s in shares] == [3334, 3334, 3333]
+    assert all(s["episodes"] is None for s in shares)
