@@ -3,8 +3,9 @@
 The CPUs this launch may use come from the process affinity
 (`os.sched_getaffinity`), which already reflects cgroups, `taskset` and SLURM
 allocations. Explicit requests must fit; values left on `auto` fill what is
-left, and on a very small machine the replay server and the workers share the
-CPUs the learner does not use.
+left. On a very small machine (1 or 2 CPUs) the replay server and the workers
+share the CPUs the learner does not have to itself, and the learner (on auto)
+may use those too.
 """
 
 from __future__ import annotations
@@ -113,8 +114,12 @@ def plan_layout(
             f"launch may use (CPUs {format_cpus(available)}); lower it or set it to auto"
         )
     train = min(train, max(1, n - 1))
-    learner = tuple(available[n - train:]) if n > 1 else tuple(available)
-    rest = [c for c in available if c not in learner] or list(available)
+    own = tuple(available[n - train:]) if n > 1 else tuple(available)
+    rest = [c for c in available if c not in own] or list(available)
+    # With auto, the learner may also use the shared CPUs: it has one to itself, and
+    # runs a second stream of work (the other half of its inter-op parallelism) on
+    # whatever the replay server and the workers leave free there.
+    learner = own if train_cpus is not None else tuple(available)
     per_worker = min(per_worker, len(rest))
     replay = tuple(rest[:min(reverb, len(rest))])
     slices = []

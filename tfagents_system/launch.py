@@ -344,9 +344,9 @@ class Program:
         return "worker" if self.name.startswith("worker_") else self.name
 
     def thread_env(self) -> dict[str, str]:
-        threads = str(len(self.cpus))
-        return {C.ENV_THREADS: threads, "OMP_NUM_THREADS": threads,
-                "TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": "1"}
+        intra, inter = runtime.thread_pools(len(self.cpus))
+        return {C.ENV_THREADS: str(len(self.cpus)), "OMP_NUM_THREADS": str(intra),
+                "TF_NUM_INTRAOP_THREADS": str(intra), "TF_NUM_INTEROP_THREADS": str(inter)}
 
     def command(self, python: str) -> list[str]:
         return ["taskset", "-c", cpu_layout.format_cpus(self.cpus), python, "-u", "-m",

