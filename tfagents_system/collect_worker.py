@@ -8,8 +8,9 @@ the target train step, after a final evaluation.
 
 A worker steps its `num_envs_per_worker` collect envs in lockstep with one
 policy call for all of them; the default SAC actor network runs in numpy
-(`NumpyActor`), any other in TensorFlow. Evaluation runs the exported greedy
-policy, one env, as always.
+(`NumpyActor`), any other in TensorFlow. Evaluation runs the greedy policy on
+one env: the same numpy network's mode for the default actor network, else the
+exported greedy policy.
 """
 
 from __future__ import annotations
@@ -266,12 +267,36 @@ class NumpyActor:
         std += loc
         return self.squash(std)
 
+    def greedy(self, observations: np.ndarray) -> np.ndarray:
+        """The greedy policy's actions: the mode, squash(loc), as TF-Agents'
+        GreedyPolicy of this actor computes it."""
+        loc, _ = self.loc_and_std(observations)
+        return self.squash(loc)
+
     def __call__(self, time_steps):
         if len(time_steps) == 1:
             observations = np.asarray(time_steps[0].observation)[None]
         else:
             observations = np.stack([ts.observation for ts in time_steps])
         return [self._policy_step(a, (), ()) for a in self.sample(observations)]
+
+
+class NumpyGreedyPolicy:
+    """A NumpyActor's greedy actions behind the py policy calls `run_episodes` makes:
+    evaluation at the env's own speed, with the weights the actor was last given."""
+
+    def __init__(self, actor: NumpyActor):
+        self._actor = actor
+        from tf_agents.trajectories import policy_step
+
+        self._policy_step = policy_step.PolicyStep
+
+    def get_initial_state(self, batch_size=None):
+        return ()
+
+    def action(self, time_step, policy_state=()):
+        action = self._actor.greedy(np.asarray(time_step.observation)[None])[0]
+        return self._policy_step(action, (), ())
 
 
 class TFPolicyActor:
@@ -317,14 +342,17 @@ class Collector:
         self.time_steps = [env.reset() for env in self.envs]
         self.stats.restart_episodes()
 
-    def run(self, act, episodes: int) -> None:
-        """Collect until `episodes` episodes (over all envs) have ended."""
+    def run(self, act, episodes: int | None = None, steps: int | None = None) -> None:
+        """Collect until `episodes` episodes (over all envs) have ended, or until `steps`
+        env steps (over all envs) are taken; episodes in progress then stay open."""
         if self.time_steps is None:
             self.reset()
         envs, writers, stats, time_steps = self.envs, self.writers, self.stats, self.time_steps
         ended = 0
+        episodes = float("inf") if episodes is None else episodes
+        end_step = stats.env_steps + steps if steps is not None else float("inf")
         next_check = time.monotonic() + self.STOP_CHECK_S
-        while ended < episodes:
+        while ended < episodes and stats.env_steps < end_step:
             action_steps = act(time_steps)
             for i, env in enumerate(envs):
                 action_step = action_steps[i]
@@ -454,13 +482,13 @@ def run_worker(params, paths: runtime.ExperimentPaths, address: str, worker_inde
     log.info("experience items: %s layout", layout)
 
     try:
-        n_init = builders.init_episodes_for_worker(params.n_buffer_init_episodes, num_workers,
-                                                   worker_index)
+        warmup = builders.warmup_for_worker(params, num_workers, worker_index)
         applier.apply(builders.COLLECT, train_step // params.num_steps_per_iter)
-        if train_step == 0 and n_init:
-            log.info("seeding the buffer with %d uniform random episodes", n_init)
+        if train_step == 0 and any(warmup.values()):
+            log.info("seeding the buffer with uniform random actions: %s",
+                     ", ".join(f"{v} {k}" for k, v in warmup.items() if v))
             try:
-                collector.run(RandomActor(collect_env.action_spec(), collect_seed), n_init)
+                collector.run(RandomActor(collect_env.action_spec(), collect_seed), **warmup)
             except builders.StopRequested:
                 if should_stop():
                     raise  # else training completed during the warm-up: evaluate and finish
@@ -469,10 +497,12 @@ def run_worker(params, paths: runtime.ExperimentPaths, address: str, worker_inde
         wait_for_policy(paths.policy(C.COLLECT_POLICY), should_stop)
         wait_for_policy(paths.policy(C.GREEDY_POLICY), should_stop)
         actor, collect_variables = make_collect_actor(params, paths, collect_env, collect_seed, log)
-        eval_policy = py_tf_eager_policy.SavedModelPyTFEagerPolicy(
-            str(paths.policy(C.GREEDY_POLICY)), load_specs_from_pbtxt=True)
-        variable_lists = [eval_policy.variables()] + ([collect_variables] if collect_variables
-                                                      else [])
+        if isinstance(actor, NumpyActor):  # the same network: its greedy actions in numpy
+            eval_policy, variable_lists = NumpyGreedyPolicy(actor), []
+        else:
+            eval_policy = py_tf_eager_policy.SavedModelPyTFEagerPolicy(
+                str(paths.policy(C.GREEDY_POLICY)), load_specs_from_pbtxt=True)
+            variable_lists = [eval_policy.variables(), collect_variables]
         episodes_per_round = params.n_train_episodes_per_iter * len(collect_envs)
         runtime.freeze_heap()
 

@@ -262,6 +262,24 @@ def test_lockstep_envs_write_whole_episodes_per_env(server):
     assert client.server_info()[C.EXPERIENCE_TABLE].current_size == stats.env_steps
 
 
+def test_warmup_by_steps_leaves_the_episode_open_for_the_policy():
+    """Collector.run(steps=n) stops after n env steps in the middle of an episode; the
+    next run continues that episode (no reset), as the zoo's warm-up hands over."""
+    env = load_gym_env("Pendulum-v1", seed=0)  # 200-step episodes, never terminal
+    recorder = _Recorder()
+    stats = collect_worker.EpisodeStats(1)
+    collector = collect_worker.Collector([env], stats, lambda: None, lambda: False)
+    collector.writers = [recorder]
+    collector.run(collect_worker.RandomActor(env.action_spec(), seed=1), steps=250)
+    assert stats.env_steps == 250 and len(recorder.calls) == 250
+    assert len(stats.pop_finished()) == 1  # one whole episode, the second one open
+    collector.run(collect_worker.RandomActor(env.action_spec(), seed=2), episodes=1)
+    assert stats.env_steps == 400  # the open episode's remaining 150 steps, no reset
+    assert not any(t.is_first() for t, _, _ in recorder.calls[201:])
+    assert stats.pop_finished() == [(pytest.approx(sum(
+        float(n.reward) for _, _, n in recorder.calls[200:])), 200)]
+
+
 def test_collector_serves_heartbeats_and_stop_requests():
     env = load_gym_env("Pendulum-v1", seed=0, max_episode_steps=1_000_000)  # never ends here
     env.reset()
@@ -307,6 +325,15 @@ def test_numpy_actor_matches_the_tf_collect_policy():
     np.testing.assert_allclose(std, dist.input_distribution.stddev().numpy(), rtol=1e-4,
                                atol=1e-5)
     np.testing.assert_allclose(actor.squash(loc), dist.mode().numpy(), rtol=1e-4, atol=1e-5)
+    # The workers' evaluation: the numpy greedy action is the TF greedy policy's action.
+    from tf_agents.policies import greedy_policy
+
+    tf_greedy = greedy_policy.GreedyPolicy(agent.policy).action(
+        ts.restart(tf.constant(obs), batch_size=64)).action.numpy()
+    np.testing.assert_allclose(actor.greedy(obs), tf_greedy, rtol=1e-4, atol=1e-5)
+    evaluator = collect_worker.NumpyGreedyPolicy(actor)
+    step = evaluator.action(ts.restart(obs[3]), evaluator.get_initial_state())
+    np.testing.assert_allclose(step.action, tf_greedy[3], rtol=1e-4, atol=1e-5)
     samples = np.stack([actor.sample(obs) for _ in range(200)])
     spec = env.action_spec()
     assert samples.min() >= spec.minimum and samples.max() <= spec.maximum
