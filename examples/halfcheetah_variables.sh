@@ -1,19 +1,16 @@
 # Training variables for ./run_script.sh (sourced by bash; relative paths are
 # relative to this file). Every variable is documented in README.md.
+# The locomotion preset on config/halfcheetah.json: ./run_script.sh examples/halfcheetah_variables.sh
 
 # The params file (class TrainParams) and the JSON config it receives as env_config.
-SAC_PARAMS=halfcheetah.py
+SAC_PARAMS=locomotion.py
 SAC_CONFIG=../config/halfcheetah.json
 # Experiment name: everything goes to $SAC_LOGS_DIR/$SAC_EXP_NAME; the same
 # name again resumes the experiment.
 SAC_EXP_NAME=halfcheetah
 SAC_LOGS_DIR=../logs
 
-# CPU layout. Each program is pinned with taskset to its own CPUs, taken from
-# the CPUs this launch may use (its affinity: right inside cgroups and SLURM).
-# "auto": replay server 1 CPU (2 from 32 CPUs), learner CPUs/4 (1 to 8), one
-# CPU per worker on what is left. On 1-2 CPUs the learner keeps one CPU and
-# the replay server and the workers share the other.
+# CPU layout: see training_variables.sh and README.md ("The CPU layout").
 SAC_NUM_COLLECT_WORKERS=auto   # collect/eval workers
 SAC_REVERB_CPUS=auto           # CPUs for the Reverb replay server
 SAC_TRAIN_CPUS=auto            # CPUs for the learner

@@ -21,6 +21,8 @@ from launch_helpers import (
     write_variables,
 )
 
+from tfagents_system import runtime
+
 pytestmark = pytest.mark.e2e
 
 
@@ -41,7 +43,9 @@ def test_tiny_run_completes_with_every_artifact(tiny_finished):
                        ("learner", layout["learner"]),
                        ("worker_0", layout["workers"][0]), ("worker_1", layout["workers"][1])]:
         log = (exp / "process_logs" / f"{name}.log").read_text()
-        assert f"pinned to CPUs {cpus}, {len(cpus)} TF intra-op threads" in log, name
+        intra, inter = runtime.thread_pools(len(cpus))
+        assert f"pinned to CPUs {cpus}, {intra} TF intra-op threads, {inter} inter-op" in log, \
+            name
 
     # The buffer filled, training reached its target, workers collected and evaluated.
     learner = json.loads((exp / "status" / "learner.json").read_text())
@@ -151,14 +155,17 @@ def test_two_experiments_at_once_do_not_collide(workdir):
     assert ports[0] != ports[1]
 
 
-@pytest.mark.parametrize("example,config", [
-    ("minitaur", "minitaur.json"),
-    ("halfcheetah", "halfcheetah.json"),
+@pytest.mark.parametrize("example,config,obs_size", [
+    ("minitaur", "minitaur.json", 28),
+    ("locomotion", "halfcheetah.json", 26 + 1),  # + the remaining-time feature
+    ("locomotion", "hopper.json", 15 + 1),
 ])
-def test_shipped_examples_collect_train_and_checkpoint(workdir, example, config):
+def test_shipped_examples_collect_train_and_checkpoint(workdir, example, config, obs_size):
     """The big examples start for a few iterations with their own env and networks."""
-    write_params(workdir / "params.py", num_iter=2, steps=50, ckpt=1, base=example, extra="""
+    warmup = "n_buffer_init_steps = 300" if example == "locomotion" else ""
+    write_params(workdir / "params.py", num_iter=2, steps=50, ckpt=1, base=example, extra=f"""
         n_buffer_init_episodes = 1
+        {warmup}
         n_eval_episodes = 0
         actor_fc_layers = Base.actor_fc_layers
         critic_joint_fc_layers = Base.critic_joint_fc_layers
@@ -173,6 +180,13 @@ def test_shipped_examples_collect_train_and_checkpoint(workdir, example, config)
     assert json.loads((exp / "status" / "learner.json").read_text())["replay_size"] >= 64
     settings = json.loads((exp / "settings.json").read_text())
     assert settings["env_config"] == json.loads((REPO / "config" / config).read_text())
+    # Replay rows: step types, reward, discount, then s, a, s' (the observation as built).
+    action_size = {"minitaur.json": 8, "halfcheetah.json": 6, "hopper.json": 3}[config]
+    meta = json.loads((exp / "replay_memory" / "meta.json").read_text())
+    assert meta["row_size"] == 4 + 2 * obs_size + action_size
+    if example == "locomotion":
+        assert "uniform random actions: 300 steps" in (
+            exp / "process_logs" / "worker_0.log").read_text()
 
 
 def test_default_training_variables_are_valid():
