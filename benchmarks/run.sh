@@ -2,6 +2,9 @@
 # Throughput benchmark: ./benchmarks/run.sh [--quick] [--output FILE]
 # Learning with the learner's replay memory vs Reverb's buffer, at equal env steps:
 #   ./benchmarks/run.sh layout_ab [--seeds 0 1 2]   (writes docs/layout_ab.md)
+# Learning of the locomotion preset against RL Baselines3 Zoo (and SB3 on this machine):
+#   ./benchmarks/run.sh learning [--tasks ...] [--env_steps N] [--seeds K] [--with-sb3]
+#   (writes docs/learning.md and docs/learning.png; hours: see docs/learning.md)
 # Measures the learner, a worker, N workers and weight staleness against their
 # baselines side by side, prints the table and writes docs/performance.md.
 # Uses the project's Python environment (created on first use, as run_script.sh
@@ -16,5 +19,9 @@ export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 if [[ "${1:-}" == layout_ab ]]; then
   shift
   exec "$SAC_PYTHON" -m benchmarks.layout_ab "$@"
+fi
+if [[ "${1:-}" == learning ]]; then
+  shift
+  exec "$SAC_PYTHON" -m benchmarks.learning "$@"
 fi
 exec "$SAC_PYTHON" -m benchmarks.run "$@"

@@ -1,0 +1,98 @@
+"""The learning benchmark's report (benchmarks/learning.py) from synthetic runs: values
+at the marks, seeds, the zoo reference, SB3's wall clock ratio, the targets, the PNG,
+and the hand-written analysis kept across rewrites."""
+
+import numpy as np
+import pytest
+
+from benchmarks import learning
+
+MACHINE = {"date": "2026-12-01 12:00 UTC", "cpu_model": "Test CPU", "available_cpus": [0, 1],
+           "logical_cpus": 2, "memory_gib": 8.0, "platform": "Linux", "python": "3.11.7",
+           "versions": {"tensorflow": "2.15.1"}, "revision": "abc123"}
+TASK = "HalfCheetahBulletEnv-v0"
+
+
+def _run(seed, budget, slope, seconds_per_step=0.004, task=TASK):
+    """Evaluations every 10k train steps, placed 12k env steps later; return = slope x
+    env steps; wall clock proportional to env steps."""
+    env_steps = [12_000.0 + 10_000 * i for i in range(budget // 10_000)]
+    return learning.Run(
+        name=f"{task}_{learning.budget_label(budget)}_task_{seed}", task=task, seed=seed,
+        budget=budget, complete=True, env_steps=env_steps,
+        returns=[slope * x for x in env_steps],
+        progress_env_steps=[0.0] + env_steps, progress_seconds=[0.0] + [
+            seconds_per_step * x for x in env_steps],
+        grad_rate=250.0, settings={"hyperparameters": {"discount": 0.98, "time_feature": True}})
+
+
+def _sb3(budget, seconds_per_step=0.02, eval_share=0.1):
+    steps = list(range(10_000, budget + 1, 10_000))
+    seconds = [seconds_per_step * s for s in steps]
+    return {"env_steps": steps, "returns": [0.001 * s for s in steps], "seconds": seconds,
+            "train_seconds": [t * (1 - eval_share) for t in seconds], "done": {}}
+
+
+def _row(text, mark):
+    return next(line for line in text.splitlines() if line.startswith(f"| {mark} |"))
+
+
+def test_interpolation_and_names():
+    assert learning.interpolate([0, 10], [0, 100], 2.5) == 25.0
+    assert learning.interpolate([0, 10], [0, 100], 11) is None
+    assert learning.interpolate([], [], 1) is None
+    assert learning.budget_label(300_000) == "300k" and learning.budget_label(3500) == "3500"
+    assert learning.parse_budget("300k") == 300_000 and learning.parse_budget("3500") == 3500
+    assert learning.mark_label(1_000_000) == "1M" and learning.mark_label(50_000) == "50k"
+    assert learning.parse_override("n_eval_episodes=2") == ("n_eval_episodes", 2)
+    assert learning.parse_override("x=(1, 2)") == ("x", "(1, 2)")
+    with pytest.raises(learning.BenchmarkError, match="NAME=VALUE"):
+        learning.parse_override("novalue")
+
+
+def test_active_seconds_skip_the_time_between_a_stop_and_a_relaunch():
+    """Launched at 0 (events until 100), relaunched at 1000 (events until 1100): at 1050
+    the run has been active 100 + 50 seconds."""
+    events = np.array([10.0, 50.0, 100.0, 1010.0, 1100.0])
+    got = learning.active_seconds([1000.0, 0.0], events, np.array([50.0, 500.0, 1050.0]))
+    np.testing.assert_allclose(got, [50.0, 100.0, 150.0])
+
+
+def test_report_columns_values_targets_and_png(tmp_path):
+    runs = [_run(0, 300_000, 0.005), _run(1, 300_000, 0.003),
+            _run(0, 100_000, 0.001, task="HopperBulletEnv-v0")]
+    sb3 = {TASK: [_sb3(50_000)]}
+    out = tmp_path / "learning.md"
+    learning.write_report(out, runs, sb3, MACHINE, "./benchmarks/run.sh learning --x")
+    text = out.read_text()
+    assert (tmp_path / "learning.png").stat().st_size > 10_000
+    for column in ("zoo reference", "ours: mean ± sd (seeds)", "ours per seed",
+                   "ours wall clock, min", "SB3 here: return", "wall clock ours / SB3"):
+        assert column in text
+    # 300k: returns 1500 and 900 (slope x env steps), mean 1200 ± 424; zoo 1174.
+    row = _row(text, "300k").split(" | ")
+    assert row[1] == "1174" and row[2] == "1200 ± 424 (2)"
+    assert row[3] == "1500 (s0), 900 (s1)"
+    assert row[4] == "20.0"  # 0.004 s per env step x 300k
+    # 50k: ours 0.004 s/step, SB3 0.02 s/step (0.018 without its evaluations).
+    row50 = _row(text, "50k").split(" | ")
+    assert row50[5] == "50 (1)" and row50[6] == "16.7 (15.0)"
+    assert row50[7].rstrip(" |") == "0.20 (0.22)"
+    assert "| HalfCheetahBulletEnv-v0 | 1174 | 1200 | 2 | yes |" in text
+    assert "| HopperBulletEnv-v0 | 1713 | n/a | 0 | n/a |" in text  # did not reach 300k
+    assert "![learning curves](learning.png)" in text
+    assert "Test CPU" in text and "git abc123" in text and "`discount=0.98`" in text
+    # A hand-written analysis below the marker survives a rewrite.
+    out.write_text(text + "\nOur own notes.\n")
+    learning.write_report(out, runs[:1], {}, MACHINE, "again")
+    assert out.read_text().endswith("\nOur own notes.\n")
+    assert "1500 ± 0 (1)" in _row(out.read_text(), "300k")
+
+
+def test_the_longest_run_of_a_seed_counts_once_and_tiny_budgets_are_marks():
+    short, long_ = _run(0, 300_000, 0.001), _run(0, 1_000_000, 0.002)
+    assert learning.one_run_per_seed([short, long_]) == [long_]
+    assert learning.task_marks([long_]) == [50_000, 100_000, 200_000, 300_000, 500_000,
+                                            1_000_000]
+    tiny = _run(0, 30_000, 0.001)
+    assert learning.task_marks([tiny]) == [30_000]
