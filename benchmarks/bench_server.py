@@ -1,5 +1,5 @@
 """A replay server process for the benchmarks: one Reverb server per item layout,
-each with the tables `builders.make_tables` builds, prefilled with the same real
+each with the tables `tables.make_tables` builds, prefilled with the same real
 HalfCheetah transitions (uniform random actions) written by our writers.
 
 Prints `RESULT {"ports": {layout: port}, ...}` once the tables are full, then
@@ -35,37 +35,39 @@ def main(argv=None) -> int:
     import reverb
 
     from tfagents_system import builders
+    from tfagents_system import constants as C
+    from tfagents_system.replay import layouts, packing, tables, writers
 
     params = common.bench_params()
-    servers, writers = {}, []
+    servers, our_writers = {}, []
     env = builders.make_env(params, builders.COLLECT, seed=0)
     for name in args.layouts.split(","):  # LAYOUT or LAYOUT@CHUNK_LENGTH (packed only)
         layout, _, chunk = name.partition("@")
-        server = reverb.Server(builders.make_tables(params, args.capacity), port=None)
+        server = reverb.Server(tables.make_tables(params, args.capacity), port=None)
         servers[name] = server
         client = reverb.Client(f"localhost:{server.port}")
         if chunk:
-            writers.append(builders.PackedExperienceWriter(
-                client, builders.TransitionPacker(env.observation_spec(), env.action_spec()),
+            our_writers.append(writers.PackedExperienceWriter(
+                client, packing.TransitionPacker(env.observation_spec(), env.action_spec()),
                 lambda: False, chunk_length=int(chunk)))
         else:
-            writers.append(builders.make_experience_writer(
+            our_writers.append(writers.make_experience_writer(
                 client, layout, env.observation_spec(), env.action_spec(), lambda: False))
     start = time.perf_counter()
     if args.prefill > 0:
-        common.real_transitions(writers, args.prefill)
-    for writer in writers:
+        common.real_transitions(our_writers, args.prefill)
+    for writer in our_writers:
         writer.close()
-    table = {builders.LAYOUT_BLOCKS: builders.C.QUEUE_TABLE}
+    table = {layouts.LAYOUT_BLOCKS: C.QUEUE_TABLE}
     sizes = {layout: reverb.Client(f"localhost:{s.port}").server_info()[
-        table.get(layout, builders.C.EXPERIENCE_TABLE)].current_size
+        table.get(layout, C.EXPERIENCE_TABLE)].current_size
         for layout, s in servers.items()}
     common.emit({"ports": {layout: s.port for layout, s in servers.items()}, "sizes": sizes,
                  "prefill_s": time.perf_counter() - start})
     done = threading.Event()
-    packer = builders.TransitionPacker(env.observation_spec(), env.action_spec())
+    packer = packing.TransitionPacker(env.observation_spec(), env.action_spec())
     for name, server in servers.items():
-        if name == builders.LAYOUT_BLOCKS and (args.feed_rate > 0 or args.drain):
+        if name == layouts.LAYOUT_BLOCKS and (args.feed_rate > 0 or args.drain):
             client = reverb.Client(f"localhost:{server.port}")
             work = ((lambda c=client: feed(c, done, args.feed_rate, packer.size))
                     if args.feed_rate > 0 else (lambda c=client: drain(c, done)))
@@ -83,20 +85,21 @@ def feed(client, done, rate, row_size):
     """Full blocks of made-up MID transitions into the queue, `rate` rows per second."""
     import numpy as np
 
-    from tfagents_system import builders
+    from tfagents_system import constants as C
+    from tfagents_system.replay.packing import BLOCK_ROWS
 
-    rows = builders.BlockExperienceWriter.BLOCK_ROWS
+    rows = BLOCK_ROWS
     block = np.random.default_rng(0).standard_normal((rows, row_size)).astype(np.float32)
     block[:, :2], block[:, 3] = 1.0, 1.0  # step types MID, discount 1
     while not done.wait(rows / rate):
-        client.insert([block], {builders.C.QUEUE_TABLE: 1.0})
+        client.insert([block], {C.QUEUE_TABLE: 1.0})
 
 
 def drain(client, done):
-    from tfagents_system import replay_memory
+    from tfagents_system.replay.memory import drain_queue
 
     while not done.wait(0.05):
-        replay_memory.drain_queue(client)
+        drain_queue(client)
 
 
 if __name__ == "__main__":

@@ -100,14 +100,14 @@ def configure_threads(threads: int) -> None:
 def real_transitions(writers, steps: int, seed: int = 0) -> None:
     """Collect `steps` HalfCheetah transitions with uniform random actions through our
     collection path, written by each of `writers` (one list per env)."""
-    from tfagents_system import builders, collect_worker
+    from tfagents_system import actors, builders, collection
 
     params = bench_params()
     env = builders.make_env(params, builders.COLLECT, seed=seed)
-    stats = collect_worker.EpisodeStats(1)
-    collector = collect_worker.Collector([env], stats, lambda: None, lambda: False)
+    stats = collection.EpisodeStats(1)
+    collector = collection.Collector([env], stats, lambda: None, lambda: False)
     collector.writers = [_Tee(writers)]
-    actor = collect_worker.RandomActor(env.action_spec(), seed)
+    actor = actors.RandomActor(env.action_spec(), seed)
     episode = 1000
     collector.run(actor, max(1, steps // episode))
     env.close()

@@ -4,11 +4,11 @@
   (as TF-Agents' SAC example does), reading 2-step items;
 - in-memory: the same SAC train step (`agent.train` under `tf.function`) on one
   fixed batch held in memory: no sampling at all;
-- ours: `tfagents_system.learner`'s own data path and train loop for the item
-  layout the learner picks: for packed_blocks, `make_memory_train_steps` on a
-  `ReplayMemory` (with its log) that takes in the queue's blocks before every
-  compiled call, as `run_learner` does, while the benchmark's server keeps
-  feeding the queue.
+- ours: the learner's own data source and compiled train loop for the item
+  layout the learner picks (`replay.sources.make_data_source` and
+  `builders.make_train_loop`): for packed_blocks, a `MemorySource` whose
+  `ReplayMemory` (with its log) takes in the queue's blocks before every compiled
+  call, as the learner does, while the benchmark's server keeps feeding the queue.
 
 With `--ideas`, also the alternatives measured while tuning (XLA, the previous
 data path, our loop on the 2-step layout) and the sampling pipeline alone.
@@ -32,6 +32,22 @@ from benchmarks import common
 CAPACITY = 1_000_000  # the default replay capacity
 
 
+class _IteratorSource:
+    """A batch iterator as a data source (the data path before this work)."""
+
+    def __init__(self, iterator):
+        self._iterator = iterator
+
+    def take_in(self, train_step):
+        return None
+
+    def next_batch(self, iterator):
+        return next(iterator)
+
+    def loop_args(self):
+        return (self._iterator,)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--ports", required=True, help='JSON {"layout": port}')
@@ -48,8 +64,12 @@ def main(argv=None) -> int:
     from tf_agents.train import learner as tfa_learner
     from tf_agents.utils import common as tfa_common
 
-    from tfagents_system import builders, learner, replay_memory, runtime
+    from tfagents_system import builders, learner, runtime
     from tfagents_system import constants as C
+    from tfagents_system.paths import ExperimentPaths
+    from tfagents_system.replay import datasets, layouts
+    from tfagents_system.replay.client import ServerLink
+    from tfagents_system.replay.sources import make_data_source
 
     ports = json.loads(args.ports)
     address = {layout: f"localhost:{port}" for layout, port in ports.items()}
@@ -59,7 +79,7 @@ def main(argv=None) -> int:
     agent = builders.make_agent(params, env.time_step_spec(), env.action_spec(), train_step)
     env.close()
     spec = agent.collect_data_spec
-    layout, why = builders.choose_layout(agent, CAPACITY)
+    layout, why = layouts.choose_layout(agent, CAPACITY)
     batch_size = params.batch_size
     common.log(f"learner benchmark: {threads} CPU(s) {sorted(os.sched_getaffinity(0))}, "
                f"our layout {layout} ({why})")
@@ -67,19 +87,19 @@ def main(argv=None) -> int:
     variants = {}
 
     memory_dir = tempfile.mkdtemp(prefix="replay_memory_")
-    if layout == builders.LAYOUT_BLOCKS:
-        packer = builders.TransitionPacker(spec.observation, spec.action)
-        memory = replay_memory.ReplayMemory(CAPACITY, packer.size, Path(memory_dir))
-        client = reverb.Client(address[layout])
-        memory.add(replay_memory.drain_queue(client))  # the server's prefill
-        memory_steps, memory_batch = learner.make_memory_train_steps(agent, memory, batch_size,
-                                                                   packer)
-        fixed = memory_batch()
-    else:
-        replay = learner.ReplayConnection(address[layout], spec, batch_size, lambda: False,
-                                          logging.getLogger("bench"), layout)
-        fixed = next(replay.iterator)
-    taken_in = [0]
+    log = logging.getLogger("bench")
+
+    def source_of(layout_name):
+        """The learner's data source for a layout, on the benchmark's server for it."""
+        link = ServerLink(address[layout_name], lambda: False, log)
+        return make_data_source(layout_name, params, ExperimentPaths(Path(memory_dir)),
+                                CAPACITY, spec, link, lambda: False, log)
+
+    source = source_of(layout)
+    source.take_in(0)  # the server's prefill (nothing to take in for Reverb-sampled layouts)
+    fixed = source.sample()
+    memory = getattr(source, "memory", None)
+    inserted_before = memory.inserted if memory is not None else 0
     # Run before a variant's timing (untimed). The queue keeps filling while the
     # other variants run; a learner takes it in every call, so "ours" starts each
     # timing with the backlog taken in and then pays for what arrives meanwhile.
@@ -97,7 +117,7 @@ def main(argv=None) -> int:
     # stock: TF-Agents' Learner + ReverbReplayBuffer.as_dataset(num_steps=2).
     stock_buffer = reverb_replay_buffer.ReverbReplayBuffer(
         spec, table_name=C.EXPERIENCE_TABLE, sequence_length=C.SEQUENCE_LENGTH,
-        server_address=address[builders.LAYOUT_STEPS])
+        server_address=address[layouts.LAYOUT_STEPS])
     stock_dataset = stock_buffer.as_dataset(sample_batch_size=batch_size,
                                             num_steps=C.SEQUENCE_LENGTH).prefetch(50)
     stock_root = tempfile.mkdtemp(prefix="stock_learner_")
@@ -105,37 +125,22 @@ def main(argv=None) -> int:
                                 experience_dataset_fn=lambda: stock_dataset)
     variants["stock"] = lambda n: stock.run(iterations=n)
 
-    # ours: the learner's own data path and loop, in chunks as run_learner calls it.
-    train_steps = learner.make_train_steps(agent)
+    # ours: the learner's data source and compiled loop, in chunks as the learner calls
+    # them (taking in what waits in the queue before every call).
+    def chunks(data):
+        train_steps = builders.make_train_loop(agent, data.next_batch)
 
-    def chunks(fn, iterator):
         def run(n):
             done = 0
             while done < n:
+                data.take_in(0)
                 k = min(learner.MAX_STEPS_PER_CALL, n - done)
-                fn(tf.constant(k, dtype=tf.int64), iterator)
+                train_steps(tf.constant(k, dtype=tf.int64), *data.loop_args())
                 done += k
         return run
 
-    if layout == builders.LAYOUT_BLOCKS:
-        def take_in():
-            rows = replay_memory.drain_queue(client, learner.DRAIN_MAX_BLOCKS)
-            if rows is not None:
-                memory.add(rows)
-                taken_in[0] += len(rows)
-
-        def ours(n):
-            done = 0
-            while done < n:
-                take_in()
-                k = min(learner.MAX_STEPS_PER_CALL, n - done)
-                memory_steps(tf.constant(k, dtype=tf.int64))
-                done += k
-
-        variants["ours"] = ours
-        prepare["ours"] = take_in
-    else:
-        variants["ours"] = chunks(train_steps, replay.iterator)
+    variants["ours"] = chunks(source)
+    prepare["ours"] = lambda: source.take_in(0)
 
     if args.ideas:
         @tf.function(jit_compile=True)
@@ -149,26 +154,17 @@ def main(argv=None) -> int:
 
         variants["idea_xla_in_memory"] = lambda n: in_memory_xla(tf.constant(n))
 
-        packed_replay = learner.ReplayConnection(
-            address[builders.LAYOUT_PACKED], spec, batch_size, lambda: False,
-            logging.getLogger("bench"), builders.LAYOUT_PACKED)
-        variants["idea_reverb_sampled"] = chunks(learner.make_train_steps(agent),
-                                                 packed_replay.iterator)
-        steps_replay = learner.ReplayConnection(
-            address[builders.LAYOUT_STEPS], spec, batch_size, lambda: False,
-            logging.getLogger("bench"), builders.LAYOUT_STEPS)
-        variants["idea_ours_steps_layout"] = chunks(learner.make_train_steps(agent),
-                                                    steps_replay.iterator)
+        variants["idea_reverb_sampled"] = chunks(source_of(layouts.LAYOUT_PACKED))
+        variants["idea_ours_steps_layout"] = chunks(source_of(layouts.LAYOUT_STEPS))
         # The data path before this work: map every item, then batch, 2-step items.
         dtypes = tf.nest.map_structure(lambda s: s.dtype, spec)
         shapes = tf.nest.map_structure(
             lambda s: tf.TensorShape([C.SEQUENCE_LENGTH]).concatenate(s.shape), spec)
         previous = reverb.TrajectoryDataset(
-            address[builders.LAYOUT_STEPS], C.EXPERIENCE_TABLE, dtypes, shapes,
+            address[layouts.LAYOUT_STEPS], C.EXPERIENCE_TABLE, dtypes, shapes,
             max_in_flight_samples_per_worker=2 * batch_size).map(lambda s: s.data).batch(
                 batch_size, drop_remainder=True).prefetch(2)
-        variants["idea_previous_path"] = chunks(learner.make_train_steps(agent),
-                                                iter(previous))
+        variants["idea_previous_path"] = chunks(_IteratorSource(iter(previous)))
 
         @tf.function
         def drain(iterator, n):
@@ -177,8 +173,8 @@ def main(argv=None) -> int:
                 total += tf.reduce_sum(learner.batch_time_steps(next(iterator)).discount)
             return total
 
-        sampling_it = iter(builders.experience_dataset(
-            address[builders.LAYOUT_PACKED], spec, batch_size, layout=builders.LAYOUT_PACKED))
+        sampling_it = iter(datasets.experience_dataset(
+            address[layouts.LAYOUT_PACKED], spec, batch_size, layout=layouts.LAYOUT_PACKED))
         variants["sampling_only"] = lambda n: drain(sampling_it, tf.constant(n))
 
     runtime.freeze_heap()  # as the learner does before it trains
@@ -206,7 +202,7 @@ def main(argv=None) -> int:
     shutil.rmtree(memory_dir, ignore_errors=True)
     common.emit({
         "threads": threads, "cpus": sorted(os.sched_getaffinity(0)), "layout": layout,
-        "taken_in": taken_in[0],
+        "taken_in": (memory.inserted - inserted_before) if memory is not None else 0,
         "steps": args.steps, "repeats": args.repeats,
         "rates": {name: statistics.median(r) for name, r in runs.items()},
         "runs": runs,

@@ -537,7 +537,8 @@ def write_report(path: Path, runs: list[Run], sb3: dict[str, list[dict]], machin
         lines, summaries[task] = task_table(task, task_runs, sb3.get(task, []))
         out += [f"## {task}", "", *lines, ""]
     out += ["## Targets at 300k env steps", "",
-            "| task | zoo at 300k | ours (mean over seeds) | seeds | met |", "|---|---|---|---|---|"]
+            "| task | zoo at 300k | ours (mean over seeds) | seeds | met |",
+            "|---|---|---|---|---|"]
     for task in tasks:
         s = summaries[task]
         met = ("n/a" if s["mean"] is None or s["zoo"] is None
@@ -631,53 +632,56 @@ def parse_args(argv):
     return args
 
 
+def train_all(args, overrides: dict) -> None:
+    """Every run the arguments ask for, one after the other (finished ones are kept)."""
+    unknown = [t for t in args.tasks if zoo_curve(t) is None]
+    if unknown:
+        log(f"no zoo reference for {', '.join(unknown)}: trained, shown without one")
+    preset_params(overrides)  # a bad --override fails here, before any run
+    for task in args.tasks:
+        for seed in range(args.first_seed, args.seeds):
+            train_ours(args.work, task, args.env_steps, seed, args.seeds, overrides)
+    if args.with_sb3:
+        python = ensure_sb3_venv(args.work)
+        episodes = preset_params(overrides).n_eval_episodes
+        for task in args.sb3_tasks or args.tasks:
+            for seed in range(args.sb3_seeds):
+                train_sb3(args.work, python, task, args.sb3_env_steps or args.env_steps,
+                          seed, episodes)
+
+
+def benchmark(argv: list[str]) -> Path:
+    """Train what the arguments ask for, then write the report; its path."""
+    from tfagents_system import runtime
+
+    args = parse_args(argv)
+    overrides = dict(parse_override(o) for o in args.override)
+    runtime.import_quietly()
+    args.work.mkdir(parents=True, exist_ok=True)
+    if not args.report_only:
+        train_all(args, overrides)
+    runs = collect_runs(args.work)
+    if not runs:
+        raise BenchmarkError(f"no runs with evaluations under {args.work / 'logs'}; "
+                             "run the benchmark without --report_only first")
+    from benchmarks.run import describe_machine
+
+    command = ("./benchmarks/run.sh learning " + " ".join(argv)).strip()
+    return write_report(args.output, runs, collect_sb3(args.work), describe_machine(), command)
+
+
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    from tfagents_system.params import ParamsError
+
     try:
-        args = parse_args(argv)
-        overrides = dict(parse_override(o) for o in args.override)
-        from tfagents_system import runtime
-
-        runtime.import_quietly()
-        args.work.mkdir(parents=True, exist_ok=True)
-        if not args.report_only:
-            unknown = [t for t in args.tasks if zoo_curve(t) is None]
-            if unknown:
-                log(f"no zoo reference for {', '.join(unknown)}: trained, shown without one")
-            preset_params(overrides)  # a bad --override fails here, before any run
-            for task in args.tasks:
-                for seed in range(args.first_seed, args.seeds):
-                    train_ours(args.work, task, args.env_steps, seed, args.seeds, overrides)
-            if args.with_sb3:
-                python = ensure_sb3_venv(args.work)
-                episodes = preset_params(overrides).n_eval_episodes
-                for task in args.sb3_tasks or args.tasks:
-                    for seed in range(args.sb3_seeds):
-                        train_sb3(args.work, python, task, args.sb3_env_steps or args.env_steps,
-                                  seed, episodes)
-        runs = collect_runs(args.work)
-        if not runs:
-            raise BenchmarkError(f"no runs with evaluations under {args.work / 'logs'}; "
-                                 "run the benchmark without --report_only first")
-        from benchmarks.run import describe_machine
-
-        command = "./benchmarks/run.sh learning " + " ".join(argv)
-        path = write_report(args.output, runs, collect_sb3(args.work), describe_machine(),
-                            command.strip())
-    except BenchmarkError as exc:
+        path = benchmark(sys.argv[1:] if argv is None else argv)
+    except (BenchmarkError, ParamsError) as exc:  # ParamsError: a bad --override
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: the runs stopped where they were; run the same command again to "
               "resume them", file=sys.stderr)
         return 130
-    except Exception as exc:  # a params problem from --override
-        from tfagents_system.params import ParamsError
-
-        if isinstance(exc, ParamsError):
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        raise
     log(f"wrote {path} and {path.with_suffix('.png')}")
     return 0
 

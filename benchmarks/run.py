@@ -61,7 +61,7 @@ class Child:
         env = {**os.environ, "PYTHONPATH": str(common.REPO), "TF_CPP_MIN_LOG_LEVEL": "3",
                "PYTHONUNBUFFERED": "1"}
         self.log_path = log_path
-        self._log = open(log_path, "w")  # noqa: SIM115
+        self._log = open(log_path, "w")
         self.proc = subprocess.Popen(command, env=env, cwd=common.REPO, stdin=stdin,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.stdout: list[str] = []
@@ -313,7 +313,7 @@ def write_document(path: Path, machine: dict, settings: dict, quick: bool, rows,
         "num_steps=2).prefetch(50)`, as TF-Agents' SAC example trains, on 2-step items. "
         "*in-memory*: the same SAC train step (`agent.train` in a `tf.function` loop) on "
         "one fixed batch: no sampling. *ours*: the code the learner runs for the "
-        f"`{learner['layout']}` layout: `make_memory_train_steps` samples the learner's "
+        f"`{learner['layout']}` layout: its `MemorySource` samples the learner's "
         "`ReplayMemory` (a 1,000,000-transition ring buffer with its on-disk log) inside "
         "the compiled loop, and before every call of up to 200 steps the learner takes "
         "the blocks waiting in Reverb's experience queue into it (`drain_queue`), while "
@@ -322,12 +322,12 @@ def write_document(path: Path, machine: dict, settings: dict, quick: bool, rows,
         "up while the other variants ran; during the timing it pays for what arrives "
         f"({learner.get('taken_in', 0)} transitions taken in during the run). Every server "
         f"starts with the same {settings['prefill']} real transitions (uniform random "
-        "actions), written by our writers into tables built by `builders.make_tables` "
+        "actions), written by our writers into tables built by `tables.make_tables` "
         "(no replay-ratio limiter, so sampling never waits).",
         f"- **worker**: env steps per second over {worker['steps']} steps (whole 1000-step "
         "episodes). *raw*: the env as `load_gym_env` builds it (TF-Agents' suite_gym "
         "wrappers), uniform random actions, nothing else. *ours*: "
-        "`collect_worker.make_collect_actor` + `Collector` + the experience writer, "
+        "`builders.make_collect_actor` + `Collector` + the experience writer, "
         "writing every transition into the replay server, as a worker collects (the "
         "server takes the blocks out of its queue, as the learner does).",
         "- **N workers**: the real `tfagents_system.collect_worker` program, N processes "

@@ -1,7 +1,7 @@
 """Real worker processes: collection rate of N workers against one, and weight staleness.
 
 This process plays the learner's part: it holds a Reverb server with the tables
-`builders.make_tables` builds (its threads float over every CPU), exports the
+`tables.make_tables` builds (its threads float over every CPU), exports the
 policies and publishes weights like the learner. Workers are the real program
 (`python -m tfagents_system.collect_worker`), each pinned with taskset to one
 CPU with one TF thread, as the launcher starts them. The rate is the number of
@@ -40,7 +40,7 @@ class Workers:
         env = {**os.environ, "PYTHONPATH": str(common.REPO), "SAC_PROCESS_THREADS": "1",
                "TF_CPP_MIN_LOG_LEVEL": "3"}
         for i, cpu in enumerate(cpus):
-            log = open(exp / "process_logs" / f"{tag}_worker_{i}.log", "w")  # noqa: SIM115
+            log = open(exp / "process_logs" / f"{tag}_worker_{i}.log", "w")
             self.procs.append(subprocess.Popen(
                 ["taskset", "-c", str(cpu), sys.executable, "-m",
                  "tfagents_system.collect_worker", "--exp_dir", str(exp), "--address", address,
@@ -123,14 +123,18 @@ def main(argv=None) -> int:
     from tf_agents.policies import greedy_policy
     from tf_agents.utils import common as tfa_common
 
-    from tfagents_system import builders, learner, replay_memory, runtime
+    from tfagents_system import builders, runtime
     from tfagents_system import constants as C
+    from tfagents_system.paths import ExperimentPaths
+    from tfagents_system.replay import layouts, tables
+    from tfagents_system.replay.client import WeightsExchange
+    from tfagents_system.replay.memory import drain_queue
 
     available = sorted(os.sched_getaffinity(0))
     max_workers = args.max_workers or len(available)
     counts = sorted({1, max_workers})
     exp = Path(tempfile.mkdtemp(prefix="scaling_bench_"))
-    paths = runtime.ExperimentPaths(exp)
+    paths = ExperimentPaths(exp)
     for sub in ("process_logs", "status"):
         (exp / sub).mkdir()
     params = common.bench_params()
@@ -142,16 +146,16 @@ def main(argv=None) -> int:
     train_step = tfa_common.create_variable("train_step", 0, dtype=tf.int64)
     agent = builders.make_agent(params, env.time_step_spec(), env.action_spec(), train_step)
     env.close()
-    layout, reason = builders.choose_layout(agent, 1_000_000)  # the default capacity
-    runtime.write_json_atomic(exp / builders.LAYOUT_FILE, {"layout": layout, "reason": reason})
-    learner.export_policy(agent.collect_policy, train_step, paths.policy(C.COLLECT_POLICY))
-    learner.export_policy(greedy_policy.GreedyPolicy(agent.policy), train_step,
+    layout, reason = layouts.choose_layout(agent, 1_000_000)  # the default capacity
+    runtime.write_json_atomic(paths.layout, {"layout": layout, "reason": reason})
+    builders.export_policy(agent.collect_policy, train_step, paths.policy(C.COLLECT_POLICY))
+    builders.export_policy(greedy_policy.GreedyPolicy(agent.policy), train_step,
                           paths.policy(C.GREEDY_POLICY))
     variables = agent.collect_policy.variables()
-    server = reverb.Server(builders.make_tables(params, 2_000_000), port=None)
+    server = reverb.Server(tables.make_tables(params, 2_000_000), port=None)
     address = f"localhost:{server.port}"
     client = reverb.Client(address)
-    weights = builders.WeightsExchange(client)
+    weights = WeightsExchange(client)
     weights.publish(variables, 0)
 
     taken = [0]
@@ -160,15 +164,15 @@ def main(argv=None) -> int:
     def drain() -> None:  # the learner's part: the queue never fills, workers never wait
         drain_client = reverb.Client(address)
         while not stop_draining.wait(0.02):
-            rows = replay_memory.drain_queue(drain_client)
+            rows = drain_queue(drain_client)
             taken[0] += 0 if rows is None else len(rows)
 
     drainer = threading.Thread(target=drain, daemon=True)
-    if layout == builders.LAYOUT_BLOCKS:
+    if layout == layouts.LAYOUT_BLOCKS:
         drainer.start()
 
     def size() -> int:
-        if layout != builders.LAYOUT_BLOCKS:
+        if layout != layouts.LAYOUT_BLOCKS:
             return client.server_info()[C.EXPERIENCE_TABLE].current_size
         return taken[0]
 

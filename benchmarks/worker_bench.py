@@ -44,8 +44,10 @@ def main(argv=None) -> int:
     from tf_agents.policies import py_tf_eager_policy
     from tf_agents.utils import common as tfa_common
 
-    from tfagents_system import builders, collect_worker, learner, runtime
+    from tfagents_system import actors, builders, collection, runtime
     from tfagents_system import constants as C
+    from tfagents_system.paths import ExperimentPaths
+    from tfagents_system.replay import layouts, packing, writers
 
     ports = json.loads(args.ports)
     client = {layout: reverb.Client(f"localhost:{port}") for layout, port in ports.items()}
@@ -55,13 +57,13 @@ def main(argv=None) -> int:
 
     # An exported collect policy, as the learner writes it (random initial weights).
     root = Path(tempfile.mkdtemp(prefix="worker_bench_"))
-    paths = runtime.ExperimentPaths(root)
+    paths = ExperimentPaths(root)
     env = builders.make_env(params, builders.COLLECT, seed=0)
     train_step = tfa_common.create_variable("train_step", 0, dtype=tf.int64)
     agent = builders.make_agent(params, env.time_step_spec(), env.action_spec(), train_step)
-    learner.export_policy(agent.collect_policy, train_step, paths.policy(C.COLLECT_POLICY))
+    builders.export_policy(agent.collect_policy, train_step, paths.policy(C.COLLECT_POLICY))
     weights = [v.numpy() for v in agent.collect_policy.variables()]
-    layout, _ = builders.choose_layout(agent, 1_000_000)  # the default capacity
+    layout, _ = layouts.choose_layout(agent, 1_000_000)  # the default capacity
     obs_spec, act_spec = env.observation_spec(), env.action_spec()
 
     variants = {}
@@ -81,14 +83,14 @@ def main(argv=None) -> int:
     def collector_variant(actor, num_envs, item_layout, chunk_length=None):
         envs = [env] + [builders.make_env(params, builders.COLLECT, seed=j)
                         for j in range(1, num_envs)]
-        stats = collect_worker.EpisodeStats(num_envs)
-        collector = collect_worker.Collector(envs, stats, lambda: None, lambda: False)
+        stats = collection.EpisodeStats(num_envs)
+        collector = collection.Collector(envs, stats, lambda: None, lambda: False)
         if chunk_length:
-            collector.writers = [builders.PackedExperienceWriter(
-                client[item_layout], builders.TransitionPacker(obs_spec, act_spec),
+            collector.writers = [writers.PackedExperienceWriter(
+                client[item_layout], packing.TransitionPacker(obs_spec, act_spec),
                 lambda: False, chunk_length=chunk_length) for _ in envs]
         else:
-            collector.writers = [builders.make_experience_writer(
+            collector.writers = [writers.make_experience_writer(
                 client[item_layout], item_layout, obs_spec, act_spec, lambda: False)
                 for _ in envs]
 
@@ -100,8 +102,8 @@ def main(argv=None) -> int:
             return stats.env_steps - before
         return run
 
-    actor, tf_variables = collect_worker.make_collect_actor(params, paths, env, 0, log)
-    if isinstance(actor, collect_worker.NumpyActor):
+    actor, tf_variables = builders.make_collect_actor(params, paths, env, 0, log)
+    if isinstance(actor, actors.NumpyActor):
         actor.set_weights(weights)
     variants["ours"] = collector_variant(actor, params.num_envs_per_worker, layout)
 
@@ -110,28 +112,28 @@ def main(argv=None) -> int:
             policy = py_tf_eager_policy.SavedModelPyTFEagerPolicy(
                 str(paths.policy(C.COLLECT_POLICY)), load_specs_from_pbtxt=True,
                 batch_time_steps=False)
-            return collect_worker.TFPolicyActor(policy, num_envs)
+            return actors.TFPolicyActor(policy, num_envs)
 
         variants["idea_tf_policy_1_env"] = collector_variant(tf_actor(1), 1, layout)
         variants["idea_tf_policy_8_envs"] = collector_variant(tf_actor(8), 8, layout)
-        numpy_actor, _ = collect_worker.NumpyActor.from_network(
+        numpy_actor, _ = actors.NumpyActor.from_network(
             params.actor_net_ctor(*(agent.time_step_spec.observation, agent.action_spec)),
             act_spec, 0)
         if numpy_actor is not None:
             numpy_actor.set_weights(weights)
             variants["idea_numpy_steps_layout"] = collector_variant(
-                numpy_actor, 1, builders.LAYOUT_STEPS)
+                numpy_actor, 1, layouts.LAYOUT_STEPS)
             variants["idea_numpy_4_envs"] = collector_variant(numpy_actor, 4, layout)
             variants["idea_packed_items"] = collector_variant(numpy_actor, 1,
-                                                              builders.LAYOUT_PACKED)
+                                                              layouts.LAYOUT_PACKED)
             for chunk in (1, 16):
                 variants[f"idea_chunk_{chunk}"] = collector_variant(
-                    numpy_actor, 1, builders.LAYOUT_PACKED, chunk)
+                    numpy_actor, 1, layouts.LAYOUT_PACKED, chunk)
 
         # The worker before this work: PyDriver, PyTFEagerPolicy, 2-step items.
         old_policy = py_tf_eager_policy.SavedModelPyTFEagerPolicy(
             str(paths.policy(C.COLLECT_POLICY)), load_specs_from_pbtxt=True)
-        old_writer = builders.ExperienceWriter(client[builders.LAYOUT_STEPS], lambda: False)
+        old_writer = writers.ExperienceWriter(client[layouts.LAYOUT_STEPS], lambda: False)
         counted = [0]
 
         def count(traj):

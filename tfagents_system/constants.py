@@ -10,18 +10,20 @@ EXPERIENCE_TABLE = "experience"
 # the learner drains it into its own replay memory.
 QUEUE_TABLE = "experience_queue"
 WEIGHTS_TABLE = "variables"
-POLICY_KEY = "policy_variables"
-TRAIN_STEP_KEY = "train_step"
 
 # SAC learns from (s, a, r, s') transitions: two consecutive steps per item.
 SEQUENCE_LENGTH = 2
 
-# Experiment directory layout (relative to logs/<SAC_EXP_NAME>/).
+# Experiment directory layout (relative to logs/<SAC_EXP_NAME>/); paths.ExperimentPaths
+# joins them.
 CONFIG_COPY = "config.json"
 PARAMS_COPY = "params.py"
 SETTINGS_FILE = "settings.json"
 LAUNCHES_FILE = "launches.jsonl"
+LAUNCH_LOCK_FILE = ".launch.lock"
+LAYOUT_FILE = "replay_layout.json"  # the experience-item layout, chosen by the learner
 CHECKPOINT_DIR = "checkpoints"
+TF_CHECKPOINT_INDEX = "checkpoint"  # TensorFlow's index file in a checkpoint directory
 REPLAY_CHECKPOINT_DIR = "replay_checkpoints"
 REPLAY_CHECKPOINTS_TO_KEEP = 2
 REPLAY_MEMORY_DIR = "replay_memory"  # the learner's log of every transition it stored
@@ -29,6 +31,9 @@ POLICY_DIR = "policies"
 COLLECT_POLICY = "collect_policy"
 GREEDY_POLICY = "greedy_policy"
 POLICY_READY = "READY"  # sentinel written last into an exported policy dir
+POLICY_CHECKPOINT_DIR = "checkpoints"  # under POLICY_DIR: greedy weights per checkpoint
+POLICY_CHECKPOINT_PREFIX = "policy_checkpoint_"
+FINAL_POLICY_DIR = "final"  # under POLICY_DIR: the policies with the final weights
 TRAIN_TB_DIR = "train"
 COLLECT_TB_DIR = "collect"
 EVAL_TB_DIR = "eval"
@@ -36,15 +41,59 @@ PROCESS_LOG_DIR = "process_logs"
 STATUS_DIR = "status"
 COMPLETE_FILE = "TRAINING_COMPLETE.json"
 VARIANT_FILE = "variant.json"  # a sweep task's overrides (absent for plain runs)
+EVALUATIONS_DIR = "evaluations"  # tfagents_system.run's output, one dir per evaluation
+EVAL_SUMMARY_FILE = "summary.json"
+FINAL_EVALUATION = "final"  # the evaluation made when training completes: final_seed0
+LEARNING_CURVES_FILE = "learning_curves.png"
+# Supervision of one launch (another node's under RUN_DIR/node-<name>/).
+RUN_DIR = "run"
+RUN_NODE_PREFIX = "node-"
+SUPERVISOR_CONF = "supervisord.conf"
+SUPERVISOR_FILE = "supervisor.json"  # supervisord's socket, for the monitor and status
+OUTCOME_FILE = "outcome.json"
+RESTARTS_FILE = "restarts.json"
+MONITOR = "monitor"  # the event listener's program and log name
+SUPERVISORD = "supervisord"
 
-# Program names (also the log file stems and status file stems).
+# Program names (also the stems of their log, status and heartbeat files).
 REPLAY_SERVER = "replay_server"
 LEARNER = "learner"
+WORKER_PREFIX = "worker_"
+STATUS_SUFFIX = ".json"
+HEARTBEAT_SUFFIX = ".heartbeat"
+LOG_SUFFIX = ".log"
 
 
 def worker_name(index: int) -> str:
-    return f"worker_{index}"
+    """The program name of worker `index`."""
+    return f"{WORKER_PREFIX}{index}"
 
+
+def is_worker(program: str) -> bool:
+    """Whether a program name is a worker's."""
+    return program.startswith(WORKER_PREFIX)
+
+
+def policy_checkpoint_name(train_step: int) -> str:
+    """The directory name of the greedy policy's checkpoint at `train_step`."""
+    return f"{POLICY_CHECKPOINT_PREFIX}{int(train_step):010d}"
+
+
+def policy_checkpoint_step(name: str) -> int | None:
+    """The train step a policy checkpoint directory name holds, or None if it is not one."""
+    digits = name[len(POLICY_CHECKPOINT_PREFIX):]
+    if not name.startswith(POLICY_CHECKPOINT_PREFIX) or not digits.isdigit():
+        return None
+    return int(digits)
+
+
+def evaluation_name(checkpoint: str, seed: int) -> str:
+    """The directory name of an evaluation of `checkpoint` with `seed`."""
+    return f"{checkpoint}_seed{seed}"
+
+
+# Exit code of every command for bad input (one `error:` line names the fix).
+EXIT_BAD_INPUT = 2
 
 # Environment variables through which the launcher tells a program its share.
 ENV_THREADS = "SAC_PROCESS_THREADS"

@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from tfagents_system import constants as C
+
 
 class LayoutError(ValueError):
     """The requested CPU layout does not fit; the message names the numbers."""
@@ -20,6 +22,8 @@ class LayoutError(ValueError):
 
 @dataclass(frozen=True)
 class CpuLayout:
+    """Which CPUs each program of one node gets."""
+
     replay_server: tuple[int, ...]
     learner: tuple[int, ...]
     workers: tuple[tuple[int, ...], ...]
@@ -34,7 +38,7 @@ class CpuLayout:
             f"  {'replay_server':<14} CPUs {format_cpus(self.replay_server)}",
             f"  {'learner':<14} CPUs {format_cpus(self.learner)}",
         ]
-        lines += [f"  {f'worker_{i}':<14} CPUs {format_cpus(c)}"
+        lines += [f"  {C.worker_name(i):<14} CPUs {format_cpus(c)}"
                   for i, c in zip(indices, self.workers)]
         return "\n".join(lines)
 
@@ -60,6 +64,7 @@ def format_cpus(cpus) -> str:
 
 
 def available_cpus() -> list[int]:
+    """The CPUs this process may run on (cgroups, taskset, SLURM)."""
     return sorted(os.sched_getaffinity(0))
 
 

@@ -19,10 +19,13 @@ the values with `env.set_state({name: value})`.
 from __future__ import annotations
 
 import bisect
+import json
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from tfagents_system.params import is_number
 
 ROLES = ("collect", "eval")
 DEFAULT_APPLY_TO = ("collect",)
@@ -35,6 +38,8 @@ class CurriculumError(ValueError):
 
 @dataclass(frozen=True)
 class ParamSchedule:
+    """One parameter's schedule: its values from given iterations on, and where it applies."""
+
     name: str
     iters: tuple[int, ...]
     values: tuple[Any, ...]
@@ -48,6 +53,8 @@ class ParamSchedule:
 
 @dataclass(frozen=True)
 class Curriculum:
+    """Every parameter's schedule, parsed from the config's `curriculum`."""
+
     schedules: tuple[ParamSchedule, ...]
 
     def values_at(self, iteration: int, role: str = "collect") -> dict[str, Any]:
@@ -75,11 +82,8 @@ def _apply_to(raw, where: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(raw))
 
 
-def _is_number(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
-
-
 def parse_schedule(name: str, spec: Any, default_apply_to: tuple[str, ...]) -> ParamSchedule:
+    """One parameter's schedule from its config entry; CurriculumError names the problem."""
     where = f'curriculum parameter "{name}"'
     if not isinstance(spec, dict):
         raise CurriculumError(f'{where}: must be an object {{"iters": [...], "range": [min, max]}}')
@@ -97,7 +101,7 @@ def parse_schedule(name: str, spec: Any, default_apply_to: tuple[str, ...]) -> P
         raise CurriculumError(f'{where}: "iters" {iters} must be strictly increasing')
     value_range = spec.get("range")
     if (not isinstance(value_range, list) or len(value_range) != 2
-            or not all(_is_number(x) for x in value_range)):
+            or not all(is_number(x) for x in value_range)):
         raise CurriculumError(f'{where}: "range" must be two numbers [min, max], '
                               f"not {value_range!r}")
     values = np.linspace(value_range[0], value_range[1], len(iters))
@@ -161,9 +165,35 @@ def supports_set_state(env) -> bool:
 
 
 def check_env_supports(curriculum: Curriculum, env, role: str, source: str) -> None:
+    """An env that a curriculum changes must take set_state(dict); else CurriculumError."""
     if curriculum.applies_to(role) and not supports_set_state(env):
         names = ", ".join(s.name for s in curriculum.schedules if role in s.apply_to)
         raise CurriculumError(
             f"{source}: the curriculum sets {names} on the {role} env, but that env (through "
             "its wrappers) has no set_state(dict) method; implement set_state in your "
             "environment or a wrapper, or remove the curriculum")
+
+
+class CurriculumApplier:
+    """Applies the curriculum's values for an iteration to a worker's envs, once per change.
+
+    `envs` maps a role to an env or a list of envs (a worker's collect envs);
+    every env of the role gets set_state, and each call is logged.
+    """
+
+    def __init__(self, curriculum: Curriculum, envs: dict, log):
+        self._curriculum = curriculum
+        self._envs = {role: env if isinstance(env, (list, tuple)) else [env]
+                      for role, env in envs.items()}
+        self._log = log
+        self.applied: dict[str, dict] = {role: {} for role in envs}
+
+    def apply(self, role: str, iteration: int) -> dict:
+        values = self._curriculum.values_at(iteration, role)
+        if values and values != self.applied[role]:
+            for env in self._envs[role]:
+                env.set_state(dict(values))
+                self._log.info("curriculum: %s env set_state %s at iteration %d", role,
+                               json.dumps(values, sort_keys=True), iteration)
+            self.applied[role] = values
+        return values

@@ -40,9 +40,8 @@ from tfagents_system import (
     sweep,
 )
 from tfagents_system.params import ParamsError, TrainParamsBase, load_params
-from tfagents_system.runtime import ExperimentPaths
+from tfagents_system.paths import ExperimentPaths
 
-EXIT_BAD_INPUT = 2
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -69,8 +68,10 @@ class RemoteNode:
 
 @dataclass
 class Plan:
+    """A validated launch: the experiment, its params, the CPU layout and the nodes."""
+
     variables: settings.TrainingVariables
-    paths: runtime.ExperimentPaths
+    paths: ExperimentPaths
     params: TrainParamsBase
     layout: cpu_layout.CpuLayout
     port: int
@@ -138,6 +139,7 @@ def check_environment(params: TrainParamsBase, params_file: Path, config_file: P
 
 
 def git_revision() -> str | None:
+    """The repository's commit, recorded with every launch (None outside git)."""
     try:
         out = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"],
                              capture_output=True, text=True, check=False, timeout=5)
@@ -209,17 +211,20 @@ def plan_placement(variables: settings.TrainingVariables):
     return layout, per_node[0], job.head, remote
 
 
+# What `prepare` raises for bad input: one `error:` line, exit code 2.
+BAD_INPUT = (LaunchError, settings.SettingsError, ParamsError, cpu_layout.LayoutError,
+             curriculum.CurriculumError, slurm.SlurmError, sweep.SweepError)
+
+
 def prepare(variables_file: str) -> Plan:
     """Validate everything and create (or reopen) the experiment."""
     variables = settings.load_training_variables(variables_file)
     task_id = slurm.array_task_id()
-    paths = runtime.ExperimentPaths(experiment_dir(variables, task_id))
+    paths = ExperimentPaths(experiment_dir(variables, task_id))
     resuming = paths.settings.is_file()
-    notes = []
+    variant = None  # a resumed task keeps the variant it recorded, whatever the sweep says now
     if (variables.sweep is not None and task_id is None) or not resuming:
         variant = choose_variant(variables, task_id)
-    else:  # a resumed task keeps the variant it recorded, whatever the sweep file says now
-        variant = None
     if paths.root.exists() and not resuming and any(paths.root.iterdir()):
         raise LaunchError(
             f"experiment directory {paths.root} exists but holds no {C.SETTINGS_FILE}: it is "
@@ -228,52 +233,77 @@ def prepare(variables_file: str) -> Plan:
     if resuming:
         if paths.complete.is_file():
             raise AlreadyFinished(paths.root)
-        config_file, params_file = paths.config, paths.params
-        config = settings.load_config(config_file)
-        if variables.config.is_file():
-            given = settings.load_config(variables.config)
-            if paths.variant.is_file():
-                given = sweep.apply_config_overrides(
-                    given, runtime.read_json(paths.variant)["config_overrides"])
-            if given != config:
-                notes.append(f"config file {variables.config} differs from the experiment's "
-                             f"copy; resuming with the copy {config_file}")
-        if variables.params.is_file() and not filecmp.cmp(variables.params, params_file,
-                                                          shallow=False):
-            notes.append(f"params file {variables.params} differs from the experiment's copy; "
-                         f"resuming with the copy {params_file}")
-        overrides, source = runtime.params_overrides(paths), str(paths.variant)
+        inputs = resumed_inputs(paths, variables)
     else:
-        config_file, params_file = variables.config, variables.params
-        config = settings.load_config(config_file)
-        overrides, source = {}, f"sweep file {variables.sweep}"
-        if variant is not None:
-            config = sweep.apply_config_overrides(config, variant.config)
-            if variant.seed is None:  # every task gets its own seed
-                base_seed = load_params(params_file, config).seed
-                variant = dataclasses.replace(variant, seed=base_seed + variant.task_id)
-            overrides = variant.params_overrides()
-    curriculum.parse_curriculum(config, f"config file {config_file}")
-    params = load_params(params_file, config, overrides, source)
+        inputs = new_inputs(variables, variant)
+    curriculum.parse_curriculum(inputs.config, f"config file {inputs.config_file}")
+    params = load_params(inputs.params_file, inputs.config, inputs.overrides, inputs.source)
     layout, worker_indices, host, remote = plan_placement(variables)
-    variant_record = None
-    if resuming and paths.variant.is_file():
-        variant_record = runtime.read_json(paths.variant)
-    elif variant is not None:
-        variant_record = {**variant.as_dict(), "sweep_file": None if variables.sweep is None
-                          else str(variables.sweep)}
     if not resuming:
-        max_steps = check_environment(params, params_file, config_file)
-        from tfagents_system.builders import replay_capacity
+        max_steps = check_environment(params, inputs.params_file, inputs.config_file)
+        from tfagents_system.replay.tables import replay_capacity
 
-        create_experiment(paths, variables, params, config, params_file, {
+        create_experiment(paths, variables, params, inputs.config, inputs.params_file, {
             "max_episode_steps": max_steps,
             "replay_capacity": replay_capacity(params, max_steps),
-        }, variant_record)
+        }, inputs.variant_record)
     import portpicker
 
     return Plan(variables, paths, params, layout, portpicker.pick_unused_port(), resuming,
-                worker_indices, host, remote, variant_record, notes)
+                worker_indices, host, remote, inputs.variant_record, inputs.notes)
+
+
+@dataclass
+class Inputs:
+    """What an experiment trains with: its config and params files, the config as
+    trained, a sweep variant's overrides and record, and notes for the user."""
+
+    config_file: Path
+    params_file: Path
+    config: dict
+    overrides: dict
+    source: str
+    variant_record: dict | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def resumed_inputs(paths: ExperimentPaths, variables: settings.TrainingVariables) -> Inputs:
+    """A resumed experiment trains with its own copies (and its recorded variant), whatever
+    the files named by the training variables say now; differences are noted."""
+    inputs = Inputs(paths.config, paths.params, settings.load_config(paths.config),
+                    runtime.params_overrides(paths), str(paths.variant),
+                    runtime.read_json(paths.variant) if paths.variant.is_file() else None)
+    if variables.config.is_file():
+        given = settings.load_config(variables.config)
+        if inputs.variant_record is not None:
+            given = sweep.apply_config_overrides(given, inputs.variant_record["config_overrides"])
+        if given != inputs.config:
+            inputs.notes.append(f"config file {variables.config} differs from the experiment's "
+                                f"copy; resuming with the copy {paths.config}")
+    if variables.params.is_file() and not filecmp.cmp(variables.params, paths.params,
+                                                      shallow=False):
+        inputs.notes.append(f"params file {variables.params} differs from the experiment's "
+                            f"copy; resuming with the copy {paths.params}")
+    return inputs
+
+
+def new_inputs(variables: settings.TrainingVariables,
+               variant: sweep.Variant | None) -> Inputs:
+    """A new experiment trains with the given files, a sweep variant's overrides applied
+    (every task gets its own seed)."""
+    config = settings.load_config(variables.config)
+    inputs = Inputs(variables.config, variables.params, config, {},
+                    f"sweep file {variables.sweep}")
+    if variant is None:
+        return inputs
+    inputs.config = sweep.apply_config_overrides(config, variant.config)
+    if variant.seed is None:
+        base_seed = load_params(variables.params, inputs.config).seed
+        variant = dataclasses.replace(variant, seed=base_seed + variant.task_id)
+    inputs.overrides = variant.params_overrides()
+    inputs.variant_record = {**variant.as_dict(), "sweep_file": None if variables.sweep is None
+                             else str(variables.sweep)}
+    return inputs
 
 
 def create_experiment(paths, variables, params, config, params_file, derived,
@@ -310,9 +340,9 @@ def create_experiment(paths, variables, params, config, params_file, derived,
         raise LaunchError(f"cannot create experiment directory {paths.root}: {exc}") from exc
 
 
-def lock_experiment(paths: runtime.ExperimentPaths):
+def lock_experiment(paths: ExperimentPaths):
     """Hold an exclusive lock on the experiment for this launch's lifetime."""
-    handle = open(paths.root / ".launch.lock", "a+")
+    handle = open(paths.launch_lock, "a+")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -341,7 +371,7 @@ class Program:
 
     @property
     def group(self) -> str:
-        return "worker" if self.name.startswith("worker_") else self.name
+        return C.WORKER_PREFIX if C.is_worker(self.name) else self.name
 
     def thread_env(self) -> dict[str, str]:
         intra, inter = runtime.thread_pools(len(self.cpus))
@@ -355,23 +385,25 @@ class Program:
 
 def worker_program(exp: Path, address: str, index: int, num_workers: int,
                    cpus: tuple[int, ...]) -> Program:
+    """The supervised program of worker `index`."""
     name = C.worker_name(index)
     return Program(name, cpus,
                    ["tfagents_system.collect_worker", "--exp_dir", str(exp), "--address",
                     address, "--worker_index", str(index), "--num_workers", str(num_workers)],
-                   ExperimentPaths(exp).process_logs / f"{name}.log")
+                   ExperimentPaths(exp).process_log(name))
 
 
 def build_programs(plan: Plan) -> list[Program]:
-    exp, logs = str(plan.paths.root), plan.paths.process_logs
+    """This node's programs: the replay server, the learner and its workers."""
+    exp = str(plan.paths.root)
     layout = plan.layout
     programs = [
         Program(C.REPLAY_SERVER, layout.replay_server,
                 ["tfagents_system.replay_server", "--exp_dir", exp, "--port", str(plan.port)],
-                logs / f"{C.REPLAY_SERVER}.log"),
+                plan.paths.process_log(C.REPLAY_SERVER)),
         Program(C.LEARNER, layout.learner,
                 ["tfagents_system.learner", "--exp_dir", exp, "--address", plan.address],
-                logs / f"{C.LEARNER}.log"),
+                plan.paths.process_log(C.LEARNER)),
     ]
     programs += [worker_program(plan.paths.root, plan.address, index, plan.num_workers, cpus)
                  for index, cpus in zip(plan.worker_indices, layout.workers)]
@@ -424,8 +456,8 @@ def start_supervisor(exp: Path, programs: list[Program], hang_timeout_s: float,
                      max_restarts: int, node: str | None = None) -> subprocess.Popen:
     """Write this launch's supervisord.conf and start supervisord in the foreground."""
     base_env = program_env()
-    rdir = supervision.run_dir(exp, node)
-    for stale in (supervision.OUTCOME_FILE, supervision.RESTARTS_FILE):
+    rdir = ExperimentPaths(exp).run_dir(node)
+    for stale in (C.OUTCOME_FILE, C.RESTARTS_FILE):
         (rdir / stale).unlink(missing_ok=True)  # per-launch state of a previous launch
     conf = supervision.write_config(exp, programs, sys.executable, REPO_ROOT, base_env,
                                     hang_timeout_s, max_restarts, node)
@@ -453,6 +485,7 @@ def stop_process(proc: subprocess.Popen, what: str, timeout_s: float = 90.0) -> 
 
 
 def stop_supervisor(proc: subprocess.Popen, timeout_s: float = 90.0) -> None:
+    """Stop supervisord, which stops every program in priority order."""
     stop_process(proc, "supervisord", timeout_s)
 
 
@@ -466,6 +499,7 @@ class NodeStep:
 
 
 def start_node_steps(plan: Plan) -> list[NodeStep]:
+    """One srun step per other node of a SLURM job, running its workers."""
     steps = []
     for node in plan.remote:
         command = slurm.step_command(node.name, node.cpus, [
@@ -476,7 +510,7 @@ def start_node_steps(plan: Plan) -> list[NodeStep]:
             "--worker_cpus", str(plan.variables.worker_cpus or 1),
             "--hang_timeout", str(plan.variables.hang_timeout_s),
             "--max_restarts", str(plan.variables.max_restarts)])
-        log_path = plan.paths.process_logs / f"node-{node.name}.log"
+        log_path = plan.paths.process_log(f"{C.RUN_NODE_PREFIX}{node.name}")
         with open(log_path, "a") as log:
             proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True,
@@ -486,7 +520,7 @@ def start_node_steps(plan: Plan) -> list[NodeStep]:
     return steps
 
 
-def failed_step(steps: list[NodeStep], paths: runtime.ExperimentPaths) -> NodeStep | None:
+def failed_step(steps: list[NodeStep], paths: ExperimentPaths) -> NodeStep | None:
     """A node step that ended before training was complete (its workers are gone)."""
     for step in steps:
         code = step.proc.poll()
@@ -505,10 +539,9 @@ def stop_node_steps(steps: list[NodeStep], complete: bool) -> None:
         stop_process(step.proc, f"the srun step on {step.node.name}", 10.0)
 
 
-def run(plan: Plan) -> int:
-    """Run the programs under supervisord until done, failed or stopped; the exit code."""
-    stop = runtime.StopFlag().install()
-    with open(plan.paths.root / C.LAUNCHES_FILE, "a") as fh:
+def record_launch(plan: Plan, **extra) -> None:
+    """One line per launch in launches.jsonl: when, where, how, what."""
+    with open(plan.paths.launches, "a") as fh:
         fh.write(json.dumps({
             "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "pid": os.getpid(),
             "host": socket.gethostname(), "port": plan.port, "address": plan.address,
@@ -518,8 +551,14 @@ def run(plan: Plan) -> int:
             "slurm_job": os.environ.get("SLURM_JOB_ID"),
             "slurm_restart_count": os.environ.get("SLURM_RESTART_COUNT"),
             "variant": plan.variant, "git_revision": git_revision(),
-            "command": sys.argv, "training_variables": plan.variables.as_dict(),
+            "command": sys.argv, "training_variables": plan.variables.as_dict(), **extra,
         }) + "\n")
+
+
+def run(plan: Plan) -> int:
+    """Run the programs under supervisord until done, failed or stopped; the exit code."""
+    stop = runtime.StopFlag().install()
+    record_launch(plan)
     supervisor = start_supervisor(plan.paths.root, build_programs(plan),
                                   plan.variables.hang_timeout_s, plan.variables.max_restarts)
     steps: list[NodeStep] = []
@@ -542,7 +581,7 @@ def run(plan: Plan) -> int:
                     step.proc.send_signal(signal.SIGTERM)
         stop_supervisor(supervisor)
         stop_node_steps(steps, complete)
-    outcome_file = supervision.run_dir(plan.paths.root) / supervision.OUTCOME_FILE
+    outcome_file = plan.paths.run_dir() / C.OUTCOME_FILE
     outcome = runtime.read_json(outcome_file) if outcome_file.is_file() else None
     if stop() and (outcome is None or outcome["result"] != "complete"):
         print(f"stopped by {stop.signal_name}; the experiment is resumable: "
@@ -557,7 +596,7 @@ def run(plan: Plan) -> int:
         return 1
     if outcome is None:
         print(f"error: supervisord exited unexpectedly (code {supervisor.returncode}); see "
-              f"{plan.paths.process_logs / 'supervisord.log'}", file=sys.stderr)
+              f"{plan.paths.process_log(C.SUPERVISORD)}", file=sys.stderr)
         return 1
     if outcome["result"] != "complete":
         print(f"error: {outcome['reason']}; every program was stopped. Log "
@@ -568,6 +607,7 @@ def run(plan: Plan) -> int:
 
 
 def summary(plan: Plan) -> str:
+    """What a finished run leaves behind, for the user's terminal."""
     paths = plan.paths
     snap = Progress(plan, interactive=False).snapshot()
     eval_text = "n/a" if snap["eval_return"] is None else f"{snap['eval_return']:.1f}"
@@ -576,7 +616,8 @@ def summary(plan: Plan) -> str:
         f"final eval return {eval_text}",
         f"  experiment   {paths.root}",
         f"  checkpoints  {paths.checkpoints}",
-        f"  policies     {paths.policies / 'final'} (greedy_policy, collect_policy)",
+        f"  policies     {paths.policies / C.FINAL_POLICY_DIR} "
+        f"({C.GREEDY_POLICY}, {C.COLLECT_POLICY})",
         f"  tensorboard  tensorboard --logdir {paths.root}",
         f"  process logs {paths.process_logs}",
     ])
@@ -591,8 +632,8 @@ def render_results(plan: Plan, env: dict | None = None) -> list[str]:
     exp = str(plan.paths.root)
     env = env or dict(os.environ, **program_env())
     lines = []
-    video_dir = plan.paths.root / "evaluations" / "final_seed0"
-    curves = plan.paths.root / "learning_curves.png"
+    video_dir = plan.paths.evaluation(C.FINAL_EVALUATION, 0)
+    curves = plan.paths.learning_curves
     jobs = [("video", ["tfagents_system.run", "--exp_dir", exp, "--num_episodes", "1",
                        "--output", str(video_dir)]),
             ("learning curves", ["tfagents_system.plot", exp, "--output", str(curves)])]
@@ -604,7 +645,7 @@ def render_results(plan: Plan, env: dict | None = None) -> list[str]:
             error = (result.stderr.strip().splitlines() or ["(no output)"])[-1]
             lines.append(f"  {label:<15} not made: {error}")
         elif label == "video":
-            summary = runtime.read_json(video_dir / "summary.json")
+            summary = runtime.read_json(video_dir / C.EVAL_SUMMARY_FILE)
             lines.append(f"  {label:<15} {summary['videos'][0]} "
                          f"(return {summary['returns'][0]:.1f})")
         else:
@@ -613,6 +654,7 @@ def render_results(plan: Plan, env: dict | None = None) -> list[str]:
 
 
 def main(argv=None) -> int:
+    """The launcher: validate, start the programs under supervisord, watch them."""
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("training_variables", help="training variables .sh file")
@@ -624,10 +666,9 @@ def main(argv=None) -> int:
         print(f"experiment {done.exp_dir} is already finished "
               f"(see {done.exp_dir / C.COMPLETE_FILE}); nothing to do")
         return 0
-    except (LaunchError, settings.SettingsError, ParamsError, cpu_layout.LayoutError,
-            curriculum.CurriculumError, slurm.SlurmError, sweep.SweepError) as exc:
+    except BAD_INPUT as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return C.EXIT_BAD_INPUT
     print(f"{'resuming' if plan.resuming else 'starting'} experiment {plan.paths.root}")
     if plan.variant is not None:
         print(f"task {plan.variant['task_id']}: {plan.variant['label']}")

@@ -17,16 +17,19 @@ import sys
 import time
 from pathlib import Path
 
-from tfagents_system import cpu_layout, launch, runtime, supervision
-from tfagents_system.runtime import ExperimentPaths
+from tfagents_system import constants as C
+from tfagents_system import cpu_layout, launch, runtime
+from tfagents_system.paths import ExperimentPaths
 
 
 def node_name() -> str:
+    """This node's name, as SLURM knows it."""
     return os.environ.get("SLURMD_NODENAME") or socket.gethostname().split(".")[0]
 
 
 def run_node(exp: Path, address: str, indices: list[int], num_workers: int, worker_cpus: int,
              hang_timeout_s: float, max_restarts: int, should_stop) -> int:
+    """Run this node's workers under their own supervisord until the head stops."""
     node = node_name()
     slices = cpu_layout.worker_slices(cpu_layout.available_cpus(), len(indices), worker_cpus)
     programs = [launch.worker_program(exp, address, index, num_workers, cpus)
@@ -42,7 +45,7 @@ def run_node(exp: Path, address: str, indices: list[int], num_workers: int, work
             time.sleep(0.5)
     finally:
         launch.stop_supervisor(supervisor)
-    outcome_file = supervision.run_dir(exp, node) / supervision.OUTCOME_FILE
+    outcome_file = ExperimentPaths(exp).run_dir(node) / C.OUTCOME_FILE
     outcome = runtime.read_json(outcome_file) if outcome_file.is_file() else None
     if outcome is not None and outcome["result"] == "complete":
         print(f"node {node}: {outcome['reason']}", flush=True)
@@ -58,6 +61,7 @@ def run_node(exp: Path, address: str, indices: list[int], num_workers: int, work
 
 
 def main(argv=None) -> int:
+    """The agent of a workers-only node of a multi-node SLURM job."""
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--exp_dir", type=Path, required=True)

@@ -151,58 +151,9 @@ class TrainParamsBase(abc.ABC):
 
     def validate(self) -> list[str]:
         """All problems with the hyperparameters, each naming the field and the fix."""
-        problems = []
-        positive_ints = [
-            "batch_size", "num_iter", "num_steps_per_iter", "replay_capacity",
-            "min_replay_size", "n_train_episodes_per_iter", "num_envs_per_worker",
-            "eval_period_itrs",
-            "log_period_itrs", "checkpoint_period_itrs", "checkpoints_to_keep",
-            "target_update_period",
-        ]
-        for name in positive_ints:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                problems.append(f"{name}={value!r}: must be a positive integer")
-        for name in ["n_buffer_init_episodes", "n_eval_episodes", "seed"]:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                problems.append(f"{name}={value!r}: must be an integer >= 0")
-        if self.n_buffer_init_steps is not None and (
-            isinstance(self.n_buffer_init_steps, bool)
-            or not isinstance(self.n_buffer_init_steps, int) or self.n_buffer_init_steps < 0
-        ):
-            problems.append(f"n_buffer_init_steps={self.n_buffer_init_steps!r}: "
-                            "must be an integer >= 0 or None")
-        if self.n_episodes_in_buffer is not None and (
-            not isinstance(self.n_episodes_in_buffer, int) or self.n_episodes_in_buffer <= 0
-        ):
-            problems.append(
-                f"n_episodes_in_buffer={self.n_episodes_in_buffer!r}: "
-                "must be a positive integer or None"
-            )
-        for name in ["actor_learning_rate", "critic_learning_rate", "alpha_learning_rate",
-                     "target_update_tau", "reward_scale_factor"]:
-            value = getattr(self, name)
-            if not _is_number(value) or value <= 0:
-                problems.append(f"{name}={value!r}: must be a positive number")
-        if not _is_number(self.discount) or not 0 < self.discount <= 1:
-            problems.append(f"discount={self.discount!r}: must be a number in (0, 1]")
-        if self.samples_per_insert is not None and (
-            not _is_number(self.samples_per_insert) or self.samples_per_insert <= 0
-        ):
-            problems.append(
-                f"samples_per_insert={self.samples_per_insert!r}: must be a number > 0 or None"
-            )
-        if (self.samples_per_insert_error_buffer is not None
-                and (not _is_number(self.samples_per_insert_error_buffer)
-                     or self.samples_per_insert_error_buffer <= 0)):
-            problems.append(
-                f"samples_per_insert_error_buffer={self.samples_per_insert_error_buffer!r}: "
-                "must be a number > 0 or None"
-            )
-        if not isinstance(self.learner_keeps_replay, bool):
-            problems.append(f"learner_keeps_replay={self.learner_keeps_replay!r}: "
-                            "must be True or False")
+        problems = [f"{name}={getattr(self, name)!r}: {what}"
+                    for names, valid, what in _RULES for name in names
+                    if not valid(getattr(self, name))]
         if (isinstance(self.min_replay_size, int) and isinstance(self.replay_capacity, int)
                 and self.min_replay_size > self.replay_capacity):
             problems.append(
@@ -210,6 +161,44 @@ class TrainParamsBase(abc.ABC):
                 f"{self.replay_capacity}: lower min_replay_size or raise the capacity"
             )
         return problems
+
+
+def is_number(value) -> bool:
+    """An int or float, not a bool (JSON and Python settings alike)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _int_at_least(minimum: int):
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= minimum
+
+
+def _number_above(bound: float):
+    return lambda v: is_number(v) and v > bound
+
+
+def _or_none(valid):
+    return lambda v: v is None or valid(v)
+
+
+# (hyperparameters, valid(value), what a valid value is), in the order reported.
+_RULES = (
+    (("batch_size", "num_iter", "num_steps_per_iter", "replay_capacity", "min_replay_size",
+      "n_train_episodes_per_iter", "num_envs_per_worker", "eval_period_itrs",
+      "log_period_itrs", "checkpoint_period_itrs", "checkpoints_to_keep",
+      "target_update_period"), _int_at_least(1), "must be a positive integer"),
+    (("n_buffer_init_episodes", "n_eval_episodes", "seed"), _int_at_least(0),
+     "must be an integer >= 0"),
+    (("n_buffer_init_steps",), _or_none(_int_at_least(0)), "must be an integer >= 0 or None"),
+    (("n_episodes_in_buffer",), _or_none(_int_at_least(1)),
+     "must be a positive integer or None"),
+    (("actor_learning_rate", "critic_learning_rate", "alpha_learning_rate",
+      "target_update_tau", "reward_scale_factor"), _number_above(0),
+     "must be a positive number"),
+    (("discount",), lambda v: is_number(v) and 0 < v <= 1, "must be a number in (0, 1]"),
+    (("samples_per_insert", "samples_per_insert_error_buffer"), _or_none(_number_above(0)),
+     "must be a number > 0 or None"),
+    (("learner_keeps_replay",), lambda v: isinstance(v, bool), "must be True or False"),
+)
 
 
 class GymTrainParams(TrainParamsBase):
@@ -256,10 +245,6 @@ class GymTrainParams(TrainParamsBase):
 
             env = TimeFeature(env)
         return env
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def load_params_class(path: str | Path) -> type[TrainParamsBase]:

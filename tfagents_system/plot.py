@@ -20,8 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from tfagents_system import constants as C
-
-EXIT_BAD_INPUT = 2
+from tfagents_system.paths import ExperimentPaths
 
 
 class PlotError(Exception):
@@ -30,6 +29,8 @@ class PlotError(Exception):
 
 @dataclass
 class Series:
+    """One scalar's values with their steps and wall times."""
+
     steps: np.ndarray
     wall_times: np.ndarray
     values: np.ndarray
@@ -37,6 +38,8 @@ class Series:
 
 @dataclass
 class ExperimentCurves:
+    """An experiment's scalars: the learner's, and each worker's collect and eval ones."""
+
     name: str
     train: dict[str, Series] = field(default_factory=dict)
     collect: dict[str, dict[str, Series]] = field(default_factory=dict)  # worker -> tag
@@ -77,6 +80,7 @@ def experiment_label(exp_dir: Path) -> str:
 
 
 def load_experiment_curves(exp_dir: Path) -> ExperimentCurves:
+    """Every scalar of an experiment's TensorBoard runs."""
     curves = ExperimentCurves(experiment_label(exp_dir))
     if (exp_dir / C.TRAIN_TB_DIR).is_dir():
         curves.train = read_scalars(exp_dir / C.TRAIN_TB_DIR)
@@ -118,6 +122,7 @@ def eval_curve(curves: ExperimentCurves):
 
 
 def start_time(curves: ExperimentCurves) -> float:
+    """The wall time of an experiment's first event."""
     times = [s.wall_times.min() for s in curves.train.values() if len(s.wall_times)]
     for group in (curves.collect, curves.eval):
         times += [s.wall_times.min() for tags in group.values() for s in tags.values()
@@ -125,12 +130,24 @@ def start_time(curves: ExperimentCurves) -> float:
     return min(times) if times else 0.0
 
 
-def plot_experiments(exp_dirs: list[Path], output: Path) -> Path:
-    import matplotlib
+PANELS = {  # key: (title, x axis)
+    "eval_steps": ("greedy eval return (mean, min-max over workers)", "total env steps"),
+    "eval_time": ("greedy eval return vs wall clock", "minutes"),
+    "collect_return": ("collect episode return (per worker)", "worker env steps"),
+    "collect_speed": ("collect speed, env steps/s (per worker)", "minutes"),
+    "train_speed": ("learner speed, grad steps/s", "train step"),
+    "actor_loss": ("actor loss", "train step"),
+    "critic_loss": ("critic loss", "train step"),
+    "alpha": ("alpha (entropy temperature)", "train step"),
+    "entropy": ("policy entropy (estimate)", "train step"),
+}
+TRAIN_PANELS = (("train_speed", C.M_GRAD_STEPS_PER_SEC), ("actor_loss", C.M_ACTOR_LOSS),
+                ("critic_loss", C.M_CRITIC_LOSS), ("alpha", C.M_ALPHA),
+                ("entropy", C.M_ENTROPY))
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
+def load_for_plot(exp_dirs: list[Path]) -> list[ExperimentCurves]:
+    """Every experiment's curves; one of the same name as another is named by its path."""
     experiments = []
     for exp_dir in exp_dirs:
         if not exp_dir.is_dir():
@@ -145,50 +162,48 @@ def plot_experiments(exp_dirs: list[Path], output: Path) -> Path:
     if len(set(names)) != len(names):  # same experiment name under different roots
         for curves, exp_dir in zip(experiments, exp_dirs):
             curves.name = str(exp_dir)
+    return experiments
 
+
+def draw_experiment(ax: dict, curves: ExperimentCurves, colour) -> None:
+    """One experiment's curves on every panel."""
+    t0 = start_time(curves)
+    steps, wall, mean, low, high = eval_curve(curves)
+    if len(steps):
+        env_steps = total_env_steps_at(curves, wall)
+        for key, x in (("eval_steps", env_steps), ("eval_time", (wall - t0) / 60)):
+            ax[key].plot(x, mean, color=colour, label=curves.name, marker=".")
+            ax[key].fill_between(x, low, high, color=colour, alpha=0.2)
+    for w, (_, tags) in enumerate(sorted(curves.collect.items())):
+        label = curves.name if w == 0 else None
+        ret = tags.get(C.M_RETURN)
+        if ret is not None:
+            ax["collect_return"].plot(ret.steps, ret.values, color=colour, alpha=0.6,
+                                      label=label)
+        speed = tags.get(C.M_ENV_STEPS_PER_SEC)
+        if speed is not None:
+            ax["collect_speed"].plot((speed.wall_times - t0) / 60, speed.values,
+                                     color=colour, alpha=0.6, label=label)
+    for key, tag in TRAIN_PANELS:
+        series = curves.train.get(tag)
+        if series is not None:
+            ax[key].plot(series.steps, series.values, color=colour, label=curves.name)
+
+
+def plot_experiments(exp_dirs: list[Path], output: Path) -> Path:
+    """One PNG of the experiments' curves, overlaid one colour each."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    experiments = load_for_plot(exp_dirs)
     fig, axes = plt.subplots(3, 3, figsize=(16, 12))
-    ax = dict(zip(["eval_steps", "eval_time", "collect_return", "collect_speed",
-                   "train_speed", "actor_loss", "critic_loss", "alpha", "entropy"],
-                  axes.flat))
+    ax = dict(zip(PANELS, axes.flat))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, curves in enumerate(experiments):
-        colour = colours[i % len(colours)]
-        t0 = start_time(curves)
-        steps, wall, mean, low, high = eval_curve(curves)
-        if len(steps):
-            env_steps = total_env_steps_at(curves, wall)
-            minutes = (wall - t0) / 60
-            for key, x in (("eval_steps", env_steps), ("eval_time", minutes)):
-                ax[key].plot(x, mean, color=colour, label=curves.name, marker=".")
-                ax[key].fill_between(x, low, high, color=colour, alpha=0.2)
-        for w, (_, tags) in enumerate(sorted(curves.collect.items())):
-            label = curves.name if w == 0 else None
-            ret = tags.get(C.M_RETURN)
-            if ret is not None:
-                ax["collect_return"].plot(ret.steps, ret.values, color=colour, alpha=0.6,
-                                          label=label)
-            speed = tags.get(C.M_ENV_STEPS_PER_SEC)
-            if speed is not None:
-                ax["collect_speed"].plot((speed.wall_times - t0) / 60, speed.values,
-                                         color=colour, alpha=0.6, label=label)
-        for key, tag in (("train_speed", C.M_GRAD_STEPS_PER_SEC),
-                         ("actor_loss", C.M_ACTOR_LOSS), ("critic_loss", C.M_CRITIC_LOSS),
-                         ("alpha", C.M_ALPHA), ("entropy", C.M_ENTROPY)):
-            series = curves.train.get(tag)
-            if series is not None:
-                ax[key].plot(series.steps, series.values, color=colour, label=curves.name)
-    titles = {
-        "eval_steps": ("greedy eval return (mean, min-max over workers)", "total env steps"),
-        "eval_time": ("greedy eval return vs wall clock", "minutes"),
-        "collect_return": ("collect episode return (per worker)", "worker env steps"),
-        "collect_speed": ("collect speed, env steps/s (per worker)", "minutes"),
-        "train_speed": ("learner speed, grad steps/s", "train step"),
-        "actor_loss": ("actor loss", "train step"),
-        "critic_loss": ("critic loss", "train step"),
-        "alpha": ("alpha (entropy temperature)", "train step"),
-        "entropy": ("policy entropy (estimate)", "train step"),
-    }
-    for key, (title, xlabel) in titles.items():
+        draw_experiment(ax, curves, colours[i % len(colours)])
+    for key, (title, xlabel) in PANELS.items():
         ax[key].set_title(title)
         ax[key].set_xlabel(xlabel)
         ax[key].grid(alpha=0.3)
@@ -203,16 +218,17 @@ def plot_experiments(exp_dirs: list[Path], output: Path) -> Path:
 
 
 def main(argv=None) -> int:
+    """The plot command."""
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("exp_dirs", nargs="+", type=Path, help="experiment directories")
     parser.add_argument("--output", type=Path,
                         help="PNG to write (default: <first exp dir>/learning_curves.png)")
     args = parser.parse_args(argv)
-    output = args.output or args.exp_dirs[0] / "learning_curves.png"
+    output = args.output or ExperimentPaths(args.exp_dirs[0]).learning_curves
     if output.suffix.lower() != ".png":
         print(f"error: --output {output}: must end in .png", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return C.EXIT_BAD_INPUT
     from tfagents_system.runtime import import_quietly
 
     import_quietly()
@@ -220,7 +236,7 @@ def main(argv=None) -> int:
         plot_experiments(args.exp_dirs, output)
     except PlotError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return C.EXIT_BAD_INPUT
     print(f"learning curves: {output}")
     return 0
 

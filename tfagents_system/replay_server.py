@@ -12,18 +12,20 @@ from __future__ import annotations
 import argparse
 import time
 
-from tfagents_system import builders, runtime
 from tfagents_system import constants as C
+from tfagents_system import runtime
+from tfagents_system.replay.tables import make_tables
 
 
 def run_replay_server(params, capacity: int, port: int, checkpoint_dir, should_stop, log,
-                      heartbeat=None) -> None:
+                      heartbeat=None, on_serving=None) -> None:
+    """Serve the tables (restored from the latest checkpoint) until a stop request, then
+    checkpoint them. `on_serving(port)` is called once the server answers."""
     import reverb
 
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     checkpointer = reverb.checkpointers.DefaultCheckpointer(str(checkpoint_dir))
-    server = reverb.Server(builders.make_tables(params, capacity), port=port,
-                           checkpointer=checkpointer)
+    server = reverb.Server(make_tables(params, capacity), port=port, checkpointer=checkpointer)
     info = reverb.Client(f"localhost:{server.port}").server_info()
     limiter = (f"samples_per_insert={params.samples_per_insert}" if params.samples_per_insert
                else f"min size {params.min_replay_size}")
@@ -31,6 +33,8 @@ def run_replay_server(params, capacity: int, port: int, checkpoint_dir, should_s
              "(%d blocks restored), table %r", server.port, C.EXPERIENCE_TABLE, capacity,
              limiter, info[C.EXPERIENCE_TABLE].current_size, C.QUEUE_TABLE,
              info[C.QUEUE_TABLE].current_size, C.WEIGHTS_TABLE)
+    if on_serving is not None:
+        on_serving(server.port)
     try:
         while not should_stop():
             time.sleep(0.5)
@@ -51,19 +55,15 @@ def run_replay_server(params, capacity: int, port: int, checkpoint_dir, should_s
 
 
 def main(argv=None) -> int:
+    """The supervised replay server program."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--exp_dir", required=True)
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args(argv)
-    runtime.die_with_parent()
-    log = runtime.setup_logging(C.REPLAY_SERVER)
-    stop = runtime.StopFlag().install()
-    threads = runtime.configure_threads()
-    runtime.log_placement(log, threads)
-    paths, params, settings = runtime.load_experiment(args.exp_dir)
-    heartbeat = runtime.Heartbeat(paths.status / f"{C.REPLAY_SERVER}.heartbeat")
-    run_replay_server(params, settings["replay_capacity"], args.port, paths.replay_checkpoints,
-                      stop, log, heartbeat)
+    program = runtime.start_program(C.REPLAY_SERVER, args.exp_dir)
+    run_replay_server(program.params, program.settings["replay_capacity"], args.port,
+                      program.paths.replay_checkpoints, program.stop, program.log,
+                      program.heartbeat)
     return 0
 
 

@@ -21,16 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tfagents_system import constants as C
+from tfagents_system.collection import play_episode
+from tfagents_system.paths import ExperimentPaths
 from tfagents_system.runtime import (
-    ExperimentPaths,
     import_quietly,
     progress_bar,
     read_json,
     write_json_atomic,
 )
-
-EXIT_BAD_INPUT = 2
-CHECKPOINT_RE = re.compile(r"^policy_checkpoint_(\d+)$")
 
 
 class EvalError(Exception):
@@ -39,6 +37,8 @@ class EvalError(Exception):
 
 @dataclass(frozen=True)
 class PolicyCheckpoint:
+    """A saved greedy policy's weights: its name, train step and directory."""
+
     name: str
     train_step: int
     path: Path
@@ -46,21 +46,22 @@ class PolicyCheckpoint:
 
 def list_checkpoints(exp_dir: Path) -> list[PolicyCheckpoint]:
     """The experiment's policy checkpoints, oldest first."""
-    root = ExperimentPaths(exp_dir).policies / "checkpoints"
+    root = ExperimentPaths(exp_dir).policy_checkpoints
     found = []
     if root.is_dir():
         for child in root.iterdir():
-            match = CHECKPOINT_RE.match(child.name)
-            if match and (child / "variables" / "variables.index").is_file():
-                found.append(PolicyCheckpoint(child.name, int(match.group(1)), child))
+            step = C.policy_checkpoint_step(child.name)
+            if step is not None and (child / "variables" / "variables.index").is_file():
+                found.append(PolicyCheckpoint(child.name, step, child))
     return sorted(found, key=lambda c: c.train_step)
 
 
 def choose_checkpoint(exp_dir: Path, name: str | None) -> PolicyCheckpoint:
+    """The checkpoint named (its name, its train step, or latest); EvalError if none."""
     checkpoints = list_checkpoints(exp_dir)
     if not checkpoints:
         raise EvalError(f"experiment {exp_dir}: no policy checkpoints in "
-                        f"{ExperimentPaths(exp_dir).policies / 'checkpoints'}; train it first")
+                        f"{ExperimentPaths(exp_dir).policy_checkpoints}; train it first")
     if name in (None, "latest"):
         return checkpoints[-1]
     for ckpt in checkpoints:
@@ -71,6 +72,7 @@ def choose_checkpoint(exp_dir: Path, name: str | None) -> PolicyCheckpoint:
 
 
 def parse_frame_size(text: str) -> tuple[int, int]:
+    """WIDTHxHEIGHT, rounded down to even sizes (H.264)."""
     match = re.fullmatch(r"(\d+)x(\d+)", text)
     if not match or int(match.group(1)) < 16 or int(match.group(2)) < 16:
         raise argparse.ArgumentTypeError(f"--frame_size {text!r}: use WIDTHxHEIGHT, e.g. 320x240")
@@ -117,6 +119,7 @@ def check_specs(env, policy) -> None:
 
 
 def render_frame(env, frame_size: tuple[int, int]):
+    """One RGB frame of the env at `frame_size`; EvalError if the env cannot render."""
     import numpy as np
     from PIL import Image
 
@@ -144,20 +147,11 @@ def run_episode(env, policy, video_path: Path | None, fps: int, frame_size) -> t
         writer = imageio.get_writer(str(video_path), fps=fps, codec="libx264", quality=7,
                                     macro_block_size=2, ffmpeg_log_level="error")
     try:
-        time_step = env.reset()
-        if writer is not None:
-            writer.append_data(render_frame(env, frame_size))
-        total, length = 0.0, 0
-        while not time_step.is_last():
-            time_step = env.step(policy.action(time_step).action)
-            total += float(time_step.reward)
-            length += 1
-            if writer is not None:
-                writer.append_data(render_frame(env, frame_size))
+        return play_episode(env, policy, on_step=None if writer is None else (
+            lambda: writer.append_data(render_frame(env, frame_size))))
     finally:
         if writer is not None:
             writer.close()
-    return total, length
 
 
 def evaluate(exp_dir: Path, num_episodes: int, checkpoint: str | None, seed: int,
@@ -185,7 +179,7 @@ def evaluate(exp_dir: Path, num_episodes: int, checkpoint: str | None, seed: int
     check_specs(env, policy)
     policy.update_from_checkpoint(str(ckpt.path))
 
-    output = output or paths.root / "evaluations" / f"{ckpt.name}_seed{seed}"
+    output = output or paths.evaluation(ckpt.name, seed)
     output.mkdir(parents=True, exist_ok=True)
     returns, lengths, videos = [], [], []
     try:
@@ -208,14 +202,15 @@ def evaluate(exp_dir: Path, num_episodes: int, checkpoint: str | None, seed: int
         "mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)),
         "videos": videos,
     }
-    write_json_atomic(output / "summary.json", summary)
+    write_json_atomic(output / C.EVAL_SUMMARY_FILE, summary)
     print(f"mean return {summary['mean_return']:.2f} ± {summary['std_return']:.2f} over "
           f"{num_episodes} episodes ({ckpt.name}, train step {ckpt.train_step}, seed {seed})")
-    print(f"summary: {output / 'summary.json'}")
+    print(f"summary: {output / C.EVAL_SUMMARY_FILE}")
     return summary
 
 
 def main(argv=None) -> int:
+    """The evaluation command."""
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--exp_dir", required=True, help="experiment directory (logs/<name>)")
@@ -255,14 +250,14 @@ def main(argv=None) -> int:
                  not args.no_video, args.fps, args.frame_size, args.params, args.config)
     except EvalError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return C.EXIT_BAD_INPUT
     except Exception as exc:  # settings/params errors carry their own clear message
         from tfagents_system.params import ParamsError
         from tfagents_system.settings import SettingsError
 
         if isinstance(exc, (ParamsError, SettingsError)):
             print(f"error: {exc}", file=sys.stderr)
-            return EXIT_BAD_INPUT
+            return C.EXIT_BAD_INPUT
         raise
     return 0
 

@@ -1,5 +1,5 @@
-"""What every program shares: experiment paths, threads, logging, stop signals,
-and atomic status files."""
+"""What every program shares: its start-up (threads, logging, stop signals,
+heartbeat), atomic status files and small timing helpers."""
 
 from __future__ import annotations
 
@@ -15,61 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from tfagents_system import constants as C
+from tfagents_system.params import TrainParamsBase
+from tfagents_system.paths import ExperimentPaths
 
 
-@dataclass(frozen=True)
-class ExperimentPaths:
-    root: Path
-
-    @property
-    def config(self) -> Path:
-        return self.root / C.CONFIG_COPY
-
-    @property
-    def params(self) -> Path:
-        return self.root / C.PARAMS_COPY
-
-    @property
-    def settings(self) -> Path:
-        return self.root / C.SETTINGS_FILE
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.root / C.CHECKPOINT_DIR
-
-    @property
-    def replay_checkpoints(self) -> Path:
-        return self.root / C.REPLAY_CHECKPOINT_DIR
-
-    @property
-    def replay_memory(self) -> Path:
-        return self.root / C.REPLAY_MEMORY_DIR
-
-    @property
-    def policies(self) -> Path:
-        return self.root / C.POLICY_DIR
-
-    @property
-    def process_logs(self) -> Path:
-        return self.root / C.PROCESS_LOG_DIR
-
-    @property
-    def status(self) -> Path:
-        return self.root / C.STATUS_DIR
-
-    @property
-    def variant(self) -> Path:
-        return self.root / C.VARIANT_FILE
-
-    @property
-    def complete(self) -> Path:
-        return self.root / C.COMPLETE_FILE
-
-    def policy(self, name: str) -> Path:
-        return self.policies / name
-
-    def tensorboard(self, kind: str, worker: str | None = None) -> Path:
-        return self.root / kind if worker is None else self.root / kind / worker
+class StopRequested(Exception):
+    """Raised inside a blocking loop when the program was asked to stop."""
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -81,6 +32,7 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 
 def read_json(path: Path) -> Any:
+    """The JSON in a file."""
     return json.loads(Path(path).read_text())
 
 
@@ -125,7 +77,7 @@ def import_quietly() -> None:
 
         from tfagents_system import envs
 
-        envs._import_gym()  # noqa: SLF001
+        envs._import_gym()
 
 
 def freeze_heap() -> None:
@@ -164,9 +116,10 @@ def configure_threads() -> int:
 
 
 def setup_logging(name: str) -> logging.Logger:
+    """The program's logger `name`; every line says which program wrote it."""
     logging.basicConfig(
         level=logging.INFO,
-        format=f"%(asctime)s {name} %(levelname)s %(message)s",
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
         datefmt="%H:%M:%S",
     )
     for noisy in ("absl", "tensorflow"):
@@ -175,6 +128,7 @@ def setup_logging(name: str) -> logging.Logger:
 
 
 def log_placement(log: logging.Logger, threads: int) -> None:
+    """Log the CPUs this process is pinned to and its TensorFlow thread pools."""
     cpus = sorted(os.sched_getaffinity(0))
     intra, inter = thread_pools(threads)
     log.info("pid %d pinned to CPUs %s, %d TF intra-op threads, %d inter-op", os.getpid(),
@@ -268,3 +222,28 @@ class RateMeter:
         value = (count - self._last_count) / elapsed
         self._last_count, self._last_time = count, now
         return value
+
+
+@dataclass
+class Program:
+    """What a program's `main` hands to its run function."""
+
+    log: logging.Logger
+    stop: StopFlag
+    paths: ExperimentPaths
+    params: TrainParamsBase
+    settings: dict
+    heartbeat: Heartbeat
+
+
+def start_program(name: str, exp_dir: str | Path) -> Program:
+    """A supervised program's start-up: die with supervisord, log as `name`, stop on
+    SIGTERM/SIGINT, match TensorFlow's threads to the CPU slice, load the experiment
+    and start the heartbeat."""
+    die_with_parent()
+    log = setup_logging(name)
+    stop = StopFlag().install()
+    threads = configure_threads()
+    log_placement(log, threads)
+    paths, params, settings = load_experiment(exp_dir)
+    return Program(log, stop, paths, params, settings, Heartbeat(paths.heartbeat(name)))

@@ -47,6 +47,8 @@ _BASH_OWN = {"PWD", "OLDPWD", "SHLVL", "_", "BASH_EXECUTION_STRING"}
 
 @dataclass(frozen=True)
 class TrainingVariables:
+    """The validated training variables of a launch."""
+
     source: str
     params: Path
     config: Path
@@ -110,6 +112,7 @@ def _flag(name: str, raw: str, path: Path) -> bool:
 
 
 def load_training_variables(path: str | Path) -> TrainingVariables:
+    """Read and validate a training variables file; SettingsError names the problem."""
     path = Path(path)
     if not path.is_file():
         raise SettingsError(

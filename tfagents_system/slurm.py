@@ -21,6 +21,8 @@ class SlurmError(RuntimeError):
 
 @dataclass(frozen=True)
 class Allocation:
+    """A SLURM job's nodes and CPUs, and which node this is."""
+
     job_id: str
     nodes: tuple[str, ...]  # in SLURM's order: the first is the batch (head) node
     cpus: tuple[int, ...]  # CPUs of the job on each node

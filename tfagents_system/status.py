@@ -17,9 +17,9 @@ from pathlib import Path
 
 from tfagents_system import constants as C
 from tfagents_system import supervision
-from tfagents_system.runtime import ExperimentPaths, read_json
+from tfagents_system.paths import ExperimentPaths
+from tfagents_system.runtime import read_json
 
-EXIT_BAD_INPUT = 2
 # Status files older than this (seconds) do not count for "current" speeds.
 STALE_S = 120
 
@@ -48,8 +48,8 @@ def _num_workers(paths: ExperimentPaths) -> int:
 def program_rows(exp_dir: Path) -> tuple[str, list[dict]]:
     """(overall state, one row per program)."""
     paths = ExperimentPaths(exp_dir)
-    rdir = supervision.run_dir(exp_dir)
-    restarts = _read(rdir / supervision.RESTARTS_FILE).get("restarts", {})
+    rdir = paths.run_dir()
+    restarts = _read(rdir / C.RESTARTS_FILE).get("restarts", {})
     try:
         infos = supervision.rpc(exp_dir).supervisor.getAllProcessInfo()
     except Exception:  # no supervisord answering: not running
@@ -59,14 +59,14 @@ def program_rows(exp_dir: Path) -> tuple[str, list[dict]]:
                  "restarts": restarts.get(i["name"], 0),
                  "uptime": _uptime(i["now"] - i["start"]) if i["statename"] == "RUNNING"
                  else "-"}
-                for i in infos if i["name"] != "monitor"]
+                for i in infos if i["name"] != C.MONITOR]
         return "running", rows
     names = sorted(p.stem for p in paths.status.glob("*.heartbeat"))
     rows = [{"name": n, "state": "STOPPED", "pid": "-", "restarts": restarts.get(n, 0),
              "uptime": "-"} for n in names]
     if paths.complete.is_file():
         return "finished", rows
-    outcome = _read(rdir / supervision.OUTCOME_FILE)
+    outcome = _read(rdir / C.OUTCOME_FILE)
     if outcome.get("result") == "failed":
         return f"failed ({outcome.get('reason')})", rows
     return "stopped (resumable)", rows
@@ -78,8 +78,8 @@ def progress(paths: ExperimentPaths, num_workers: int, live: bool = True) -> dic
     Rates count only while `live` and only from status files written in the
     last `STALE_S` seconds.
     """
-    learner = _read(paths.status / f"{C.LEARNER}.json")
-    workers = [_read(paths.status / f"{C.worker_name(i)}.json") for i in range(num_workers)]
+    learner = _read(paths.status_file(C.LEARNER))
+    workers = [_read(paths.status_file(C.worker_name(i))) for i in range(num_workers)]
     step = learner.get("train_step", 0)
     if paths.complete.is_file():
         step = _read(paths.complete).get("train_step", step)
@@ -103,6 +103,7 @@ def progress(paths: ExperimentPaths, num_workers: int, live: bool = True) -> dic
 
 
 def render(exp_dir: Path) -> str:
+    """The status report of a running or finished experiment."""
     paths = ExperimentPaths(exp_dir)
     state, rows = program_rows(exp_dir)
     snap = progress(paths, _num_workers(paths), live=state == "running")
@@ -128,6 +129,7 @@ def render(exp_dir: Path) -> str:
 
 
 def main(argv=None) -> int:
+    """The status command."""
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("exp_dir", type=Path, help="experiment directory (logs/<name>)")
@@ -135,7 +137,7 @@ def main(argv=None) -> int:
     if not (args.exp_dir / C.SETTINGS_FILE).is_file():
         print(f"error: {args.exp_dir}: not an experiment directory (no {C.SETTINGS_FILE})",
               file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return C.EXIT_BAD_INPUT
     print(render(args.exp_dir))
     return 0
 

@@ -33,12 +33,9 @@ from collections import defaultdict, deque
 from pathlib import Path
 
 from tfagents_system import constants as C
-from tfagents_system.runtime import ExperimentPaths, read_json, write_json_atomic
+from tfagents_system.paths import ExperimentPaths
+from tfagents_system.runtime import read_json, write_json_atomic
 
-RUN_DIR = "run"
-OUTCOME_FILE = "outcome.json"
-RESTARTS_FILE = "restarts.json"
-SUPERVISOR_FILE = "supervisor.json"
 RESTART_WINDOW_S = 600.0
 # A program that dies within this many seconds of starting failed to start;
 # supervisord retries such starts `start_retries` times, then marks it FATAL.
@@ -48,15 +45,8 @@ START_RETRIES = 3
 # tables when they stop, which takes seconds for a large buffer.
 STOP_WAIT_S = {C.LEARNER: 25, C.REPLAY_SERVER: 60}
 WORKER_STOP_WAIT_S = 10
-PRIORITY = {C.REPLAY_SERVER: 100, "worker": 200, C.LEARNER: 300}
+PRIORITY = {C.REPLAY_SERVER: 100, C.WORKER_PREFIX: 200, C.LEARNER: 300}
 COMPLETION_GRACE_S = 900.0
-
-
-def run_dir(exp_dir: Path, node: str | None = None) -> Path:
-    """Per-launch supervision state: `run/` for the head (or only) node's supervisord,
-    `run/node-<name>/` for the workers-only supervisord of another node of a SLURM job."""
-    base = Path(exp_dir) / RUN_DIR
-    return base if node is None else base / f"node-{node}"
 
 
 def _suffix(node: str | None) -> str:
@@ -87,7 +77,7 @@ def write_config(exp_dir: Path, programs, python: str, repo_root: Path, base_env
                  hang_timeout_s: float, max_restarts: int, node: str | None = None) -> Path:
     """supervisord.conf for one launch (of one node); `programs` are launch.Program objects."""
     paths = ExperimentPaths(Path(exp_dir))
-    rdir = run_dir(exp_dir, node)
+    rdir = paths.run_dir(node)
     rdir.mkdir(parents=True, exist_ok=True)
     paths.process_logs.mkdir(parents=True, exist_ok=True)
     sock = socket_path(exp_dir, node)
@@ -98,7 +88,7 @@ chmod=0700
 
 [supervisord]
 nodaemon=true
-logfile={_escape(paths.process_logs / f'supervisord{suffix}.log')}
+logfile={_escape(paths.process_log(C.SUPERVISORD + suffix))}
 logfile_maxbytes=10MB
 pidfile={_escape(rdir / 'supervisord.pid')}
 childlogdir={_escape(paths.process_logs)}
@@ -137,7 +127,7 @@ stdout_logfile_backups=2
                     f"--hang_timeout {hang_timeout_s} --max_restarts {max_restarts} "
                     f"--programs {','.join(p.name for p in programs)}"
                     + ("" if node is None else f" --node {node}"))
-    sections.append(f"""[eventlistener:monitor]
+    sections.append(f"""[eventlistener:{C.MONITOR}]
 command={_escape(monitor_args)}
 directory={_escape(repo_root)}
 environment={_env_line(base_env)}
@@ -146,12 +136,12 @@ buffer_size=1024
 autorestart=true
 priority=1
 stdout_logfile=NONE
-stderr_logfile={_escape(paths.process_logs / f'monitor{suffix}.log')}
+stderr_logfile={_escape(paths.process_log(C.MONITOR + suffix))}
 stderr_logfile_maxbytes=10MB
 """)
-    conf = rdir / "supervisord.conf"
+    conf = rdir / C.SUPERVISOR_CONF
     conf.write_text("\n".join(sections))
-    write_json_atomic(rdir / SUPERVISOR_FILE, {"socket": str(sock), "config": str(conf)})
+    write_json_atomic(rdir / C.SUPERVISOR_FILE, {"socket": str(sock), "config": str(conf)})
     return conf
 
 
@@ -161,13 +151,14 @@ def rpc(exp_dir: Path, timeout: float = 5.0, node: str | None = None):
 
     from supervisor import xmlrpc as supervisor_xmlrpc
 
-    sock = read_json(run_dir(exp_dir, node) / SUPERVISOR_FILE)["socket"]
+    sock = read_json(ExperimentPaths(Path(exp_dir)).run_dir(node) / C.SUPERVISOR_FILE)["socket"]
     transport = supervisor_xmlrpc.SupervisorTransport(None, None, f"unix://{sock}")
     proxy = xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
     return proxy
 
 
 def tail(path: Path, lines: int = 10) -> str:
+    """The last lines of a log file, indented."""
     try:
         with open(path, errors="replace") as fh:
             kept = [line for line in deque(fh, maxlen=lines * 4) if "argv[0]=" not in line]
@@ -183,7 +174,7 @@ class Monitor:
                  max_restarts: int, rpc_factory=None, clock=time.monotonic, log=None,
                  node: str | None = None):
         self.paths = ExperimentPaths(Path(exp_dir))
-        self.run_dir = run_dir(exp_dir, node)
+        self.run_dir = self.paths.run_dir(node)
         self.programs = programs
         self.hang_timeout_s = hang_timeout_s
         self.max_restarts = max_restarts
@@ -197,7 +188,7 @@ class Monitor:
         self._finished: set[str] = set()
         self._complete_since: float | None = None
         self.outcome: dict | None = None
-        restarts_file = self.run_dir / RESTARTS_FILE
+        restarts_file = self.run_dir / C.RESTARTS_FILE
         if restarts_file.is_file():  # the monitor itself was restarted
             self.restarts.update(read_json(restarts_file).get("restarts", {}))
 
@@ -265,7 +256,7 @@ class Monitor:
                                          "final evaluation in time and were stopped")
             return
         for name in sorted(self._running):
-            beat = self.paths.status / f"{name}.heartbeat"
+            beat = self.paths.heartbeat(name)
             started = self._started_at.get(name, now)
             try:
                 age = time.time() - beat.stat().st_mtime
@@ -283,7 +274,7 @@ class Monitor:
 
     def _maybe_finish(self) -> None:
         # The learner, where this supervisord runs it, and every worker have finished.
-        needed = {p for p in self.programs if p.startswith("worker_") or p == C.LEARNER}
+        needed = {p for p in self.programs if C.is_worker(p) or p == C.LEARNER}
         if needed <= self._finished:
             self._finish("complete", "training complete")
 
@@ -292,7 +283,7 @@ class Monitor:
     def _fail(self, name: str, reason: str) -> None:
         if self.outcome is not None:
             return
-        log_path = self.paths.process_logs / f"{name}.log"
+        log_path = self.paths.process_log(name)
         self.outcome = {"result": "failed", "program": name, "reason": reason,
                         "log": str(log_path), "log_tail": tail(log_path)}
         self._log(f"giving up: {reason}")
@@ -304,7 +295,7 @@ class Monitor:
         self._shutdown()
 
     def _shutdown(self) -> None:
-        write_json_atomic(self.run_dir / OUTCOME_FILE,
+        write_json_atomic(self.run_dir / C.OUTCOME_FILE,
                           {**self.outcome, "time": time.time()})
         try:
             self._rpc_factory().supervisor.shutdown()
@@ -312,11 +303,12 @@ class Monitor:
             self._log(f"shutdown request failed: {exc}")
 
     def _save_restarts(self) -> None:
-        write_json_atomic(self.run_dir / RESTARTS_FILE,
+        write_json_atomic(self.run_dir / C.RESTARTS_FILE,
                           {"restarts": dict(self.restarts)})
 
 
 def main(argv=None) -> int:
+    """The monitor event listener that supervisord runs."""
     from supervisor import childutils
 
     parser = argparse.ArgumentParser(description="supervisord event listener (internal)")

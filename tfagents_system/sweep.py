@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-EXIT_BAD_INPUT = 2
+from tfagents_system import constants as C
+
 PREFIXES = ("params.", "config.")
 
 
@@ -61,6 +62,27 @@ def load_sweep(path: str | Path) -> list[Variant]:
     """Every variant of a sweep file, in task id order."""
     path = Path(path)
     where = f"sweep file {path}"
+    data = _read_object(path, where)
+    grid = data.get("grid", {})
+    seeds = data.get("seeds")
+    _check_grid(grid, where)
+    if seeds is not None:
+        _check_seeds(seeds, where)
+    if not grid and seeds is None:
+        raise SweepError(f'{where}: has neither "grid" nor "seeds"; nothing to sweep')
+    keys = list(grid)
+    variants = []
+    for values in itertools.product(*(grid[k] for k in keys)):
+        chosen = dict(zip(keys, values))
+        config = {k[len("config."):]: v for k, v in chosen.items() if k.startswith("config.")}
+        params = {k[len("params."):]: v for k, v in chosen.items() if k.startswith("params.")}
+        for seed in seeds if seeds is not None else [None]:
+            variants.append(Variant(len(variants), config, params, seed))
+    return variants
+
+
+def _read_object(path: Path, where: str) -> dict:
+    """The sweep file's JSON object, with only the keys "grid" and "seeds"."""
     if not path.is_file():
         raise SweepError(f"{where}: not found; set SAC_SWEEP to an existing JSON file")
     try:
@@ -75,8 +97,10 @@ def load_sweep(path: str | Path) -> list[Variant]:
     if unknown:
         raise SweepError(f"{where}: unknown key(s) {', '.join(unknown)}; use \"grid\" and "
                          "\"seeds\"")
-    grid = data.get("grid", {})
-    seeds = data.get("seeds")
+    return data
+
+
+def _check_grid(grid, where: str) -> None:
     if not isinstance(grid, dict):
         raise SweepError(f'{where}: "grid" must be an object of key -> list of values')
     for key, values in grid.items():
@@ -90,28 +114,19 @@ def load_sweep(path: str | Path) -> list[Variant]:
         if not isinstance(values, list) or not values:
             raise SweepError(f'{where}: grid key "{key}" must map to a non-empty list of '
                              'values')
-    if seeds is not None:
-        if (not isinstance(seeds, list) or not seeds
-                or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
-                           for s in seeds)):
-            raise SweepError(f'{where}: "seeds" must be a non-empty list of integers >= 0')
-        if len(set(seeds)) != len(seeds):
-            raise SweepError(f'{where}: "seeds" lists a seed twice; each must be unique')
-    if not grid and seeds is None:
-        raise SweepError(f'{where}: has neither "grid" nor "seeds"; nothing to sweep')
 
-    keys = list(grid)
-    variants = []
-    for values in itertools.product(*(grid[k] for k in keys)):
-        chosen = dict(zip(keys, values))
-        config = {k[len("config."):]: v for k, v in chosen.items() if k.startswith("config.")}
-        params = {k[len("params."):]: v for k, v in chosen.items() if k.startswith("params.")}
-        for seed in seeds if seeds is not None else [None]:
-            variants.append(Variant(len(variants), config, params, seed))
-    return variants
+
+def _check_seeds(seeds, where: str) -> None:
+    if (not isinstance(seeds, list) or not seeds
+            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
+                       for s in seeds)):
+        raise SweepError(f'{where}: "seeds" must be a non-empty list of integers >= 0')
+    if len(set(seeds)) != len(seeds):
+        raise SweepError(f'{where}: "seeds" lists a seed twice; each must be unique')
 
 
 def variant_for_task(path: str | Path, task_id: int) -> Variant:
+    """The variant task `task_id` trains; SweepError if out of range."""
     variants = load_sweep(path)
     if not 0 <= task_id < len(variants):
         raise SweepError(f"sweep file {path}: task id {task_id} is out of range: it has "
@@ -136,6 +151,7 @@ def apply_config_overrides(config: dict, overrides: dict[str, Any]) -> dict:
 
 
 def main(argv=None) -> int:
+    """The sweep command: list variants, or print the --array range."""
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sweep_file", type=Path)
@@ -146,7 +162,7 @@ def main(argv=None) -> int:
         variants = load_sweep(args.sweep_file)
     except SweepError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return C.EXIT_BAD_INPUT
     array = f"0-{len(variants) - 1}"
     if args.array:
         print(array)

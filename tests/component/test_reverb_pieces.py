@@ -11,15 +11,18 @@ import pytest
 reverb = pytest.importorskip("reverb")
 tf = pytest.importorskip("tensorflow")
 
-from tf_agents.drivers import py_driver  # noqa: E402
-from tf_agents.policies import random_py_policy  # noqa: E402
-from tf_agents.trajectories import trajectory  # noqa: E402
-from tf_agents.utils import common  # noqa: E402
+from tf_agents.drivers import py_driver
+from tf_agents.policies import random_py_policy
+from tf_agents.trajectories import trajectory
+from tf_agents.utils import common
 
-from tfagents_system import builders  # noqa: E402
-from tfagents_system import constants as C  # noqa: E402
-from tfagents_system.envs import load_gym_env  # noqa: E402
-from tfagents_system.params import TrainParamsBase  # noqa: E402
+from tfagents_system import builders, runtime
+from tfagents_system import constants as C
+from tfagents_system.envs import load_gym_env
+from tfagents_system.params import TrainParamsBase
+from tfagents_system.replay import client as replay_client
+from tfagents_system.replay import datasets, tables
+from tfagents_system.replay import writers as replay_writers
 
 
 class PendulumParams(TrainParamsBase):
@@ -37,7 +40,7 @@ class PendulumParams(TrainParamsBase):
 @pytest.fixture
 def server():
     params = PendulumParams()
-    srv = reverb.Server(builders.make_tables(params, capacity=1000), port=None)
+    srv = reverb.Server(tables.make_tables(params, capacity=1000), port=None)
     yield srv, f"localhost:{srv.port}", params
     srv.stop()
 
@@ -45,7 +48,7 @@ def server():
 def _collect(address, params, episodes, should_stop=lambda: False):
     env = params.env_ctor(seed=1)
     client = reverb.Client(address)
-    writer = builders.ExperienceWriter(client, should_stop)
+    writer = replay_writers.ExperienceWriter(client, should_stop)
     policy = random_py_policy.RandomPyPolicy(env.time_step_spec(), env.action_spec(), seed=3)
     py_driver.PyDriver(env, policy, [writer], max_episodes=episodes).run(env.reset())
     writer.close()
@@ -61,7 +64,7 @@ def test_items_are_two_step_transitions_within_episodes(server):
     env = params.env_ctor()
     agent = builders.make_agent(params, env.time_step_spec(), env.action_spec(),
                                 common.create_variable("s", 0, dtype=tf.int64))
-    batch = next(iter(builders.experience_dataset(address, agent.collect_data_spec, 64)))
+    batch = next(iter(datasets.experience_dataset(address, agent.collect_data_spec, 64)))
     first_types = batch.step_type[:, 0].numpy()
     assert not np.any(first_types == 2), "an item starts at a LAST step: it spans two episodes"
 
@@ -74,7 +77,7 @@ def test_time_limit_keeps_bootstrapping_in_the_critic(server):
     env = params.env_ctor()
     train_step = common.create_variable("s", 0, dtype=tf.int64)
     agent = builders.make_agent(params, env.time_step_spec(), env.action_spec(), train_step)
-    batch = next(iter(builders.experience_dataset(address, agent.collect_data_spec, 256)))
+    batch = next(iter(datasets.experience_dataset(address, agent.collect_data_spec, 256)))
     time_steps, policy_steps, next_time_steps = trajectory.to_transition(batch)
     truncated = next_time_steps.step_type.numpy() == 2
     assert truncated.any(), "no time-limit transition sampled"
@@ -89,9 +92,9 @@ def test_time_limit_keeps_bootstrapping_in_the_critic(server):
 
     before = critic_loss(1.0)
     terminal_before = critic_loss(0.0)
-    for var in agent._target_critic_network_1.variables:  # noqa: SLF001
+    for var in agent._target_critic_network_1.variables:
         var.assign(var + 0.5)
-    for var in agent._target_critic_network_2.variables:  # noqa: SLF001
+    for var in agent._target_critic_network_2.variables:
         var.assign(var + 0.5)
     assert critic_loss(1.0) != pytest.approx(before), "discount 1: target must bootstrap"
     assert critic_loss(0.0) == pytest.approx(terminal_before), "discount 0 ignores the target"
@@ -100,19 +103,26 @@ def test_time_limit_keeps_bootstrapping_in_the_critic(server):
 def test_weights_exchange_roundtrip(server):
     _, address, _ = server
     client = reverb.Client(address)
-    exchange = builders.WeightsExchange(client)
-    assert not exchange.available()
+    exchange = replay_client.WeightsExchange(client)
+    assign = replay_client.WeightsExchange.assign
+
+    def fetch_into(variable_lists):
+        arrays, train_step = exchange.fetch()
+        assign(arrays, variable_lists)
+        return train_step
+
+    assert client.server_info()[C.WEIGHTS_TABLE].current_size == 0
     src = [tf.Variable(np.arange(6, dtype=np.float32).reshape(2, 3)), tf.Variable([1.5])]
     dst = [tf.Variable(tf.zeros((2, 3))), tf.Variable([0.0])]
     exchange.publish(src, 1234)
-    assert exchange.available()
-    assert exchange.fetch_into([dst]) == 1234
+    exchange.wait_until_available(lambda: False)  # returns at once: published
+    assert fetch_into([dst]) == 1234
     np.testing.assert_array_equal(dst[0].numpy(), src[0].numpy())
     exchange.publish([v * 2 for v in src], 2000)  # the newest item replaces the old
-    assert exchange.fetch_into([dst]) == 2000
+    assert fetch_into([dst]) == 2000
     assert client.server_info()[C.WEIGHTS_TABLE].current_size == 1
     with pytest.raises(ValueError, match="different networks"):
-        exchange.fetch_into([[tf.Variable([0.0])]])
+        fetch_into([[tf.Variable([0.0])]])
 
 
 def test_samples_per_insert_blocks_writer_and_stop_is_honoured():
@@ -125,7 +135,7 @@ def test_samples_per_insert_blocks_writer_and_stop_is_honoured():
         min_replay_size = 2
 
     params = RatioParams()
-    srv = reverb.Server(builders.make_tables(params, capacity=1000), port=None)
+    srv = reverb.Server(tables.make_tables(params, capacity=1000), port=None)
     stop = threading.Event()
     outcome = {}
 
@@ -133,7 +143,7 @@ def test_samples_per_insert_blocks_writer_and_stop_is_honoured():
         try:
             _collect(f"localhost:{srv.port}", params, episodes=5, should_stop=stop.is_set)
             outcome["result"] = "finished"
-        except builders.StopRequested:
+        except runtime.StopRequested:
             outcome["result"] = "stopped"
 
     try:
@@ -154,5 +164,5 @@ def test_samples_per_insert_blocks_writer_and_stop_is_honoured():
 
 
 def test_min_size_rate_limiter_without_ratio():
-    limiter = builders.experience_rate_limiter(PendulumParams())
+    limiter = tables.experience_rate_limiter(PendulumParams())
     assert isinstance(limiter, reverb.rate_limiters.MinSize)

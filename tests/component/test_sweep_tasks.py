@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
-from launch_helpers import write_params, write_variables  # noqa: E402
+from launch_helpers import write_params, write_variables
 
-from tfagents_system import launch, runtime  # noqa: E402
-from tfagents_system.params import ParamsError  # noqa: E402
+from tfagents_system import launch, runtime
+from tfagents_system.params import ParamsError
 
 
 @pytest.fixture

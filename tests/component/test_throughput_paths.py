@@ -13,22 +13,27 @@ import pytest
 reverb = pytest.importorskip("reverb")
 tf = pytest.importorskip("tensorflow")
 
-from tf_agents.environments import py_environment, wrappers  # noqa: E402
-from tf_agents.specs import array_spec, tensor_spec  # noqa: E402
-from tf_agents.trajectories import time_step as ts  # noqa: E402
-from tf_agents.trajectories import trajectory  # noqa: E402
-from tf_agents.utils import common  # noqa: E402
+from tf_agents.environments import py_environment, wrappers
+from tf_agents.specs import array_spec, tensor_spec
+from tf_agents.trajectories import time_step as ts
+from tf_agents.trajectories import trajectory
+from tf_agents.utils import common
 
-from tfagents_system import (  # noqa: E402
-    builders,
-    collect_worker,
-    learner,
-    replay_memory,
-    runtime,
+from tfagents_system import actors, builders, collection, runtime
+from tfagents_system import constants as C
+from tfagents_system import paths as paths_module
+from tfagents_system.envs import load_gym_env
+from tfagents_system.params import TrainParamsBase
+from tfagents_system.replay import (
+    datasets,
+    layouts,
+    packing,
+    sources,
+    tables,
 )
-from tfagents_system import constants as C  # noqa: E402
-from tfagents_system.envs import load_gym_env  # noqa: E402
-from tfagents_system.params import TrainParamsBase  # noqa: E402
+from tfagents_system.replay import memory as replay_memory
+from tfagents_system.replay import writers as replay_writers
+from tfagents_system.replay.client import ServerLink
 
 
 class CountdownEnv(py_environment.PyEnvironment):
@@ -79,7 +84,7 @@ class CountdownParams(TrainParamsBase):
 
 @pytest.fixture
 def server():
-    srv = reverb.Server(builders.make_tables(CountdownParams(), capacity=10_000), port=None)
+    srv = reverb.Server(tables.make_tables(CountdownParams(), capacity=10_000), port=None)
     yield f"localhost:{srv.port}"
     srv.stop()
 
@@ -109,18 +114,18 @@ class _Tee:
 
 
 def _collect(envs, writers, episodes, actor=None, should_stop=lambda: False, beat=lambda: None):
-    stats = collect_worker.EpisodeStats(len(envs))
-    collector = collect_worker.Collector(envs, stats, beat, should_stop)
+    stats = collection.EpisodeStats(len(envs))
+    collector = collection.Collector(envs, stats, beat, should_stop)
     collector.writers = writers
-    actor = actor or collect_worker.RandomActor(envs[0].action_spec(), seed=7)
+    actor = actor or actors.RandomActor(envs[0].action_spec(), seed=7)
     collector.run(actor, episodes)
     return stats
 
 
 def _sample_all(address, spec, layout, size):
     """Every distinct transition in the table (uniform sampling, many draws)."""
-    batch = next(iter(builders.experience_dataset(address, spec, 40 * size, layout=layout)))
-    if layout == builders.LAYOUT_STEPS:
+    batch = next(iter(datasets.experience_dataset(address, spec, 40 * size, layout=layout)))
+    if layout == layouts.LAYOUT_STEPS:
         batch = tf.nest.map_structure(lambda x: tf.squeeze(x, 1), trajectory.to_transition(batch))
     flat = [np.asarray(x).reshape(40 * size, -1).astype(np.float64)
             for x in tf.nest.flatten(batch)]
@@ -134,14 +139,14 @@ def test_packed_items_equal_tf_agents_transitions(server):
     params = CountdownParams()
     env = countdown_env()
     agent = _agent(params, env)
-    srv2 = reverb.Server(builders.make_tables(params, capacity=10_000), port=None)
+    srv2 = reverb.Server(tables.make_tables(params, capacity=10_000), port=None)
     try:
         steps_address = f"localhost:{srv2.port}"
-        packed = builders.make_experience_writer(
-            reverb.Client(server), builders.LAYOUT_PACKED, env.observation_spec(),
+        packed = replay_writers.make_experience_writer(
+            reverb.Client(server), layouts.LAYOUT_PACKED, env.observation_spec(),
             env.action_spec(), lambda: False)
-        steps = builders.make_experience_writer(
-            reverb.Client(steps_address), builders.LAYOUT_STEPS, env.observation_spec(),
+        steps = replay_writers.make_experience_writer(
+            reverb.Client(steps_address), layouts.LAYOUT_STEPS, env.observation_spec(),
             env.action_spec(), lambda: False)
         stats = _collect([env], [_Tee(packed, steps)], episodes=4)
         packed.close()
@@ -151,8 +156,8 @@ def test_packed_items_equal_tf_agents_transitions(server):
             size = reverb.Client(address).server_info()[C.EXPERIENCE_TABLE].current_size
             assert size == stats.env_steps
         spec = agent.collect_data_spec
-        from_packed = _sample_all(server, spec, builders.LAYOUT_PACKED, stats.env_steps)
-        from_steps = _sample_all(steps_address, spec, builders.LAYOUT_STEPS, stats.env_steps)
+        from_packed = _sample_all(server, spec, layouts.LAYOUT_PACKED, stats.env_steps)
+        from_steps = _sample_all(steps_address, spec, layouts.LAYOUT_STEPS, stats.env_steps)
         assert len(from_packed) == stats.env_steps
         assert from_packed == from_steps
     finally:
@@ -193,13 +198,13 @@ def test_packed_transitions_keep_truncation_bootstrapping(server):
     params = CountdownParams()
     env = countdown_env()
     agent = _agent(params, env)
-    writer = builders.make_experience_writer(reverb.Client(server), builders.LAYOUT_PACKED,
+    writer = replay_writers.make_experience_writer(reverb.Client(server), layouts.LAYOUT_PACKED,
                                              env.observation_spec(), env.action_spec(),
                                              lambda: False)
     _collect([env], [writer], episodes=6)
     writer.close()
-    batch = next(iter(builders.experience_dataset(server, agent.collect_data_spec, 512,
-                                                  layout=builders.LAYOUT_PACKED)))
+    batch = next(iter(datasets.experience_dataset(server, agent.collect_data_spec, 512,
+                                                  layout=layouts.LAYOUT_PACKED)))
     _assert_countdown_transitions(batch)
 
 
@@ -210,7 +215,7 @@ def test_packed_batch_gives_the_same_sac_losses_as_the_two_step_batch(server):
     recorder = _Recorder()
     _collect([env], [recorder], episodes=4)
     spec = agent.collect_data_spec
-    packer = builders.TransitionPacker(spec.observation, spec.action)
+    packer = packing.TransitionPacker(spec.observation, spec.action)
     packed = np.stack([packer.pack(t, a.action, n) for t, a, n in recorder.calls])
     transition = packer.unpack(tf.constant(packed))
     trajs = [(trajectory.from_transition(t, a, n), trajectory.from_transition(
@@ -252,7 +257,7 @@ def test_lockstep_envs_write_whole_episodes_per_env(server):
     assert len(stats.pop_finished()) == ended
     # The same with real writers: one item per env step.
     client = reverb.Client(server)
-    writers = [builders.make_experience_writer(client, builders.LAYOUT_PACKED,
+    writers = [replay_writers.make_experience_writer(client, layouts.LAYOUT_PACKED,
                                                envs[0].observation_spec(),
                                                envs[0].action_spec(), lambda: False)
                for _ in envs]
@@ -267,13 +272,13 @@ def test_warmup_by_steps_leaves_the_episode_open_for_the_policy():
     next run continues that episode (no reset), as the zoo's warm-up hands over."""
     env = load_gym_env("Pendulum-v1", seed=0)  # 200-step episodes, never terminal
     recorder = _Recorder()
-    stats = collect_worker.EpisodeStats(1)
-    collector = collect_worker.Collector([env], stats, lambda: None, lambda: False)
+    stats = collection.EpisodeStats(1)
+    collector = collection.Collector([env], stats, lambda: None, lambda: False)
     collector.writers = [recorder]
-    collector.run(collect_worker.RandomActor(env.action_spec(), seed=1), steps=250)
+    collector.run(actors.RandomActor(env.action_spec(), seed=1), steps=250)
     assert stats.env_steps == 250 and len(recorder.calls) == 250
     assert len(stats.pop_finished()) == 1  # one whole episode, the second one open
-    collector.run(collect_worker.RandomActor(env.action_spec(), seed=2), episodes=1)
+    collector.run(actors.RandomActor(env.action_spec(), seed=2), episodes=1)
     assert stats.env_steps == 400  # the open episode's remaining 150 steps, no reset
     assert not any(t.is_first() for t, _, _ in recorder.calls[201:])
     assert stats.pop_finished() == [(pytest.approx(sum(
@@ -288,7 +293,7 @@ def test_collector_serves_heartbeats_and_stop_requests():
     stop = threading.Event()
     threading.Timer(0.5, stop.set).start()
     start = time.monotonic()
-    with pytest.raises(builders.StopRequested):
+    with pytest.raises(runtime.StopRequested):
         _collect([env], [_Recorder()], episodes=1, should_stop=stop.is_set,
                  beat=lambda: beats.append(time.monotonic()))
     assert time.monotonic() - start < 3
@@ -314,11 +319,11 @@ def test_numpy_actor_matches_the_tf_collect_policy():
     published = [v.numpy() for v in agent.collect_policy.variables()]
     net = params.actor_net_ctor(tensor_spec.from_spec(env.observation_spec()),
                                 tensor_spec.from_spec(env.action_spec()))
-    actor, reason = collect_worker.NumpyActor.from_network(net, env.action_spec(), seed=5)
+    actor, reason = actors.NumpyActor.from_network(net, env.action_spec(), seed=5)
     assert reason is None
     actor.set_weights(published)
     obs = np.random.default_rng(0).normal(size=(64, 3)).astype(np.float32)
-    dist, _ = agent._actor_network(obs, step_type=(), network_state=(),  # noqa: SLF001
+    dist, _ = agent._actor_network(obs, step_type=(), network_state=(),
                                    training=False)
     loc, std = actor.loc_and_std(obs)
     np.testing.assert_allclose(loc, dist.input_distribution.loc.numpy(), rtol=1e-4, atol=1e-5)
@@ -331,7 +336,7 @@ def test_numpy_actor_matches_the_tf_collect_policy():
     tf_greedy = greedy_policy.GreedyPolicy(agent.policy).action(
         ts.restart(tf.constant(obs), batch_size=64)).action.numpy()
     np.testing.assert_allclose(actor.greedy(obs), tf_greedy, rtol=1e-4, atol=1e-5)
-    evaluator = collect_worker.NumpyGreedyPolicy(actor)
+    evaluator = actors.NumpyGreedyPolicy(actor)
     step = evaluator.action(ts.restart(obs[3]), evaluator.get_initial_state())
     np.testing.assert_allclose(step.action, tf_greedy[3], rtol=1e-4, atol=1e-5)
     samples = np.stack([actor.sample(obs) for _ in range(200)])
@@ -343,9 +348,9 @@ def test_numpy_actor_matches_the_tf_collect_policy():
     # Mean of the pre-tanh samples ~ loc (the TF policy samples the same law).
     pre = np.arctanh(np.clip(samples / spec.maximum, -0.999999, 0.999999))
     assert np.abs(pre.mean(0) - loc).max() < 4 * std.max() / np.sqrt(200) + 0.05
-    again, _ = collect_worker.NumpyActor.from_network(net, env.action_spec(), seed=5)
+    again, _ = actors.NumpyActor.from_network(net, env.action_spec(), seed=5)
     again.set_weights(published)
-    first = collect_worker.NumpyActor.from_network(net, env.action_spec(), seed=5)[0]
+    first = actors.NumpyActor.from_network(net, env.action_spec(), seed=5)[0]
     first.set_weights(published)
     np.testing.assert_array_equal(first.sample(obs), again.sample(obs))
     with pytest.raises(ValueError, match="different networks"):
@@ -361,7 +366,7 @@ def test_numpy_actor_declines_other_networks():
     net = actor_distribution_network.ActorDistributionNetwork(
         obs_spec, act_spec, fc_layer_params=(8,),
         continuous_projection_net=normal_projection_network.NormalProjectionNetwork)
-    actor, reason = collect_worker.NumpyActor.from_network(net, env.action_spec(), seed=0)
+    actor, reason = actors.NumpyActor.from_network(net, env.action_spec(), seed=0)
     assert actor is None and "NormalProjectionNetwork" in reason
 
 
@@ -369,36 +374,36 @@ def test_layout_choice_and_record(tmp_path, monkeypatch):
     log = runtime.setup_logging("test")
     env = countdown_env()
     agent = _agent(CountdownParams(), env)
-    assert builders.choose_layout(agent)[0] == builders.LAYOUT_PACKED
-    paths = runtime.ExperimentPaths(tmp_path / "new")
+    assert layouts.choose_layout(agent)[0] == layouts.LAYOUT_PACKED
+    paths = paths_module.ExperimentPaths(tmp_path / "new")
     paths.root.mkdir()
-    assert learner.resolve_layout(paths, agent, log, 1000) == builders.LAYOUT_BLOCKS
-    assert runtime.read_json(paths.root / builders.LAYOUT_FILE)["layout"] == "packed_blocks"
+    assert layouts.resolve_layout(paths, agent, log, 1000) == layouts.LAYOUT_BLOCKS
+    assert runtime.read_json(paths.root / C.LAYOUT_FILE)["layout"] == "packed_blocks"
     # learner_keeps_replay = False: Reverb keeps the buffer, and the record says why.
-    in_reverb = runtime.ExperimentPaths(tmp_path / "in_reverb")
+    in_reverb = paths_module.ExperimentPaths(tmp_path / "in_reverb")
     in_reverb.root.mkdir()
-    assert learner.resolve_layout(in_reverb, agent, log, 1000,
-                                  learner_keeps=False) == builders.LAYOUT_PACKED
+    assert layouts.resolve_layout(in_reverb, agent, log, 1000,
+                                  learner_keeps=False) == layouts.LAYOUT_PACKED
     assert "learner_keeps_replay = False" in runtime.read_json(
-        in_reverb.root / builders.LAYOUT_FILE)["reason"]
+        in_reverb.root / C.LAYOUT_FILE)["reason"]
     # A buffer too big for the learner's RAM stays in Reverb (rows of 4 + 3 + 2 + 3
     # floats: 1000 of them take 48000 bytes).
-    monkeypatch.setattr(builders, "memory_budget_bytes", lambda: 47_999)
-    layout, reason = builders.choose_layout(agent, 1000)
-    assert layout == builders.LAYOUT_PACKED and "exceeds a quarter" in reason
-    big = runtime.ExperimentPaths(tmp_path / "big")
+    monkeypatch.setattr(layouts, "memory_budget_bytes", lambda: 47_999)
+    layout, reason = layouts.choose_layout(agent, 1000)
+    assert layout == layouts.LAYOUT_PACKED and "exceeds a quarter" in reason
+    big = paths_module.ExperimentPaths(tmp_path / "big")
     big.root.mkdir()
-    assert learner.resolve_layout(big, agent, log, 1000) == builders.LAYOUT_PACKED
+    assert layouts.resolve_layout(big, agent, log, 1000) == layouts.LAYOUT_PACKED
     # An experiment checkpointed before layouts were recorded keeps 2-step items.
-    old = runtime.ExperimentPaths(tmp_path / "old")
+    old = paths_module.ExperimentPaths(tmp_path / "old")
     old.checkpoints.mkdir(parents=True)
     (old.checkpoints / "checkpoint").write_text("")
-    assert learner.resolve_layout(old, agent, log) == builders.LAYOUT_STEPS
-    assert learner.resolve_layout(old, agent, log) == builders.LAYOUT_STEPS  # recorded
+    assert layouts.resolve_layout(old, agent, log) == layouts.LAYOUT_STEPS
+    assert layouts.resolve_layout(old, agent, log) == layouts.LAYOUT_STEPS  # recorded
     # Integer observations cannot be packed exactly.
     int_spec = agent.collect_data_spec._replace(
         observation=tf.TensorSpec((3,), tf.int32))
-    assert "int32" in builders.TransitionPacker.unsupported_reason(int_spec)
+    assert "int32" in packing.TransitionPacker.unsupported_reason(int_spec)
 
 
 def test_custom_actor_network_runs_the_exported_tf_policy_in_lockstep(server, tmp_path):
@@ -407,7 +412,7 @@ def test_custom_actor_network_runs_the_exported_tf_policy_in_lockstep(server, tm
     the ones a weight refresh assigns."""
     from tf_agents.networks import actor_distribution_network
 
-    from tfagents_system.learner import export_policy
+    from tfagents_system.builders import export_policy
 
     class Params(CountdownParams):
         num_envs_per_worker = 3
@@ -420,12 +425,12 @@ def test_custom_actor_network_runs_the_exported_tf_policy_in_lockstep(server, tm
     params = Params()
     env = countdown_env()
     agent = _agent(params, env)
-    paths = runtime.ExperimentPaths(tmp_path)
+    paths = paths_module.ExperimentPaths(tmp_path)
     export_policy(agent.collect_policy, agent.train_step_counter,
                   paths.policy(C.COLLECT_POLICY))
-    actor, variables = collect_worker.make_collect_actor(
+    actor, variables = builders.make_collect_actor(
         params, paths, env, 0, runtime.setup_logging("test"))
-    assert isinstance(actor, collect_worker.TFPolicyActor)
+    assert isinstance(actor, actors.TFPolicyActor)
     assert [v.shape for v in variables] == [
         v.shape for v in agent.collect_policy.variables()]
     envs = [countdown_env(seed) for seed in (1, 2, 3)]
@@ -447,9 +452,9 @@ def test_blocks_bring_every_transition_in_order_into_the_replay_memory(server, t
     exactly the packed transitions, in collection order; a new memory on the same
     directory restores them; a small capacity keeps the newest."""
     env = countdown_env()
-    packer = builders.TransitionPacker(env.observation_spec(), env.action_spec())
+    packer = packing.TransitionPacker(env.observation_spec(), env.action_spec())
     client = reverb.Client(server)
-    writer = builders.BlockExperienceWriter(client, packer, lambda: False, block_rows=4)
+    writer = replay_writers.BlockExperienceWriter(client, packer, lambda: False, block_rows=4)
     recorder = _Recorder()
     stats = _collect([env], [_Tee(writer, recorder)], episodes=4)
     writer.close()
@@ -482,17 +487,21 @@ def test_memory_batches_keep_truncation_bootstrapping(server, tmp_path):
     params = CountdownParams()
     env = countdown_env()
     agent = _agent(params, env)
-    packer = builders.TransitionPacker(env.observation_spec(), env.action_spec())
     client = reverb.Client(server)
-    writer = builders.make_experience_writer(client, builders.LAYOUT_BLOCKS,
+    writer = replay_writers.make_experience_writer(client, layouts.LAYOUT_BLOCKS,
                                              env.observation_spec(), env.action_spec(),
                                              lambda: False)
     stats = _collect([env], [writer], episodes=6)
     writer.close()
-    memory = replay_memory.ReplayMemory(1000, packer.size, None)
-    memory.add(replay_memory.drain_queue(client))
-    train_steps, next_batch = learner.make_memory_train_steps(agent, memory, 512, packer)
-    batch = next_batch()
+    params.batch_size = 512
+    log = runtime.setup_logging("test")
+    link = ServerLink(server, lambda: False, log)
+    source = sources.MemorySource(params, paths_module.ExperimentPaths(tmp_path), 1000,
+                                  agent.collect_data_spec, link, lambda: False, log)
+    source.take_in(0)  # the learner's take-in: the queue's blocks into its memory
+    assert source.size() == stats.env_steps
+    train_steps = builders.make_train_loop(agent, source.next_batch)
+    batch = source.sample()
     _assert_countdown_transitions(batch)
     seen = {tuple(o) for o in batch.time_step.observation.numpy()[:, :2]}
     assert len(seen) == stats.env_steps  # (episode, t) of every transition
@@ -501,17 +510,17 @@ def test_memory_batches_keep_truncation_bootstrapping(server, tmp_path):
 
 
 def test_a_full_queue_makes_writers_wait_and_see_stop_requests(monkeypatch):
-    monkeypatch.setattr(builders, "QUEUE_MAX_BLOCKS", 2)
-    srv = reverb.Server(builders.make_tables(CountdownParams(), capacity=100), port=None)
+    monkeypatch.setattr(tables, "QUEUE_MAX_BLOCKS", 2)
+    srv = reverb.Server(tables.make_tables(CountdownParams(), capacity=100), port=None)
     try:
         client = reverb.Client(f"localhost:{srv.port}")
         env = countdown_env()
-        packer = builders.TransitionPacker(env.observation_spec(), env.action_spec())
+        packer = packing.TransitionPacker(env.observation_spec(), env.action_spec())
         stop = threading.Event()
-        writer = builders.BlockExperienceWriter(client, packer, stop.is_set, block_rows=1)
+        writer = replay_writers.BlockExperienceWriter(client, packer, stop.is_set, block_rows=1)
         threading.Timer(1.5, stop.set).start()
         start = time.monotonic()
-        with pytest.raises(builders.StopRequested):
+        with pytest.raises(runtime.StopRequested):
             _collect([env], [writer], episodes=10)
         assert 1.5 <= time.monotonic() - start < 5
         assert client.server_info()[C.QUEUE_TABLE].current_size == 2

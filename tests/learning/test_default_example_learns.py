@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
-from launch_helpers import REPO, eval_returns, kill_leftovers, run_script  # noqa: E402
+from launch_helpers import REPO, eval_returns, kill_leftovers, run_script
 
 pytestmark = pytest.mark.slow
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
-from launch_helpers import (  # noqa: E402
+from launch_helpers import (
     REPO,
     kill_leftovers,
     latest_checkpoint_step,

@@ -6,12 +6,12 @@ import pytest
 
 from tfagents_system.builders import (
     derive_seed,
-    init_episodes_for_worker,
-    replay_capacity,
     warmup_for_worker,
     worker_env_seeds,
+    worker_share,
 )
 from tfagents_system.params import TrainParamsBase
+from tfagents_system.replay.tables import replay_capacity
 
 
 class _Params(TrainParamsBase):
@@ -47,13 +47,13 @@ def test_derive_seed_trailing_zero_key_differs():
     assert derive_seed(0, 1, 0) != derive_seed(0, 1)
 
 
-# --- init_episodes_for_worker ---
+# --- worker_share ---
 
 @pytest.mark.parametrize("total", [0, 1, 7, 10, 64, 101])
 @pytest.mark.parametrize("workers", [1, 2, 3, 8, 11])
 def test_init_episode_shares(total, workers):
     """Shares sum to the total and differ by at most one."""
-    shares = [init_episodes_for_worker(total, workers, i) for i in range(workers)]
+    shares = [worker_share(total, workers, i) for i in range(workers)]
     assert sum(shares) == total
     assert max(shares) - min(shares) <= 1
     assert min(shares) >= 0
@@ -61,7 +61,7 @@ def test_init_episode_shares(total, workers):
 
 def test_init_episode_shares_example():
     """10 episodes over 4 workers: the first two do one extra."""
-    assert [init_episodes_for_worker(10, 4, i) for i in range(4)] == [3, 3, 2, 2]
+    assert [worker_share(10, 4, i) for i in range(4)] == [3, 3, 2, 2]
 
 
 # --- worker_env_seeds ---

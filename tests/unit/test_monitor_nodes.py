@@ -1,6 +1,8 @@
 """The supervision state machine on a workers-only node of a multi-node job."""
 
+from tfagents_system import constants as C
 from tfagents_system import supervision
+from tfagents_system.paths import ExperimentPaths
 
 
 class FakeSupervisor:
@@ -31,8 +33,8 @@ def test_workers_only_node_finishes_without_a_learner(tmp_path):
     monitor.on_event("PROCESS_STATE_EXITED", {"processname": "worker_3", "expected": "1"})
     assert monitor.outcome["result"] == "complete" and rpc.supervisor.calls == ["shutdown"]
     # The node's outcome goes to its own run dir, not the head node's.
-    assert (tmp_path / "run" / "node-n2" / supervision.OUTCOME_FILE).is_file()
-    assert not (tmp_path / "run" / supervision.OUTCOME_FILE).exists()
+    assert (tmp_path / "run" / "node-n2" / C.OUTCOME_FILE).is_file()
+    assert not (tmp_path / "run" / C.OUTCOME_FILE).exists()
 
 
 def test_head_node_still_waits_for_the_learner(tmp_path):
@@ -46,7 +48,7 @@ def test_head_node_still_waits_for_the_learner(tmp_path):
 
 def test_node_sockets_and_run_dirs_are_distinct(tmp_path):
     assert supervision.socket_path(tmp_path) != supervision.socket_path(tmp_path, "n2")
-    assert supervision.run_dir(tmp_path, "n2") == tmp_path / "run" / "node-n2"
+    assert ExperimentPaths(tmp_path).run_dir("n2") == tmp_path / "run" / "node-n2"
 
 
 def test_worker_restarted_after_completion_finishes_within_startsecs(tmp_path):

@@ -4,8 +4,8 @@ only: no TF, no Reverb)."""
 import numpy as np
 import pytest
 
-from tfagents_system import replay_memory
-from tfagents_system.replay_memory import RatioLimit, ReplayLog
+from tfagents_system.replay import packing, tables
+from tfagents_system.replay.memory import RatioLimit, ReplayLog
 
 
 def _rows(start, n, size=3):
@@ -89,17 +89,16 @@ def test_samples_per_insert_bounds_both_sides():
 
 def test_padding_rows_are_dropped():
     block = _rows(0, 4, size=5)
-    block[2:, 0] = replay_memory.builders.PAD_STEP_TYPE
-    np.testing.assert_array_equal(replay_memory.valid_rows(block), block[:2])
+    block[2:, 0] = packing.PAD_STEP_TYPE
+    np.testing.assert_array_equal(packing.valid_rows(block), block[:2])
 
 
 def test_queue_holds_about_the_ratio_slack():
     """Without a ratio the queue is large; with one it holds about error_buffer /
     samples_per_insert transitions, as Reverb's limiter would let workers run ahead."""
-    from tfagents_system import builders
 
-    assert builders.queue_blocks(_Params()) == builders.QUEUE_MAX_BLOCKS
+    assert tables.queue_blocks(_Params()) == tables.QUEUE_MAX_BLOCKS
     # spi 32, min size 64, batch 32: slack 32 * 64 + 320 = 2368 samples = 74 transitions.
-    assert builders.queue_blocks(_Params(spi=32.0, min_size=64, batch=32)) == 2
+    assert tables.queue_blocks(_Params(spi=32.0, min_size=64, batch=32)) == 2
     # spi 1, error buffer 1280: 1280 transitions = 10 blocks of 128.
-    assert builders.queue_blocks(_Params(spi=1.0, error_buffer=1280.0)) == 10
+    assert tables.queue_blocks(_Params(spi=1.0, error_buffer=1280.0)) == 10

@@ -26,8 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tfagents_system import builders
 from tfagents_system import constants as C
+from tfagents_system.replay.packing import valid_rows
+from tfagents_system.replay.tables import ratio_error_buffer
 
 
 class ReplayLog:
@@ -123,7 +124,7 @@ class RatioLimit:
     default error buffer), with the counts of transitions sampled (train step x
     batch size) and inserted; the learner takes in one block at a time while
     inserts are not too far ahead, so the queue (sized to the slack,
-    `builders.queue_blocks`) fills up and the workers wait.
+    `tables.queue_blocks`) fills up and the workers wait.
     """
 
     def __init__(self, params):
@@ -131,7 +132,7 @@ class RatioLimit:
         self.batch_size = int(params.batch_size)
         self.spi = None if params.samples_per_insert is None else float(
             params.samples_per_insert)
-        self.error_buffer = builders.ratio_error_buffer(params)
+        self.error_buffer = ratio_error_buffer(params)
 
     def steps_allowed(self, size: int, inserted: int, train_step: int, wanted: int) -> int:
         if size < self.min_size:
@@ -199,12 +200,6 @@ class ReplayMemory:
     def close(self) -> None:
         if self._log is not None:
             self._log.close()
-
-
-def valid_rows(block: np.ndarray) -> np.ndarray:
-    """A block's transitions without its padding rows."""
-    block = np.asarray(block, np.float32).reshape(-1, block.shape[-1])
-    return block[block[:, 0] != builders.PAD_STEP_TYPE]
 
 
 def drain_queue(client, limit: int | None = None) -> np.ndarray | None:

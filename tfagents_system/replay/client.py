@@ -1,0 +1,149 @@
+"""Reaching the replay server: a program's link to it (a client and the weights
+exchange, rebuilt when the server restarts) and the weights exchange itself."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from tfagents_system import constants as C
+from tfagents_system.runtime import StopRequested, prune_checkpoints
+
+
+def wait_for_server(address: str, should_stop: Callable[[], bool], timeout_s: float = 600):
+    """A reverb.Client once the server answers; StopRequested if asked to stop."""
+    import reverb
+
+    client = reverb.Client(address)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if should_stop():
+            raise StopRequested()
+        try:
+            client.server_info(timeout=2)
+            return client
+        except Exception:  # not up yet (any gRPC error)
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"replay server at {address} did not answer in {timeout_s}s") from None
+            time.sleep(0.5)
+
+
+def server_alive(client) -> bool:
+    """Whether the replay server answers now (any gRPC failure means no)."""
+    try:
+        client.server_info(timeout=5)
+        return True
+    except Exception:
+        return False
+
+
+class WeightsExchange:
+    """Publishes and fetches (policy variables, train step) through the one-slot table.
+
+    The table keeps the latest item and sampling does not remove it, so neither
+    side ever waits for the other once the learner has published once.
+    """
+
+    def __init__(self, client):
+        self._client = client
+
+    def publish(self, variables, train_step: int) -> None:
+        """Replace the published weights by `variables` (TF variables) at `train_step`."""
+        data = [v.numpy() for v in variables] + [np.asarray(train_step, np.int64)]
+        self._client.insert(data, {C.WEIGHTS_TABLE: 1.0})
+
+    def wait_until_available(self, should_stop: Callable[[], bool]) -> None:
+        """Wait for the learner's first publication; StopRequested if asked to stop."""
+        while self._client.server_info()[C.WEIGHTS_TABLE].current_size == 0:
+            if should_stop():
+                raise StopRequested()
+            time.sleep(0.5)
+
+    def fetch(self) -> tuple[list[np.ndarray], int]:
+        """(the published policy variables as arrays, their train step)."""
+        sample = next(iter(self._client.sample(C.WEIGHTS_TABLE, num_samples=1,
+                                               emit_timesteps=False)))
+        arrays = [np.asarray(x)[0] for x in sample.data]
+        return arrays[:-1], int(arrays[-1])
+
+    @staticmethod
+    def assign(arrays, variable_lists) -> None:
+        """Assign fetched weights to each list of variables."""
+        for variables in variable_lists:
+            if len(variables) != len(arrays):
+                raise ValueError(
+                    f"published weights have {len(arrays)} tensors, the policy has "
+                    f"{len(variables)}: the learner and worker build different networks"
+                )
+            for var, value in zip(variables, arrays):
+                var.assign(value)
+
+
+class ServerLink:
+    """A program's connection to the replay server: `client` and `weights`, rebuilt
+    when the server has gone away and come back (restored from its checkpoint).
+
+    `reconnect` waits for the server, rebuilds the connection and calls every
+    function added with `on_reconnect` (a new sampling iterator, a republication).
+    Subclasses rebuild what they keep on the client in `on_connect`.
+    """
+
+    def __init__(self, address: str, should_stop: Callable[[], bool], log):
+        self.address = address
+        self._should_stop = should_stop
+        self._log = log
+        self._listeners: list[Callable[[], None]] = []
+        self.connect()
+
+    def connect(self) -> None:
+        """Wait for the server to answer, then (re)build the client and what hangs on it."""
+        self.client = wait_for_server(self.address, self._should_stop)
+        self.weights = WeightsExchange(self.client)
+        self.on_connect()
+
+    def on_connect(self) -> None:
+        """Called after every (re)connection."""
+
+    def on_reconnect(self, listener: Callable[[], None]) -> None:
+        """Call `listener` after every reconnection."""
+        self._listeners.append(listener)
+
+    def alive(self) -> bool:
+        """Whether the server answers now: a failed call then was no lost server."""
+        return server_alive(self.client)
+
+    def reconnect(self, exc: Exception) -> None:
+        """The server went away (`exc`): wait for it to come back and reconnect."""
+        self._log.warning("replay server unreachable (%s: %s); waiting for it to come back",
+                          type(exc).__name__, exc)
+        self.connect()
+        for listener in self._listeners:
+            listener()
+        self._log.info("reconnected to the replay server")
+
+    def call(self, call: Callable, default=None):
+        """A client call between training calls. If the server has gone away, wait for
+        it, reconnect and return `default`; if it is already back (a quick restart broke
+        the call), reconnect and make the call once more. While stopping, return
+        `default`: SLURM signals every program at once, and a program must still write
+        its checkpoint when the server has gone first."""
+        try:
+            return call()
+        except Exception as exc:  # Reverb's client errors
+            if self._should_stop():
+                return default
+            restarted = self.alive()
+            self.reconnect(exc)
+            if not restarted:
+                return default
+        return call()
+
+    def checkpoint(self, keep: int) -> str:
+        """Reverb's own checkpoint of every table; keeps the newest `keep`."""
+        path = self.client.checkpoint()
+        prune_checkpoints(Path(path).parent, keep)
+        return path

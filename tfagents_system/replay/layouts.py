@@ -1,0 +1,109 @@
+"""The experience-item layout of an experiment, chosen by the learner at its first
+start, recorded in `replay_layout.json` and kept for the experiment's life.
+
+- `steps2` (LAYOUT_STEPS): the TF-Agents layout. An item is two consecutive
+  trajectory steps (2 x every field of the Trajectory), one column per field:
+  any specs, any agent.
+- `packed_transition` (LAYOUT_PACKED): an item is one step holding the whole
+  transition (s, a, r, s', step types, discount) in a single float32 vector,
+  sampled from Reverb. Reverb's per-item costs grow with the columns and steps an
+  item spans: this layout costs the learner's sampling and the workers' writes
+  several times less CPU (docs/performance.md). For SAC on float32 transitions
+  whose collect policy has no info.
+- `packed_blocks` (LAYOUT_BLOCKS): the packed vectors travel in blocks through a
+  FIFO queue table to the learner, which keeps the replay buffer in its own
+  memory (`replay.memory`) and samples it there: neither side pays Reverb's
+  per-item costs per transition. Chosen over packed_transition when the buffer
+  fits comfortably in the learner's RAM.
+"""
+
+from __future__ import annotations
+
+import time
+
+from tfagents_system.paths import ExperimentPaths
+from tfagents_system.replay.packing import TransitionPacker
+from tfagents_system.runtime import StopRequested, read_json, write_json_atomic
+
+LAYOUT_STEPS = "steps2"
+LAYOUT_PACKED = "packed_transition"
+LAYOUT_BLOCKS = "packed_blocks"
+LAYOUTS = (LAYOUT_STEPS, LAYOUT_PACKED, LAYOUT_BLOCKS)
+
+
+def memory_budget_bytes() -> int:
+    """The most a learner's replay memory may take: a quarter of the RAM available now."""
+    try:
+        with open("/proc/meminfo") as f:
+            info = dict(line.split(":", 1) for line in f)
+        return int(info["MemAvailable"].split()[0]) * 1024 // 4
+    except (OSError, KeyError, ValueError):
+        return 0
+
+
+def choose_layout(agent, capacity: int | None = None,
+                  learner_keeps: bool = True) -> tuple[str, str]:
+    """(layout, reason) for an agent: packed where it is exact, else the TF-Agents one.
+
+    With a capacity (and `learner_keeps`), packed transitions go in blocks to the
+    learner's own replay memory if capacity x vector size fits in
+    `memory_budget_bytes()`; else the learner samples them from Reverb.
+    """
+    from tf_agents.agents.sac import sac_agent
+
+    if not isinstance(agent, sac_agent.SacAgent):
+        return LAYOUT_STEPS, f"the agent is a {type(agent).__name__}, not a SacAgent"
+    networks = [agent._actor_network, agent._critic_network_1]
+    if any(net.state_spec for net in networks):
+        return LAYOUT_STEPS, "a network is recurrent"
+    reason = TransitionPacker.unsupported_reason(agent.collect_data_spec)
+    if reason:
+        return LAYOUT_STEPS, reason
+    if capacity is None:
+        return LAYOUT_PACKED, "SacAgent on float32 transitions"
+    if not learner_keeps:
+        return LAYOUT_PACKED, ("SacAgent on float32 transitions; learner_keeps_replay = False, "
+                               "so Reverb keeps the buffer")
+    need = int(capacity) * TransitionPacker.for_spec(agent.collect_data_spec).size * 4
+    budget = memory_budget_bytes()
+    if need > budget:
+        return LAYOUT_PACKED, (f"SacAgent on float32 transitions; a replay memory of "
+                               f"{need / 2**30:.2f} GiB exceeds a quarter of the available "
+                               f"RAM ({budget / 2**30:.2f} GiB), so Reverb keeps the buffer")
+    return LAYOUT_BLOCKS, (f"SacAgent on float32 transitions; the learner keeps the buffer "
+                           f"({need / 2**30:.2f} GiB)")
+
+
+def resolve_layout(paths: ExperimentPaths, agent, log, capacity: int | None = None,
+                   learner_keeps: bool = True) -> str:
+    """The experience-item layout of this experiment, recorded on first start.
+
+    An experiment without the record but with checkpoints was started before
+    layouts were recorded: its replay buffer holds TF-Agents 2-step items.
+    """
+    path = paths.layout
+    if path.is_file():
+        record = read_json(path)
+    else:
+        started = paths.has_checkpoint or (
+            paths.replay_checkpoints.is_dir() and any(paths.replay_checkpoints.iterdir()))
+        if started:
+            record = {"layout": LAYOUT_STEPS,
+                      "reason": "experiment started before item layouts were recorded"}
+        else:
+            layout, reason = choose_layout(agent, capacity, learner_keeps)
+            record = {"layout": layout, "reason": reason}
+        write_json_atomic(path, record)
+    if record["layout"] not in LAYOUTS:
+        raise ValueError(f"{path}: unknown layout {record['layout']!r}")
+    log.info("experience items: %s layout (%s)", record["layout"], record["reason"])
+    return record["layout"]
+
+
+def wait_for_layout(paths: ExperimentPaths, should_stop) -> str:
+    """The layout the learner chose for this experiment (a worker waits for the record)."""
+    while not paths.layout.is_file():
+        if should_stop():
+            raise StopRequested()
+        time.sleep(0.5)
+    return read_json(paths.layout)["layout"]

@@ -1,0 +1,131 @@
+"""One (s, a, r, s') transition <-> one float32 vector, and blocks of them.
+
+The packed layouts (`layouts.LAYOUT_PACKED`, `layouts.LAYOUT_BLOCKS`) move and
+store transitions as these vectors; `unpack` turns a batch of them back into the
+Transition that SacAgent.train takes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Rows per block of the packed_blocks layout, and the step type of the unused rows
+# at the end of a short block (an episode ended before the block was full).
+BLOCK_ROWS = 128
+PAD_STEP_TYPE = -1.0
+
+
+def valid_rows(block: np.ndarray) -> np.ndarray:
+    """A block's transitions without its padding rows."""
+    block = np.asarray(block, np.float32).reshape(-1, block.shape[-1])
+    return block[block[:, 0] != PAD_STEP_TYPE]
+
+
+class TransitionPacker:
+    """One (s, a, r, s') transition <-> one float32 vector.
+
+    Vector: [step_type, next_step_type, reward, discount, observation...,
+    action..., next observation...] (nested observations and actions are
+    flattened leaf by leaf, in tf.nest order). Step types 0-2 are exact in
+    float32. `unpack` rebuilds exactly what `trajectory.to_transition` gives for
+    the 2-step item of the TF-Agents layout (zero reward and discount in the
+    first time step).
+    """
+
+    HEAD = 4
+
+    @classmethod
+    def for_spec(cls, collect_data_spec) -> TransitionPacker:
+        """The packer of an agent's collect data spec (its observation and action)."""
+        return cls(collect_data_spec.observation, collect_data_spec.action)
+
+    def __init__(self, observation_spec, action_spec):
+        import tensorflow as tf
+
+        self.observation_spec = observation_spec
+        self.action_spec = action_spec
+        self._obs_shapes = [tuple(s.shape) for s in tf.nest.flatten(observation_spec)]
+        self._act_shapes = [tuple(s.shape) for s in tf.nest.flatten(action_spec)]
+        self._obs_sizes = [int(np.prod(shape)) for shape in self._obs_shapes]
+        self._act_sizes = [int(np.prod(shape)) for shape in self._act_shapes]
+        self.obs_size = sum(self._obs_sizes)
+        self.act_size = sum(self._act_sizes)
+        self.size = self.HEAD + 2 * self.obs_size + self.act_size
+        self._obs_at = self.HEAD
+        self._act_at = self.HEAD + self.obs_size
+        self._next_obs_at = self._act_at + self.act_size
+        self._single_obs = len(self._obs_sizes) == 1
+        self._single_act = len(self._act_sizes) == 1
+
+    @staticmethod
+    def unsupported_reason(collect_data_spec) -> str | None:
+        """Why a Trajectory spec cannot be packed, or None if it can."""
+        import tensorflow as tf
+
+        spec = collect_data_spec
+        if tf.nest.flatten(spec.policy_info):
+            return "the collect policy emits info"
+        for name in ("observation", "action"):
+            for leaf in tf.nest.flatten(getattr(spec, name)):
+                if tf.as_dtype(leaf.dtype) != tf.float32:
+                    return f"an {name} leaf is {tf.as_dtype(leaf.dtype).name}, not float32"
+        for name in ("reward", "discount"):
+            leaf = getattr(spec, name)
+            if tf.nest.flatten(leaf) != [leaf] or tuple(leaf.shape) != ():
+                return f"{name} is not a scalar"
+        return None
+
+    def _fill(self, out, at, value, single, sizes):
+        import tensorflow as tf
+
+        if single:
+            out[at:at + sizes[0]] = np.reshape(value, -1)
+            return
+        for leaf, size in zip(tf.nest.flatten(value), sizes):
+            out[at:at + size] = np.reshape(leaf, -1)
+            at += size
+
+    def pack(self, time_step, action, next_time_step, out=None) -> np.ndarray:
+        """The transition's vector, written into `out` (a float32 row) if given."""
+        if out is None:
+            out = np.empty(self.size, np.float32)
+        out[0] = time_step.step_type
+        out[1] = next_time_step.step_type
+        out[2] = next_time_step.reward
+        out[3] = next_time_step.discount
+        self._fill(out, self._obs_at, time_step.observation, self._single_obs, self._obs_sizes)
+        self._fill(out, self._act_at, action, self._single_act, self._act_sizes)
+        self._fill(out, self._next_obs_at, next_time_step.observation, self._single_obs,
+                   self._obs_sizes)
+        return out
+
+    def _split(self, packed, at, spec, shapes, sizes):
+        import tensorflow as tf
+
+        leaves = []
+        for shape, size in zip(shapes, sizes):
+            leaves.append(tf.reshape(packed[:, at:at + size], [-1, *shape]))
+            at += size
+        return tf.nest.pack_sequence_as(spec, leaves)
+
+    def unpack(self, packed):
+        """A [B, size] float32 batch -> a Transition with [B, ...] tensors."""
+        import tensorflow as tf
+        from tf_agents.trajectories import policy_step, trajectory
+        from tf_agents.trajectories import time_step as ts
+
+        step_type = tf.cast(packed[:, 0], tf.int32)
+        next_step_type = tf.cast(packed[:, 1], tf.int32)
+        reward, discount = packed[:, 2], packed[:, 3]
+        observation = self._split(packed, self._obs_at, self.observation_spec,
+                                  self._obs_shapes, self._obs_sizes)
+        action = self._split(packed, self._act_at, self.action_spec, self._act_shapes,
+                             self._act_sizes)
+        next_observation = self._split(packed, self._next_obs_at, self.observation_spec,
+                                       self._obs_shapes, self._obs_sizes)
+        return trajectory.Transition(
+            time_step=ts.TimeStep(step_type, tf.zeros_like(reward), tf.zeros_like(discount),
+                                  observation),
+            action_step=policy_step.PolicyStep(action, (), ()),
+            next_time_step=ts.TimeStep(next_step_type, reward, discount, next_observation),
+        )

@@ -1,0 +1,152 @@
+"""Where the learner's batches come from: one small interface, `DataSource`, with an
+implementation per kind of replay buffer. The learner's loop only calls these
+methods, so it does not know which layout it runs.
+
+- `MemorySource` (packed_blocks): the learner's own `ReplayMemory`, fed from
+  Reverb's experience queue; it applies `min_replay_size` and `samples_per_insert`
+  itself (`RatioLimit`) and samples inside the compiled train loop.
+- `ReverbSource` (packed_transition, steps2): batches sampled from Reverb's
+  experience table, whose rate limiter holds the ratio.
+
+A third layout (images, sequences) is a third implementation.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+
+from tfagents_system import constants as C
+from tfagents_system.replay import memory as replay_memory
+from tfagents_system.replay.client import ServerLink
+from tfagents_system.replay.datasets import experience_dataset
+from tfagents_system.replay.layouts import LAYOUT_BLOCKS
+from tfagents_system.replay.packing import TransitionPacker
+
+# Blocks taken from the experience queue per drain without a replay ratio
+# (x BLOCK_ROWS transitions).
+DRAIN_MAX_BLOCKS = 1024
+
+
+class DataSource(abc.ABC):
+    """The learner's replay data: take in new experience, say how many gradient steps
+    are allowed now, and hand batches to the compiled train loop."""
+
+    def take_in(self, train_step: int) -> None:  # noqa: B027 (a no-op unless overridden)
+        """Move newly collected experience into the buffer (between training calls)."""
+
+    def steps_allowed(self, train_step: int, wanted: int) -> int:
+        """How many of `wanted` gradient steps may run now (0: data is short)."""
+        return wanted
+
+    @abc.abstractmethod
+    def next_batch(self, *loop_args):
+        """One batch, inside the compiled train loop (graph code)."""
+
+    def loop_args(self) -> tuple:
+        """The arguments the compiled loop passes to `next_batch` at each step."""
+        return ()
+
+    @abc.abstractmethod
+    def sample(self):
+        """One batch, eagerly (for summaries such as the policy entropy)."""
+
+    @abc.abstractmethod
+    def size(self) -> int:
+        """Transitions in the buffer (-1 when it cannot be told now)."""
+
+    def restart_sampling(self) -> None:  # noqa: B027 (a no-op unless overridden)
+        """After a sampling timeout (no data yet) or a reconnection."""
+
+    def close(self) -> None:  # noqa: B027 (a no-op unless overridden)
+        """Release files (the memory's log)."""
+
+
+class MemorySource(DataSource):
+    """The learner's own replay memory, fed from Reverb's experience queue."""
+
+    def __init__(self, params, paths, capacity: int, collect_data_spec, link: ServerLink,
+                 should_stop, log):
+        import tensorflow as tf
+
+        self._link = link
+        self._should_stop = should_stop
+        self._batch_size = int(params.batch_size)
+        self.packer = TransitionPacker.for_spec(collect_data_spec)
+        self.memory = replay_memory.ReplayMemory(capacity, self.packer.size, paths.replay_memory)
+        restored = self.memory.restore()
+        self.limit = replay_memory.RatioLimit(params)
+        log.info("replay memory: %d transitions restored (%d stored in all), capacity %d",
+                 restored, self.memory.inserted, capacity)
+        self._sample = tf.function(self.next_batch)
+
+    def take_in(self, train_step: int) -> None:
+        # With samples_per_insert one block at a time, up to the limiter's slack.
+        blocks = DRAIN_MAX_BLOCKS if self.limit.spi is None else 1
+        while not self._should_stop() and self.limit.may_take_in(self.memory.inserted,
+                                                                  train_step):
+            rows = self._link.call(lambda: replay_memory.drain_queue(self._link.client, blocks))
+            if rows is None:
+                return
+            self.memory.add(rows)
+            if self.limit.spi is None:
+                return
+
+    def steps_allowed(self, train_step: int, wanted: int) -> int:
+        allowed = self.limit.steps_allowed(self.size(), self.memory.inserted, train_step, wanted)
+        if not allowed:
+            time.sleep(0.1)  # data is short: let the workers catch up
+        return allowed
+
+    def next_batch(self):
+        return self.packer.unpack(self.memory.sample(self._batch_size))
+
+    def sample(self):
+        return self._sample()
+
+    def size(self) -> int:
+        return int(self.memory.size.numpy())
+
+    def close(self) -> None:
+        self.memory.close()
+
+
+class ReverbSource(DataSource):
+    """Batches sampled from Reverb's experience table."""
+
+    # Sampling gives up after this long without data, so the learner regains control
+    # (heartbeat, stop requests) while it waits for experience.
+    SAMPLE_TIMEOUT_MS = 5000
+
+    def __init__(self, params, layout: str, collect_data_spec, link: ServerLink):
+        self._link = link
+        self._layout = layout
+        self._spec = collect_data_spec
+        self._batch_size = int(params.batch_size)
+        self.restart_sampling()
+
+    def restart_sampling(self) -> None:
+        self._iterator = iter(experience_dataset(
+            self._link.address, self._spec, self._batch_size,
+            rate_limiter_timeout_ms=self.SAMPLE_TIMEOUT_MS, layout=self._layout))
+
+    def next_batch(self, iterator):
+        return next(iterator)
+
+    def loop_args(self) -> tuple:
+        return (self._iterator,)
+
+    def sample(self):
+        return next(self._iterator)
+
+    def size(self) -> int:
+        return self._link.call(
+            lambda: self._link.client.server_info()[C.EXPERIENCE_TABLE].current_size, -1)
+
+
+def make_data_source(layout: str, params, paths, capacity: int, collect_data_spec,
+                     link: ServerLink, should_stop, log) -> DataSource:
+    """The data source of an experiment's layout."""
+    if layout == LAYOUT_BLOCKS:
+        return MemorySource(params, paths, capacity, collect_data_spec, link, should_stop, log)
+    return ReverbSource(params, layout, collect_data_spec, link)

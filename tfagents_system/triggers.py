@@ -1,0 +1,34 @@
+"""Periodic work as small objects that carry their action (checkpoints, summaries,
+evaluations), instead of `if step % n` scattered through the loops."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+
+class IntervalTrigger:
+    """Runs `action(*args)` when the iteration count crosses a multiple of `period`.
+
+    With `start_iteration` (a program resuming there) the first crossing is the
+    next multiple after it; without, the first call fires too (a worker evaluates
+    the weights it starts with).
+    """
+
+    def __init__(self, period: int, action: Callable, start_iteration: int | None = None):
+        self._period = int(period)
+        self._action = action
+        self._last = None if start_iteration is None else start_iteration // self._period
+
+    def due(self, iteration: int) -> bool:
+        """Whether the trigger fires at `iteration` (and remember that it did)."""
+        if self._last is not None and iteration // self._period <= self._last:
+            return False
+        self._last = iteration // self._period
+        return True
+
+    def __call__(self, iteration: int, *args) -> bool:
+        """Run the action if due; whether it ran."""
+        if not self.due(iteration):
+            return False
+        self._action(*args)
+        return True
