@@ -6,6 +6,7 @@ midway, and a finished experiment is left as it is."""
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from pathlib import Path
@@ -16,34 +17,16 @@ from tfagents_system import constants as C
 from tfagents_system import runtime, serial
 from tfagents_system.paths import ExperimentPaths
 
-REPO = Path(__file__).resolve().parents[2]
-PARAMS = """
-import sys
-sys.path.insert(0, {examples!r})
-from inverted_pendulum import TrainParams as Base
-
-
-class TrainParams(Base):
-    num_iter = {num_iter}
-    num_steps_per_iter = 100
-    batch_size = 32
-    min_replay_size = 64
-    actor_fc_layers = (32, 32)
-    critic_joint_fc_layers = (32, 32)
-    n_buffer_init_episodes = 4
-    n_eval_episodes = 1
-    eval_period_itrs = 2
-    checkpoint_period_itrs = 2
-    samples_per_insert = 32.0  # paced by collection, so a stop lands mid-run
-"""
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
+from launch_helpers import write_params, write_variables
 
 
 def _experiment(tmp_path: Path, num_iter: int) -> tuple[Path, ExperimentPaths]:
-    (tmp_path / "params.py").write_text(PARAMS.format(examples=str(REPO / "examples"),
-                                                      num_iter=num_iter))
-    variables = tmp_path / "vars.sh"
-    variables.write_text(f"SAC_PARAMS=params.py\nSAC_CONFIG={REPO / 'config' / 'default.json'}"
-                         "\nSAC_EXP_NAME=serial\nSAC_LOGS_DIR=logs\n")
+    """The e2e tests' tiny InvertedPendulum experiment, paced by collection (one gradient
+    step per env step), so a stop lands mid-run."""
+    write_params(tmp_path / "params.py", num_iter=num_iter, steps=100, ckpt=2,
+                 extra="samples_per_insert = 32.0")
+    variables = write_variables(tmp_path / "vars.sh", SAC_EXP_NAME="serial")
     return variables, ExperimentPaths(tmp_path / "logs" / "serial")
 
 
