@@ -76,8 +76,6 @@ class Worker:
 
     def __init__(self, params, paths: ExperimentPaths, address: str, worker_index: int,
                  num_workers: int, should_stop, log, heartbeat=None):
-        import tensorflow as tf
-
         self.params, self.paths, self.log = params, paths, log
         self.index, self.num_workers = worker_index, num_workers
         self.name = C.worker_name(worker_index)
@@ -86,7 +84,6 @@ class Worker:
         self.target = params.total_train_steps
         collect_seeds = builders.collect_env_seeds(params, worker_index)
         self.collect_seed, eval_seed = builders.worker_env_seeds(params, worker_index)
-        tf.random.set_seed(self.collect_seed)
         self.collect_envs = [builders.make_env(params, builders.COLLECT, seed=seed)
                              for seed in collect_seeds]
         self.eval_env = builders.make_env(params, builders.EVAL, seed=eval_seed)
@@ -295,6 +292,7 @@ def main(argv=None) -> int:
     parser.add_argument("--num_workers", type=int, required=True)
     args = parser.parse_args(argv)
     program = runtime.start_program(C.worker_name(args.worker_index), args.exp_dir)
+    runtime.seed_tensorflow(builders.worker_env_seeds(program.params, args.worker_index)[0])
     try:
         run_worker(program.params, program.paths, args.address, args.worker_index,
                    args.num_workers, program.stop, program.log, program.heartbeat)

@@ -48,6 +48,7 @@ LEARNING_CURVES_FILE = "learning_curves.png"
 # Supervision of one launch (another node's under RUN_DIR/node-<name>/).
 RUN_DIR = "run"
 RUN_NODE_PREFIX = "node-"
+SUPERVISOR_PID = "supervisord.pid"
 SUPERVISOR_CONF = "supervisord.conf"
 SUPERVISOR_FILE = "supervisor.json"  # supervisord's socket, for the monitor and status
 OUTCOME_FILE = "outcome.json"
@@ -62,6 +63,15 @@ WORKER_PREFIX = "worker_"
 STATUS_SUFFIX = ".json"
 HEARTBEAT_SUFFIX = ".heartbeat"
 LOG_SUFFIX = ".log"
+
+
+# An array task's (or SAC_TASK_ID's) experiment: <SAC_EXP_NAME><TASK_INFIX><task id>.
+TASK_INFIX = "_task_"
+
+
+def task_experiment_name(exp_name: str, task_id: int) -> str:
+    """The experiment directory name of task `task_id` of experiment `exp_name`."""
+    return f"{exp_name}{TASK_INFIX}{task_id}"
 
 
 def worker_name(index: int) -> str:
@@ -82,7 +92,8 @@ def policy_checkpoint_name(train_step: int) -> str:
 def policy_checkpoint_step(name: str) -> int | None:
     """The train step a policy checkpoint directory name holds, or None if it is not one."""
     digits = name[len(POLICY_CHECKPOINT_PREFIX):]
-    if not name.startswith(POLICY_CHECKPOINT_PREFIX) or not digits.isdigit():
+    if not name.startswith(POLICY_CHECKPOINT_PREFIX) or not digits.isascii() \
+            or not digits.isdigit():
         return None
     return int(digits)
 
@@ -91,6 +102,10 @@ def evaluation_name(checkpoint: str, seed: int) -> str:
     """The directory name of an evaluation of `checkpoint` with `seed`."""
     return f"{checkpoint}_seed{seed}"
 
+
+# Config keys the framework itself reads (GymTrainParams, the curriculum); a sweep may set
+# them even where the config file leaves them out.
+CONFIG_KEYS = ("env_id", "max_episode_steps", "gym_kwargs", "domain_randomization", "curriculum")
 
 # Exit code of every command for bad input (one `error:` line names the fix).
 EXIT_BAD_INPUT = 2

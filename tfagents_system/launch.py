@@ -28,8 +28,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tfagents_system import constants as C
 from tfagents_system import (
+    checks,
     cpu_layout,
     curriculum,
     runtime,
@@ -39,6 +39,7 @@ from tfagents_system import (
     supervision,
     sweep,
 )
+from tfagents_system import constants as C
 from tfagents_system.params import ParamsError, TrainParamsBase, load_params
 from tfagents_system.paths import ExperimentPaths
 
@@ -81,6 +82,7 @@ class Plan:
     remote: list[RemoteNode] = field(default_factory=list)
     variant: dict | None = None
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def address(self) -> str:
@@ -105,34 +107,38 @@ def hyperparameters(params: TrainParamsBase) -> dict:
     return out
 
 
-def check_environment(params: TrainParamsBase, params_file: Path, config_file: Path
-                      ) -> int | None:
-    """Build a collect and an eval env once; return the collect env's step limit."""
+def check_environment(params: TrainParamsBase, params_file: Path, config_file: Path,
+                      timeout: checks.LaunchTimeout | None = None) -> tuple[int | None, list]:
+    """Build a collect and an eval env once and step the collect env: specs, values and
+    bounds as SAC needs them. (The collect env's step limit, warnings.)"""
     runtime.import_quietly()
     from tfagents_system import builders, envs
 
+    stage = timeout.stage if timeout is not None else (lambda what: None)
+    where = f"params file {params_file}"
     envs_built = []
     try:
         for kind in (builders.COLLECT, builders.EVAL):
+            stage(f"TrainParams.env_ctor building the {kind} env ({params_file})")
             try:
                 env = builders.make_env(params, kind, seed=params.seed)
             except Exception as exc:  # the user's env_ctor: report whatever it raised
                 raise LaunchError(
-                    f"params file {params_file}: TrainParams.env_ctor raised "
+                    f"{where}: TrainParams.env_ctor raised "
                     f"{type(exc).__name__} building the {kind} env: {exc}"
                 ) from exc
             envs_built.append(env)
             curriculum.check_env_supports(curriculum.parse_curriculum(params.env_config),
                                           env, kind, f"config file {config_file}")
-        spec = envs_built[0].action_spec()
-        import numpy as np
-
-        if not np.issubdtype(spec.dtype, np.floating):
-            raise LaunchError(
-                f"params file {params_file}: the env's action spec is {spec.dtype}; SAC needs "
-                "continuous (float) actions"
-            )
-        return envs.max_episode_steps(envs_built[0])
+        checks.check_same_specs(*envs_built, where)
+        stage(f"the collect env's first reset() and step() ({params_file})")
+        checks.check_env_steps(envs_built[0], params.seed, where)
+        max_steps = envs.max_episode_steps(envs_built[0])
+        warnings = [] if max_steps else [
+            f"{where}: the collect env has no step limit the framework can see (no TF-Agents "
+            "TimeLimit): if its episodes never end, workers never refresh their weights; set "
+            "max_episode_steps in the config (gym ids) or wrap your env in TimeLimit"]
+        return max_steps, warnings
     finally:
         for env in envs_built:
             env.close()
@@ -152,7 +158,7 @@ def experiment_dir(variables: settings.TrainingVariables, task_id: int | None) -
     """logs/<name>, or logs/<name>_task_<id> for an array task (or SAC_TASK_ID)."""
     if task_id is None:
         return variables.exp_dir
-    return variables.logs_dir / f"{variables.exp_name}_task_{task_id}"
+    return variables.logs_dir / C.task_experiment_name(variables.exp_name, task_id)
 
 
 def choose_variant(variables: settings.TrainingVariables,
@@ -213,7 +219,8 @@ def plan_placement(variables: settings.TrainingVariables):
 
 # What `prepare` raises for bad input: one `error:` line, exit code 2.
 BAD_INPUT = (LaunchError, settings.SettingsError, ParamsError, cpu_layout.LayoutError,
-             curriculum.CurriculumError, slurm.SlurmError, sweep.SweepError)
+             curriculum.CurriculumError, slurm.SlurmError, sweep.SweepError,
+             checks.CheckError)
 
 
 def prepare(variables_file: str) -> Plan:
@@ -230,27 +237,29 @@ def prepare(variables_file: str) -> Plan:
             f"experiment directory {paths.root} exists but holds no {C.SETTINGS_FILE}: it is "
             "not an experiment of this tool; choose another SAC_EXP_NAME"
         )
-    if resuming:
-        if paths.complete.is_file():
-            raise AlreadyFinished(paths.root)
-        inputs = resumed_inputs(paths, variables)
-    else:
-        inputs = new_inputs(variables, variant)
-    curriculum.parse_curriculum(inputs.config, f"config file {inputs.config_file}")
-    params = load_params(inputs.params_file, inputs.config, inputs.overrides, inputs.source)
-    layout, worker_indices, host, remote = plan_placement(variables)
+    if resuming and paths.complete.is_file():
+        raise AlreadyFinished(paths.root)
+    with checks.LaunchTimeout(variables.launch_timeout_s) as timeout:
+        timeout.stage(f"importing params file {variables.params}")
+        inputs = resumed_inputs(paths, variables) if resuming else new_inputs(variables, variant)
+        curriculum.parse_curriculum(inputs.config, f"config file {inputs.config_file}")
+        params = load_params(inputs.params_file, inputs.config, inputs.overrides, inputs.source)
+        layout, worker_indices, host, remote = plan_placement(variables)
+        if not resuming:
+            max_steps, warnings = check_environment(params, inputs.params_file,
+                                                    inputs.config_file, timeout)
+            capacity = checks.check_capacity(params, max_steps,
+                                             f"params file {inputs.params_file}")
+            inputs.warnings += warnings
     if not resuming:
-        max_steps = check_environment(params, inputs.params_file, inputs.config_file)
-        from tfagents_system.replay.tables import replay_capacity
-
         create_experiment(paths, variables, params, inputs.config, inputs.params_file, {
-            "max_episode_steps": max_steps,
-            "replay_capacity": replay_capacity(params, max_steps),
+            "max_episode_steps": max_steps, "replay_capacity": capacity,
         }, inputs.variant_record)
     import portpicker
 
     return Plan(variables, paths, params, layout, portpicker.pick_unused_port(), resuming,
-                worker_indices, host, remote, inputs.variant_record, inputs.notes)
+                worker_indices, host, remote, inputs.variant_record, inputs.notes,
+                inputs.warnings)
 
 
 @dataclass
@@ -265,6 +274,7 @@ class Inputs:
     source: str
     variant_record: dict | None = None
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 def resumed_inputs(paths: ExperimentPaths, variables: settings.TrainingVariables) -> Inputs:
@@ -296,6 +306,7 @@ def new_inputs(variables: settings.TrainingVariables,
                     f"sweep file {variables.sweep}")
     if variant is None:
         return inputs
+    checks.check_sweep_config_keys(config, variant.config, variables.sweep, variables.config)
     inputs.config = sweep.apply_config_overrides(config, variant.config)
     if variant.seed is None:
         base_seed = load_params(variables.params, inputs.config).seed
@@ -674,6 +685,8 @@ def main(argv=None) -> int:
         print(f"task {plan.variant['task_id']}: {plan.variant['label']}")
     for note in plan.notes:
         print(f"note: {note}")
+    for warning in plan.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     print(plan.layout.describe(plan.worker_indices))
     for node in plan.remote:
         print(f"  node {node.name} ({node.cpus} CPUs): "

@@ -47,7 +47,6 @@ class Learner:
         self.params, self.paths, self.log = params, paths, log
         self.should_stop = should_stop
         self.beat = heartbeat.beat if heartbeat is not None else (lambda: None)
-        tf.random.set_seed(params.seed)
         self.train_step = common.create_variable("train_step", 0, dtype=tf.int64)
         self.agent = builders.make_agent(params, *builders.env_specs(params), self.train_step)
         self.checkpointer = builders.make_checkpointer(params, paths, self.agent,
@@ -79,6 +78,7 @@ class Learner:
         layout = resolve_layout(self.paths, self.agent, self.log, capacity,
                                 self.params.learner_keeps_replay)
         self.link = ServerLink(address, self.should_stop, self.log)
+        self.beat()
         self.source = make_data_source(layout, self.params, self.paths, capacity,
                                        self.agent.collect_data_spec, self.link,
                                        self.should_stop, self.log)
@@ -144,12 +144,13 @@ class Learner:
             return
         step, extra = self.step, self.loss_info.extra
         self._summarised_at = step
+        rate = self.meter.rate(step)  # before the entropy's sample, which may wait
         values = {C.M_ACTOR_LOSS: float(extra.actor_loss),
                   C.M_CRITIC_LOSS: float(extra.critic_loss),
                   C.M_ALPHA_LOSS: float(extra.alpha_loss),
                   C.M_ALPHA: float(tf.exp(self.agent._log_alpha)),
                   C.M_ENTROPY: self._entropy(),
-                  C.M_GRAD_STEPS_PER_SEC: self.meter.rate(step),
+                  C.M_GRAD_STEPS_PER_SEC: rate,
                   C.M_REPLAY_SIZE: self.source.size()}
         with self.writer.as_default(step=step), tf.summary.record_if(True):
             for name, value in values.items():
@@ -237,6 +238,7 @@ def main(argv=None) -> int:
     parser.add_argument("--address", required=True, help="host:port of the replay server")
     args = parser.parse_args(argv)
     program = runtime.start_program(C.LEARNER, args.exp_dir)
+    runtime.seed_tensorflow(program.params.seed)
     try:
         run_learner(program.params, program.paths, args.address, program.stop, program.log,
                     program.heartbeat, capacity=int(program.settings["replay_capacity"]))

@@ -18,9 +18,9 @@ from tfagents_system.replay.tables import make_tables
 
 
 def run_replay_server(params, capacity: int, port: int, checkpoint_dir, should_stop, log,
-                      heartbeat=None, on_serving=None) -> None:
+                      heartbeat=None) -> None:
     """Serve the tables (restored from the latest checkpoint) until a stop request, then
-    checkpoint them. `on_serving(port)` is called once the server answers."""
+    checkpoint them."""
     import reverb
 
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
@@ -33,8 +33,6 @@ def run_replay_server(params, capacity: int, port: int, checkpoint_dir, should_s
              "(%d blocks restored), table %r", server.port, C.EXPERIENCE_TABLE, capacity,
              limiter, info[C.EXPERIENCE_TABLE].current_size, C.QUEUE_TABLE,
              info[C.QUEUE_TABLE].current_size, C.WEIGHTS_TABLE)
-    if on_serving is not None:
-        on_serving(server.port)
     try:
         while not should_stop():
             time.sleep(0.5)

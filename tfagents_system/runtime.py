@@ -104,6 +104,14 @@ def thread_pools(cpus: int) -> tuple[int, int]:
     return max(1, cpus // 2), 2
 
 
+def seed_tensorflow(seed: int) -> None:
+    """Seed TensorFlow's global generator: once per process, before any op (it also
+    clears TensorFlow's kernel caches, so never while other threads run ops)."""
+    import tensorflow as tf
+
+    tf.random.set_seed(seed)
+
+
 def configure_threads() -> int:
     """Match TF's thread pools to the CPU slice the launcher gave this process."""
     threads = int(os.environ.get(C.ENV_THREADS, "0")) or len(os.sched_getaffinity(0))
@@ -115,11 +123,13 @@ def configure_threads() -> int:
     return threads
 
 
-def setup_logging(name: str) -> logging.Logger:
-    """The program's logger `name`; every line says which program wrote it."""
+def setup_logging(name: str, by_logger: bool = False) -> logging.Logger:
+    """The program's logger `name`; every line says which program wrote it: `name`
+    (libraries' lines too), or with `by_logger` the logger's own name (serial mode: one
+    logger per program thread)."""
     logging.basicConfig(
         level=logging.INFO,
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        format=f"%(asctime)s {'%(name)s' if by_logger else name} %(levelname)s %(message)s",
         datefmt="%H:%M:%S",
     )
     for noisy in ("absl", "tensorflow"):

@@ -257,3 +257,12 @@ def test_config_not_an_object(tmp_path, text, kind):
         load_config(path)
     assert str(path) in str(info.value)
     assert f"not {kind}" in str(info.value)
+
+
+@pytest.mark.parametrize("text", ['{"env_id": "X", "scale": NaN}', '{"a": [1, -Infinity]}'])
+def test_config_with_non_finite_numbers_is_refused(tmp_path, text):
+    """Python's json reads NaN and Infinity; a config holding them is named at launch."""
+    path = _write(tmp_path, text, "c.json")
+    with pytest.raises(SettingsError) as info:
+        load_config(path)
+    assert str(path) in str(info.value) and "is not a number JSON allows" in str(info.value)
