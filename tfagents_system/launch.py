@@ -323,8 +323,12 @@ def create_experiment(paths, variables, params, config, params_file, derived,
 
     `config` is the config as trained (a sweep variant's overrides applied).
     """
-    paths.root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{paths.root.name}.", dir=paths.root.parent))
+    try:
+        paths.root.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{paths.root.name}.", dir=paths.root.parent))
+    except OSError as exc:
+        raise LaunchError(f"cannot create experiment directory {paths.root}: {exc}; set "
+                          "SAC_LOGS_DIR to a directory you can write") from exc
     try:
         if variant is None or not variant["config_overrides"]:
             shutil.copyfile(variables.config, tmp / C.CONFIG_COPY)
@@ -353,7 +357,12 @@ def create_experiment(paths, variables, params, config, params_file, derived,
 
 def lock_experiment(paths: ExperimentPaths):
     """Hold an exclusive lock on the experiment for this launch's lifetime."""
-    handle = open(paths.launch_lock, "a+")
+    try:
+        handle = open(paths.launch_lock, "a+")
+    except OSError as exc:
+        raise LaunchError(f"cannot open {paths.launch_lock} to run experiment {paths.root}: "
+                          f"{exc}; run it as its owner, or fix the directory's permissions"
+                          ) from exc
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -109,6 +109,21 @@ def _count(name: str, raw: str, path: Path) -> int | None:
     return number
 
 
+# A program's start (TensorFlow, the env, the agent) may take this long before its first
+# heartbeat of progress on a slow machine.
+MIN_HANG_TIMEOUT_S = 30
+
+
+def _hang_timeout(raw: str, path: Path) -> float:
+    seconds = _count("SAC_HANG_TIMEOUT", raw, path) or 600
+    if seconds < MIN_HANG_TIMEOUT_S:
+        raise SettingsError(
+            f"training variables file {path}: SAC_HANG_TIMEOUT={raw.strip()} is below "
+            f"{MIN_HANG_TIMEOUT_S} seconds: a program's start alone can take that long, and "
+            "it would be killed in a loop; set at least 30")
+    return float(seconds)
+
+
 def _flag(name: str, raw: str, path: Path) -> bool:
     if raw.strip() not in ("0", "1"):
         raise SettingsError(f"training variables file {path}: {name}={raw!r} must be 1 or 0")
@@ -160,8 +175,7 @@ def load_training_variables(path: str | Path) -> TrainingVariables:
         train_cpus=_count("SAC_TRAIN_CPUS", values.get("SAC_TRAIN_CPUS", "auto"), path),
         worker_cpus=_count("SAC_COLLECT_WORKER_CPUS",
                            values.get("SAC_COLLECT_WORKER_CPUS", "auto"), path),
-        hang_timeout_s=float(_count("SAC_HANG_TIMEOUT", values.get("SAC_HANG_TIMEOUT", ""),
-                                    path) or 600),
+        hang_timeout_s=_hang_timeout(values.get("SAC_HANG_TIMEOUT", ""), path),
         max_restarts=_count("SAC_MAX_RESTARTS", values.get("SAC_MAX_RESTARTS", ""), path) or 5,
         final_video=_flag("SAC_FINAL_VIDEO", values.get("SAC_FINAL_VIDEO", "1"), path),
         sweep=resolve(values["SAC_SWEEP"]) if values.get("SAC_SWEEP") else None,

@@ -178,6 +178,14 @@ CASES = {
             "    def env_ctor(self, seed=None):\n"
             "        time.sleep(3600)\n")),
         "TrainParams.env_ctor building the collect env"),
+    "logs directory that cannot be made": (
+        lambda t: _write(t, "a_file", "not a directory") and write_variables(
+            t / "v.sh", SAC_EXP_NAME="new", SAC_LOGS_DIR=t / "a_file" / "logs"),
+        "cannot create experiment directory"),
+    "logs directory in a read-only filesystem": (
+        lambda t: write_variables(t / "v.sh", SAC_EXP_NAME="new",
+                                  SAC_LOGS_DIR="/proc/sac_test_logs"),
+        "cannot create experiment directory /proc/sac_test_logs/new"),
     "not an experiment dir": (
         lambda t: _stray_dir(t) and write_variables(t / "v.sh", SAC_EXP_NAME="stray"),
         "not an experiment of this tool"),

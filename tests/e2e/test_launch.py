@@ -229,3 +229,18 @@ def test_no_orphans_when_supervisord_is_killed(long_run):
     assert long_run.proc.wait(timeout=60) == 1
     assert wait_for(lambda: not programs_of(exp), 60), programs_of(exp)
     assert "supervisord exited unexpectedly" in long_run.log.read_text()
+
+
+def test_paths_with_spaces_and_quotes_train(workdir):
+    """A logs directory whose name holds spaces and both kinds of quotes: every program
+    starts (their command lines reach supervisord quoted) and training completes."""
+    write_params(workdir / "params.py", num_iter=2, steps=50, ckpt=1)
+    variables = workdir / "vars.sh"
+    variables.write_text(f"SAC_PARAMS=params.py\nSAC_CONFIG={REPO / 'config' / 'default.json'}\n"
+                         "SAC_EXP_NAME=tiny\nSAC_FINAL_VIDEO=0\n"
+                         "SAC_LOGS_DIR=\"run's \\\"logs\\\" dir\"\n")
+    result = run_script(variables, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    exp = workdir / "run's \"logs\" dir" / "tiny"
+    assert json.loads((exp / "TRAINING_COMPLETE.json").read_text())["train_step"] == 100
+    assert json.loads((exp / "status" / "worker_0.json").read_text())["env_steps"] > 0
