@@ -153,3 +153,34 @@ def check_sweep_config_keys(config: dict, dotted_keys, sweep_file: Path | None,
                                  f"config file {config_file} (keys: {known}); fix the "
                                  "spelling, or add the key to the config with its default")
             node = node[part]
+
+
+def public_addresses() -> list[str]:
+    """This host's globally routable IP addresses (Reverb serves on all interfaces)."""
+    import ipaddress
+    import socket
+
+    import psutil
+
+    found = []
+    for addresses in psutil.net_if_addrs().values():
+        for address in addresses:
+            if address.family in (socket.AF_INET, socket.AF_INET6):
+                ip = ipaddress.ip_address(address.address.split("%")[0])
+                if ip.is_global:
+                    found.append(str(ip))
+    return found
+
+
+def check_exposure(allowed: bool, source: str, addresses: list[str] | None = None) -> None:
+    """A one-node run's replay server needs no network, yet Reverb listens on every
+    interface: refuse a host with a public address unless the user allowed it."""
+    addresses = public_addresses() if addresses is None else addresses
+    if addresses and not allowed:
+        raise CheckError(
+            f"training variables file {source}: this host has public address(es) "
+            f"{', '.join(addresses)}, on which the replay server would be reachable from the "
+            "internet (Reverb listens on every interface; experience and weights are signed, "
+            "but anyone can read or drain them); block its port range with a firewall and set "
+            "SAC_ALLOW_PUBLIC_REPLAY=1, or run where no interface has a public address "
+            "(README, Security)")

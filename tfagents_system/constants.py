@@ -22,6 +22,7 @@ SETTINGS_FILE = "settings.json"
 LAUNCHES_FILE = "launches.jsonl"
 LAUNCH_LOCK_FILE = ".launch.lock"
 LAYOUT_FILE = "replay_layout.json"  # the experience-item layout, chosen by the learner
+REPLAY_KEY_FILE = "replay.key"  # the secret that signs experience and weights (mode 0600)
 CHECKPOINT_DIR = "checkpoints"
 TF_CHECKPOINT_INDEX = "checkpoint"  # TensorFlow's index file in a checkpoint directory
 REPLAY_CHECKPOINT_DIR = "replay_checkpoints"

@@ -42,6 +42,7 @@ from tfagents_system import (
 from tfagents_system import constants as C
 from tfagents_system.params import ParamsError, TrainParamsBase, load_params
 from tfagents_system.paths import ExperimentPaths
+from tfagents_system.replay import auth
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -239,12 +240,16 @@ def prepare(variables_file: str) -> Plan:
         )
     if resuming and paths.complete.is_file():
         raise AlreadyFinished(paths.root)
+    if resuming:  # experiments from before keys existed get one now
+        auth.create_key(paths.replay_key)
     with checks.LaunchTimeout(variables.launch_timeout_s) as timeout:
         timeout.stage(f"importing params file {variables.params}")
         inputs = resumed_inputs(paths, variables) if resuming else new_inputs(variables, variant)
         curriculum.parse_curriculum(inputs.config, f"config file {inputs.config_file}")
         params = load_params(inputs.params_file, inputs.config, inputs.overrides, inputs.source)
         layout, worker_indices, host, remote = plan_placement(variables)
+        if host == "localhost":  # one node: nothing but this host needs to reach the server
+            checks.check_exposure(variables.allow_public_replay, variables.source)
         if not resuming:
             max_steps, warnings = check_environment(params, inputs.params_file,
                                                     inputs.config_file, timeout)
@@ -335,6 +340,7 @@ def create_experiment(paths, variables, params, config, params_file, derived,
         else:
             runtime.write_json_atomic(tmp / C.CONFIG_COPY, config)
         shutil.copyfile(params_file, tmp / C.PARAMS_COPY)
+        auth.create_key(tmp / C.REPLAY_KEY_FILE)
         if variant is not None:
             runtime.write_json_atomic(tmp / C.VARIANT_FILE, variant)
         runtime.write_json_atomic(tmp / C.SETTINGS_FILE, {

@@ -17,6 +17,7 @@ import time
 from tfagents_system import builders, runtime
 from tfagents_system import constants as C
 from tfagents_system.paths import ExperimentPaths
+from tfagents_system.replay.auth import Signer, read_key
 from tfagents_system.replay.client import ServerLink
 from tfagents_system.replay.layouts import resolve_layout
 from tfagents_system.replay.sources import make_data_source
@@ -77,7 +78,8 @@ class Learner:
         # Before publishing: workers read the layout then.
         layout = resolve_layout(self.paths, self.agent, self.log, capacity,
                                 self.params.learner_keeps_replay)
-        self.link = ServerLink(address, self.should_stop, self.log)
+        signer = Signer(read_key(self.paths.replay_key))
+        self.link = ServerLink(address, self.should_stop, self.log, signer)
         self.beat()
         self.source = make_data_source(layout, self.params, self.paths, capacity,
                                        self.agent.collect_data_spec, self.link,

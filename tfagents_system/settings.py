@@ -36,6 +36,9 @@ VARIABLES = {
                        "curves when training completes; 0: don't",
     "SAC_SWEEP": "sweep JSON file (grid of overrides x seeds); each array task (or "
                  "SAC_TASK_ID) runs one variant (default: none)",
+    "SAC_ALLOW_PUBLIC_REPLAY": "1: start a one-node run on a host with a public IP address "
+                               "(its replay server is reachable there; see README, Security); "
+                               "0 (default): refuse",
     "SAC_LAUNCH_TIMEOUT": "seconds the launch checks may take running your code (params "
                           "import, env_ctor, first env steps) before the launch stops "
                           "(default 300)",
@@ -66,6 +69,7 @@ class TrainingVariables:
     final_video: bool = True
     sweep: Path | None = None
     launch_timeout_s: float = 300.0
+    allow_public_replay: bool = False
 
     @property
     def exp_dir(self) -> Path:
@@ -179,6 +183,8 @@ def load_training_variables(path: str | Path) -> TrainingVariables:
         max_restarts=_count("SAC_MAX_RESTARTS", values.get("SAC_MAX_RESTARTS", ""), path) or 5,
         final_video=_flag("SAC_FINAL_VIDEO", values.get("SAC_FINAL_VIDEO", "1"), path),
         sweep=resolve(values["SAC_SWEEP"]) if values.get("SAC_SWEEP") else None,
+        allow_public_replay=_flag("SAC_ALLOW_PUBLIC_REPLAY",
+                                  values.get("SAC_ALLOW_PUBLIC_REPLAY", "0"), path),
         launch_timeout_s=float(_count("SAC_LAUNCH_TIMEOUT",
                                       values.get("SAC_LAUNCH_TIMEOUT", ""), path) or 300),
     )

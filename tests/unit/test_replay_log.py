@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from tfagents_system.replay import packing, tables
+from tfagents_system.replay.auth import BlockCheck, Signer
 from tfagents_system.replay.memory import RatioLimit, ReplayLog
 
 
@@ -89,8 +90,12 @@ def test_samples_per_insert_bounds_both_sides():
 
 def test_padding_rows_are_dropped():
     block = _rows(0, 4, size=5)
+    block[:, :2] = 1.0  # MID transitions
     block[2:, 0] = packing.PAD_STEP_TYPE
-    np.testing.assert_array_equal(packing.valid_rows(block), block[:2])
+    signer = Signer(b"k" * 32)
+    meta = np.array([7, 0], np.int64)
+    rows = BlockCheck(signer, 5).rows([block, meta, signer.sign(block, meta)])
+    np.testing.assert_array_equal(rows, block[:2])
 
 
 def test_queue_holds_about_the_ratio_slack():

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from tfagents_system import constants as C
-from tfagents_system.replay.packing import valid_rows
+from tfagents_system.replay.auth import BlockCheck
 from tfagents_system.replay.tables import ratio_error_buffer
 
 
@@ -202,14 +202,16 @@ class ReplayMemory:
             self._log.close()
 
 
-def drain_queue(client, limit: int | None = None) -> np.ndarray | None:
-    """Take the blocks waiting in the experience queue (at most `limit`); their
-    transitions as one array, or None if there were none."""
+def drain_queue(client, check: BlockCheck, limit: int | None = None) -> np.ndarray | None:
+    """Take the blocks waiting in the experience queue (at most `limit`); the
+    transitions of those `check` accepts as one array (maybe empty), or None if no
+    block was waiting."""
     waiting = client.server_info()[C.QUEUE_TABLE].current_size
     if limit is not None:
         waiting = min(waiting, limit)
     if waiting <= 0:
         return None
-    blocks = [valid_rows(sample.data[0]) for sample in
+    blocks = [check.rows(sample.data) for sample in
               client.sample(C.QUEUE_TABLE, num_samples=waiting, emit_timesteps=False)]
-    return np.concatenate(blocks)
+    blocks = [rows for rows in blocks if rows is not None]
+    return np.concatenate(blocks) if blocks else np.zeros((0, check.row_size), np.float32)
