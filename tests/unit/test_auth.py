@@ -32,7 +32,7 @@ def test_a_signed_block_in_sequence_is_accepted_once():
     np.testing.assert_array_equal(check.rows(first), _block())
     np.testing.assert_array_equal(check.rows(second), _block())
     assert check.rows(first) is None  # the same block again: replayed
-    assert check.rejected == {"replayed block": 1}
+    assert check.rejected == {"already taken": 1}
 
 
 @pytest.mark.parametrize(("make", "why"), [

@@ -113,7 +113,7 @@ class BlockCheck:
             return self._reject("bad signature")
         writer, seq = (int(v) for v in meta.reshape(-1))
         if seq <= self._last_seq.get(writer, -1):
-            return self._reject("replayed block")
+            return self._reject("already taken")
         if block.ndim < 2 or block.shape[-1] != self.row_size:
             return self._reject(f"rows of {block.shape[-1:]} floats, not {self.row_size}")
         rows = block.reshape(-1, self.row_size)
