@@ -53,6 +53,7 @@ SUPERVISOR_PID = "supervisord.pid"
 SUPERVISOR_CONF = "supervisord.conf"
 SUPERVISOR_FILE = "supervisor.json"  # supervisord's socket, for the monitor and status
 OUTCOME_FILE = "outcome.json"
+FATAL_SUFFIX = ".fatal.json"  # run/<program>.fatal.json: an error a restart cannot fix
 RESTARTS_FILE = "restarts.json"
 MONITOR = "monitor"  # the event listener's program and log name
 SUPERVISORD = "supervisord"

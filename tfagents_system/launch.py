@@ -485,6 +485,8 @@ def start_supervisor(exp: Path, programs: list[Program], hang_timeout_s: float,
     rdir = ExperimentPaths(exp).run_dir(node)
     for stale in (C.OUTCOME_FILE, C.RESTARTS_FILE):
         (rdir / stale).unlink(missing_ok=True)  # per-launch state of a previous launch
+    for stale in rdir.glob(f"*{C.FATAL_SUFFIX}"):
+        stale.unlink(missing_ok=True)
     conf = supervision.write_config(exp, programs, sys.executable, REPO_ROOT, base_env,
                                     hang_timeout_s, max_restarts, node)
     return subprocess.Popen(

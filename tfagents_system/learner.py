@@ -114,6 +114,15 @@ class Learner:
                                                   *self.source.loop_args())
             except tf.errors.OutOfRangeError:  # no sample within the timeout: data is short
                 self.source.restart_sampling()
+            except tf.errors.InvalidArgumentError as exc:
+                if "inf or nan" not in str(exc):
+                    raise
+                what = next(line for line in str(exc).splitlines() if "inf or nan" in line)
+                raise runtime.FatalError(
+                    f"training became non-finite after train step {self.step} "
+                    f"({what.strip()}); the checkpoints hold the last finite "
+                    "weights: lower the learning rates or the reward scale, or check the "
+                    "env's rewards, then relaunch") from None
             except tf.errors.OpError as exc:
                 if self.link.alive():
                     raise
@@ -129,7 +138,13 @@ class Learner:
         return self.step >= iter_end
 
     def end_iteration(self) -> None:
-        """Publish the new weights; summaries and checkpoints on their triggers."""
+        """Publish the new weights; summaries and checkpoints on their triggers. Weights
+        that are not finite are never published or checkpointed."""
+        import tensorflow as tf
+
+        if not all(bool(tf.reduce_all(tf.math.is_finite(v))) for v in self.policy_variables):
+            raise runtime.FatalError(f"the policy's weights are not finite at train step "
+                                     f"{self.step}; the checkpoints hold the last finite ones")
         iteration = self.step // self.params.num_steps_per_iter
         if self.step < self.target:  # the target step is published only once complete
             self.publish()
@@ -246,6 +261,10 @@ def main(argv=None) -> int:
                     program.heartbeat, capacity=int(program.settings["replay_capacity"]))
     except runtime.StopRequested:
         program.log.info("stopped before training started")
+    except runtime.FatalError as exc:
+        program.log.error("%s", exc)
+        runtime.report_fatal(program.paths, C.LEARNER, exc)
+        return 1
     return 0
 
 

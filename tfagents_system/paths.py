@@ -81,6 +81,10 @@ class ExperimentPaths:
         """tfagents_system.run's output for one checkpoint and seed."""
         return self.evaluations / C.evaluation_name(checkpoint, seed)
 
+    def fatal(self, program: str) -> Path:
+        """A program's report of an error that a restart cannot fix: the run stops."""
+        return self.run_dir() / f"{program}{C.FATAL_SUFFIX}"
+
     def run_dir(self, node: str | None = None) -> Path:
         """This launch's supervision files; another node's in its own subdirectory."""
         run = self.root / C.RUN_DIR

@@ -23,6 +23,16 @@ class StopRequested(Exception):
     """Raised inside a blocking loop when the program was asked to stop."""
 
 
+class FatalError(RuntimeError):
+    """An error a restart from the last checkpoint would only repeat (non-finite
+    training): the program reports it (`report_fatal`) and the whole run stops."""
+
+
+def report_fatal(paths: ExperimentPaths, program: str, exc: Exception) -> None:
+    """Record `exc` for the monitor, which then stops the run instead of restarting."""
+    write_json_atomic(paths.fatal(program), {"reason": str(exc), "time": time.time()})
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON to a temporary name, then rename: readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)

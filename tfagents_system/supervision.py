@@ -243,6 +243,8 @@ class Monitor:
             self._maybe_finish()
         elif expected:
             self._fail(name, f"{name} exited 0 before training was complete")
+        elif self.paths.fatal(name).is_file():
+            self._fail(name, read_json(self.paths.fatal(name))["reason"])
         elif name in self._killed_for_hang:
             self._killed_for_hang.discard(name)
             self._count_hang(name)
