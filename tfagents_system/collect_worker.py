@@ -121,8 +121,7 @@ class Worker:
 
     def _restore_counters(self) -> None:
         """A restarted worker continues its counters: its TensorBoard steps never go back."""
-        path = self.paths.status_file(self.name)
-        previous = runtime.read_json(path) if path.is_file() else {}
+        previous = runtime.read_json_or_none(self.paths.status_file(self.name), self.log) or {}
         self.stats = EpisodeStats(len(self.collect_envs))
         self.stats.env_steps = int(previous.get("env_steps", 0))
         self.status = {"pid": os.getpid(), "env_steps": self.stats.env_steps,

@@ -241,6 +241,12 @@ def prepare(variables_file: str) -> Plan:
     if resuming and paths.complete.is_file():
         raise AlreadyFinished(paths.root)
     if resuming:  # experiments from before keys existed get one now
+        try:
+            runtime.read_json(paths.settings)
+        except (OSError, ValueError) as exc:
+            raise LaunchError(f"{paths.settings} is damaged ({exc}): the experiment cannot "
+                              "resume; restore the file from a backup, or start a new "
+                              "experiment") from exc
         auth.create_key(paths.replay_key)
     with checks.LaunchTimeout(variables.launch_timeout_s) as timeout:
         timeout.stage(f"importing params file {variables.params}")
@@ -342,8 +348,8 @@ def create_experiment(paths, variables, params, config, params_file, derived,
         shutil.copyfile(params_file, tmp / C.PARAMS_COPY)
         auth.create_key(tmp / C.REPLAY_KEY_FILE)
         if variant is not None:
-            runtime.write_json_atomic(tmp / C.VARIANT_FILE, variant)
-        runtime.write_json_atomic(tmp / C.SETTINGS_FILE, {
+            runtime.write_json_atomic(tmp / C.VARIANT_FILE, variant, durable=True)
+        runtime.write_json_atomic(tmp / C.SETTINGS_FILE, durable=True, data={
             "exp_name": paths.root.name,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "source_config": str(variables.config),

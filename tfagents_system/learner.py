@@ -226,7 +226,8 @@ class Learner:
             return step
         self.export(self.paths.final_policy(C.COLLECT_POLICY),
                     self.paths.final_policy(C.GREEDY_POLICY))
-        runtime.write_json_atomic(self.paths.complete, {"train_step": step, "time": time.time()})
+        runtime.write_json_atomic(self.paths.complete, {"train_step": step, "time": time.time()},
+                                  durable=True)
         self.link.weights.publish(self.policy_variables, step)  # last: workers see the target
         self.log.info("training complete at train step %d", step)
         return step

@@ -33,12 +33,38 @@ def report_fatal(paths: ExperimentPaths, program: str, exc: Exception) -> None:
     write_json_atomic(paths.fatal(program), {"reason": str(exc), "time": time.time()})
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to a temporary name, then rename: readers never see half a file."""
+def write_json_atomic(path: Path, data: Any, durable: bool = False) -> None:
+    """Write JSON to a temporary name, then rename: readers never see half a file.
+    `durable`: also flush it to disk (file and directory) before returning, for files
+    whose loss after a power cut would damage the experiment (settings, layout,
+    completion, the memory's row size)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    with open(tmp, "w") as fh:
+        fh.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        if durable:
+            fh.flush()
+            os.fsync(fh.fileno())
     os.replace(tmp, path)
+    if durable:
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+
+def read_json_or_none(path: Path, log=None) -> Any:
+    """A JSON file's content; None (and a warning) if it is missing, empty or torn, as a
+    status file can be after a power cut: the caller starts afresh."""
+    try:
+        return read_json(path)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        if log is not None:
+            log.warning("%s is unreadable (%s); starting without it", path, exc)
+        return None
 
 
 def read_json(path: Path) -> Any:

@@ -123,7 +123,7 @@ def resolve_layout(paths: ExperimentPaths, agent, log, capacity: int | None = No
     """
     path = paths.layout
     if path.is_file():
-        record = read_json(path)
+        record = _read_record(path)
     else:
         started = paths.has_checkpoint or (
             paths.replay_checkpoints.is_dir() and any(paths.replay_checkpoints.iterdir()))
@@ -133,7 +133,7 @@ def resolve_layout(paths: ExperimentPaths, agent, log, capacity: int | None = No
         else:
             layout, reason = choose_layout(agent, capacity, learner_keeps)
             record = {"layout": layout, "reason": reason}
-        write_json_atomic(path, record)
+        write_json_atomic(path, record, durable=True)
     if record["layout"] not in LAYOUTS:
         raise ValueError(f"{path}: unknown layout {record['layout']!r}")
     log.info("experience items: %s layout (%s)", record["layout"], record["reason"])
@@ -146,4 +146,15 @@ def wait_for_layout(paths: ExperimentPaths, should_stop) -> str:
         if should_stop():
             raise StopRequested()
         time.sleep(0.5)
-    return read_json(paths.layout)["layout"]
+    return _read_record(paths.layout)["layout"]
+
+
+def _read_record(path: Path) -> dict:
+    try:
+        record = read_json(path)
+        record["layout"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path} is damaged ({exc}); write the experiment's layout back, "
+                         f'e.g. {{"layout": "{LAYOUT_BLOCKS}", "reason": "restored"}} (see the '
+                         "learner's log for the one it chose), then relaunch") from exc
+    return record

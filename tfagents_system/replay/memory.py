@@ -29,6 +29,7 @@ import numpy as np
 from tfagents_system import constants as C
 from tfagents_system.replay.auth import BlockCheck
 from tfagents_system.replay.tables import ratio_error_buffer
+from tfagents_system.runtime import write_json_atomic
 
 
 class ReplayLog:
@@ -47,13 +48,22 @@ class ReplayLog:
         self._dir.mkdir(parents=True, exist_ok=True)
         meta = self._dir / self.META
         if meta.is_file():
-            recorded = json.loads(meta.read_text())["row_size"]
-            if recorded != row_size:
+            try:
+                recorded = json.loads(meta.read_text())["row_size"]
+            except (ValueError, KeyError, TypeError):
+                recorded = None  # torn by a power cut: the segments' sizes tell
+            if recorded is None and not self._segments():
+                write_json_atomic(meta, {"row_size": row_size}, durable=True)
+            elif recorded is None:
+                raise ValueError(f"{meta} is damaged and the log holds rows: write "
+                                 f'{{"row_size": {row_size}}} into it if this experiment\'s '
+                                 "specs are unchanged, then relaunch")
+            elif recorded != row_size:
                 raise ValueError(
                     f"{meta}: transitions of {recorded} floats, but this experiment's specs "
                     f"give {row_size}: the env's observation or action spec changed")
         else:
-            meta.write_text(json.dumps({"row_size": row_size}) + "\n")
+            write_json_atomic(meta, {"row_size": row_size}, durable=True)
 
     def _segments(self) -> list[tuple[int, Path]]:
         found = []
