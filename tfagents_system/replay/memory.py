@@ -14,7 +14,8 @@ experience: a restarted learner reloads the newest `capacity` rows. Segments
 wholly older than that are deleted. Transitions still in the queue are kept by
 the replay server's own checkpoints. A replay server restored from a checkpoint
 may hand over again blocks the learner had already taken after that checkpoint:
-those few transitions are then stored twice; none is lost.
+their sequence numbers tell (`auth.BlockCheck`), and they are dropped (after a
+learner restart too, those few are stored twice); none is lost.
 """
 
 from __future__ import annotations
