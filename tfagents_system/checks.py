@@ -184,3 +184,18 @@ def check_exposure(allowed: bool, source: str, addresses: list[str] | None = Non
             "but anyone can read or drain them); block its port range with a firewall and set "
             "SAC_ALLOW_PUBLIC_REPLAY=1, or run where no interface has a public address "
             "(README, Security)")
+
+
+# A launch needs room for checkpoints, exported policies and the first log segments.
+LAUNCH_FREE_BYTES = 16 << 20
+
+
+def check_free_space(path: Path, free: int | None = None) -> None:
+    """Refuse to launch onto a (nearly) full disk: every write would fail mid-run."""
+    from tfagents_system import runtime
+
+    free = runtime.free_bytes(path) if free is None else free
+    if free < LAUNCH_FREE_BYTES:
+        raise CheckError(f"only {free / 2**20:.1f} MiB free on {runtime.mount_point(path)}, "
+                         f"which holds experiment {path}: free space there (it needs at "
+                         f"least {LAUNCH_FREE_BYTES >> 20} MiB), then rerun")

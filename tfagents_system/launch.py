@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import fcntl
 import filecmp
 import json
@@ -240,6 +241,8 @@ def prepare(variables_file: str) -> Plan:
         )
     if resuming and paths.complete.is_file():
         raise AlreadyFinished(paths.root)
+    if resuming:  # a new experiment on a full disk fails to be created, naming the error
+        checks.check_free_space(paths.root)
     if resuming:  # experiments from before keys existed get one now
         try:
             runtime.read_json(paths.settings)
@@ -364,6 +367,10 @@ def create_experiment(paths, variables, params, config, params_file, derived,
         os.rename(tmp, paths.root)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST) and paths.settings.is_file():
+            raise LaunchError(f"experiment {paths.root} was just created by another launch, "
+                              "which runs it; rerun later to resume it, or choose another "
+                              "SAC_EXP_NAME") from None
         raise LaunchError(f"cannot create experiment directory {paths.root}: {exc}") from exc
 
 
@@ -381,7 +388,8 @@ def lock_experiment(paths: ExperimentPaths):
         handle.seek(0)
         owner = handle.read().strip() or "another launch"
         raise LaunchError(
-            f"experiment {paths.root} is already running ({owner}); wait for it or stop it"
+            f"experiment {paths.root} is already running (launched by {owner}; its programs "
+            "may still be stopping); wait for it or stop it, then rerun"
         ) from None
     handle.seek(0)
     handle.truncate()
@@ -485,8 +493,14 @@ def program_env() -> dict[str, str]:
 
 
 def start_supervisor(exp: Path, programs: list[Program], hang_timeout_s: float,
-                     max_restarts: int, node: str | None = None) -> subprocess.Popen:
-    """Write this launch's supervisord.conf and start supervisord in the foreground."""
+                     max_restarts: int, node: str | None = None,
+                     lock=None) -> subprocess.Popen:
+    """Write this launch's supervisord.conf and start supervisord in the foreground.
+
+    supervisord inherits the experiment's `lock` and holds it until its last program
+    has stopped: a launcher killed with SIGKILL releases nothing while its programs
+    are still winding down, so a relaunch in that window is refused.
+    """
     base_env = program_env()
     rdir = ExperimentPaths(exp).run_dir(node)
     for stale in (C.OUTCOME_FILE, C.RESTARTS_FILE):
@@ -499,7 +513,7 @@ def start_supervisor(exp: Path, programs: list[Program], hang_timeout_s: float,
         [sys.executable, "-m", "supervisor.supervisord", "-n", "-c", str(conf)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
         start_new_session=True, preexec_fn=runtime.die_with_parent, cwd=str(REPO_ROOT),
-        env=dict(os.environ, **base_env))
+        env=dict(os.environ, **base_env), pass_fds=() if lock is None else (lock.fileno(),))
 
 
 def stop_process(proc: subprocess.Popen, what: str, timeout_s: float = 90.0) -> None:
@@ -589,12 +603,15 @@ def record_launch(plan: Plan, **extra) -> None:
         }) + "\n")
 
 
-def run(plan: Plan) -> int:
-    """Run the programs under supervisord until done, failed or stopped; the exit code."""
+def run(plan: Plan, lock=None) -> int:
+    """Run the programs under supervisord until done, failed or stopped; the exit code.
+
+    `lock` is the experiment's launch lock (see `lock_experiment`)."""
     stop = runtime.StopFlag().install()
     record_launch(plan)
     supervisor = start_supervisor(plan.paths.root, build_programs(plan),
-                                  plan.variables.hang_timeout_s, plan.variables.max_restarts)
+                                  plan.variables.hang_timeout_s, plan.variables.max_restarts,
+                                  lock=lock)
     steps: list[NodeStep] = []
     progress = Progress(plan, interactive=sys.stdout.isatty())
     broken = None
@@ -717,7 +734,7 @@ def main(argv=None) -> int:
     print(f"replay server {plan.address}; process logs in {plan.paths.process_logs}",
           flush=True)
     try:
-        code = run(plan)
+        code = run(plan, lock)
     finally:
         lock.close()
     if code == 0:

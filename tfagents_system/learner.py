@@ -14,10 +14,11 @@ import argparse
 import os
 import time
 
-from tfagents_system import builders, runtime
+from tfagents_system import builders, checkpoint_recovery, runtime
 from tfagents_system import constants as C
 from tfagents_system.paths import ExperimentPaths
 from tfagents_system.replay.auth import Signer, read_key
+from tfagents_system.replay.checkpoints import ReplayCheckpoints
 from tfagents_system.replay.client import ServerLink
 from tfagents_system.replay.layouts import resolve_layout
 from tfagents_system.replay.sources import make_data_source
@@ -50,6 +51,7 @@ class Learner:
         self.beat = heartbeat.beat if heartbeat is not None else (lambda: None)
         self.train_step = common.create_variable("train_step", 0, dtype=tf.int64)
         self.agent = builders.make_agent(params, *builders.env_specs(params), self.train_step)
+        checkpoint_recovery.choose_restorable(paths.checkpoints, paths.checkpoints_damaged, log)
         self.checkpointer = builders.make_checkpointer(params, paths, self.agent,
                                                        self.train_step)
         self.start_step = self.step
@@ -198,7 +200,7 @@ class Learner:
         self.checkpointer.save(global_step=step)
         self.policy_saver.save_checkpoint(str(self.paths.policy_checkpoint(step)))
         try:
-            replay_path = self.link.checkpoint(C.REPLAY_CHECKPOINTS_TO_KEEP)
+            replay_path = self.link.checkpoint(ReplayCheckpoints(self.paths), self.beat)
             self.log.info("checkpoint at train step %d (replay buffer: %s)", step, replay_path)
         except Exception as exc:  # the server may be down: the agent checkpoint stands
             self.log.warning("checkpoint at train step %d; replay buffer checkpoint failed: %s",

@@ -40,18 +40,53 @@ def write_json_atomic(path: Path, data: Any, durable: bool = False) -> None:
     completion, the memory's row size)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    with open(tmp, "w") as fh:
-        fh.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
-        if durable:
-            fh.flush()
-            os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as fh:
+            fh.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # a full disk: leave nothing half-written behind
+        raise
     if durable:
         directory = os.open(path.parent, os.O_RDONLY)
         try:
             os.fsync(directory)
         finally:
             os.close(directory)
+
+
+# A disk with less free space than this is full: the writes of a run fail on it.
+DISK_FULL_BYTES = 1 << 20
+
+
+def mount_point(path: Path) -> Path:
+    """The mount point of the file system holding `path` (or its nearest existing parent)."""
+    path = Path(path).resolve()
+    while not path.exists():
+        path = path.parent
+    while not os.path.ismount(path):
+        path = path.parent
+    return path
+
+
+def free_bytes(path: Path) -> int:
+    """Bytes an unprivileged writer can still use on the file system holding `path`."""
+    path = Path(path).resolve()
+    while not path.exists():
+        path = path.parent
+    return shutil.disk_usage(path).free
+
+
+def disk_full(path: Path) -> str | None:
+    """A line saying the disk holding `path` is full, or None."""
+    free = free_bytes(path)
+    if free >= DISK_FULL_BYTES:
+        return None
+    return (f"the disk holding {path} is full ({free // 1024} KiB free on "
+            f"{mount_point(path)}): free space there, then rerun the same command to resume")
 
 
 def read_json_or_none(path: Path, log=None) -> Any:
@@ -86,14 +121,6 @@ def load_experiment(exp_dir: str | Path):
 def params_overrides(paths: ExperimentPaths) -> dict:
     """The hyperparameters a sweep task overrides ({} for a plain experiment)."""
     return read_json(paths.variant)["params_overrides"] if paths.variant.is_file() else {}
-
-
-def prune_checkpoints(root: Path, keep: int) -> None:
-    """Delete all but the newest `keep` checkpoint directories under `root`."""
-    old = sorted((p for p in Path(root).iterdir() if p.is_dir() and not p.name.startswith(".")),
-                 key=lambda p: p.stat().st_mtime)[:-keep]
-    for stale in old:
-        shutil.rmtree(stale, ignore_errors=True)
 
 
 def import_quietly() -> None:

@@ -28,6 +28,7 @@ from tfagents_system import constants as C
 from tfagents_system import launch, runtime
 from tfagents_system.collect_worker import run_worker
 from tfagents_system.learner import run_learner
+from tfagents_system.replay.checkpoints import ReplayCheckpoints
 from tfagents_system.replay_server import run_replay_server
 
 # Seconds the replay server keeps serving after a stop request while programs wind down.
@@ -78,7 +79,7 @@ class SerialRun:
         settings = runtime.read_json(plan.paths.settings)
         address = f"localhost:{plan.port}"
         server = self._thread(C.REPLAY_SERVER, lambda log: run_replay_server(
-            plan.params, settings["replay_capacity"], plan.port, plan.paths.replay_checkpoints,
+            plan.params, settings["replay_capacity"], plan.port, ReplayCheckpoints(plan.paths),
             self._server_should_stop, log))
         programs = [self._thread(C.LEARNER, lambda log: run_learner(
             plan.params, plan.paths, address, stop, log,

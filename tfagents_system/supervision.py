@@ -35,7 +35,7 @@ from pathlib import Path
 
 from tfagents_system import constants as C
 from tfagents_system.paths import ExperimentPaths
-from tfagents_system.runtime import read_json, write_json_atomic
+from tfagents_system.runtime import disk_full, read_json, write_json_atomic
 
 RESTART_WINDOW_S = 600.0
 # A program that dies within this many seconds of starting failed to start;
@@ -48,6 +48,7 @@ STOP_WAIT_S = {C.LEARNER: 25, C.REPLAY_SERVER: 60}
 WORKER_STOP_WAIT_S = 10
 PRIORITY = {C.REPLAY_SERVER: 100, C.WORKER_PREFIX: 200, C.LEARNER: 300}
 COMPLETION_GRACE_S = 900.0
+DISK_RESERVE_BYTES = 256 * 1024
 
 
 def _suffix(node: str | None) -> str:
@@ -205,6 +206,12 @@ class Monitor:
         restarts_file = self.run_dir / C.RESTARTS_FILE
         if restarts_file.is_file():  # the monitor itself was restarted
             self.restarts.update(read_json(restarts_file).get("restarts", {}))
+        # Room kept for the outcome file, released when the disk is full.
+        self._reserve = self.run_dir / C.DISK_RESERVE_FILE
+        try:
+            self._reserve.write_bytes(b"\0" * DISK_RESERVE_BYTES)
+        except OSError:
+            self._reserve.unlink(missing_ok=True)
 
     # --- events ---
 
@@ -248,8 +255,16 @@ class Monitor:
         elif name in self._killed_for_hang:
             self._killed_for_hang.discard(name)
             self._count_hang(name)
+        elif (full := self._disk_full()) is not None:  # a restart would fail the same way
+            self._fail(name, f"{name} stopped: {full}")
         else:
             self._count_restart(name, "crashed")
+
+    def _disk_full(self) -> str | None:
+        try:
+            return disk_full(self.paths.root)
+        except OSError:
+            return None
 
     def hang_window_s(self) -> float:
         """Restarts after hangs are counted over this long: max_restarts + 1 hang kills fit
@@ -331,16 +346,23 @@ class Monitor:
         self._shutdown()
 
     def _shutdown(self) -> None:
-        write_json_atomic(self.run_dir / C.OUTCOME_FILE,
-                          {**self.outcome, "time": time.time()})
+        outcome = {**self.outcome, "time": time.time()}
+        try:
+            write_json_atomic(self.run_dir / C.OUTCOME_FILE, outcome)
+        except OSError:  # a full disk: use the room kept for this
+            self._reserve.unlink(missing_ok=True)
+            write_json_atomic(self.run_dir / C.OUTCOME_FILE, outcome)
         try:
             self._rpc_factory().supervisor.shutdown()
         except Exception as exc:  # supervisord may already be shutting down
             self._log(f"shutdown request failed: {exc}")
 
     def _save_restarts(self) -> None:
-        write_json_atomic(self.run_dir / C.RESTARTS_FILE,
-                          {"restarts": dict(self.restarts)})
+        try:
+            write_json_atomic(self.run_dir / C.RESTARTS_FILE,
+                              {"restarts": dict(self.restarts)})
+        except OSError as exc:  # a full disk: the counts stay in memory
+            self._log(f"could not record the restart counts: {exc}")
 
 
 def main(argv=None) -> int:

@@ -186,6 +186,10 @@ CASES = {
         lambda t: write_variables(t / "v.sh", SAC_EXP_NAME="new",
                                   SAC_LOGS_DIR="/proc/sac_test_logs"),
         "cannot create experiment directory /proc/sac_test_logs/new"),
+    "damaged settings of an experiment to resume": (
+        lambda t: _write(t / "logs" / "tiny", "settings.json", '{"exp_na') and write_variables(
+            t / "v.sh"),
+        "settings.json is damaged"),
     "not an experiment dir": (
         lambda t: _stray_dir(t) and write_variables(t / "v.sh", SAC_EXP_NAME="stray"),
         "not an experiment of this tool"),

@@ -12,7 +12,11 @@ import numpy as np
 
 from tfagents_system import constants as C
 from tfagents_system.replay.auth import ForgedItem, Signer
-from tfagents_system.runtime import StopRequested, prune_checkpoints
+from tfagents_system.runtime import StopRequested
+
+# A bound on a server-info call: a server that does not answer within it is treated as
+# lost (the caller reconnects) instead of blocking a program without its heartbeat.
+SERVER_CALL_TIMEOUT_S = 60
 
 
 def wait_for_server(address: str, should_stop: Callable[[], bool], timeout_s: float = 600):
@@ -69,8 +73,11 @@ class WeightsExchange:
         self._client.insert(arrays + [header, signature], {C.WEIGHTS_TABLE: 1.0})
 
     def wait_until_available(self, should_stop: Callable[[], bool]) -> None:
-        """Wait for the learner's first publication; StopRequested if asked to stop."""
-        while self._client.server_info()[C.WEIGHTS_TABLE].current_size == 0:
+        """Wait for the learner's first publication (a learner restoring a large buffer
+        takes minutes; the worker's `should_stop` is its heartbeat too); StopRequested
+        if asked to stop."""
+        while self._client.server_info(timeout=SERVER_CALL_TIMEOUT_S)[
+                C.WEIGHTS_TABLE].current_size == 0:
             if should_stop():
                 raise StopRequested()
             time.sleep(0.5)
@@ -168,8 +175,7 @@ class ServerLink:
                 return default
         return call()
 
-    def checkpoint(self, keep: int) -> str:
-        """Reverb's own checkpoint of every table; keeps the newest `keep`."""
-        path = self.client.checkpoint()
-        prune_checkpoints(Path(path).parent, keep)
-        return path
+    def checkpoint(self, checkpoints, on_wait=None) -> Path:
+        """Reverb's own checkpoint of every table, kept by `checkpoints`
+        (a replay.checkpoints.ReplayCheckpoints)."""
+        return checkpoints.save(self.client.checkpoint, on_wait)

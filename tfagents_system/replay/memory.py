@@ -29,6 +29,7 @@ import numpy as np
 
 from tfagents_system import constants as C
 from tfagents_system.replay.auth import BlockCheck
+from tfagents_system.replay.client import SERVER_CALL_TIMEOUT_S
 from tfagents_system.replay.tables import ratio_error_buffer
 from tfagents_system.runtime import write_json_atomic
 
@@ -217,7 +218,7 @@ def drain_queue(client, check: BlockCheck, limit: int | None = None) -> np.ndarr
     """Take the blocks waiting in the experience queue (at most `limit`); the
     transitions of those `check` accepts as one array (maybe empty), or None if no
     block was waiting."""
-    waiting = client.server_info()[C.QUEUE_TABLE].current_size
+    waiting = client.server_info(timeout=SERVER_CALL_TIMEOUT_S)[C.QUEUE_TABLE].current_size
     if limit is not None:
         waiting = min(waiting, limit)
     if waiting <= 0:

@@ -19,7 +19,7 @@ import time
 from tfagents_system import constants as C
 from tfagents_system.replay import memory as replay_memory
 from tfagents_system.replay.auth import BlockCheck
-from tfagents_system.replay.client import ServerLink
+from tfagents_system.replay.client import SERVER_CALL_TIMEOUT_S, ServerLink
 from tfagents_system.replay.datasets import experience_dataset
 from tfagents_system.replay.layouts import LAYOUT_BLOCKS
 from tfagents_system.replay.packing import TransitionPacker
@@ -155,7 +155,8 @@ class ReverbSource(DataSource):
 
     def size(self) -> int:
         return self._link.call(
-            lambda: self._link.client.server_info()[C.EXPERIENCE_TABLE].current_size, -1)
+            lambda: self._link.client.server_info(timeout=SERVER_CALL_TIMEOUT_S)[
+                C.EXPERIENCE_TABLE].current_size, -1)
 
 
 def make_data_source(layout: str, params, paths, capacity: int, collect_data_spec,
