@@ -52,7 +52,8 @@ def main(argv=None) -> int:
                 lambda: False, chunk_length=int(chunk)))
         else:
             our_writers.append(writers.make_experience_writer(
-                client, layout, env.observation_spec(), env.action_spec(), lambda: False))
+                client, layout, env.observation_spec(), env.action_spec(), lambda: False,
+                common.bench_signer()))
     start = time.perf_counter()
     if args.prefill > 0:
         common.real_transitions(our_writers, args.prefill)
@@ -70,7 +71,7 @@ def main(argv=None) -> int:
         if name == layouts.LAYOUT_BLOCKS and (args.feed_rate > 0 or args.drain):
             client = reverb.Client(f"localhost:{server.port}")
             work = ((lambda c=client: feed(c, done, args.feed_rate, packer.size))
-                    if args.feed_rate > 0 else (lambda c=client: drain(c, done)))
+                    if args.feed_rate > 0 else (lambda c=client: drain(c, done, packer.size)))
             threading.Thread(target=work, daemon=True).start()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     threading.Thread(target=lambda: (sys.stdin.read(), done.set()), daemon=True).start()
@@ -82,7 +83,8 @@ def main(argv=None) -> int:
 
 
 def feed(client, done, rate, row_size):
-    """Full blocks of made-up MID transitions into the queue, `rate` rows per second."""
+    """Full blocks of made-up MID transitions into the queue, `rate` rows per second,
+    signed as a worker signs them."""
     import numpy as np
 
     from tfagents_system import constants as C
@@ -91,15 +93,20 @@ def feed(client, done, rate, row_size):
     rows = BLOCK_ROWS
     block = np.random.default_rng(0).standard_normal((rows, row_size)).astype(np.float32)
     block[:, :2], block[:, 3] = 1.0, 1.0  # step types MID, discount 1
+    signer, seq = common.bench_signer(), 0
     while not done.wait(rows / rate):
-        client.insert([block], {C.QUEUE_TABLE: 1.0})
+        meta = np.array([1, seq], np.int64)
+        seq += 1
+        client.insert([block, meta, signer.sign(block, meta)], {C.QUEUE_TABLE: 1.0})
 
 
-def drain(client, done):
+def drain(client, done, row_size):
+    from tfagents_system.replay.auth import BlockCheck
     from tfagents_system.replay.memory import drain_queue
 
+    check = BlockCheck(common.bench_signer(), row_size)
     while not done.wait(0.05):
-        drain_queue(client)
+        drain_queue(client, check)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 ENV_ID = "HalfCheetahBulletEnv-v0"
 RESULT_PREFIX = "RESULT "
+# The key every benchmark part signs and checks experience and weights with (an
+# experiment's own key is random and secret; this one only has the right length).
+BENCH_KEY = b"benchmark key, not a secret one."
+
+
+def bench_signer():
+    """A signer with BENCH_KEY, as the programs hold one with their experiment's key."""
+    from tfagents_system.replay.auth import Signer
+
+    return Signer(BENCH_KEY)
 
 
 def quiet_imports() -> None:

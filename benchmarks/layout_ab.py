@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tfagents_system import constants as C
+
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = {"memory": True, "reverb": False}
 GRID_POINTS = 51
@@ -72,7 +74,7 @@ def read_run(exp_dir: Path) -> dict:
     curves = plot.load_experiment_curves(exp_dir)
     steps, wall, mean, _, _ = plot.eval_curve(curves)
     env_steps = plot.total_env_steps_at(curves, wall)
-    layout = runtime.read_json(exp_dir / "replay_layout.json")["layout"]
+    layout = runtime.read_json(exp_dir / C.LAYOUT_FILE)["layout"]
     return {"layout": layout, "steps": steps.tolist(), "env_steps": env_steps.tolist(),
             "returns": mean.tolist()}
 

@@ -91,7 +91,7 @@ def main(argv=None) -> int:
 
     def source_of(layout_name):
         """The learner's data source for a layout, on the benchmark's server for it."""
-        link = ServerLink(address[layout_name], lambda: False, log)
+        link = ServerLink(address[layout_name], lambda: False, log, common.bench_signer())
         return make_data_source(layout_name, params, ExperimentPaths(Path(memory_dir)),
                                 CAPACITY, spec, link, lambda: False, log)
 

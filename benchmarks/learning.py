@@ -50,6 +50,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tfagents_system import constants as C
+
 ROOT = Path(__file__).resolve().parents[1]
 PRESET = ROOT / "examples" / "locomotion.py"
 ZOO_DIR = ROOT / "benchmarks" / "reference" / "zoo"
@@ -59,7 +61,8 @@ DEFAULT_TASKS = ("HalfCheetahBulletEnv-v0", "HopperBulletEnv-v0", "AntBulletEnv-
 MARKS = (50_000, 100_000, 200_000, 300_000, 500_000, 1_000_000)
 TARGET_MARK = 300_000
 NOTES_MARKER = "<!-- hand-written analysis below: kept when the benchmark rewrites this file -->"
-EXP_PATTERN = re.compile(r"^(?P<task>.+)_(?P<budget>\d+k?)_task_(?P<seed>\d+)$")
+EXP_PATTERN = re.compile(r"^(?P<task>.+)_(?P<budget>\d+k?)" + re.escape(C.TASK_INFIX)
+                         + r"(?P<seed>\d+)$")
 
 
 class BenchmarkError(Exception):
@@ -143,7 +146,6 @@ FINAL_EVAL_DIR = "benchmark_final_eval"
 def final_eval_missing(exp: Path) -> int | None:
     """The target train step of a finished run whose workers did not evaluate it (the run
     was stopped between the learner's last checkpoint and their final evaluation)."""
-    from tfagents_system import constants as C
     from tfagents_system import plot
 
     if not (exp / C.COMPLETE_FILE).is_file() or (exp / FINAL_EVAL_DIR).is_dir():
@@ -170,9 +172,8 @@ def evaluate_final(exp: Path, target: int, episodes: int) -> None:
 def train_ours(work: Path, task: str, env_steps: int, seed: int, seeds: int,
                overrides: dict) -> Path:
     """Train (or resume, or skip when finished) one run; returns its experiment dir."""
-    from tfagents_system import constants as C
 
-    exp = work / "logs" / f"{experiment_name(task, env_steps)}_task_{seed}"
+    exp = work / "logs" / C.task_experiment_name(experiment_name(task, env_steps), seed)
     if (exp / C.COMPLETE_FILE).is_file():
         log(f"{exp.name}: finished earlier, read as it is")
         target = final_eval_missing(exp)
@@ -249,7 +250,6 @@ def read_run(exp: Path) -> Run | None:
     """Our run's evaluations against env steps and its wall clock; None before any."""
     from datetime import datetime
 
-    from tfagents_system import constants as C
     from tfagents_system import plot
 
     match = EXP_PATTERN.match(exp.name)
@@ -271,7 +271,7 @@ def read_run(exp: Path) -> Run | None:
                              for tags in group.values() for s in tags.values()]
                             + [s.wall_times for s in curves.train.values()])
     evals = {int(s): float(r) for s, r in zip(steps, mean)}
-    final = exp / FINAL_EVAL_DIR / "summary.json"
+    final = exp / FINAL_EVAL_DIR / C.EVAL_SUMMARY_FILE
     by_benchmark = False
     if final.is_file():  # the final policy, evaluated by the benchmark (see evaluate_final)
         summary = json.loads(final.read_text())

@@ -127,8 +127,10 @@ def main(argv=None) -> int:
     from tfagents_system import constants as C
     from tfagents_system.paths import ExperimentPaths
     from tfagents_system.replay import layouts, tables
+    from tfagents_system.replay.auth import BlockCheck
     from tfagents_system.replay.client import WeightsExchange
     from tfagents_system.replay.memory import drain_queue
+    from tfagents_system.replay.packing import TransitionPacker
 
     available = sorted(os.sched_getaffinity(0))
     max_workers = args.max_workers or len(available)
@@ -155,7 +157,8 @@ def main(argv=None) -> int:
     server = reverb.Server(tables.make_tables(params, 2_000_000), port=None)
     address = f"localhost:{server.port}"
     client = reverb.Client(address)
-    weights = WeightsExchange(client)
+    paths.replay_key.write_bytes(common.BENCH_KEY)  # the workers read it there
+    weights = WeightsExchange(client, common.bench_signer())
     weights.publish(variables, 0)
 
     taken = [0]
@@ -163,8 +166,10 @@ def main(argv=None) -> int:
 
     def drain() -> None:  # the learner's part: the queue never fills, workers never wait
         drain_client = reverb.Client(address)
+        check = BlockCheck(common.bench_signer(), TransitionPacker.for_spec(
+            agent.collect_data_spec).size)
         while not stop_draining.wait(0.02):
-            rows = drain_queue(drain_client)
+            rows = drain_queue(drain_client, check)
             taken[0] += 0 if rows is None else len(rows)
 
     drainer = threading.Thread(target=drain, daemon=True)

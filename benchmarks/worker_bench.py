@@ -91,8 +91,8 @@ def main(argv=None) -> int:
                 lambda: False, chunk_length=chunk_length) for _ in envs]
         else:
             collector.writers = [writers.make_experience_writer(
-                client[item_layout], item_layout, obs_spec, act_spec, lambda: False)
-                for _ in envs]
+                client[item_layout], item_layout, obs_spec, act_spec, lambda: False,
+                common.bench_signer()) for _ in envs]
 
         def run(n):
             collector.reset()

@@ -195,7 +195,7 @@ def _unsupported_network(actor_net, action_spec) -> str | None:
 
 
 class NumpyGreedyPolicy:
-    """A NumpyActor's greedy actions behind the py policy calls `run_episodes` makes:
+    """A NumpyActor's greedy actions behind the py policy calls `play_episode` makes:
     evaluation at the env's own speed, with the weights the actor was last given."""
 
     def __init__(self, actor: NumpyActor):

@@ -28,6 +28,7 @@ from tfagents_system.actors import NumpyActor, RandomActor
 from tfagents_system.collection import Collector, EpisodeStats, play_episode
 from tfagents_system.curriculum import CurriculumApplier, check_env_supports, parse_curriculum
 from tfagents_system.paths import ExperimentPaths
+from tfagents_system.replay.auth import ForgedItem, Signer, read_key
 from tfagents_system.replay.client import ServerLink, WeightsExchange
 from tfagents_system.replay.layouts import wait_for_layout
 from tfagents_system.replay.writers import make_experience_writer
@@ -47,11 +48,11 @@ class WorkerLink(ServerLink):
     """A worker's connection to the replay server, with its experience writers (one
     per collect env), reopened when the server restarts."""
 
-    def __init__(self, address: str, should_stop, log, give_up_writing):
+    def __init__(self, address: str, should_stop, log, signer: Signer, give_up_writing):
         self._give_up_writing = give_up_writing
         self.writers: list = []
         self._writer_args = None
-        super().__init__(address, should_stop, log)
+        super().__init__(address, should_stop, log, signer)
 
     def on_connect(self) -> None:
         if self._writer_args is not None:
@@ -61,7 +62,7 @@ class WorkerLink(ServerLink):
         """One experience writer of `layout` per collect env."""
         self._writer_args = (layout, observation_spec, action_spec, count)
         self.writers = [make_experience_writer(self.client, layout, observation_spec,
-                                               action_spec, self._give_up_writing)
+                                               action_spec, self._give_up_writing, self.signer)
                         for _ in range(count)]
         return self.writers
 
@@ -76,8 +77,6 @@ class Worker:
 
     def __init__(self, params, paths: ExperimentPaths, address: str, worker_index: int,
                  num_workers: int, should_stop, log, heartbeat=None):
-        import tensorflow as tf
-
         self.params, self.paths, self.log = params, paths, log
         self.index, self.num_workers = worker_index, num_workers
         self.name = C.worker_name(worker_index)
@@ -86,7 +85,6 @@ class Worker:
         self.target = params.total_train_steps
         collect_seeds = builders.collect_env_seeds(params, worker_index)
         self.collect_seed, eval_seed = builders.worker_env_seeds(params, worker_index)
-        tf.random.set_seed(self.collect_seed)
         self.collect_envs = [builders.make_env(params, builders.COLLECT, seed=seed)
                              for seed in collect_seeds]
         self.eval_env = builders.make_env(params, builders.EVAL, seed=eval_seed)
@@ -95,6 +93,7 @@ class Worker:
         self.applier = self._curriculum()
         # Inserts may block on the rate limiter once the learner has finished: give up then.
         self.link = WorkerLink(address, self.should_stop, log,
+                               Signer(read_key(paths.replay_key)),
                                lambda: self.should_stop() or paths.complete.exists())
         self._restore_counters()
         self.collect_tb = builders.make_summary_writer(paths, C.COLLECT_TB_DIR, self.name)
@@ -104,6 +103,8 @@ class Worker:
         self.actor = self.eval_policy = None
         self.variable_lists: list = []
         self.last_eval_step = -1
+        self.train_step_seen = 0
+        self._refused = 0
 
     def should_stop(self) -> bool:
         """Polled about every second by every wait: a heartbeat too."""
@@ -120,8 +121,7 @@ class Worker:
 
     def _restore_counters(self) -> None:
         """A restarted worker continues its counters: its TensorBoard steps never go back."""
-        path = self.paths.status_file(self.name)
-        previous = runtime.read_json(path) if path.is_file() else {}
+        previous = runtime.read_json_or_none(self.paths.status_file(self.name), self.log) or {}
         self.stats = EpisodeStats(len(self.collect_envs))
         self.stats.env_steps = int(previous.get("env_steps", 0))
         self.status = {"pid": os.getpid(), "env_steps": self.stats.env_steps,
@@ -129,10 +129,27 @@ class Worker:
 
     # --- the steps ---
 
+    def _refuse(self, exc: ForgedItem) -> None:
+        """A weights item that is not the learner's: logged (the first and every 100th)."""
+        self._refused += 1
+        if self._refused == 1 or self._refused % 100 == 0:
+            self.log.warning("refused weights from the replay server (%s; %d so far): "
+                             "acting with the weights of train step %d", exc, self._refused,
+                             self.train_step_seen)
+
     def start(self) -> int:
         """Wait for the learner's weights and layout, open the writers; the train step."""
         self.link.weights.wait_until_available(self.should_stop)
-        _, train_step = self.link.weights.fetch()
+        while True:
+            try:
+                _, train_step = self.link.weights.fetch()
+                break
+            except ForgedItem as exc:  # wait for the learner's next publication
+                self._refuse(exc)
+                if self.should_stop():
+                    raise StopRequested() from None
+                time.sleep(0.5)
+        self.train_step_seen = train_step
         layout = wait_for_layout(self.paths, self.should_stop)
         env = self.collect_envs[0]
         self.collector.writers = self.link.open_writers(
@@ -168,11 +185,17 @@ class Worker:
         runtime.freeze_heap()
 
     def refresh_weights(self) -> tuple[int, float]:
-        """Act with the latest published weights from now on; (their train step, now)."""
-        arrays, train_step = self.link.weights.fetch()
+        """Act with the latest published weights from now on; (their train step, now).
+        Weights that are not the learner's are refused: the worker goes on with its own."""
+        try:
+            arrays, train_step = self.link.weights.fetch()
+        except ForgedItem as exc:
+            self._refuse(exc)
+            return self.train_step_seen, time.time()
         WeightsExchange.assign(arrays, self.variable_lists)
         if isinstance(self.actor, NumpyActor):
             self.actor.set_weights(arrays)
+        self.train_step_seen = train_step
         return train_step, time.time()
 
     def evaluate(self, step: int) -> None:
@@ -295,6 +318,7 @@ def main(argv=None) -> int:
     parser.add_argument("--num_workers", type=int, required=True)
     args = parser.parse_args(argv)
     program = runtime.start_program(C.worker_name(args.worker_index), args.exp_dir)
+    runtime.seed_tensorflow(builders.worker_env_seeds(program.params, args.worker_index)[0])
     try:
         run_worker(program.params, program.paths, args.address, args.worker_index,
                    args.num_workers, program.stop, program.log, program.heartbeat)

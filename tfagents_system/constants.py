@@ -22,9 +22,14 @@ SETTINGS_FILE = "settings.json"
 LAUNCHES_FILE = "launches.jsonl"
 LAUNCH_LOCK_FILE = ".launch.lock"
 LAYOUT_FILE = "replay_layout.json"  # the experience-item layout, chosen by the learner
+REPLAY_KEY_FILE = "replay.key"  # the secret that signs experience and weights (mode 0600)
 CHECKPOINT_DIR = "checkpoints"
+DAMAGED_CHECKPOINT_DIR = "checkpoints_damaged"  # learner checkpoints that could not be read
 TF_CHECKPOINT_INDEX = "checkpoint"  # TensorFlow's index file in a checkpoint directory
-REPLAY_CHECKPOINT_DIR = "replay_checkpoints"
+REPLAY_CHECKPOINT_DIR = "replay_checkpoints"  # Reverb's own (it keeps only the newest)
+REPLAY_CHECKPOINTS_KEPT_DIR = "replay_checkpoints_kept"  # hard links to the newest complete
+REPLAY_CHECKPOINTS_DAMAGED_DIR = "replay_checkpoints_damaged"  # ones Reverb failed to load
+REPLAY_CHECKPOINT_LOCK = ".replay_checkpoint.lock"  # serializes the learner's and server's saves
 REPLAY_CHECKPOINTS_TO_KEEP = 2
 REPLAY_MEMORY_DIR = "replay_memory"  # the learner's log of every transition it stored
 POLICY_DIR = "policies"
@@ -48,10 +53,13 @@ LEARNING_CURVES_FILE = "learning_curves.png"
 # Supervision of one launch (another node's under RUN_DIR/node-<name>/).
 RUN_DIR = "run"
 RUN_NODE_PREFIX = "node-"
+SUPERVISOR_PID = "supervisord.pid"
 SUPERVISOR_CONF = "supervisord.conf"
 SUPERVISOR_FILE = "supervisor.json"  # supervisord's socket, for the monitor and status
 OUTCOME_FILE = "outcome.json"
+FATAL_SUFFIX = ".fatal.json"  # run/<program>.fatal.json: an error a restart cannot fix
 RESTARTS_FILE = "restarts.json"
+DISK_RESERVE_FILE = ".disk_reserve"  # room the monitor keeps for the outcome on a full disk
 MONITOR = "monitor"  # the event listener's program and log name
 SUPERVISORD = "supervisord"
 
@@ -62,6 +70,15 @@ WORKER_PREFIX = "worker_"
 STATUS_SUFFIX = ".json"
 HEARTBEAT_SUFFIX = ".heartbeat"
 LOG_SUFFIX = ".log"
+
+
+# An array task's (or SAC_TASK_ID's) experiment: <SAC_EXP_NAME><TASK_INFIX><task id>.
+TASK_INFIX = "_task_"
+
+
+def task_experiment_name(exp_name: str, task_id: int) -> str:
+    """The experiment directory name of task `task_id` of experiment `exp_name`."""
+    return f"{exp_name}{TASK_INFIX}{task_id}"
 
 
 def worker_name(index: int) -> str:
@@ -82,7 +99,8 @@ def policy_checkpoint_name(train_step: int) -> str:
 def policy_checkpoint_step(name: str) -> int | None:
     """The train step a policy checkpoint directory name holds, or None if it is not one."""
     digits = name[len(POLICY_CHECKPOINT_PREFIX):]
-    if not name.startswith(POLICY_CHECKPOINT_PREFIX) or not digits.isdigit():
+    if not name.startswith(POLICY_CHECKPOINT_PREFIX) or not digits.isascii() \
+            or not digits.isdigit():
         return None
     return int(digits)
 
@@ -91,6 +109,10 @@ def evaluation_name(checkpoint: str, seed: int) -> str:
     """The directory name of an evaluation of `checkpoint` with `seed`."""
     return f"{checkpoint}_seed{seed}"
 
+
+# Config keys the framework itself reads (GymTrainParams, the curriculum); a sweep may set
+# them even where the config file leaves them out.
+CONFIG_KEYS = ("env_id", "max_episode_steps", "gym_kwargs", "domain_randomization", "curriculum")
 
 # Exit code of every command for bad input (one `error:` line names the fix).
 EXIT_BAD_INPUT = 2

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import fcntl
 import filecmp
 import json
@@ -28,8 +29,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tfagents_system import constants as C
 from tfagents_system import (
+    checks,
     cpu_layout,
     curriculum,
     runtime,
@@ -39,8 +40,10 @@ from tfagents_system import (
     supervision,
     sweep,
 )
+from tfagents_system import constants as C
 from tfagents_system.params import ParamsError, TrainParamsBase, load_params
 from tfagents_system.paths import ExperimentPaths
+from tfagents_system.replay import auth
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -81,6 +84,7 @@ class Plan:
     remote: list[RemoteNode] = field(default_factory=list)
     variant: dict | None = None
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def address(self) -> str:
@@ -105,34 +109,38 @@ def hyperparameters(params: TrainParamsBase) -> dict:
     return out
 
 
-def check_environment(params: TrainParamsBase, params_file: Path, config_file: Path
-                      ) -> int | None:
-    """Build a collect and an eval env once; return the collect env's step limit."""
+def check_environment(params: TrainParamsBase, params_file: Path, config_file: Path,
+                      timeout: checks.LaunchTimeout | None = None) -> tuple[int | None, list]:
+    """Build a collect and an eval env once and step the collect env: specs, values and
+    bounds as SAC needs them. (The collect env's step limit, warnings.)"""
     runtime.import_quietly()
     from tfagents_system import builders, envs
 
+    stage = timeout.stage if timeout is not None else (lambda what: None)
+    where = f"params file {params_file}"
     envs_built = []
     try:
         for kind in (builders.COLLECT, builders.EVAL):
+            stage(f"TrainParams.env_ctor building the {kind} env ({params_file})")
             try:
                 env = builders.make_env(params, kind, seed=params.seed)
             except Exception as exc:  # the user's env_ctor: report whatever it raised
                 raise LaunchError(
-                    f"params file {params_file}: TrainParams.env_ctor raised "
+                    f"{where}: TrainParams.env_ctor raised "
                     f"{type(exc).__name__} building the {kind} env: {exc}"
                 ) from exc
             envs_built.append(env)
             curriculum.check_env_supports(curriculum.parse_curriculum(params.env_config),
                                           env, kind, f"config file {config_file}")
-        spec = envs_built[0].action_spec()
-        import numpy as np
-
-        if not np.issubdtype(spec.dtype, np.floating):
-            raise LaunchError(
-                f"params file {params_file}: the env's action spec is {spec.dtype}; SAC needs "
-                "continuous (float) actions"
-            )
-        return envs.max_episode_steps(envs_built[0])
+        checks.check_same_specs(*envs_built, where)
+        stage(f"the collect env's first reset() and step() ({params_file})")
+        checks.check_env_steps(envs_built[0], params.seed, where)
+        max_steps = envs.max_episode_steps(envs_built[0])
+        warnings = [] if max_steps else [
+            f"{where}: the collect env has no step limit the framework can see (no TF-Agents "
+            "TimeLimit): if its episodes never end, workers never refresh their weights; set "
+            "max_episode_steps in the config (gym ids) or wrap your env in TimeLimit"]
+        return max_steps, warnings
     finally:
         for env in envs_built:
             env.close()
@@ -152,7 +160,7 @@ def experiment_dir(variables: settings.TrainingVariables, task_id: int | None) -
     """logs/<name>, or logs/<name>_task_<id> for an array task (or SAC_TASK_ID)."""
     if task_id is None:
         return variables.exp_dir
-    return variables.logs_dir / f"{variables.exp_name}_task_{task_id}"
+    return variables.logs_dir / C.task_experiment_name(variables.exp_name, task_id)
 
 
 def choose_variant(variables: settings.TrainingVariables,
@@ -213,7 +221,8 @@ def plan_placement(variables: settings.TrainingVariables):
 
 # What `prepare` raises for bad input: one `error:` line, exit code 2.
 BAD_INPUT = (LaunchError, settings.SettingsError, ParamsError, cpu_layout.LayoutError,
-             curriculum.CurriculumError, slurm.SlurmError, sweep.SweepError)
+             curriculum.CurriculumError, slurm.SlurmError, sweep.SweepError,
+             checks.CheckError)
 
 
 def prepare(variables_file: str) -> Plan:
@@ -230,27 +239,41 @@ def prepare(variables_file: str) -> Plan:
             f"experiment directory {paths.root} exists but holds no {C.SETTINGS_FILE}: it is "
             "not an experiment of this tool; choose another SAC_EXP_NAME"
         )
-    if resuming:
-        if paths.complete.is_file():
-            raise AlreadyFinished(paths.root)
-        inputs = resumed_inputs(paths, variables)
-    else:
-        inputs = new_inputs(variables, variant)
-    curriculum.parse_curriculum(inputs.config, f"config file {inputs.config_file}")
-    params = load_params(inputs.params_file, inputs.config, inputs.overrides, inputs.source)
-    layout, worker_indices, host, remote = plan_placement(variables)
+    if resuming and paths.complete.is_file():
+        raise AlreadyFinished(paths.root)
+    if resuming:  # a new experiment on a full disk fails to be created, naming the error
+        checks.check_free_space(paths.root)
+    if resuming:  # experiments from before keys existed get one now
+        try:
+            runtime.read_json(paths.settings)
+        except (OSError, ValueError) as exc:
+            raise LaunchError(f"{paths.settings} is damaged ({exc}): the experiment cannot "
+                              "resume; restore the file from a backup, or start a new "
+                              "experiment") from exc
+        auth.create_key(paths.replay_key)
+    with checks.LaunchTimeout(variables.launch_timeout_s) as timeout:
+        timeout.stage(f"importing params file {variables.params}")
+        inputs = resumed_inputs(paths, variables) if resuming else new_inputs(variables, variant)
+        curriculum.parse_curriculum(inputs.config, f"config file {inputs.config_file}")
+        params = load_params(inputs.params_file, inputs.config, inputs.overrides, inputs.source)
+        layout, worker_indices, host, remote = plan_placement(variables)
+        if host == "localhost":  # one node: nothing but this host needs to reach the server
+            checks.check_exposure(variables.allow_public_replay, variables.source)
+        if not resuming:
+            max_steps, warnings = check_environment(params, inputs.params_file,
+                                                    inputs.config_file, timeout)
+            capacity = checks.check_capacity(params, max_steps,
+                                             f"params file {inputs.params_file}")
+            inputs.warnings += warnings
     if not resuming:
-        max_steps = check_environment(params, inputs.params_file, inputs.config_file)
-        from tfagents_system.replay.tables import replay_capacity
-
         create_experiment(paths, variables, params, inputs.config, inputs.params_file, {
-            "max_episode_steps": max_steps,
-            "replay_capacity": replay_capacity(params, max_steps),
+            "max_episode_steps": max_steps, "replay_capacity": capacity,
         }, inputs.variant_record)
     import portpicker
 
     return Plan(variables, paths, params, layout, portpicker.pick_unused_port(), resuming,
-                worker_indices, host, remote, inputs.variant_record, inputs.notes)
+                worker_indices, host, remote, inputs.variant_record, inputs.notes,
+                inputs.warnings)
 
 
 @dataclass
@@ -265,6 +288,7 @@ class Inputs:
     source: str
     variant_record: dict | None = None
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 def resumed_inputs(paths: ExperimentPaths, variables: settings.TrainingVariables) -> Inputs:
@@ -296,6 +320,7 @@ def new_inputs(variables: settings.TrainingVariables,
                     f"sweep file {variables.sweep}")
     if variant is None:
         return inputs
+    checks.check_sweep_config_keys(config, variant.config, variables.sweep, variables.config)
     inputs.config = sweep.apply_config_overrides(config, variant.config)
     if variant.seed is None:
         base_seed = load_params(variables.params, inputs.config).seed
@@ -312,17 +337,22 @@ def create_experiment(paths, variables, params, config, params_file, derived,
 
     `config` is the config as trained (a sweep variant's overrides applied).
     """
-    paths.root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{paths.root.name}.", dir=paths.root.parent))
+    try:
+        paths.root.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{paths.root.name}.", dir=paths.root.parent))
+    except OSError as exc:
+        raise LaunchError(f"cannot create experiment directory {paths.root}: {exc}; set "
+                          "SAC_LOGS_DIR to a directory you can write") from exc
     try:
         if variant is None or not variant["config_overrides"]:
             shutil.copyfile(variables.config, tmp / C.CONFIG_COPY)
         else:
             runtime.write_json_atomic(tmp / C.CONFIG_COPY, config)
         shutil.copyfile(params_file, tmp / C.PARAMS_COPY)
+        auth.create_key(tmp / C.REPLAY_KEY_FILE)
         if variant is not None:
-            runtime.write_json_atomic(tmp / C.VARIANT_FILE, variant)
-        runtime.write_json_atomic(tmp / C.SETTINGS_FILE, {
+            runtime.write_json_atomic(tmp / C.VARIANT_FILE, variant, durable=True)
+        runtime.write_json_atomic(tmp / C.SETTINGS_FILE, durable=True, data={
             "exp_name": paths.root.name,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "source_config": str(variables.config),
@@ -337,19 +367,29 @@ def create_experiment(paths, variables, params, config, params_file, derived,
         os.rename(tmp, paths.root)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST) and paths.settings.is_file():
+            raise LaunchError(f"experiment {paths.root} was just created by another launch, "
+                              "which runs it; rerun later to resume it, or choose another "
+                              "SAC_EXP_NAME") from None
         raise LaunchError(f"cannot create experiment directory {paths.root}: {exc}") from exc
 
 
 def lock_experiment(paths: ExperimentPaths):
     """Hold an exclusive lock on the experiment for this launch's lifetime."""
-    handle = open(paths.launch_lock, "a+")
+    try:
+        handle = open(paths.launch_lock, "a+")
+    except OSError as exc:
+        raise LaunchError(f"cannot open {paths.launch_lock} to run experiment {paths.root}: "
+                          f"{exc}; run it as its owner, or fix the directory's permissions"
+                          ) from exc
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.seek(0)
         owner = handle.read().strip() or "another launch"
         raise LaunchError(
-            f"experiment {paths.root} is already running ({owner}); wait for it or stop it"
+            f"experiment {paths.root} is already running (launched by {owner}; its programs "
+            "may still be stopping); wait for it or stop it, then rerun"
         ) from None
     handle.seek(0)
     handle.truncate()
@@ -453,19 +493,27 @@ def program_env() -> dict[str, str]:
 
 
 def start_supervisor(exp: Path, programs: list[Program], hang_timeout_s: float,
-                     max_restarts: int, node: str | None = None) -> subprocess.Popen:
-    """Write this launch's supervisord.conf and start supervisord in the foreground."""
+                     max_restarts: int, node: str | None = None,
+                     lock=None) -> subprocess.Popen:
+    """Write this launch's supervisord.conf and start supervisord in the foreground.
+
+    supervisord inherits the experiment's `lock` and holds it until its last program
+    has stopped: a launcher killed with SIGKILL releases nothing while its programs
+    are still winding down, so a relaunch in that window is refused.
+    """
     base_env = program_env()
     rdir = ExperimentPaths(exp).run_dir(node)
     for stale in (C.OUTCOME_FILE, C.RESTARTS_FILE):
         (rdir / stale).unlink(missing_ok=True)  # per-launch state of a previous launch
+    for stale in rdir.glob(f"*{C.FATAL_SUFFIX}"):
+        stale.unlink(missing_ok=True)
     conf = supervision.write_config(exp, programs, sys.executable, REPO_ROOT, base_env,
                                     hang_timeout_s, max_restarts, node)
     return subprocess.Popen(
         [sys.executable, "-m", "supervisor.supervisord", "-n", "-c", str(conf)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
         start_new_session=True, preexec_fn=runtime.die_with_parent, cwd=str(REPO_ROOT),
-        env=dict(os.environ, **base_env))
+        env=dict(os.environ, **base_env), pass_fds=() if lock is None else (lock.fileno(),))
 
 
 def stop_process(proc: subprocess.Popen, what: str, timeout_s: float = 90.0) -> None:
@@ -555,12 +603,15 @@ def record_launch(plan: Plan, **extra) -> None:
         }) + "\n")
 
 
-def run(plan: Plan) -> int:
-    """Run the programs under supervisord until done, failed or stopped; the exit code."""
+def run(plan: Plan, lock=None) -> int:
+    """Run the programs under supervisord until done, failed or stopped; the exit code.
+
+    `lock` is the experiment's launch lock (see `lock_experiment`)."""
     stop = runtime.StopFlag().install()
     record_launch(plan)
     supervisor = start_supervisor(plan.paths.root, build_programs(plan),
-                                  plan.variables.hang_timeout_s, plan.variables.max_restarts)
+                                  plan.variables.hang_timeout_s, plan.variables.max_restarts,
+                                  lock=lock)
     steps: list[NodeStep] = []
     progress = Progress(plan, interactive=sys.stdout.isatty())
     broken = None
@@ -674,6 +725,8 @@ def main(argv=None) -> int:
         print(f"task {plan.variant['task_id']}: {plan.variant['label']}")
     for note in plan.notes:
         print(f"note: {note}")
+    for warning in plan.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     print(plan.layout.describe(plan.worker_indices))
     for node in plan.remote:
         print(f"  node {node.name} ({node.cpus} CPUs): "
@@ -681,7 +734,7 @@ def main(argv=None) -> int:
     print(f"replay server {plan.address}; process logs in {plan.paths.process_logs}",
           flush=True)
     try:
-        code = run(plan)
+        code = run(plan, lock)
     finally:
         lock.close()
     if code == 0:

@@ -14,9 +14,11 @@ import argparse
 import os
 import time
 
-from tfagents_system import builders, runtime
+from tfagents_system import builders, checkpoint_recovery, runtime
 from tfagents_system import constants as C
 from tfagents_system.paths import ExperimentPaths
+from tfagents_system.replay.auth import Signer, read_key
+from tfagents_system.replay.checkpoints import ReplayCheckpoints
 from tfagents_system.replay.client import ServerLink
 from tfagents_system.replay.layouts import resolve_layout
 from tfagents_system.replay.sources import make_data_source
@@ -47,9 +49,9 @@ class Learner:
         self.params, self.paths, self.log = params, paths, log
         self.should_stop = should_stop
         self.beat = heartbeat.beat if heartbeat is not None else (lambda: None)
-        tf.random.set_seed(params.seed)
         self.train_step = common.create_variable("train_step", 0, dtype=tf.int64)
         self.agent = builders.make_agent(params, *builders.env_specs(params), self.train_step)
+        checkpoint_recovery.choose_restorable(paths.checkpoints, paths.checkpoints_damaged, log)
         self.checkpointer = builders.make_checkpointer(params, paths, self.agent,
                                                        self.train_step)
         self.start_step = self.step
@@ -78,7 +80,9 @@ class Learner:
         # Before publishing: workers read the layout then.
         layout = resolve_layout(self.paths, self.agent, self.log, capacity,
                                 self.params.learner_keeps_replay)
-        self.link = ServerLink(address, self.should_stop, self.log)
+        signer = Signer(read_key(self.paths.replay_key))
+        self.link = ServerLink(address, self.should_stop, self.log, signer)
+        self.beat()
         self.source = make_data_source(layout, self.params, self.paths, capacity,
                                        self.agent.collect_data_spec, self.link,
                                        self.should_stop, self.log)
@@ -112,6 +116,15 @@ class Learner:
                                                   *self.source.loop_args())
             except tf.errors.OutOfRangeError:  # no sample within the timeout: data is short
                 self.source.restart_sampling()
+            except tf.errors.InvalidArgumentError as exc:
+                if "inf or nan" not in str(exc):
+                    raise
+                what = next(line for line in str(exc).splitlines() if "inf or nan" in line)
+                raise runtime.FatalError(
+                    f"training became non-finite after train step {self.step} "
+                    f"({what.strip()}); the checkpoints hold the last finite "
+                    "weights: lower the learning rates or the reward scale, or check the "
+                    "env's rewards, then relaunch") from None
             except tf.errors.OpError as exc:
                 if self.link.alive():
                     raise
@@ -127,7 +140,13 @@ class Learner:
         return self.step >= iter_end
 
     def end_iteration(self) -> None:
-        """Publish the new weights; summaries and checkpoints on their triggers."""
+        """Publish the new weights; summaries and checkpoints on their triggers. Weights
+        that are not finite are never published or checkpointed."""
+        import tensorflow as tf
+
+        if not all(bool(tf.reduce_all(tf.math.is_finite(v))) for v in self.policy_variables):
+            raise runtime.FatalError(f"the policy's weights are not finite at train step "
+                                     f"{self.step}; the checkpoints hold the last finite ones")
         iteration = self.step // self.params.num_steps_per_iter
         if self.step < self.target:  # the target step is published only once complete
             self.publish()
@@ -144,12 +163,13 @@ class Learner:
             return
         step, extra = self.step, self.loss_info.extra
         self._summarised_at = step
+        rate = self.meter.rate(step)  # before the entropy's sample, which may wait
         values = {C.M_ACTOR_LOSS: float(extra.actor_loss),
                   C.M_CRITIC_LOSS: float(extra.critic_loss),
                   C.M_ALPHA_LOSS: float(extra.alpha_loss),
                   C.M_ALPHA: float(tf.exp(self.agent._log_alpha)),
                   C.M_ENTROPY: self._entropy(),
-                  C.M_GRAD_STEPS_PER_SEC: self.meter.rate(step),
+                  C.M_GRAD_STEPS_PER_SEC: rate,
                   C.M_REPLAY_SIZE: self.source.size()}
         with self.writer.as_default(step=step), tf.summary.record_if(True):
             for name, value in values.items():
@@ -180,7 +200,7 @@ class Learner:
         self.checkpointer.save(global_step=step)
         self.policy_saver.save_checkpoint(str(self.paths.policy_checkpoint(step)))
         try:
-            replay_path = self.link.checkpoint(C.REPLAY_CHECKPOINTS_TO_KEEP)
+            replay_path = self.link.checkpoint(ReplayCheckpoints(self.paths), self.beat)
             self.log.info("checkpoint at train step %d (replay buffer: %s)", step, replay_path)
         except Exception as exc:  # the server may be down: the agent checkpoint stands
             self.log.warning("checkpoint at train step %d; replay buffer checkpoint failed: %s",
@@ -208,7 +228,8 @@ class Learner:
             return step
         self.export(self.paths.final_policy(C.COLLECT_POLICY),
                     self.paths.final_policy(C.GREEDY_POLICY))
-        runtime.write_json_atomic(self.paths.complete, {"train_step": step, "time": time.time()})
+        runtime.write_json_atomic(self.paths.complete, {"train_step": step, "time": time.time()},
+                                  durable=True)
         self.link.weights.publish(self.policy_variables, step)  # last: workers see the target
         self.log.info("training complete at train step %d", step)
         return step
@@ -237,11 +258,16 @@ def main(argv=None) -> int:
     parser.add_argument("--address", required=True, help="host:port of the replay server")
     args = parser.parse_args(argv)
     program = runtime.start_program(C.LEARNER, args.exp_dir)
+    runtime.seed_tensorflow(program.params.seed)
     try:
         run_learner(program.params, program.paths, args.address, program.stop, program.log,
                     program.heartbeat, capacity=int(program.settings["replay_capacity"]))
     except runtime.StopRequested:
         program.log.info("stopped before training started")
+    except runtime.FatalError as exc:
+        program.log.error("%s", exc)
+        runtime.report_fatal(program.paths, C.LEARNER, exc)
+        return 1
     return 0
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import importlib.util
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -160,12 +161,25 @@ class TrainParamsBase(abc.ABC):
                 f"min_replay_size={self.min_replay_size} exceeds replay_capacity="
                 f"{self.replay_capacity}: lower min_replay_size or raise the capacity"
             )
+        spi, slack = self.samples_per_insert, self.samples_per_insert_error_buffer
+        if is_number(spi) and is_number(slack) and slack < max(1.0, spi):
+            problems.append(
+                f"samples_per_insert_error_buffer={slack!r} is below max(1, "
+                f"samples_per_insert={spi!r}), the least Reverb's limiter takes: raise it "
+                "(it is in sampled items: a few batches' worth) or set it to None")
         return problems
 
 
 def is_number(value) -> bool:
-    """An int or float, not a bool (JSON and Python settings alike)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A finite int or float, not a bool (JSON and Python settings alike): NaN and
+    infinity would only show up later, as a learner crash-looping on NaN losses."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def _layer_sizes(value) -> bool:
+    return isinstance(value, (tuple, list)) and all(
+        isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
 
 
 def _int_at_least(minimum: int):
@@ -197,6 +211,11 @@ _RULES = (
     (("discount",), lambda v: is_number(v) and 0 < v <= 1, "must be a number in (0, 1]"),
     (("samples_per_insert", "samples_per_insert_error_buffer"), _or_none(_number_above(0)),
      "must be a number > 0 or None"),
+    (("initial_log_alpha",), is_number, "must be a finite number"),
+    (("target_entropy",), _or_none(is_number),
+     "must be a finite number or None (None: -dim(action space))"),
+    (("actor_fc_layers", "critic_joint_fc_layers"), _layer_sizes,
+     "must be a tuple of positive integers (hidden layer sizes), e.g. (256, 256)"),
     (("learner_keeps_replay",), lambda v: isinstance(v, bool), "must be True or False"),
 )
 

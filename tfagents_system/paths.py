@@ -28,9 +28,18 @@ class ExperimentPaths:
     launches = _under_root(C.LAUNCHES_FILE, "one JSON line per launch")
     launch_lock = _under_root(C.LAUNCH_LOCK_FILE, "held by the launch that runs it")
     layout = _under_root(C.LAYOUT_FILE, "the experience-item layout the learner chose")
+    replay_key = _under_root(C.REPLAY_KEY_FILE, "the key signing experience and weights")
     complete = _under_root(C.COMPLETE_FILE, "written when training is complete")
     checkpoints = _under_root(C.CHECKPOINT_DIR, "the learner's checkpoints")
+    checkpoints_damaged = _under_root(C.DAMAGED_CHECKPOINT_DIR,
+                                      "learner checkpoints set aside as unreadable")
     replay_checkpoints = _under_root(C.REPLAY_CHECKPOINT_DIR, "Reverb's table checkpoints")
+    replay_checkpoints_kept = _under_root(C.REPLAY_CHECKPOINTS_KEPT_DIR,
+                                          "the newest complete ones, as hard links")
+    replay_checkpoints_damaged = _under_root(C.REPLAY_CHECKPOINTS_DAMAGED_DIR,
+                                             "checkpoints Reverb failed to load")
+    replay_checkpoint_lock = _under_root(C.REPLAY_CHECKPOINT_LOCK,
+                                         "held by the learner or the server while saving")
     replay_memory = _under_root(C.REPLAY_MEMORY_DIR, "the learner's replay memory log")
     policies = _under_root(C.POLICY_DIR, "exported policies and policy checkpoints")
     process_logs = _under_root(C.PROCESS_LOG_DIR, "one log per program")
@@ -79,6 +88,10 @@ class ExperimentPaths:
     def evaluation(self, checkpoint: str, seed: int) -> Path:
         """tfagents_system.run's output for one checkpoint and seed."""
         return self.evaluations / C.evaluation_name(checkpoint, seed)
+
+    def fatal(self, program: str) -> Path:
+        """A program's report of an error that a restart cannot fix: the run stops."""
+        return self.run_dir() / f"{program}{C.FATAL_SUFFIX}"
 
     def run_dir(self, node: str | None = None) -> Path:
         """This launch's supervision files; another node's in its own subdirectory."""

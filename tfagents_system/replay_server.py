@@ -3,8 +3,9 @@ the learner in the Reverb-sampled layouts), the experience queue (blocks on thei
 way to the learner's memory, packed_blocks layout) and the weights table.
 
 Its tables are checkpointed (Reverb's own checkpointing, to
-`<exp>/replay_checkpoints/`) whenever the learner checkpoints, and a restarted
-server restores the latest checkpoint before it serves.
+`<exp>/replay_checkpoints/`, kept safe by `replay.checkpoints`) whenever the learner
+checkpoints and when it stops, and a restarted server restores the newest checkpoint
+it can load before it serves.
 """
 
 from __future__ import annotations
@@ -14,18 +15,39 @@ import time
 
 from tfagents_system import constants as C
 from tfagents_system import runtime
+from tfagents_system.replay.checkpoints import ReplayCheckpoints
 from tfagents_system.replay.tables import make_tables
 
 
-def run_replay_server(params, capacity: int, port: int, checkpoint_dir, should_stop, log,
-                      heartbeat=None, on_serving=None) -> None:
-    """Serve the tables (restored from the latest checkpoint) until a stop request, then
-    checkpoint them. `on_serving(port)` is called once the server answers."""
+def start_server(params, capacity: int, port: int, checkpoints: ReplayCheckpoints, log):
+    """A Reverb server restored from the newest checkpoint it can load: one that fails
+    to load is set aside (and logged) and the previous kept one is tried."""
     import reverb
 
-    checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    checkpointer = reverb.checkpointers.DefaultCheckpointer(str(checkpoint_dir))
-    server = reverb.Server(make_tables(params, capacity), port=port, checkpointer=checkpointer)
+    while True:
+        restoring = checkpoints.prepare_restore()
+        checkpoints.root.mkdir(parents=True, exist_ok=True)
+        checkpointer = reverb.checkpointers.DefaultCheckpointer(str(checkpoints.root))
+        try:
+            return reverb.Server(make_tables(params, capacity), port=port,
+                                 checkpointer=checkpointer)
+        except RuntimeError as exc:
+            if restoring is None:
+                raise
+            # The checkpoint is to blame only if a server without it starts.
+            reverb.Server(make_tables(params, capacity), port=port).stop()
+            moved = checkpoints.set_aside(restoring)
+            log.error("replay checkpoint %s could not be loaded (%s): moved to %s; trying "
+                      "the previous one", restoring.name, exc, moved)
+
+
+def run_replay_server(params, capacity: int, port: int, checkpoints: ReplayCheckpoints,
+                      should_stop, log, heartbeat=None) -> None:
+    """Serve the tables (restored from the latest checkpoint) until a stop request, then
+    checkpoint them."""
+    import reverb
+
+    server = start_server(params, capacity, port, checkpoints, log)
     info = reverb.Client(f"localhost:{server.port}").server_info()
     limiter = (f"samples_per_insert={params.samples_per_insert}" if params.samples_per_insert
                else f"min size {params.min_replay_size}")
@@ -33,8 +55,6 @@ def run_replay_server(params, capacity: int, port: int, checkpoint_dir, should_s
              "(%d blocks restored), table %r", server.port, C.EXPERIENCE_TABLE, capacity,
              limiter, info[C.EXPERIENCE_TABLE].current_size, C.QUEUE_TABLE,
              info[C.QUEUE_TABLE].current_size, C.WEIGHTS_TABLE)
-    if on_serving is not None:
-        on_serving(server.port)
     try:
         while not should_stop():
             time.sleep(0.5)
@@ -45,8 +65,8 @@ def run_replay_server(params, capacity: int, port: int, checkpoint_dir, should_s
         # program at once and the learner's request can arrive after the server
         # has gone, so the server always saves its own copy before it goes.
         started = time.monotonic()
-        path = reverb.Client(f"localhost:{server.port}").checkpoint()
-        runtime.prune_checkpoints(checkpoint_dir, C.REPLAY_CHECKPOINTS_TO_KEEP)
+        path = checkpoints.save(reverb.Client(f"localhost:{server.port}").checkpoint,
+                                None if heartbeat is None else heartbeat.beat)
         log.info("checkpointed the tables on stop in %.1fs: %s", time.monotonic() - started,
                  path)
     finally:
@@ -62,7 +82,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     program = runtime.start_program(C.REPLAY_SERVER, args.exp_dir)
     run_replay_server(program.params, program.settings["replay_capacity"], args.port,
-                      program.paths.replay_checkpoints, program.stop, program.log,
+                      ReplayCheckpoints(program.paths), program.stop, program.log,
                       program.heartbeat)
     return 0
 

@@ -23,12 +23,83 @@ class StopRequested(Exception):
     """Raised inside a blocking loop when the program was asked to stop."""
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to a temporary name, then rename: readers never see half a file."""
+class FatalError(RuntimeError):
+    """An error a restart from the last checkpoint would only repeat (non-finite
+    training): the program reports it (`report_fatal`) and the whole run stops."""
+
+
+def report_fatal(paths: ExperimentPaths, program: str, exc: Exception) -> None:
+    """Record `exc` for the monitor, which then stops the run instead of restarting."""
+    write_json_atomic(paths.fatal(program), {"reason": str(exc), "time": time.time()})
+
+
+def write_json_atomic(path: Path, data: Any, durable: bool = False) -> None:
+    """Write JSON to a temporary name, then rename: readers never see half a file.
+    `durable`: also flush it to disk (file and directory) before returning, for files
+    whose loss after a power cut would damage the experiment (settings, layout,
+    completion, the memory's row size)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        with open(tmp, "w") as fh:
+            fh.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # a full disk: leave nothing half-written behind
+        raise
+    if durable:
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+
+# A disk with less free space than this is full: the writes of a run fail on it.
+DISK_FULL_BYTES = 1 << 20
+
+
+def mount_point(path: Path) -> Path:
+    """The mount point of the file system holding `path` (or its nearest existing parent)."""
+    path = Path(path).resolve()
+    while not path.exists():
+        path = path.parent
+    while not os.path.ismount(path):
+        path = path.parent
+    return path
+
+
+def free_bytes(path: Path) -> int:
+    """Bytes an unprivileged writer can still use on the file system holding `path`."""
+    path = Path(path).resolve()
+    while not path.exists():
+        path = path.parent
+    return shutil.disk_usage(path).free
+
+
+def disk_full(path: Path) -> str | None:
+    """A line saying the disk holding `path` is full, or None."""
+    free = free_bytes(path)
+    if free >= DISK_FULL_BYTES:
+        return None
+    return (f"the disk holding {path} is full ({free // 1024} KiB free on "
+            f"{mount_point(path)}): free space there, then rerun the same command to resume")
+
+
+def read_json_or_none(path: Path, log=None) -> Any:
+    """A JSON file's content; None (and a warning) if it is missing, empty or torn, as a
+    status file can be after a power cut: the caller starts afresh."""
+    try:
+        return read_json(path)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        if log is not None:
+            log.warning("%s is unreadable (%s); starting without it", path, exc)
+        return None
 
 
 def read_json(path: Path) -> Any:
@@ -50,14 +121,6 @@ def load_experiment(exp_dir: str | Path):
 def params_overrides(paths: ExperimentPaths) -> dict:
     """The hyperparameters a sweep task overrides ({} for a plain experiment)."""
     return read_json(paths.variant)["params_overrides"] if paths.variant.is_file() else {}
-
-
-def prune_checkpoints(root: Path, keep: int) -> None:
-    """Delete all but the newest `keep` checkpoint directories under `root`."""
-    old = sorted((p for p in Path(root).iterdir() if p.is_dir() and not p.name.startswith(".")),
-                 key=lambda p: p.stat().st_mtime)[:-keep]
-    for stale in old:
-        shutil.rmtree(stale, ignore_errors=True)
 
 
 def import_quietly() -> None:
@@ -104,6 +167,14 @@ def thread_pools(cpus: int) -> tuple[int, int]:
     return max(1, cpus // 2), 2
 
 
+def seed_tensorflow(seed: int) -> None:
+    """Seed TensorFlow's global generator: once per process, before any op (it also
+    clears TensorFlow's kernel caches, so never while other threads run ops)."""
+    import tensorflow as tf
+
+    tf.random.set_seed(seed)
+
+
 def configure_threads() -> int:
     """Match TF's thread pools to the CPU slice the launcher gave this process."""
     threads = int(os.environ.get(C.ENV_THREADS, "0")) or len(os.sched_getaffinity(0))
@@ -115,11 +186,13 @@ def configure_threads() -> int:
     return threads
 
 
-def setup_logging(name: str) -> logging.Logger:
-    """The program's logger `name`; every line says which program wrote it."""
+def setup_logging(name: str, by_logger: bool = False) -> logging.Logger:
+    """The program's logger `name`; every line says which program wrote it: `name`
+    (libraries' lines too), or with `by_logger` the logger's own name (serial mode: one
+    logger per program thread)."""
     logging.basicConfig(
         level=logging.INFO,
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        format=f"%(asctime)s {'%(name)s' if by_logger else name} %(levelname)s %(message)s",
         datefmt="%H:%M:%S",
     )
     for noisy in ("absl", "tensorflow"):

@@ -11,6 +11,8 @@ processes. A finished experiment says so; Ctrl-C (or SIGTERM) stops every thread
 cleanly, with the learner's and the replay server's checkpoints, and the same
 command resumes. Nothing is supervised (no restarts, no hang detection) and the
 programs log to this terminal; their CPU placement is the process's own.
+TensorFlow is seeded once for the process, so the threads' random streams
+interleave: runs are not reproducible from the seed as launched runs are.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from tfagents_system import constants as C
 from tfagents_system import launch, runtime
 from tfagents_system.collect_worker import run_worker
 from tfagents_system.learner import run_learner
+from tfagents_system.replay.checkpoints import ReplayCheckpoints
 from tfagents_system.replay_server import run_replay_server
 
 # Seconds the replay server keeps serving after a stop request while programs wind down.
@@ -76,7 +79,7 @@ class SerialRun:
         settings = runtime.read_json(plan.paths.settings)
         address = f"localhost:{plan.port}"
         server = self._thread(C.REPLAY_SERVER, lambda log: run_replay_server(
-            plan.params, settings["replay_capacity"], plan.port, plan.paths.replay_checkpoints,
+            plan.params, settings["replay_capacity"], plan.port, ReplayCheckpoints(plan.paths),
             self._server_should_stop, log))
         programs = [self._thread(C.LEARNER, lambda log: run_learner(
             plan.params, plan.paths, address, stop, log,
@@ -124,7 +127,11 @@ def run_serial(variables_file: str, num_workers: int = 1,
         print(f"{'resuming' if plan.resuming else 'starting'} experiment {plan.paths.root} "
               f"in serial mode: replay server, learner and {num_workers} worker(s) as threads",
               flush=True)
-        launch.record_launch(plan, mode="serial", serial_workers=num_workers)
+        for warning in plan.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        launch.record_launch(plan, mode="serial", num_workers=num_workers,
+                             workers_here=list(range(num_workers)))
+        runtime.seed_tensorflow(plan.params.seed)  # once: the threads share TensorFlow
         return SerialRun(plan, num_workers, stop or runtime.StopFlag().install()).run()
     finally:
         lock.close()
@@ -140,7 +147,7 @@ def main(argv=None) -> int:
     if args.workers < 1:
         print(f"error: --workers {args.workers}: must be at least 1", file=sys.stderr)
         return C.EXIT_BAD_INPUT
-    runtime.setup_logging("serial")
+    runtime.setup_logging("serial", by_logger=True)
     runtime.configure_threads()
     return run_serial(args.training_variables, args.workers)
 

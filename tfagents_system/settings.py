@@ -36,6 +36,12 @@ VARIABLES = {
                        "curves when training completes; 0: don't",
     "SAC_SWEEP": "sweep JSON file (grid of overrides x seeds); each array task (or "
                  "SAC_TASK_ID) runs one variant (default: none)",
+    "SAC_ALLOW_PUBLIC_REPLAY": "1: start a one-node run on a host with a public IP address "
+                               "(its replay server is reachable there; see README, Security); "
+                               "0 (default): refuse",
+    "SAC_LAUNCH_TIMEOUT": "seconds the launch checks may take running your code (params "
+                          "import, env_ctor, first env steps) before the launch stops "
+                          "(default 300)",
 }
 REQUIRED = ("SAC_PARAMS", "SAC_CONFIG", "SAC_EXP_NAME")
 COUNTS = ("SAC_NUM_COLLECT_WORKERS", "SAC_REVERB_CPUS", "SAC_TRAIN_CPUS",
@@ -62,6 +68,8 @@ class TrainingVariables:
     max_restarts: int = 5
     final_video: bool = True
     sweep: Path | None = None
+    launch_timeout_s: float = 300.0
+    allow_public_replay: bool = False
 
     @property
     def exp_dir(self) -> Path:
@@ -103,6 +111,21 @@ def _count(name: str, raw: str, path: Path) -> int | None:
             f"training variables file {path}: {name}={raw!r} must be a positive integer or auto"
         )
     return number
+
+
+# A program's start (TensorFlow, the env, the agent) may take this long before its first
+# heartbeat of progress on a slow machine.
+MIN_HANG_TIMEOUT_S = 30
+
+
+def _hang_timeout(raw: str, path: Path) -> float:
+    seconds = _count("SAC_HANG_TIMEOUT", raw, path) or 600
+    if seconds < MIN_HANG_TIMEOUT_S:
+        raise SettingsError(
+            f"training variables file {path}: SAC_HANG_TIMEOUT={raw.strip()} is below "
+            f"{MIN_HANG_TIMEOUT_S} seconds: a program's start alone can take that long, and "
+            "it would be killed in a loop; set at least 30")
+    return float(seconds)
 
 
 def _flag(name: str, raw: str, path: Path) -> bool:
@@ -156,12 +179,28 @@ def load_training_variables(path: str | Path) -> TrainingVariables:
         train_cpus=_count("SAC_TRAIN_CPUS", values.get("SAC_TRAIN_CPUS", "auto"), path),
         worker_cpus=_count("SAC_COLLECT_WORKER_CPUS",
                            values.get("SAC_COLLECT_WORKER_CPUS", "auto"), path),
-        hang_timeout_s=float(_count("SAC_HANG_TIMEOUT", values.get("SAC_HANG_TIMEOUT", ""),
-                                    path) or 600),
+        hang_timeout_s=_hang_timeout(values.get("SAC_HANG_TIMEOUT", ""), path),
         max_restarts=_count("SAC_MAX_RESTARTS", values.get("SAC_MAX_RESTARTS", ""), path) or 5,
         final_video=_flag("SAC_FINAL_VIDEO", values.get("SAC_FINAL_VIDEO", "1"), path),
         sweep=resolve(values["SAC_SWEEP"]) if values.get("SAC_SWEEP") else None,
+        allow_public_replay=_flag("SAC_ALLOW_PUBLIC_REPLAY",
+                                  values.get("SAC_ALLOW_PUBLIC_REPLAY", "0"), path),
+        launch_timeout_s=float(_count("SAC_LAUNCH_TIMEOUT",
+                                      values.get("SAC_LAUNCH_TIMEOUT", ""), path) or 300),
     )
+
+
+class NonFiniteJSON(ValueError):
+    """A JSON text holds NaN or Infinity (Python's json reads them; the standard does not)."""
+
+
+def _refuse_constant(name: str):
+    raise NonFiniteJSON(f"{name} is not a number JSON allows; write a finite number")
+
+
+def loads_finite(text: str) -> Any:
+    """json.loads, refusing NaN, Infinity and -Infinity (NonFiniteJSON)."""
+    return json.loads(text, parse_constant=_refuse_constant)
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
@@ -170,12 +209,14 @@ def load_config(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise SettingsError(f"config file {path}: not found; set SAC_CONFIG to a JSON file")
     try:
-        data = json.loads(path.read_text())
+        data = loads_finite(path.read_text())
     except json.JSONDecodeError as exc:
         raise SettingsError(
             f"config file {path}: not valid JSON (line {exc.lineno} column {exc.colno}: "
             f"{exc.msg}); fix the syntax"
         ) from exc
+    except NonFiniteJSON as exc:
+        raise SettingsError(f"config file {path}: {exc}") from exc
     if not isinstance(data, dict):
         raise SettingsError(
             f"config file {path}: must hold a JSON object ({{...}}), not {type(data).__name__}"

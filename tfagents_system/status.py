@@ -39,10 +39,10 @@ def _uptime(seconds: float) -> str:
 def _num_workers(paths: ExperimentPaths) -> int:
     """Workers of the latest launch (a relaunch may use another number)."""
     try:
-        last = json.loads((paths.root / C.LAUNCHES_FILE).read_text().strip().splitlines()[-1])
+        last = json.loads(paths.launches.read_text().strip().splitlines()[-1])
         return last.get("num_workers", len(last["cpu_layout"]["workers"]))
     except (OSError, IndexError, ValueError, KeyError):
-        return len(list(paths.status.glob("worker_*.json")))
+        return len(list(paths.status.glob(f"{C.WORKER_PREFIX}*{C.STATUS_SUFFIX}")))
 
 
 def program_rows(exp_dir: Path) -> tuple[str, list[dict]]:
@@ -61,7 +61,7 @@ def program_rows(exp_dir: Path) -> tuple[str, list[dict]]:
                  else "-"}
                 for i in infos if i["name"] != C.MONITOR]
         return "running", rows
-    names = sorted(p.stem for p in paths.status.glob("*.heartbeat"))
+    names = sorted(p.stem for p in paths.status.glob(f"*{C.HEARTBEAT_SUFFIX}"))
     rows = [{"name": n, "state": "STOPPED", "pid": "-", "restarts": restarts.get(n, 0),
              "uptime": "-"} for n in names]
     if paths.complete.is_file():

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import shlex
 import sys
 import tempfile
 import time
@@ -34,7 +35,7 @@ from pathlib import Path
 
 from tfagents_system import constants as C
 from tfagents_system.paths import ExperimentPaths
-from tfagents_system.runtime import read_json, write_json_atomic
+from tfagents_system.runtime import disk_full, read_json, write_json_atomic
 
 RESTART_WINDOW_S = 600.0
 # A program that dies within this many seconds of starting failed to start;
@@ -47,6 +48,7 @@ STOP_WAIT_S = {C.LEARNER: 25, C.REPLAY_SERVER: 60}
 WORKER_STOP_WAIT_S = 10
 PRIORITY = {C.REPLAY_SERVER: 100, C.WORKER_PREFIX: 200, C.LEARNER: 300}
 COMPLETION_GRACE_S = 900.0
+DISK_RESERVE_BYTES = 256 * 1024
 
 
 def _suffix(node: str | None) -> str:
@@ -70,7 +72,17 @@ def _escape(value: str) -> str:
 
 
 def _env_line(env: dict[str, str]) -> str:
-    return ",".join(f'{k}="{_escape(v)}"'.replace("\n", " ") for k, v in env.items())
+    """supervisord's environment= value. It splits it with a non-POSIX shlex, where a
+    value is quoted with a quote character it does not hold (no escapes exist there)."""
+    items = []
+    for key, value in env.items():
+        value = str(value).replace("\n", " ")
+        quote = '"' if '"' not in value else "'"
+        if quote in value:
+            raise ValueError(f"environment variable {key} holds both kinds of quotes "
+                             f"({value!r}); supervisord cannot pass it to the programs")
+        items.append(f"{key}={quote}{_escape(value)}{quote}")
+    return ",".join(items)
 
 
 def write_config(exp_dir: Path, programs, python: str, repo_root: Path, base_env: dict,
@@ -90,7 +102,7 @@ chmod=0700
 nodaemon=true
 logfile={_escape(paths.process_log(C.SUPERVISORD + suffix))}
 logfile_maxbytes=10MB
-pidfile={_escape(rdir / 'supervisord.pid')}
+pidfile={_escape(rdir / C.SUPERVISOR_PID)}
 childlogdir={_escape(paths.process_logs)}
 directory={_escape(repo_root)}
 identifier=sac-{_escape(paths.root.name)}{_escape(suffix)}
@@ -105,7 +117,7 @@ serverurl=unix://{_escape(sock)}
         env = dict(base_env, **program.thread_env())
         stop_wait = STOP_WAIT_S.get(program.name, WORKER_STOP_WAIT_S)
         sections.append(f"""[program:{program.name}]
-command={_escape(' '.join(program.command(python)))}
+command={_escape(shlex.join(program.command(python)))}
 directory={_escape(repo_root)}
 environment={_env_line(env)}
 priority={PRIORITY[program.group]}
@@ -123,10 +135,11 @@ stdout_logfile={_escape(program.log_path)}
 stdout_logfile_maxbytes=100MB
 stdout_logfile_backups=2
 """)
-    monitor_args = (f"{python} -u -m tfagents_system.supervision --exp_dir {paths.root} "
-                    f"--hang_timeout {hang_timeout_s} --max_restarts {max_restarts} "
-                    f"--programs {','.join(p.name for p in programs)}"
-                    + ("" if node is None else f" --node {node}"))
+    monitor_args = shlex.join(
+        [python, "-u", "-m", "tfagents_system.supervision", "--exp_dir", str(paths.root),
+         "--hang_timeout", str(hang_timeout_s), "--max_restarts", str(max_restarts),
+         "--programs", ",".join(p.name for p in programs)]
+        + ([] if node is None else ["--node", node]))
     sections.append(f"""[eventlistener:{C.MONITOR}]
 command={_escape(monitor_args)}
 directory={_escape(repo_root)}
@@ -183,6 +196,8 @@ class Monitor:
         self._log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
         self.restarts: dict[str, int] = defaultdict(int)
         self._exits: dict[str, deque] = defaultdict(deque)
+        self._hang_kills: dict[str, deque] = defaultdict(deque)
+        self._killed_for_hang: set[str] = set()
         self._started_at: dict[str, float] = {}
         self._running: set[str] = set()
         self._finished: set[str] = set()
@@ -191,6 +206,12 @@ class Monitor:
         restarts_file = self.run_dir / C.RESTARTS_FILE
         if restarts_file.is_file():  # the monitor itself was restarted
             self.restarts.update(read_json(restarts_file).get("restarts", {}))
+        # Room kept for the outcome file, released when the disk is full.
+        self._reserve = self.run_dir / C.DISK_RESERVE_FILE
+        try:
+            self._reserve.write_bytes(b"\0" * DISK_RESERVE_BYTES)
+        except OSError:
+            self._reserve.unlink(missing_ok=True)
 
     # --- events ---
 
@@ -229,8 +250,37 @@ class Monitor:
             self._maybe_finish()
         elif expected:
             self._fail(name, f"{name} exited 0 before training was complete")
+        elif self.paths.fatal(name).is_file():
+            self._fail(name, read_json(self.paths.fatal(name))["reason"])
+        elif name in self._killed_for_hang:
+            self._killed_for_hang.discard(name)
+            self._count_hang(name)
+        elif (full := self._disk_full()) is not None:  # a restart would fail the same way
+            self._fail(name, f"{name} stopped: {full}")
         else:
             self._count_restart(name, "crashed")
+
+    def _disk_full(self) -> str | None:
+        try:
+            return disk_full(self.paths.root)
+        except OSError:
+            return None
+
+    def hang_window_s(self) -> float:
+        """Restarts after hangs are counted over this long: max_restarts + 1 hang kills fit
+        in it, so a program that hangs at every start ends the run whatever the timeout."""
+        return max(RESTART_WINDOW_S, (self.max_restarts + 1) * (self.hang_timeout_s + START_SECS))
+
+    def _count_hang(self, name: str) -> None:
+        now = self._clock()
+        kills = self._hang_kills[name]
+        kills.append(now)
+        while kills and now - kills[0] > self.hang_window_s():
+            kills.popleft()
+        self._count_restart(name, "was killed for a hang")
+        if len(kills) > self.max_restarts:
+            self._fail(name, f"{name} hung {len(kills)} times within "
+                             f"{self.hang_window_s():.0f}s (a hang at every start?)")
 
     def _count_restart(self, name: str, how: str) -> None:
         now = self._clock()
@@ -267,6 +317,7 @@ class Monitor:
                 self._log(f"{name} made no progress for {age:.0f}s (hang timeout "
                           f"{self.hang_timeout_s:.0f}s): killing it for a restart")
                 self._running.discard(name)
+                self._killed_for_hang.add(name)
                 try:
                     self._rpc_factory().supervisor.signalProcess(name, "KILL")
                 except Exception as exc:  # the process may have just exited
@@ -295,16 +346,23 @@ class Monitor:
         self._shutdown()
 
     def _shutdown(self) -> None:
-        write_json_atomic(self.run_dir / C.OUTCOME_FILE,
-                          {**self.outcome, "time": time.time()})
+        outcome = {**self.outcome, "time": time.time()}
+        try:
+            write_json_atomic(self.run_dir / C.OUTCOME_FILE, outcome)
+        except OSError:  # a full disk: use the room kept for this
+            self._reserve.unlink(missing_ok=True)
+            write_json_atomic(self.run_dir / C.OUTCOME_FILE, outcome)
         try:
             self._rpc_factory().supervisor.shutdown()
         except Exception as exc:  # supervisord may already be shutting down
             self._log(f"shutdown request failed: {exc}")
 
     def _save_restarts(self) -> None:
-        write_json_atomic(self.run_dir / C.RESTARTS_FILE,
-                          {"restarts": dict(self.restarts)})
+        try:
+            write_json_atomic(self.run_dir / C.RESTARTS_FILE,
+                              {"restarts": dict(self.restarts)})
+        except OSError as exc:  # a full disk: the counts stay in memory
+            self._log(f"could not record the restart counts: {exc}")
 
 
 def main(argv=None) -> int:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from tfagents_system import constants as C
+from tfagents_system.settings import NonFiniteJSON, loads_finite
 
 PREFIXES = ("params.", "config.")
 
@@ -86,10 +87,12 @@ def _read_object(path: Path, where: str) -> dict:
     if not path.is_file():
         raise SweepError(f"{where}: not found; set SAC_SWEEP to an existing JSON file")
     try:
-        data = json.loads(path.read_text())
+        data = loads_finite(path.read_text())
     except json.JSONDecodeError as exc:
         raise SweepError(f"{where}: not valid JSON (line {exc.lineno} column {exc.colno}: "
                          f"{exc.msg}); fix the syntax") from exc
+    except NonFiniteJSON as exc:
+        raise SweepError(f"{where}: {exc}") from exc
     if not isinstance(data, dict):
         raise SweepError(f'{where}: must hold a JSON object like {{"grid": {{...}}, '
                          f'"seeds": [...]}}')

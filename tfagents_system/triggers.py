@@ -20,15 +20,13 @@ class IntervalTrigger:
         self._last = None if start_iteration is None else start_iteration // self._period
 
     def due(self, iteration: int) -> bool:
-        """Whether the trigger fires at `iteration` (and remember that it did)."""
-        if self._last is not None and iteration // self._period <= self._last:
-            return False
-        self._last = iteration // self._period
-        return True
+        """Whether the trigger fires at `iteration`."""
+        return self._last is None or iteration // self._period > self._last
 
     def __call__(self, iteration: int, *args) -> bool:
-        """Run the action if due; whether it ran."""
+        """Run the action if due; whether it ran. An action that raises is due again."""
         if not self.due(iteration):
             return False
         self._action(*args)
+        self._last = iteration // self._period
         return True

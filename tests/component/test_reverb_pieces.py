@@ -23,6 +23,7 @@ from tfagents_system.params import TrainParamsBase
 from tfagents_system.replay import client as replay_client
 from tfagents_system.replay import datasets, tables
 from tfagents_system.replay import writers as replay_writers
+from tfagents_system.replay.auth import Signer
 
 
 class PendulumParams(TrainParamsBase):
@@ -103,7 +104,7 @@ def test_time_limit_keeps_bootstrapping_in_the_critic(server):
 def test_weights_exchange_roundtrip(server):
     _, address, _ = server
     client = reverb.Client(address)
-    exchange = replay_client.WeightsExchange(client)
+    exchange = replay_client.WeightsExchange(client, Signer(b"k" * 32))
     assign = replay_client.WeightsExchange.assign
 
     def fetch_into(variable_lists):

@@ -55,7 +55,7 @@ def test_serial_run_completes_with_checkpoints_and_policies(tmp_path):
         assert status["finished"] and status["env_steps"] > 0
         assert status["eval_train_step"] == 300
     launch = json.loads(paths.launches.read_text().splitlines()[-1])
-    assert launch["mode"] == "serial" and launch["serial_workers"] == 2
+    assert launch["mode"] == "serial" and launch["num_workers"] == 2
     # A finished experiment: nothing runs, nothing changes.
     assert serial.run_serial(str(variables), stop=runtime.StopFlag()) == 0
     assert len(paths.launches.read_text().splitlines()) == 1

@@ -16,7 +16,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 from launch_helpers import write_params, write_variables
 
-from tfagents_system import launch, runtime
+from tfagents_system import checks, launch, runtime
 from tfagents_system.params import ParamsError
 
 
@@ -88,3 +88,31 @@ def test_bad_override_names_the_sweep_file(tmp_path, monkeypatch):
     with pytest.raises(ParamsError, match=r"sweep file .*s.json: params.learning_rate is not"):
         launch.prepare(str(write_variables(tmp_path / "vars.sh", SAC_SWEEP="s.json")))
     assert not (tmp_path / "logs" / "tiny_task_0").exists()
+
+
+@pytest.mark.parametrize("key", ["config.horizen", "config.domain_randomisation",
+                                 "config.curriculum_x.iters"])
+def test_a_sweep_key_naming_no_config_key_is_refused(tmp_path, monkeypatch, key):
+    """A typo in a sweep's config key used to train the base config silently."""
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    monkeypatch.setenv("SAC_TASK_ID", "0")
+    write_params(tmp_path / "params.py")
+    (tmp_path / "sweep.json").write_text(json.dumps({"grid": {key: [1, 2]}}))
+    variables = write_variables(tmp_path / "vars.sh", SAC_SWEEP="sweep.json")
+    with pytest.raises(checks.CheckError) as err:
+        launch.prepare(str(variables))
+    message = str(err.value)
+    assert str(tmp_path / "sweep.json") in message and f"{key} names no key" in message
+    assert "env_id" in message  # the keys it could have meant
+    assert not (tmp_path / "logs").exists() or not any((tmp_path / "logs").iterdir())
+
+
+def test_sweep_keys_the_framework_reads_need_not_be_in_the_config(tmp_path, monkeypatch):
+    """config.domain_randomization, config.gym_kwargs.<anything>: known to the framework."""
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    monkeypatch.setenv("SAC_TASK_ID", "1")
+    write_params(tmp_path / "params.py")
+    (tmp_path / "sweep.json").write_text(json.dumps({"grid": {
+        "config.domain_randomization": [False, True], "config.max_episode_steps": [40]}}))
+    plan = launch.prepare(str(write_variables(tmp_path / "vars.sh", SAC_SWEEP="sweep.json")))
+    assert plan.params.env_config["domain_randomization"] is True

@@ -33,7 +33,10 @@ from tfagents_system.replay import (
 )
 from tfagents_system.replay import memory as replay_memory
 from tfagents_system.replay import writers as replay_writers
+from tfagents_system.replay.auth import BlockCheck, Signer
 from tfagents_system.replay.client import ServerLink
+
+SIGNER = Signer(b"a test key of the right length!!")
 
 
 class CountdownEnv(py_environment.PyEnvironment):
@@ -144,10 +147,10 @@ def test_packed_items_equal_tf_agents_transitions(server):
         steps_address = f"localhost:{srv2.port}"
         packed = replay_writers.make_experience_writer(
             reverb.Client(server), layouts.LAYOUT_PACKED, env.observation_spec(),
-            env.action_spec(), lambda: False)
+            env.action_spec(), lambda: False, SIGNER)
         steps = replay_writers.make_experience_writer(
             reverb.Client(steps_address), layouts.LAYOUT_STEPS, env.observation_spec(),
-            env.action_spec(), lambda: False)
+            env.action_spec(), lambda: False, SIGNER)
         stats = _collect([env], [_Tee(packed, steps)], episodes=4)
         packed.close()
         steps.close()
@@ -200,7 +203,7 @@ def test_packed_transitions_keep_truncation_bootstrapping(server):
     agent = _agent(params, env)
     writer = replay_writers.make_experience_writer(reverb.Client(server), layouts.LAYOUT_PACKED,
                                              env.observation_spec(), env.action_spec(),
-                                             lambda: False)
+                                             lambda: False, SIGNER)
     _collect([env], [writer], episodes=6)
     writer.close()
     batch = next(iter(datasets.experience_dataset(server, agent.collect_data_spec, 512,
@@ -259,7 +262,7 @@ def test_lockstep_envs_write_whole_episodes_per_env(server):
     client = reverb.Client(server)
     writers = [replay_writers.make_experience_writer(client, layouts.LAYOUT_PACKED,
                                                envs[0].observation_spec(),
-                                               envs[0].action_spec(), lambda: False)
+                                               envs[0].action_spec(), lambda: False, SIGNER)
                for _ in envs]
     stats = _collect([countdown_env(s) for s in (4, 5, 6)], writers, episodes=6)
     for writer in writers:
@@ -454,7 +457,8 @@ def test_blocks_bring_every_transition_in_order_into_the_replay_memory(server, t
     env = countdown_env()
     packer = packing.TransitionPacker(env.observation_spec(), env.action_spec())
     client = reverb.Client(server)
-    writer = replay_writers.BlockExperienceWriter(client, packer, lambda: False, block_rows=4)
+    writer = replay_writers.BlockExperienceWriter(client, packer, lambda: False, SIGNER,
+                                                  block_rows=4)
     recorder = _Recorder()
     stats = _collect([env], [_Tee(writer, recorder)], episodes=4)
     writer.close()
@@ -463,9 +467,9 @@ def test_blocks_bring_every_transition_in_order_into_the_replay_memory(server, t
     assert client.server_info()[C.QUEUE_TABLE].current_size == 6
     expected = np.stack([packer.pack(t, a.action, n) for t, a, n in recorder.calls])
     memory = replay_memory.ReplayMemory(100, packer.size, tmp_path / "memory")
-    memory.add(replay_memory.drain_queue(client))
+    memory.add(replay_memory.drain_queue(client, BlockCheck(SIGNER, packer.size)))
     assert client.server_info()[C.QUEUE_TABLE].current_size == 0
-    assert replay_memory.drain_queue(client) is None
+    assert replay_memory.drain_queue(client, BlockCheck(SIGNER, packer.size)) is None
     assert memory.inserted == 16
     np.testing.assert_array_equal(_memory_rows(memory), expected)
     memory.close()
@@ -490,12 +494,12 @@ def test_memory_batches_keep_truncation_bootstrapping(server, tmp_path):
     client = reverb.Client(server)
     writer = replay_writers.make_experience_writer(client, layouts.LAYOUT_BLOCKS,
                                              env.observation_spec(), env.action_spec(),
-                                             lambda: False)
+                                             lambda: False, SIGNER)
     stats = _collect([env], [writer], episodes=6)
     writer.close()
     params.batch_size = 512
     log = runtime.setup_logging("test")
-    link = ServerLink(server, lambda: False, log)
+    link = ServerLink(server, lambda: False, log, SIGNER)
     source = sources.MemorySource(params, paths_module.ExperimentPaths(tmp_path), 1000,
                                   agent.collect_data_spec, link, lambda: False, log)
     source.take_in(0)  # the learner's take-in: the queue's blocks into its memory
@@ -517,13 +521,15 @@ def test_a_full_queue_makes_writers_wait_and_see_stop_requests(monkeypatch):
         env = countdown_env()
         packer = packing.TransitionPacker(env.observation_spec(), env.action_spec())
         stop = threading.Event()
-        writer = replay_writers.BlockExperienceWriter(client, packer, stop.is_set, block_rows=1)
+        writer = replay_writers.BlockExperienceWriter(client, packer, stop.is_set, SIGNER,
+                                                      block_rows=1)
         threading.Timer(1.5, stop.set).start()
         start = time.monotonic()
         with pytest.raises(runtime.StopRequested):
             _collect([env], [writer], episodes=10)
         assert 1.5 <= time.monotonic() - start < 5
         assert client.server_info()[C.QUEUE_TABLE].current_size == 2
-        assert replay_memory.drain_queue(client).shape == (2, packer.size)
+        check = BlockCheck(SIGNER, packer.size)
+        assert replay_memory.drain_queue(client, check).shape == (2, packer.size)
     finally:
         srv.stop()

@@ -40,6 +40,36 @@ def _stray_dir(tmp_path):
     return stray
 
 
+# A Pendulum whose wrapper breaks what SAC needs of an environment ({body}).
+BROKEN_ENV = """
+import numpy as np
+from tf_agents.environments import wrappers
+from tf_agents.specs import array_spec
+from tfagents_system.envs import load_gym_env
+from tfagents_system.params import TrainParamsBase
+
+
+class Broken(wrappers.PyEnvironmentBaseWrapper):
+{body}
+
+
+class TrainParams(TrainParamsBase):
+    num_iter = 2
+    num_steps_per_iter = 10
+{params}
+    def env_ctor(self, seed=None, *args, **kwargs):
+        return Broken(load_gym_env("Pendulum-v1", seed=seed, **kwargs))
+"""
+
+
+def _broken(t, body, params="", limit=None, **variables):
+    text = BROKEN_ENV.format(body=body, params=params)
+    if limit is not None:
+        text = text.replace("seed=seed, **kwargs", f"seed=seed, max_episode_steps={limit}")
+    return write_variables(t / "v.sh", SAC_EXP_NAME="new",
+                           SAC_PARAMS=_write(t, "broken.py", text), **variables)
+
+
 CASES = {
     "missing variables file": (lambda t: t / "nope.sh", "training variables file"),
     "unknown variable": (
@@ -96,6 +126,70 @@ CASES = {
         lambda t: write_variables(t / "v.sh", SAC_EXP_NAME="new", SAC_SWEEP=_write(
             t, "sweep.json", '{"grid": {"tau": [0.1]}}')),
         'grid key "tau" must start with "params."'),
+    "NaN learning rate": (
+        lambda t: write_variables(t / "v.sh", SAC_EXP_NAME="new", SAC_PARAMS=write_params(
+            t / "nan.py", extra="actor_learning_rate = float('nan')")),
+        "actor_learning_rate=nan: must be a positive number"),
+    "NaN in the config": (
+        lambda t: write_variables(t / "v.sh", SAC_EXP_NAME="new", SAC_CONFIG=_write(
+            t, "nan.json", '{"env_id": "InvertedPendulumBulletEnv-v0", "scale": NaN}')),
+        "nan.json: NaN is not a number JSON allows"),
+    "episodes in the buffer without a step limit": (
+        lambda t: _broken(t, "    pass", "    n_episodes_in_buffer = 2\n", limit=0),
+        "n_episodes_in_buffer=2 needs the env's step limit"),
+    "buffer smaller than the warm-up": (
+        lambda t: write_variables(t / "v.sh", SAC_EXP_NAME="new", SAC_PARAMS=write_params(
+            t / "small.py", extra="n_episodes_in_buffer = 1\nmin_replay_size = 5000")),
+        "the replay buffer would hold 1000 transitions (n_episodes_in_buffer=1 x 1000 steps), "
+        "fewer than min_replay_size=5000"),
+    "observation not as its spec says": (
+        lambda t: _broken(t, "    def observation_spec(self):\n"
+                             "        return array_spec.ArraySpec((5,), np.float32, 'obs')\n"),
+        "reset() returned arrays of shapes and dtypes"),
+    "NaN observation": (
+        lambda t: _broken(t, "    def _step(self, action):\n"
+                             "        ts = self._env.step(action)\n"
+                             "        return ts._replace(observation=ts.observation * np.nan)\n"),
+        "step() returned a non-finite observation"),
+    "unbounded actions": (
+        lambda t: _broken(t, "    def action_spec(self):\n"
+                             "        return array_spec.ArraySpec((1,), np.float32, 'a')\n"),
+        "has unbounded actions"),
+    "eval env unlike the collect env": (
+        lambda t: write_variables(t / "v.sh", SAC_EXP_NAME="new", SAC_PARAMS=_write(
+            t, "evaldiff.py",
+            "from tfagents_system.envs import load_gym_env\n"
+            "from tfagents_system.params import TrainParamsBase\n"
+            "from tfagents_system.time_feature import TimeFeature\n"
+            "class TrainParams(TrainParamsBase):\n"
+            "    def env_ctor(self, seed=None, timed=False):\n"
+            "        env = load_gym_env('Pendulum-v1', seed=seed)\n"
+            "        return TimeFeature(env) if timed else env\n"
+            "    def eval_env_args_kwargs(self):\n"
+            "        return (), {'timed': True}\n")),
+        "the collect and eval envs differ in time_step_spec"),
+    "env_ctor hangs": (
+        lambda t: write_variables(t / "v.sh", SAC_EXP_NAME="new", SAC_LAUNCH_TIMEOUT=20,
+                                  SAC_PARAMS=_write(
+            t, "hangs.py",
+            "import time\n"
+            "from tfagents_system.params import TrainParamsBase\n"
+            "class TrainParams(TrainParamsBase):\n"
+            "    def env_ctor(self, seed=None):\n"
+            "        time.sleep(3600)\n")),
+        "TrainParams.env_ctor building the collect env"),
+    "logs directory that cannot be made": (
+        lambda t: _write(t, "a_file", "not a directory") and write_variables(
+            t / "v.sh", SAC_EXP_NAME="new", SAC_LOGS_DIR=t / "a_file" / "logs"),
+        "cannot create experiment directory"),
+    "logs directory in a read-only filesystem": (
+        lambda t: write_variables(t / "v.sh", SAC_EXP_NAME="new",
+                                  SAC_LOGS_DIR="/proc/sac_test_logs"),
+        "cannot create experiment directory /proc/sac_test_logs/new"),
+    "damaged settings of an experiment to resume": (
+        lambda t: _write(t / "logs" / "tiny", "settings.json", '{"exp_na') and write_variables(
+            t / "v.sh"),
+        "settings.json is damaged"),
     "not an experiment dir": (
         lambda t: _stray_dir(t) and write_variables(t / "v.sh", SAC_EXP_NAME="stray"),
         "not an experiment of this tool"),

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import signal
 import subprocess
 import time
 
+import psutil
 import pytest
 from launch_helpers import (
     REPO,
@@ -220,6 +222,43 @@ def test_no_orphans_when_the_launcher_is_killed(long_run):
     assert wait_for(lambda: not programs_of(exp), 60), programs_of(exp)
 
 
+def test_a_second_launch_is_refused_while_the_first_runs_or_stops(long_run):
+    """Two launches of one experiment: the second is refused, also right after the first
+    launcher was killed with SIGKILL while its programs are still stopping, and nothing
+    of the running experiment is touched."""
+    exp = long_run.exp
+    variables = long_run.log.parent / "vars.sh"
+    assert wait_for(lambda: len(program_processes(exp)) == 3, 240)
+    conf = exp / "run" / "supervisord.conf"
+    before = (conf.stat().st_mtime_ns, (exp / "launches.jsonl").read_text())
+
+    result = run_script(variables, timeout=120)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "is already running" in result.stderr
+
+    # Programs that take long to stop: SIGTERM stays pending while they are stopped.
+    slow = [program_processes(exp)[name] for name in ("learner", "replay_server")]
+    for proc in slow:
+        proc.suspend()
+    try:
+        long_run.proc.kill()
+        long_run.proc.wait(timeout=10)
+        result = run_script(variables, timeout=120)
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert "is already running" in result.stderr and "may still be stopping" in result.stderr
+        assert programs_of(exp)  # the window was real: the old programs were still there
+        assert (conf.stat().st_mtime_ns, (exp / "launches.jsonl").read_text()) == before
+    finally:
+        for proc in slow:
+            try:
+                proc.resume()
+            except psutil.NoSuchProcess:
+                pass
+    assert wait_for(lambda: not programs_of(exp), 90), programs_of(exp)
+    with open(exp / ".launch.lock", "a") as handle:  # the last program gone, it is free
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
 def test_no_orphans_when_supervisord_is_killed(long_run):
     """SIGKILL to supervisord itself: the programs stop, the launcher says so."""
     exp = long_run.exp
@@ -229,3 +268,18 @@ def test_no_orphans_when_supervisord_is_killed(long_run):
     assert long_run.proc.wait(timeout=60) == 1
     assert wait_for(lambda: not programs_of(exp), 60), programs_of(exp)
     assert "supervisord exited unexpectedly" in long_run.log.read_text()
+
+
+def test_paths_with_spaces_and_quotes_train(workdir):
+    """A logs directory whose name holds spaces and both kinds of quotes: every program
+    starts (their command lines reach supervisord quoted) and training completes."""
+    write_params(workdir / "params.py", num_iter=2, steps=50, ckpt=1)
+    variables = workdir / "vars.sh"
+    variables.write_text(f"SAC_PARAMS=params.py\nSAC_CONFIG={REPO / 'config' / 'default.json'}\n"
+                         "SAC_EXP_NAME=tiny\nSAC_FINAL_VIDEO=0\n"
+                         "SAC_LOGS_DIR=\"run's \\\"logs\\\" dir\"\n")
+    result = run_script(variables, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    exp = workdir / "run's \"logs\" dir" / "tiny"
+    assert json.loads((exp / "TRAINING_COMPLETE.json").read_text())["train_step"] == 100
+    assert json.loads((exp / "status" / "worker_0.json").read_text())["env_steps"] > 0

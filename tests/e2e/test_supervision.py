@@ -206,6 +206,27 @@ def test_crash_loop_stops_the_run_with_a_clear_message(workdir):
     assert "failed" in status_of(exp)
 
 
+def test_non_finite_training_stops_the_run_naming_the_train_step(workdir):
+    """A reward scale that overflows the critic: the learner used to crash-loop on
+    'Critic loss is inf or nan' until the restart limit; now the run stops at once with
+    one line naming the train step, and nothing non-finite is published."""
+    write_params(workdir / "params.py", num_iter=3, steps=100,
+                 extra="reward_scale_factor = 1e38")
+    variables = write_variables(workdir / "vars.sh", SAC_FINAL_VIDEO=0)
+    exp = workdir / "logs" / "tiny"
+    result = run_script(variables, timeout=400)
+    assert result.returncode == 1, result.stdout + result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr
+    assert re.search(r"training became non-finite after train step \d+ \(Critic loss is inf "
+                     r"or nan", errors[0]), errors[0]
+    restarts = json.loads((exp / "run" / "restarts.json").read_text())["restarts"] \
+        if (exp / "run" / "restarts.json").is_file() else {}
+    assert not restarts.get("learner"), restarts  # stopped, not restarted in a loop
+    assert not programs_of(exp)
+    assert "failed" in status_of(exp)
+
+
 def test_preemption_checkpoints_and_relaunch_resumes_everything(workdir):
     # Long enough that a 600 grad steps/s learner is still training when SIGTERM lands.
     write_params(workdir / "params.py", num_iter=70, steps=200, ckpt=1000, extra=RATIO)

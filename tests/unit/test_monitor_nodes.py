@@ -67,3 +67,54 @@ def test_fatal_start_before_completion_still_fails_the_run(tmp_path):
     monitor, _ = make(tmp_path, ["replay_server", "learner", "worker_0"], None)
     monitor.on_event("PROCESS_STATE_FATAL", {"processname": "worker_0"})
     assert monitor.outcome["result"] == "failed"
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+class KillingRpc(FakeRpc):
+    def __init__(self):
+        super().__init__()
+        self.supervisor.signalProcess = lambda name, sig: self.supervisor.calls.append(
+            (name, sig))
+
+
+def test_a_program_that_hangs_at_every_start_ends_the_run(tmp_path):
+    """With a hang timeout of 600 s a hung start is killed every ~10 minutes, so the
+    crash-loop window of 600 s never held more than one restart and the run went on
+    forever; hang kills are counted over a window that fits max_restarts + 1 of them."""
+    clock, rpc = Clock(), KillingRpc()
+    monitor = supervision.Monitor(tmp_path, ["learner"], 600, 2, rpc_factory=lambda: rpc,
+                                  clock=clock, log=lambda msg: None)
+    for kill in range(2):  # max_restarts = 2 hangs are restarted
+        monitor.on_event("PROCESS_STATE_RUNNING", {"processname": "learner"})
+        clock.now += 601  # no heartbeat file: no progress since the start
+        monitor.on_tick()
+        assert rpc.supervisor.calls[-1] == ("learner", "KILL")
+        monitor.on_event("PROCESS_STATE_EXITED", {"processname": "learner", "expected": "0"})
+        assert monitor.outcome is None, kill
+        clock.now += 5
+    monitor.on_event("PROCESS_STATE_RUNNING", {"processname": "learner"})
+    clock.now += 601
+    monitor.on_tick()
+    monitor.on_event("PROCESS_STATE_EXITED", {"processname": "learner", "expected": "0"})
+    assert monitor.outcome["result"] == "failed"
+    assert "hung 3 times within 1815s" in monitor.outcome["reason"]
+
+
+def test_hangs_hours_apart_are_restarted(tmp_path):
+    clock, rpc = Clock(), KillingRpc()
+    monitor = supervision.Monitor(tmp_path, ["learner"], 600, 2, rpc_factory=lambda: rpc,
+                                  clock=clock, log=lambda msg: None)
+    for _ in range(5):
+        monitor.on_event("PROCESS_STATE_RUNNING", {"processname": "learner"})
+        clock.now += 601
+        monitor.on_tick()
+        monitor.on_event("PROCESS_STATE_EXITED", {"processname": "learner", "expected": "0"})
+        clock.now += 3 * 3600  # hours of progress before the next hang
+    assert monitor.outcome is None and monitor.restarts["learner"] == 5

@@ -163,6 +163,40 @@ def test_wrong_type_hyperparameter_named(tmp_path, field, value):
         load_params(path, {})
 
 
+@pytest.mark.parametrize(("line", "named", "hint"), [
+    ("actor_learning_rate = float('nan')", "actor_learning_rate=nan", "must be a positive number"),
+    ("target_update_tau = float('inf')", "target_update_tau=inf", "must be a positive number"),
+    ("reward_scale_factor = float('nan')", "reward_scale_factor=nan", "positive number"),
+    ("discount = float('nan')", "discount=nan", "must be a number in (0, 1]"),
+    ("samples_per_insert = float('inf')", "samples_per_insert=inf", "a number > 0 or None"),
+    ("samples_per_insert_error_buffer = float('nan')", "samples_per_insert_error_buffer=nan",
+     "a number > 0 or None"),
+    ("initial_log_alpha = float('nan')", "initial_log_alpha=nan", "must be a finite number"),
+    ("target_entropy = float('-inf')", "target_entropy=-inf", "a finite number or None"),
+    ("actor_fc_layers = (256, 0)", "actor_fc_layers=(256, 0)", "tuple of positive integers"),
+    ("critic_joint_fc_layers = 256", "critic_joint_fc_layers=256", "positive integers"),
+    ("actor_fc_layers = (256.0, 256)", "actor_fc_layers=(256.0, 256)", "positive integers"),
+])
+def test_non_finite_values_and_bad_layer_sizes_stop_at_launch(tmp_path, line, named, hint):
+    """NaN or infinite hyperparameters passed the launch checks and crash-looped the learner
+    on NaN losses; now they are named at load time, as are layer sizes that are not
+    positive integers."""
+    path = _write(tmp_path, MINIMAL + f"    {line}\n")
+    with pytest.raises(ParamsError) as info:
+        load_params(path, {})
+    assert named in str(info.value) and hint in str(info.value)
+
+
+def test_a_slack_too_small_for_reverbs_limiter_is_named(tmp_path):
+    """Reverb's SampleToInsertRatio refuses an error buffer below max(1, samples_per_insert):
+    the replay server would crash at start, every restart."""
+    path = _params_with(tmp_path, samples_per_insert=256.0, samples_per_insert_error_buffer=100.0)
+    with pytest.raises(ParamsError, match=r"samples_per_insert_error_buffer=100.0 is below max"):
+        load_params(path, {})
+    ok = _params_with(tmp_path, samples_per_insert=256.0, samples_per_insert_error_buffer=256.0)
+    assert load_params(ok, {}).samples_per_insert_error_buffer == 256.0
+
+
 def test_all_problems_reported_together(tmp_path):
     """Several bad fields are all listed in one error."""
     path = _params_with(tmp_path, num_iter=0, batch_size=-1, discount=1.5)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from tfagents_system.replay import packing, tables
+from tfagents_system.replay.auth import BlockCheck, Signer
 from tfagents_system.replay.memory import RatioLimit, ReplayLog
 
 
@@ -89,8 +90,12 @@ def test_samples_per_insert_bounds_both_sides():
 
 def test_padding_rows_are_dropped():
     block = _rows(0, 4, size=5)
+    block[:, :2] = 1.0  # MID transitions
     block[2:, 0] = packing.PAD_STEP_TYPE
-    np.testing.assert_array_equal(packing.valid_rows(block), block[:2])
+    signer = Signer(b"k" * 32)
+    meta = np.array([7, 0], np.int64)
+    rows = BlockCheck(signer, 5).rows([block, meta, signer.sign(block, meta)])
+    np.testing.assert_array_equal(rows, block[:2])
 
 
 def test_queue_holds_about_the_ratio_slack():
@@ -102,3 +107,28 @@ def test_queue_holds_about_the_ratio_slack():
     assert tables.queue_blocks(_Params(spi=32.0, min_size=64, batch=32)) == 2
     # spi 1, error buffer 1280: 1280 transitions = 10 blocks of 128.
     assert tables.queue_blocks(_Params(spi=1.0, error_buffer=1280.0)) == 10
+
+
+def test_a_torn_meta_file_is_rewritten_when_the_log_is_empty(tmp_path):
+    """A power cut can leave meta.json empty: with no rows logged it is simply written
+    again; with rows, the error names the file and the fix, not a JSON traceback."""
+    (tmp_path / "meta.json").write_text("")
+    ReplayLog(tmp_path, 3, 10)
+    assert (tmp_path / "meta.json").read_text().strip() == '{\n  "row_size": 3\n}'
+    log = ReplayLog(tmp_path, 3, 10)
+    log.append(_rows(0, 2), 0)
+    log.close()
+    (tmp_path / "meta.json").write_text('{"row_si')
+    with pytest.raises(ValueError, match="meta.json is damaged and the log holds rows"):
+        ReplayLog(tmp_path, 3, 10)
+
+
+def test_durable_json_writes_leave_no_temporary_file(tmp_path):
+    from tfagents_system.runtime import read_json_or_none, write_json_atomic
+
+    write_json_atomic(tmp_path / "a.json", {"x": 1}, durable=True)
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+    assert read_json_or_none(tmp_path / "a.json") == {"x": 1}
+    (tmp_path / "torn.json").write_text('{"env_st')
+    assert read_json_or_none(tmp_path / "torn.json") is None
+    assert read_json_or_none(tmp_path / "missing.json") is None

@@ -257,3 +257,21 @@ def test_config_not_an_object(tmp_path, text, kind):
         load_config(path)
     assert str(path) in str(info.value)
     assert f"not {kind}" in str(info.value)
+
+
+@pytest.mark.parametrize("text", ['{"env_id": "X", "scale": NaN}', '{"a": [1, -Infinity]}'])
+def test_config_with_non_finite_numbers_is_refused(tmp_path, text):
+    """Python's json reads NaN and Infinity; a config holding them is named at launch."""
+    path = _write(tmp_path, text, "c.json")
+    with pytest.raises(SettingsError) as info:
+        load_config(path)
+    assert str(path) in str(info.value) and "is not a number JSON allows" in str(info.value)
+
+
+@pytest.mark.parametrize("raw", ["5", "29"])
+def test_a_hang_timeout_below_the_minimum_is_refused(tmp_path, raw):
+    path = _write(tmp_path, REQUIRED_ONLY + f"SAC_HANG_TIMEOUT={raw}\n")
+    with pytest.raises(SettingsError, match=f"SAC_HANG_TIMEOUT={raw} is below 30 seconds"):
+        load_training_variables(path)
+    path = _write(tmp_path, REQUIRED_ONLY + "SAC_HANG_TIMEOUT=30\n")
+    assert load_training_variables(path).hang_timeout_s == 30

@@ -50,6 +50,8 @@ def test_seeds_only_and_grid_only(tmp_path):
     ({"seeds": "0-3"}, "integers >= 0"),
     ({}, "nothing to sweep"),
     ({"grid": {}, "seed": [1]}, "unknown key(s) seed"),
+    ('{"grid": {"params.actor_learning_rate": [NaN]}}', "NaN is not a number JSON allows"),
+    ('{"grid": {"params.discount": [Infinity]}}', "Infinity is not a number JSON allows"),
 ])
 def test_bad_sweep_files_name_the_file_and_the_fix(tmp_path, data, words):
     path = write(tmp_path, data)

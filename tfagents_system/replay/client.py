@@ -3,6 +3,7 @@ exchange, rebuilt when the server restarts) and the weights exchange itself."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -10,7 +11,12 @@ from pathlib import Path
 import numpy as np
 
 from tfagents_system import constants as C
-from tfagents_system.runtime import StopRequested, prune_checkpoints
+from tfagents_system.replay.auth import ForgedItem, Signer
+from tfagents_system.runtime import StopRequested
+
+# A bound on a server-info call: a server that does not answer within it is treated as
+# lost (the caller reconnects) instead of blocking a program without its heartbeat.
+SERVER_CALL_TIMEOUT_S = 60
 
 
 def wait_for_server(address: str, should_stop: Callable[[], bool], timeout_s: float = 600):
@@ -45,30 +51,56 @@ class WeightsExchange:
     """Publishes and fetches (policy variables, train step) through the one-slot table.
 
     The table keeps the latest item and sampling does not remove it, so neither
-    side ever waits for the other once the learner has published once.
+    side ever waits for the other once the learner has published once. Every item is
+    signed (`auth`): [arrays..., header int64[3] (train step, the publishing run's
+    nonce, sequence number), signature]; `fetch` raises ForgedItem for an item that
+    fails, or that is older than the last one fetched from the same run.
     """
 
-    def __init__(self, client):
+    def __init__(self, client, signer: Signer):
         self._client = client
+        self._signer = signer
+        self._nonce = int.from_bytes(os.urandom(7), "big")  # this publisher's run
+        self._seq = 0
+        self._seen: tuple[int, int] | None = None  # (nonce, seq) last fetched
 
     def publish(self, variables, train_step: int) -> None:
         """Replace the published weights by `variables` (TF variables) at `train_step`."""
-        data = [v.numpy() for v in variables] + [np.asarray(train_step, np.int64)]
-        self._client.insert(data, {C.WEIGHTS_TABLE: 1.0})
+        arrays = [v.numpy() for v in variables]
+        self._seq += 1
+        header = np.array([train_step, self._nonce, self._seq], np.int64)
+        signature = self._signer.sign(header, *arrays)
+        self._client.insert(arrays + [header, signature], {C.WEIGHTS_TABLE: 1.0})
 
     def wait_until_available(self, should_stop: Callable[[], bool]) -> None:
-        """Wait for the learner's first publication; StopRequested if asked to stop."""
-        while self._client.server_info()[C.WEIGHTS_TABLE].current_size == 0:
+        """Wait for the learner's first publication (a learner restoring a large buffer
+        takes minutes; the worker's `should_stop` is its heartbeat too); StopRequested
+        if asked to stop."""
+        while self._client.server_info(timeout=SERVER_CALL_TIMEOUT_S)[
+                C.WEIGHTS_TABLE].current_size == 0:
             if should_stop():
                 raise StopRequested()
             time.sleep(0.5)
 
     def fetch(self) -> tuple[list[np.ndarray], int]:
-        """(the published policy variables as arrays, their train step)."""
+        """(the published policy variables as arrays, their train step); ForgedItem if
+        the item is not the learner's."""
         sample = next(iter(self._client.sample(C.WEIGHTS_TABLE, num_samples=1,
                                                emit_timesteps=False)))
-        arrays = [np.asarray(x)[0] for x in sample.data]
-        return arrays[:-1], int(arrays[-1])
+        data = [np.asarray(x)[0] for x in sample.data]
+        if len(data) < 3:
+            raise ForgedItem("weights item without a signature")
+        *arrays, header, signature = data
+        if (header.dtype != np.int64 or header.shape != (3,)
+                or not self._signer.verify(signature, header, *arrays)):
+            raise ForgedItem("weights item with a bad signature")
+        train_step, nonce, seq = (int(v) for v in header)
+        if self._seen is not None and nonce == self._seen[0] and seq < self._seen[1]:
+            raise ForgedItem(f"weights item {seq} replayed after {self._seen[1]}")
+        if not all(np.isfinite(a).all() for a in arrays if np.issubdtype(a.dtype, np.floating)):
+            raise ForgedItem("weights item with non-finite values")
+        self._seen = (nonce, seq)
+        return arrays, train_step
 
     @staticmethod
     def assign(arrays, variable_lists) -> None:
@@ -92,8 +124,9 @@ class ServerLink:
     Subclasses rebuild what they keep on the client in `on_connect`.
     """
 
-    def __init__(self, address: str, should_stop: Callable[[], bool], log):
+    def __init__(self, address: str, should_stop: Callable[[], bool], log, signer: Signer):
         self.address = address
+        self.signer = signer
         self._should_stop = should_stop
         self._log = log
         self._listeners: list[Callable[[], None]] = []
@@ -102,7 +135,7 @@ class ServerLink:
     def connect(self) -> None:
         """Wait for the server to answer, then (re)build the client and what hangs on it."""
         self.client = wait_for_server(self.address, self._should_stop)
-        self.weights = WeightsExchange(self.client)
+        self.weights = WeightsExchange(self.client, self.signer)
         self.on_connect()
 
     def on_connect(self) -> None:
@@ -142,8 +175,7 @@ class ServerLink:
                 return default
         return call()
 
-    def checkpoint(self, keep: int) -> str:
-        """Reverb's own checkpoint of every table; keeps the newest `keep`."""
-        path = self.client.checkpoint()
-        prune_checkpoints(Path(path).parent, keep)
-        return path
+    def checkpoint(self, checkpoints, on_wait=None) -> Path:
+        """Reverb's own checkpoint of every table, kept by `checkpoints`
+        (a replay.checkpoints.ReplayCheckpoints)."""
+        return checkpoints.save(self.client.checkpoint, on_wait)

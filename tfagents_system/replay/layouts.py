@@ -20,6 +20,7 @@ start, recorded in `replay_layout.json` and kept for the experiment's life.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from tfagents_system.paths import ExperimentPaths
 from tfagents_system.replay.packing import TransitionPacker
@@ -31,14 +32,53 @@ LAYOUT_BLOCKS = "packed_blocks"
 LAYOUTS = (LAYOUT_STEPS, LAYOUT_PACKED, LAYOUT_BLOCKS)
 
 
+# Above this a cgroup's memory limit means none (v1 writes "unlimited" as ~2**63).
+_NO_LIMIT = 2**60
+
+
+def _read_int(path: Path) -> int | None:
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def cgroup_memory_room(root: Path = Path("/sys/fs/cgroup"),
+                       membership: Path = Path("/proc/self/cgroup")) -> int | None:
+    """Bytes this process's memory cgroup (SLURM --mem, a container) may still take:
+    its limit less its usage; None without a limit. Reads cgroup v2 and v1."""
+    try:
+        lines = membership.read_text().splitlines()
+    except OSError:
+        lines = []
+    own = {}
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        for controller in controllers.split(",") or [""]:
+            own[controller] = path.lstrip("/")
+    places = [(root / own.get("", ""), "memory.max", "memory.current"), (root, "memory.max",
+              "memory.current"), (root / "memory" / own.get("memory", ""),
+              "memory.limit_in_bytes", "memory.usage_in_bytes"),
+              (root / "memory", "memory.limit_in_bytes", "memory.usage_in_bytes")]
+    for directory, limit_file, usage_file in places:
+        limit = _read_int(directory / limit_file)
+        if limit is not None and limit < _NO_LIMIT:
+            return max(0, limit - (_read_int(directory / usage_file) or 0))
+    return None
+
+
 def memory_budget_bytes() -> int:
-    """The most a learner's replay memory may take: a quarter of the RAM available now."""
+    """The most a learner's replay memory may take: a quarter of the RAM available now,
+    within the process's memory cgroup limit (SLURM --mem) if it has one."""
     try:
         with open("/proc/meminfo") as f:
             info = dict(line.split(":", 1) for line in f)
-        return int(info["MemAvailable"].split()[0]) * 1024 // 4
+        available = int(info["MemAvailable"].split()[0]) * 1024
     except (OSError, KeyError, ValueError):
         return 0
+    room = cgroup_memory_room()
+    return (available if room is None else min(available, room)) // 4
 
 
 def choose_layout(agent, capacity: int | None = None,
@@ -83,7 +123,7 @@ def resolve_layout(paths: ExperimentPaths, agent, log, capacity: int | None = No
     """
     path = paths.layout
     if path.is_file():
-        record = read_json(path)
+        record = _read_record(path)
     else:
         started = paths.has_checkpoint or (
             paths.replay_checkpoints.is_dir() and any(paths.replay_checkpoints.iterdir()))
@@ -93,7 +133,7 @@ def resolve_layout(paths: ExperimentPaths, agent, log, capacity: int | None = No
         else:
             layout, reason = choose_layout(agent, capacity, learner_keeps)
             record = {"layout": layout, "reason": reason}
-        write_json_atomic(path, record)
+        write_json_atomic(path, record, durable=True)
     if record["layout"] not in LAYOUTS:
         raise ValueError(f"{path}: unknown layout {record['layout']!r}")
     log.info("experience items: %s layout (%s)", record["layout"], record["reason"])
@@ -106,4 +146,15 @@ def wait_for_layout(paths: ExperimentPaths, should_stop) -> str:
         if should_stop():
             raise StopRequested()
         time.sleep(0.5)
-    return read_json(paths.layout)["layout"]
+    return _read_record(paths.layout)["layout"]
+
+
+def _read_record(path: Path) -> dict:
+    try:
+        record = read_json(path)
+        record["layout"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path} is damaged ({exc}); write the experiment's layout back, "
+                         f'e.g. {{"layout": "{LAYOUT_BLOCKS}", "reason": "restored"}} (see the '
+                         "learner's log for the one it chose), then relaunch") from exc
+    return record

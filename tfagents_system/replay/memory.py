@@ -14,7 +14,8 @@ experience: a restarted learner reloads the newest `capacity` rows. Segments
 wholly older than that are deleted. Transitions still in the queue are kept by
 the replay server's own checkpoints. A replay server restored from a checkpoint
 may hand over again blocks the learner had already taken after that checkpoint:
-those few transitions are then stored twice; none is lost.
+their sequence numbers tell (`auth.BlockCheck`), and they are dropped (after a
+learner restart too, those few are stored twice); none is lost.
 """
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ from pathlib import Path
 import numpy as np
 
 from tfagents_system import constants as C
-from tfagents_system.replay.packing import valid_rows
+from tfagents_system.replay.auth import BlockCheck
+from tfagents_system.replay.client import SERVER_CALL_TIMEOUT_S
 from tfagents_system.replay.tables import ratio_error_buffer
+from tfagents_system.runtime import write_json_atomic
 
 
 class ReplayLog:
@@ -47,13 +50,22 @@ class ReplayLog:
         self._dir.mkdir(parents=True, exist_ok=True)
         meta = self._dir / self.META
         if meta.is_file():
-            recorded = json.loads(meta.read_text())["row_size"]
-            if recorded != row_size:
+            try:
+                recorded = json.loads(meta.read_text())["row_size"]
+            except (ValueError, KeyError, TypeError):
+                recorded = None  # torn by a power cut: the segments' sizes tell
+            if recorded is None and not self._segments():
+                write_json_atomic(meta, {"row_size": row_size}, durable=True)
+            elif recorded is None:
+                raise ValueError(f"{meta} is damaged and the log holds rows: write "
+                                 f'{{"row_size": {row_size}}} into it if this experiment\'s '
+                                 "specs are unchanged, then relaunch")
+            elif recorded != row_size:
                 raise ValueError(
                     f"{meta}: transitions of {recorded} floats, but this experiment's specs "
                     f"give {row_size}: the env's observation or action spec changed")
         else:
-            meta.write_text(json.dumps({"row_size": row_size}) + "\n")
+            write_json_atomic(meta, {"row_size": row_size}, durable=True)
 
     def _segments(self) -> list[tuple[int, Path]]:
         found = []
@@ -202,14 +214,16 @@ class ReplayMemory:
             self._log.close()
 
 
-def drain_queue(client, limit: int | None = None) -> np.ndarray | None:
-    """Take the blocks waiting in the experience queue (at most `limit`); their
-    transitions as one array, or None if there were none."""
-    waiting = client.server_info()[C.QUEUE_TABLE].current_size
+def drain_queue(client, check: BlockCheck, limit: int | None = None) -> np.ndarray | None:
+    """Take the blocks waiting in the experience queue (at most `limit`); the
+    transitions of those `check` accepts as one array (maybe empty), or None if no
+    block was waiting."""
+    waiting = client.server_info(timeout=SERVER_CALL_TIMEOUT_S)[C.QUEUE_TABLE].current_size
     if limit is not None:
         waiting = min(waiting, limit)
     if waiting <= 0:
         return None
-    blocks = [valid_rows(sample.data[0]) for sample in
+    blocks = [check.rows(sample.data) for sample in
               client.sample(C.QUEUE_TABLE, num_samples=waiting, emit_timesteps=False)]
-    return np.concatenate(blocks)
+    blocks = [rows for rows in blocks if rows is not None]
+    return np.concatenate(blocks) if blocks else np.zeros((0, check.row_size), np.float32)

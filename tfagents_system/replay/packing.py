@@ -15,12 +15,6 @@ BLOCK_ROWS = 128
 PAD_STEP_TYPE = -1.0
 
 
-def valid_rows(block: np.ndarray) -> np.ndarray:
-    """A block's transitions without its padding rows."""
-    block = np.asarray(block, np.float32).reshape(-1, block.shape[-1])
-    return block[block[:, 0] != PAD_STEP_TYPE]
-
-
 class TransitionPacker:
     """One (s, a, r, s') transition <-> one float32 vector.
 

@@ -18,7 +18,8 @@ import time
 
 from tfagents_system import constants as C
 from tfagents_system.replay import memory as replay_memory
-from tfagents_system.replay.client import ServerLink
+from tfagents_system.replay.auth import BlockCheck
+from tfagents_system.replay.client import SERVER_CALL_TIMEOUT_S, ServerLink
 from tfagents_system.replay.datasets import experience_dataset
 from tfagents_system.replay.layouts import LAYOUT_BLOCKS
 from tfagents_system.replay.packing import TransitionPacker
@@ -71,8 +72,11 @@ class MemorySource(DataSource):
 
         self._link = link
         self._should_stop = should_stop
+        self._log = log
         self._batch_size = int(params.batch_size)
         self.packer = TransitionPacker.for_spec(collect_data_spec)
+        self.check = BlockCheck(link.signer, self.packer.size)
+        self._rejected_logged = 0
         self.memory = replay_memory.ReplayMemory(capacity, self.packer.size, paths.replay_memory)
         restored = self.memory.restore()
         self.limit = replay_memory.RatioLimit(params)
@@ -85,12 +89,22 @@ class MemorySource(DataSource):
         blocks = DRAIN_MAX_BLOCKS if self.limit.spi is None else 1
         while not self._should_stop() and self.limit.may_take_in(self.memory.inserted,
                                                                   train_step):
-            rows = self._link.call(lambda: replay_memory.drain_queue(self._link.client, blocks))
+            rows = self._link.call(
+                lambda: replay_memory.drain_queue(self._link.client, self.check, blocks))
+            self._log_rejections()
             if rows is None:
                 return
             self.memory.add(rows)
             if self.limit.spi is None:
                 return
+
+    def _log_rejections(self) -> None:
+        total = sum(self.check.rejected.values())
+        if total > self._rejected_logged:
+            self._log.warning("dropped %d block(s) from the experience queue so far, never "
+                              "stored: %s", total, ", ".join(
+                                  f"{n} {why}" for why, n in sorted(self.check.rejected.items())))
+            self._rejected_logged = total
 
     def steps_allowed(self, train_step: int, wanted: int) -> int:
         allowed = self.limit.steps_allowed(self.size(), self.memory.inserted, train_step, wanted)
@@ -141,7 +155,8 @@ class ReverbSource(DataSource):
 
     def size(self) -> int:
         return self._link.call(
-            lambda: self._link.client.server_info()[C.EXPERIENCE_TABLE].current_size, -1)
+            lambda: self._link.client.server_info(timeout=SERVER_CALL_TIMEOUT_S)[
+                C.EXPERIENCE_TABLE].current_size, -1)
 
 
 def make_data_source(layout: str, params, paths, capacity: int, collect_data_spec,

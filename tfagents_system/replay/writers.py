@@ -7,11 +7,13 @@ stop request is seen within a second.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import numpy as np
 
 from tfagents_system import constants as C
+from tfagents_system.replay.auth import Signer
 from tfagents_system.replay.layouts import LAYOUT_BLOCKS, LAYOUT_PACKED, LAYOUT_STEPS, LAYOUTS
 from tfagents_system.replay.packing import BLOCK_ROWS, PAD_STEP_TYPE, TransitionPacker
 from tfagents_system.runtime import StopRequested
@@ -172,7 +174,7 @@ class BlockExperienceWriter(_BlockingWrites):
     MAX_PENDING_ITEMS = 2
 
     def __init__(self, client, packer: TransitionPacker, should_stop: Callable[[], bool],
-                 block_rows: int | None = None):
+                 signer: Signer, block_rows: int | None = None):
         import reverb
         from reverb import pybind
 
@@ -181,6 +183,9 @@ class BlockExperienceWriter(_BlockingWrites):
         self._writer = reverb.TrajectoryWriter(self._cpp)
         self._packer = packer
         self._should_stop = should_stop
+        self._signer = signer
+        self._writer_id = int.from_bytes(os.urandom(7), "big")
+        self._seq = 0
         self._block = np.zeros((block_rows or BLOCK_ROWS, packer.size), np.float32)
         self._count = 0
 
@@ -198,8 +203,10 @@ class BlockExperienceWriter(_BlockingWrites):
         block, self._block = self._block, np.zeros_like(self._block)  # Reverb may keep it
         block[self._count:, 0] = PAD_STEP_TYPE
         self._count = 0
-        refs = self._cpp.Append([block])
-        self._cpp.CreateItem(C.QUEUE_TABLE, 1.0, [[refs[0]]], [True])
+        meta = np.array([self._writer_id, self._seq], np.int64)
+        self._seq += 1
+        refs = self._cpp.Append([block, meta, self._signer.sign(block, meta)])
+        self._cpp.CreateItem(C.QUEUE_TABLE, 1.0, [[ref] for ref in refs], [True] * 3)
         self._wait(lambda timeout: self._writer.flush(
             block_until_num_items=self.MAX_PENDING_ITEMS, timeout_ms=timeout))
 
@@ -214,11 +221,13 @@ class BlockExperienceWriter(_BlockingWrites):
 
 
 def make_experience_writer(client, layout: str, observation_spec, action_spec,
-                           should_stop: Callable[[], bool]):
+                           should_stop: Callable[[], bool], signer: Signer):
     """The writer of a layout; `add(time_step, action_step, next_time_step)` per env step."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown replay item layout {layout!r}; known: {', '.join(LAYOUTS)}")
     if layout == LAYOUT_STEPS:
         return ExperienceWriter(client, should_stop)
-    packed = {LAYOUT_BLOCKS: BlockExperienceWriter, LAYOUT_PACKED: PackedExperienceWriter}
-    if layout not in packed:
-        raise ValueError(f"unknown replay item layout {layout!r}; known: {', '.join(LAYOUTS)}")
-    return packed[layout](client, TransitionPacker(observation_spec, action_spec), should_stop)
+    packer = TransitionPacker(observation_spec, action_spec)
+    if layout == LAYOUT_PACKED:
+        return PackedExperienceWriter(client, packer, should_stop)
+    return BlockExperienceWriter(client, packer, should_stop, signer)
