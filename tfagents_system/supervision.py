@@ -14,6 +14,8 @@ does not do by itself:
 - a bound on crash loops: a program that supervisord gives up on (FATAL), or
   that restarts more than `max_restarts` times within `RESTART_WINDOW_S`,
   stops the whole run with one message naming it and its last log lines;
+- a full disk: a program that crashes while the experiment's disk is full ends the
+  run naming the disk (a restart would fail the same way); room is kept to record it;
 - completion: once the learner has exited 0 after writing the completion
   file and every worker has finished, it shuts supervisord down.
 
@@ -352,6 +354,7 @@ class Monitor:
         except OSError:  # a full disk: use the room kept for this
             self._reserve.unlink(missing_ok=True)
             write_json_atomic(self.run_dir / C.OUTCOME_FILE, outcome)
+        self._reserve.unlink(missing_ok=True)  # not needed any more
         try:
             self._rpc_factory().supervisor.shutdown()
         except Exception as exc:  # supervisord may already be shutting down

@@ -39,6 +39,7 @@ def test_a_crash_on_a_full_disk_ends_the_run_naming_the_disk(tmp_path, monkeypat
     assert monitor.outcome["reason"] == f"learner stopped: the disk holding {tmp_path} is full"
     assert monitor.restarts["learner"] == 0 and rpc.calls == ["shutdown"]
     assert runtime.read_json(tmp_path / "run" / C.OUTCOME_FILE)["result"] == "failed"
+    assert not (tmp_path / "run" / C.DISK_RESERVE_FILE).exists()  # released at the end
 
 
 def test_a_crash_with_room_left_is_restarted(tmp_path):
