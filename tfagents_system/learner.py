@@ -82,6 +82,7 @@ class Learner:
                                 self.params.learner_keeps_replay)
         signer = Signer(read_key(self.paths.replay_key))
         self.link = ServerLink(address, self.should_stop, self.log, signer)
+        self.replay_checkpoints = ReplayCheckpoints(self.paths)
         self.beat()
         self.source = make_data_source(layout, self.params, self.paths, capacity,
                                        self.agent.collect_data_spec, self.link,
@@ -200,7 +201,7 @@ class Learner:
         self.checkpointer.save(global_step=step)
         self.policy_saver.save_checkpoint(str(self.paths.policy_checkpoint(step)))
         try:
-            replay_path = self.link.checkpoint(ReplayCheckpoints(self.paths), self.beat)
+            replay_path = self.link.checkpoint(self.replay_checkpoints, self.beat)
             self.log.info("checkpoint at train step %d (replay buffer: %s)", step, replay_path)
         except Exception as exc:  # the server may be down: the agent checkpoint stands
             self.log.warning("checkpoint at train step %d; replay buffer checkpoint failed: %s",

@@ -62,11 +62,17 @@ def write_json_atomic(path: Path, data: Any, durable: bool = False) -> None:
 DISK_FULL_BYTES = 1 << 20
 
 
-def mount_point(path: Path) -> Path:
-    """The mount point of the file system holding `path` (or its nearest existing parent)."""
+def _nearest_existing(path: Path) -> Path:
+    """`path`, or its nearest parent that exists (an experiment not created yet)."""
     path = Path(path).resolve()
     while not path.exists():
         path = path.parent
+    return path
+
+
+def mount_point(path: Path) -> Path:
+    """The mount point of the file system holding `path` (or its nearest existing parent)."""
+    path = _nearest_existing(path)
     while not os.path.ismount(path):
         path = path.parent
     return path
@@ -74,10 +80,7 @@ def mount_point(path: Path) -> Path:
 
 def free_bytes(path: Path) -> int:
     """Bytes an unprivileged writer can still use on the file system holding `path`."""
-    path = Path(path).resolve()
-    while not path.exists():
-        path = path.parent
-    return shutil.disk_usage(path).free
+    return shutil.disk_usage(_nearest_existing(path)).free
 
 
 def disk_full(path: Path) -> str | None:
