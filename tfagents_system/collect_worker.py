@@ -5,7 +5,7 @@ buffer with its share of uniform-random actions (new experiments only), then
 rounds of: refresh the weights, apply the curriculum, evaluate the greedy policy
 when an eval period has passed, collect `n_train_episodes_per_iter` episodes per
 collect env into Reverb, summarise. It stops when the learner publishes the
-target train step, after a final evaluation.
+target train step and the experiment is marked complete, after a final evaluation.
 
 A worker steps its `num_envs_per_worker` collect envs in lockstep with one
 policy call for all of them; the default SAC actor network runs in numpy
@@ -105,6 +105,7 @@ class Worker:
         self.last_eval_step = -1
         self.train_step_seen = 0
         self._refused = 0
+        self._waiting_logged = False
 
     def should_stop(self) -> bool:
         """Polled about every second by every wait: a heartbeat too."""
@@ -198,6 +199,18 @@ class Worker:
         self.train_step_seen = train_step
         return train_step, time.time()
 
+    def wait_for_learner(self, train_step: int) -> None:
+        """Weights at the target step while training is not marked complete: published
+        by an earlier run of the learner (kept in a replay checkpoint) or by this one on
+        its way to finishing. Not a reason to stop: wait for its next publication."""
+        if not self._waiting_logged:
+            self._waiting_logged = True
+            self.log.info("weights at the target train step %d but training is not marked "
+                          "complete: waiting for the learner", train_step)
+        if self.should_stop():
+            raise StopRequested()
+        time.sleep(0.5)
+
     def evaluate(self, step: int) -> None:
         """`n_eval_episodes` greedy episodes on the eval env, to TensorBoard and the log."""
         if self.params.n_eval_episodes == 0 or step == self.last_eval_step:
@@ -259,8 +272,11 @@ class Worker:
         complete (after the final evaluation)."""
         train_step, weights_time = self.refresh_weights()
         if train_step >= self.target:
-            self.evaluate(train_step)
-            return True
+            if self.paths.complete.is_file():
+                self.evaluate(train_step)
+                return True
+            self.wait_for_learner(train_step)
+            return False
         iteration = train_step // self.params.num_steps_per_iter
         stage = self.applier.apply(builders.COLLECT, iteration)
         self.eval_trigger(iteration, train_step)
