@@ -7,6 +7,7 @@ Program modules only wire these together.
 
 from __future__ import annotations
 
+import inspect
 import os
 import shutil
 from pathlib import Path
@@ -60,14 +61,34 @@ def warmup_for_worker(params: TrainParamsBase, num_workers: int,
 
 # --- Environments ---
 
-def make_env(params: TrainParamsBase, kind: str, seed: int | None):
-    """Build a collect or eval env through the user's `env_ctor`."""
+def env_ctor_context(env_ctor, seed, args: tuple, kind: str,
+                     worker_index: int | None) -> dict:
+    """`worker_index` and `env_role` for an `env_ctor` whose parameters name them (and
+    whose positional `args` do not fill them). Only named parameters: a `**kwargs`
+    catch-all must not get them (GymTrainParams and the README's example forward it to
+    gym's constructor), so existing env_ctors are called as before."""
+    try:
+        signature = inspect.signature(env_ctor)
+        filled = signature.bind_partial(seed, *args).arguments
+    except (TypeError, ValueError):  # no signature, or args it cannot take: as before
+        return {}
+    named = {name for name, p in signature.parameters.items()
+             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and name not in filled}
+    offered = {"worker_index": worker_index, "env_role": kind}
+    return {name: value for name, value in offered.items() if name in named}
+
+
+def make_env(params: TrainParamsBase, kind: str, seed: int | None,
+             worker_index: int | None = None):
+    """Build a collect or eval env through the user's `env_ctor`, for worker
+    `worker_index` (None: outside a worker)."""
     from tf_agents.environments import py_environment
 
     args, kwargs = (
         params.collect_env_args_kwargs() if kind == COLLECT else params.eval_env_args_kwargs()
     )
-    env = params.env_ctor(seed, *args, **kwargs)
+    context = env_ctor_context(params.env_ctor, seed, args, kind, worker_index)
+    env = params.env_ctor(seed, *args, **{**context, **kwargs})
     if not isinstance(env, py_environment.PyEnvironment):
         raise TypeError(
             f"TrainParams.env_ctor returned {type(env).__name__}, not a TF-Agents "

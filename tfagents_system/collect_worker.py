@@ -25,7 +25,7 @@ import numpy as np
 from tfagents_system import builders, runtime
 from tfagents_system import constants as C
 from tfagents_system.actors import NumpyActor, RandomActor
-from tfagents_system.collection import Collector, EpisodeStats, play_episode
+from tfagents_system.collection import Collector, EpisodeStats, TaskMetrics, play_episode
 from tfagents_system.curriculum import CurriculumApplier, check_env_supports, parse_curriculum
 from tfagents_system.paths import ExperimentPaths
 from tfagents_system.replay.auth import ForgedItem, Signer, read_key
@@ -85,9 +85,9 @@ class Worker:
         self.target = params.total_train_steps
         collect_seeds = builders.collect_env_seeds(params, worker_index)
         self.collect_seed, eval_seed = builders.worker_env_seeds(params, worker_index)
-        self.collect_envs = [builders.make_env(params, builders.COLLECT, seed=seed)
+        self.collect_envs = [builders.make_env(params, builders.COLLECT, seed, worker_index)
                              for seed in collect_seeds]
-        self.eval_env = builders.make_env(params, builders.EVAL, seed=eval_seed)
+        self.eval_env = builders.make_env(params, builders.EVAL, eval_seed, worker_index)
         log.info("collect env seed%s %s, eval env seed %d", "s" if len(collect_seeds) > 1 else "",
                  ", ".join(map(str, collect_seeds)), eval_seed)
         self.applier = self._curriculum()
@@ -98,7 +98,9 @@ class Worker:
         self._restore_counters()
         self.collect_tb = builders.make_summary_writer(paths, C.COLLECT_TB_DIR, self.name)
         self.eval_tb = builders.make_summary_writer(paths, C.EVAL_TB_DIR, self.name)
-        self.collector = Collector(self.collect_envs, self.stats, self.beat, self.should_stop)
+        self.task_metrics = TaskMetrics(params, C.COLLECT_METRICS_WINDOW)
+        self.collector = Collector(self.collect_envs, self.stats, self.beat, self.should_stop,
+                                   self.task_metrics)
         self.eval_trigger = IntervalTrigger(params.eval_period_itrs, self.evaluate)
         self.actor = self.eval_policy = None
         self.variable_lists: list = []
@@ -173,6 +175,7 @@ class Worker:
             if self.should_stop():
                 raise  # else training completed during the warm-up: evaluate and finish
         self.stats.pop_finished()
+        self.task_metrics.clear()
 
     def load_policies(self) -> None:
         """The collect actor and the evaluation policy, once the learner exported them."""
@@ -218,19 +221,25 @@ class Worker:
         import tensorflow as tf
 
         self.applier.apply(builders.EVAL, step // self.params.num_steps_per_iter)
-        results = [play_episode(self.eval_env, self.eval_policy, self.should_stop)
-                   for _ in range(self.params.n_eval_episodes)]
+        task_metrics = TaskMetrics(self.params)
+        results = []
+        for _ in range(self.params.n_eval_episodes):
+            results.append(play_episode(self.eval_env, self.eval_policy, self.should_stop))
+            task_metrics.record(self.eval_env)
         returns = [r for r, _ in results]
         mean_return = float(np.mean(returns))
+        metrics = task_metrics.means()
         with self.eval_tb.as_default(step=step):
             tf.summary.scalar(C.M_EVAL_RETURN, mean_return)
             tf.summary.scalar(C.M_EVAL_LENGTH, float(np.mean([n for _, n in results])))
+            for name, value in metrics.items():
+                tf.summary.scalar(f"{C.M_EVAL_METRIC_PREFIX}{name}", value)
         self.eval_tb.flush()
         self.last_eval_step = step
-        self.status.update(eval_return=mean_return, eval_train_step=step)
+        self.status.update(eval_return=mean_return, eval_train_step=step, eval_metrics=metrics)
         self.log.info("eval at train step %d: mean return %.2f over %d episodes "
-                      "(min %.2f, max %.2f)", step, mean_return, len(returns), min(returns),
-                      max(returns))
+                      "(min %.2f, max %.2f)%s", step, mean_return, len(returns), min(returns),
+                      max(returns), "".join(f", {k} {v:.3g}" for k, v in metrics.items()))
 
     def collect(self) -> bool:
         """A round's episodes with the collect policy; False if training completed while
@@ -245,16 +254,20 @@ class Worker:
         return True
 
     def summarise(self, train_step: int, weights_time: float, stage: dict) -> None:
-        """The round's episodes, speed and curriculum to TensorBoard and the status file."""
+        """The round's episodes, task metrics, speed and curriculum to TensorBoard and the
+        status file."""
         import tensorflow as tf
 
         stats = self.stats
         rate = self.meter.rate(stats.env_steps)
         finished = stats.pop_finished()
+        metrics = self.task_metrics.new_means()
         with self.collect_tb.as_default(step=stats.env_steps):
             for episode_return, length in finished:
                 tf.summary.scalar(C.M_RETURN, episode_return)
                 tf.summary.scalar(C.M_EPISODE_LENGTH, length)
+            for name, value in metrics.items():
+                tf.summary.scalar(f"{C.M_COLLECT_METRIC_PREFIX}{name}", value)
             tf.summary.scalar(C.M_ENV_STEPS, stats.env_steps)
             tf.summary.scalar(C.M_ENV_STEPS_PER_SEC, rate)
             for param, value in stage.items():
@@ -265,6 +278,8 @@ class Worker:
                            curriculum=stage, weights_time=weights_time)
         if finished:
             self.status["return"] = finished[-1][0]
+        if metrics:
+            self.status["collect_metrics"] = metrics
         runtime.write_json_atomic(self.paths.status_file(self.name), self.status)
 
     def one_round(self) -> bool:

@@ -135,3 +135,12 @@ M_ENV_STEPS_PER_SEC = "speed/env_steps_per_sec"
 M_EVAL_RETURN = "eval/return"
 M_EVAL_LENGTH = "eval/episode_length"
 M_CURRICULUM_PREFIX = "curriculum/"  # + parameter name, per worker (collect/<worker>/)
+# Task metrics, from each episode's final step info (TrainParams.episode_success and
+# episode_metrics): the success rate, and each named scalar as <prefix><name>.
+SUCCESS_RATE = "success_rate"
+M_COLLECT_METRIC_PREFIX = "collect/"
+M_EVAL_METRIC_PREFIX = "eval/"
+M_COLLECT_SUCCESS_RATE = M_COLLECT_METRIC_PREFIX + SUCCESS_RATE
+M_EVAL_SUCCESS_RATE = M_EVAL_METRIC_PREFIX + SUCCESS_RATE
+# A worker's collect task metrics are means over its last this many episodes reporting them.
+COLLECT_METRICS_WINDOW = 100

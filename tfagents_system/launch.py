@@ -468,7 +468,9 @@ class Progress:
     def update(self) -> None:
         snap = self.snapshot()
         eval_text = "n/a" if snap["eval_return"] is None else f"{snap['eval_return']:.1f}"
-        fields = (f"env steps {snap['env_steps']}, eval return {eval_text}, "
+        success = status.success_text(snap)
+        success_field = "" if success is None else f"success {success}, "
+        fields = (f"env steps {snap['env_steps']}, eval return {eval_text}, {success_field}"
                   f"{snap['grad_steps_per_sec']:.0f} grad steps/s, "
                   f"{snap['env_steps_per_sec']:.0f} env steps/s")
         if self._bar is not None:
@@ -662,6 +664,8 @@ def summary(plan: Plan) -> str:
     paths = plan.paths
     snap = Progress(plan, interactive=False).snapshot()
     eval_text = "n/a" if snap["eval_return"] is None else f"{snap['eval_return']:.1f}"
+    if snap["eval_success_rate"] is not None:
+        eval_text += f", success rate {100 * snap['eval_success_rate']:.0f}%"
     return "\n".join([
         f"training complete: {snap['train_step']} train steps, {snap['env_steps']} env steps, "
         f"final eval return {eval_text}",

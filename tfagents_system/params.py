@@ -12,6 +12,7 @@ import abc
 import importlib.util
 import math
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +90,15 @@ class TrainParamsBase(abc.ABC):
     # --- Environment ---
     @abc.abstractmethod
     def env_ctor(self, seed: int | None = None, *args, **kwargs):
-        """Return a TF-Agents PyEnvironment, seeded with `seed`."""
+        """Return a TF-Agents PyEnvironment, seeded with `seed`.
+
+        Name `worker_index` and/or `env_role` as parameters to be told which env this
+        is: `worker_index` is the worker's index (None for the envs built outside a
+        worker: the launch checks, the learner's spec probe, tfagents_system.run) and
+        `env_role` is "collect" or "eval". They are passed only to parameters named so,
+        never through **kwargs (which GymTrainParams forwards to gym's constructor); a
+        value of the same name from *_env_args_kwargs() wins.
+        """
 
     def collect_env_args_kwargs(self) -> tuple[tuple, dict]:
         """Extra (args, kwargs) for `env_ctor` when building a collect env."""
@@ -98,6 +107,26 @@ class TrainParamsBase(abc.ABC):
     def eval_env_args_kwargs(self) -> tuple[tuple, dict]:
         """Extra (args, kwargs) for `env_ctor` when building an eval env."""
         return (), {}
+
+    # --- Task metrics: each episode is judged once, from its final step's info ---
+    # `info` is the env's get_info() after the episode's last step (gym's info dict
+    # through load_gym_env); episodes of envs without one (get_info not implemented,
+    # or None) report nothing. Logged as collect/<name> (mean over each worker's last
+    # 100 episodes reporting it) and eval/<name> (mean over an evaluation's episodes).
+    def episode_success(self, info) -> bool | None:
+        """Whether the episode succeeded: logged as collect/ and eval/success_rate.
+        None: the episode reports no success and does not count. Default: the final
+        step's `info["is_success"]`, the gym robotics convention, when info has it."""
+        if isinstance(info, Mapping) and "is_success" in info:
+            return bool(info["is_success"])
+        return None
+
+    def episode_metrics(self, info) -> dict[str, float | None]:
+        """Named scalars of the episode (energy used, distance, falls), averaged and
+        logged as collect/<name> and eval/<name>; a None value is skipped. The final
+        info must hold episode totals: accumulate them in the env (a gym.Wrapper).
+        Default: none."""
+        return {}
 
     # --- Networks and agent (override to change architectures) ---
     def actor_net_ctor(self, observation_spec, action_spec):

@@ -4,8 +4,10 @@
 
 Panels: greedy eval return against total env steps and against wall-clock
 time (mean over workers, shaded min-max spread), training (collect) return,
-collect and train speed, actor and critic loss, alpha. Several experiments
-(seeds, variants, array tasks) are overlaid, one colour each, with a legend.
+collect and train speed, actor and critic loss, alpha, and the success rate
+when the env reports one (eval: mean over workers; collect: dashed, per worker).
+Several experiments (seeds, variants, array tasks) are overlaid, one colour each,
+with a legend.
 """
 
 from __future__ import annotations
@@ -105,11 +107,11 @@ def total_env_steps_at(curves: ExperimentCurves, wall_times: np.ndarray) -> np.n
     return total
 
 
-def eval_curve(curves: ExperimentCurves):
-    """Per evaluated train step: (wall time, mean, min, max) of the workers' eval returns."""
+def eval_curve(curves: ExperimentCurves, tag: str = C.M_EVAL_RETURN):
+    """Per evaluated train step: (wall time, mean, min, max) of the workers' `tag`."""
     by_step = defaultdict(list)
     for tags in curves.eval.values():
-        series = tags.get(C.M_EVAL_RETURN)
+        series = tags.get(tag)
         if series is None:
             continue
         for step, wall, value in zip(series.steps, series.wall_times, series.values):
@@ -141,6 +143,9 @@ PANELS = {  # key: (title, x axis)
     "alpha": ("alpha (entropy temperature)", "train step"),
     "entropy": ("policy entropy (estimate)", "train step"),
 }
+# Drawn only when an experiment's env reports success (TrainParams.episode_success).
+SUCCESS_PANEL = ("success rate (eval: mean over workers; collect: dashed, per worker)",
+                 "total env steps")
 TRAIN_PANELS = (("train_speed", C.M_GRAD_STEPS_PER_SEC), ("actor_loss", C.M_ACTOR_LOSS),
                 ("critic_loss", C.M_CRITIC_LOSS), ("alpha", C.M_ALPHA),
                 ("entropy", C.M_ENTROPY))
@@ -163,6 +168,26 @@ def load_for_plot(exp_dirs: list[Path]) -> list[ExperimentCurves]:
         for curves, exp_dir in zip(experiments, exp_dirs):
             curves.name = str(exp_dir)
     return experiments
+
+
+def has_success(curves: ExperimentCurves) -> bool:
+    """Whether any worker logged a success rate."""
+    return any(C.M_EVAL_SUCCESS_RATE in tags for tags in curves.eval.values()) or any(
+        C.M_COLLECT_SUCCESS_RATE in tags for tags in curves.collect.values())
+
+
+def draw_success(axis, curves: ExperimentCurves, colour) -> None:
+    """Eval success rate (mean over workers) and each worker's collect success rate,
+    both against the experiment's total env steps."""
+    steps, wall, mean, _, _ = eval_curve(curves, C.M_EVAL_SUCCESS_RATE)
+    if len(steps):
+        axis.plot(total_env_steps_at(curves, wall), mean, color=colour, label=curves.name,
+                  marker=".")
+    for tags in curves.collect.values():
+        series = tags.get(C.M_COLLECT_SUCCESS_RATE)
+        if series is not None:
+            axis.plot(total_env_steps_at(curves, series.wall_times), series.values,
+                      color=colour, alpha=0.6, linestyle="--")
 
 
 def draw_experiment(ax: dict, curves: ExperimentCurves, colour) -> None:
@@ -188,6 +213,8 @@ def draw_experiment(ax: dict, curves: ExperimentCurves, colour) -> None:
         series = curves.train.get(tag)
         if series is not None:
             ax[key].plot(series.steps, series.values, color=colour, label=curves.name)
+    if "success" in ax:
+        draw_success(ax["success"], curves, colour)
 
 
 def plot_experiments(exp_dirs: list[Path], output: Path) -> Path:
@@ -198,19 +225,27 @@ def plot_experiments(exp_dirs: list[Path], output: Path) -> Path:
     import matplotlib.pyplot as plt
 
     experiments = load_for_plot(exp_dirs)
-    fig, axes = plt.subplots(3, 3, figsize=(16, 12))
-    ax = dict(zip(PANELS, axes.flat))
+    panels = dict(PANELS)
+    if any(has_success(curves) for curves in experiments):
+        panels["success"] = SUCCESS_PANEL
+    rows = -(-len(panels) // 3)
+    fig, axes = plt.subplots(rows, 3, figsize=(16, 4 * rows))
+    ax = dict(zip(panels, axes.flat))
+    for unused in axes.flat[len(panels):]:
+        unused.set_visible(False)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, curves in enumerate(experiments):
         draw_experiment(ax, curves, colours[i % len(colours)])
-    for key, (title, xlabel) in PANELS.items():
+    for key, (title, xlabel) in panels.items():
         ax[key].set_title(title)
         ax[key].set_xlabel(xlabel)
         ax[key].grid(alpha=0.3)
         if ax[key].get_legend_handles_labels()[0]:
             ax[key].legend(fontsize="small")
+    if "success" in ax:
+        ax["success"].set_ylim(-0.05, 1.05)
     fig.suptitle("SAC learning curves: " + ", ".join(c.name for c in experiments))
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.4 / fig.get_figheight()))  # room for the title
     output.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(output, dpi=80)
     plt.close(fig)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tfagents_system import constants as C
-from tfagents_system.collection import play_episode
+from tfagents_system.collection import TaskMetrics, play_episode
 from tfagents_system.paths import ExperimentPaths
 from tfagents_system.runtime import (
     import_quietly,
@@ -182,12 +182,14 @@ def evaluate(exp_dir: Path, num_episodes: int, checkpoint: str | None, seed: int
     output = output or paths.evaluation(ckpt.name, seed)
     output.mkdir(parents=True, exist_ok=True)
     returns, lengths, videos = [], [], []
+    task_metrics = TaskMetrics(params)
     try:
         bar = progress_bar(iterable=range(num_episodes), desc="episodes", unit="episode",
                            disable=not progress, file=sys.stderr)
         for episode in bar:
             video_path = output / f"episode_{episode:03d}.mp4" if video else None
             episode_return, length = run_episode(env, policy, video_path, fps, frame_size)
+            task_metrics.record(env)
             returns.append(episode_return)
             lengths.append(length)
             if video_path is not None:
@@ -196,15 +198,21 @@ def evaluate(exp_dir: Path, num_episodes: int, checkpoint: str | None, seed: int
                        + (f", video {video_path}" if video_path else ""), file=sys.stdout)
     finally:
         env.close()
+    metrics = task_metrics.means()
     summary = {
         "experiment": str(exp_dir), "checkpoint": ckpt.name, "train_step": ckpt.train_step,
         "seed": seed, "num_episodes": num_episodes, "returns": returns, "lengths": lengths,
         "mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)),
+        "success_rate": metrics.pop(C.SUCCESS_RATE, None), "metrics": metrics,
         "videos": videos,
     }
     write_json_atomic(output / C.EVAL_SUMMARY_FILE, summary)
     print(f"mean return {summary['mean_return']:.2f} ± {summary['std_return']:.2f} over "
           f"{num_episodes} episodes ({ckpt.name}, train step {ckpt.train_step}, seed {seed})")
+    if summary["success_rate"] is not None:
+        print(f"success rate {100 * summary['success_rate']:.0f}%")
+    if metrics:
+        print("metrics: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
     print(f"summary: {output / C.EVAL_SUMMARY_FILE}")
     return summary
 

@@ -4,7 +4,9 @@
 
 Prints each program's state, pid, restarts and uptime (from supervisord, when
 the experiment is running), the train step against its target, env steps,
-the latest eval return, and the current grad steps/s and env steps/s.
+the latest eval return, the success rate and the task metrics (when the env
+reports them: TrainParams.episode_success and episode_metrics), and the current
+grad steps/s and env steps/s.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import argparse
 import json
 import sys
 import time
+from collections import defaultdict
 from pathlib import Path
 
 from tfagents_system import constants as C
@@ -83,9 +86,12 @@ def progress(paths: ExperimentPaths, num_workers: int, live: bool = True) -> dic
     step = learner.get("train_step", 0)
     if paths.complete.is_file():
         step = _read(paths.complete).get("train_step", step)
-    evals = [(w["eval_train_step"], w["eval_return"]) for w in workers if "eval_return" in w]
-    eval_step = max((s for s, _ in evals), default=None)
-    eval_values = [v for s, v in evals if s == eval_step]
+    evaluated = [w for w in workers if "eval_return" in w]
+    eval_step = max((w["eval_train_step"] for w in evaluated), default=None)
+    latest = [w for w in evaluated if w["eval_train_step"] == eval_step]
+    eval_values = [w["eval_return"] for w in latest]
+    eval_metrics = mean_over_workers([w.get("eval_metrics", {}) for w in latest])
+    collect_metrics = mean_over_workers([w.get("collect_metrics", {}) for w in workers])
     now = time.time()
 
     def fresh(status: dict) -> bool:
@@ -97,9 +103,46 @@ def progress(paths: ExperimentPaths, num_workers: int, live: bool = True) -> dic
         "eval_train_step": eval_step,
         "eval_return": sum(eval_values) / len(eval_values) if eval_values else None,
         "eval_workers": len(eval_values),
+        "eval_success_rate": eval_metrics.pop(C.SUCCESS_RATE, None),
+        "collect_success_rate": collect_metrics.pop(C.SUCCESS_RATE, None),
+        "eval_metrics": eval_metrics,
+        "collect_metrics": collect_metrics,
         "grad_steps_per_sec": learner.get("grad_steps_per_sec", 0.0) if fresh(learner) else 0.0,
         "env_steps_per_sec": sum(w.get("env_steps_per_sec", 0.0) for w in workers if fresh(w)),
     }
+
+
+def mean_over_workers(metric_dicts: list[dict]) -> dict[str, float]:
+    """Each task metric's mean over the workers whose status reports it."""
+    by_name = defaultdict(list)
+    for metrics in metric_dicts:
+        for name, value in metrics.items():
+            by_name[name].append(value)
+    return {name: sum(values) / len(values) for name, values in by_name.items()}
+
+
+def success_text(snap: dict) -> str | None:
+    """"50% eval / 40% collect" from a `progress` snapshot; None when no episode has
+    reported success."""
+    rates = (snap["eval_success_rate"], snap["collect_success_rate"])
+    if rates == (None, None):
+        return None
+    return " / ".join(f"{'n/a' if rate is None else f'{100 * rate:.0f}%'} {what}"
+                      for rate, what in zip(rates, ("eval", "collect")))
+
+
+def _task_lines(snap: dict) -> list[str]:
+    """The status report's success rate and task metrics lines (none if not reported)."""
+    lines = []
+    success = success_text(snap)
+    if success is not None:
+        lines.append(f"success rate    {success}")
+    for what in ("eval", "collect"):
+        metrics = snap[f"{what}_metrics"]
+        if metrics:
+            lines.append(f"{what + ' metrics':<16}"
+                         + ", ".join(f"{name} {value:.4g}" for name, value in metrics.items()))
+    return lines
 
 
 def render(exp_dir: Path) -> str:
@@ -123,6 +166,7 @@ def render(exp_dir: Path) -> str:
                      f"{snap['eval_train_step']}, mean over {snap['eval_workers']} worker(s))")
     else:
         lines.append("eval return     n/a")
+    lines += _task_lines(snap)
     lines.append(f"speed           {snap['grad_steps_per_sec']:.1f} grad steps/s, "
                  f"{snap['env_steps_per_sec']:.0f} env steps/s")
     return "\n".join(lines)
