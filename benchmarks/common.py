@@ -49,6 +49,17 @@ def bench_params(**overrides):
     return params
 
 
+# Dynamics randomization and every perturbation wrapper on, at strengths that do work.
+PERTURBED_CONFIG = {
+    "domain_randomization": True,
+    "perturbations": {"obs_noise_std": 0.01, "obs_delay_steps": 1, "action_noise_std": 0.05,
+                      "action_latency_steps": 1, "action_repeat": 1, "push_force": 50.0,
+                      "push_probability": 0.02, "push_duration_steps": 5},
+}
+PERTURBED_SPREADS = {"mass_scale_spread": 0.2, "friction_scale_spread": 0.2,
+                     "joint_damping": 0.05}
+
+
 PARAMS_FILE = '''"""Written by benchmarks/: the issue's setup for real worker processes."""
 from tfagents_system.params import GymTrainParams
 

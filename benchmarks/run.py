@@ -183,6 +183,10 @@ def build_rows(learner: dict, worker: dict, scaling: dict) -> list[dict]:
         {"figure": "worker env steps/s: ours vs raw env stepping", "value": wr["ours"],
          "baseline": wr["raw"], "target": 0.8, "ratio": round_ratio(worker, "ours", "raw")},
     ]
+    if "perturbed" in wr:
+        rows.append({"figure": "worker env steps/s: all perturbations on vs none",
+                     "value": wr["perturbed"], "baseline": wr["ours"], "target": 0.9,
+                     "ratio": round_ratio(worker, "perturbed", "ours")})
     if n_max > 1:
         rows.append({"figure": f"{n_max} workers vs 1 worker, env steps/s",
                      "value": sr[str(n_max)], "baseline": sr["1"], "target": 0.9 * n_max,
@@ -329,7 +333,11 @@ def write_document(path: Path, machine: dict, settings: dict, quick: bool, rows,
         "wrappers), uniform random actions, nothing else. *ours*: "
         "`builders.make_collect_actor` + `Collector` + the experience writer, "
         "writing every transition into the replay server, as a worker collects (the "
-        "server takes the blocks out of its queue, as the learner does).",
+        "server takes the blocks out of its queue, as the learner does). *all "
+        "perturbations on*: *ours* on envs with dynamics randomization (mass and friction "
+        "spreads 0.2, joint damping 0.05) and every `perturbations` wrapper (observation "
+        "noise and a 1-step delay, action noise and a 1-step latency, action repeat 1, "
+        "5-step pushes of 50 N with probability 0.02 per step).",
         "- **N workers**: the real `tfagents_system.collect_worker` program, N processes "
         "with one TF thread each, against a replay server in the benchmark process; the "
         "rate is the transitions delivered: taken out of the experience queue by the "

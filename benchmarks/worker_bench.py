@@ -5,7 +5,9 @@ one process on one CPU, writing into a running replay server (another process).
   the pybullet env), uniform random actions, reset at episode ends; nothing else;
 - ours: `collect_worker`'s collection path as a worker runs it with the default
   settings: `make_collect_actor` (the SAC collect policy), a `Collector` and the
-  experience writer of the layout the learner picks, into Reverb.
+  experience writer of the layout the learner picks, into Reverb;
+- perturbed: ours, on envs with dynamics randomization and every perturbation
+  wrapper switched on (`common.PERTURBED_CONFIG`).
 
 With `--ideas`, also the alternatives measured while tuning: the previous path
 (PyDriver + SavedModelPyTFEagerPolicy + TF-Agents-layout writer), the exported
@@ -80,9 +82,15 @@ def main(argv=None) -> int:
 
     variants["raw"] = raw_run
 
-    def collector_variant(actor, num_envs, item_layout, chunk_length=None):
-        envs = [env] + [builders.make_env(params, builders.COLLECT, seed=j)
-                        for j in range(1, num_envs)]
+    def collector_variant(actor, num_envs, item_layout, chunk_length=None, env_params=None):
+        if env_params is None:
+            envs = [env] + [builders.make_env(params, builders.COLLECT, seed=j)
+                            for j in range(1, num_envs)]
+        else:
+            envs = [builders.make_env(env_params, builders.COLLECT, seed=j)
+                    for j in range(num_envs)]
+            for e in envs:
+                e.set_state(common.PERTURBED_SPREADS)
         stats = collection.EpisodeStats(num_envs)
         collector = collection.Collector(envs, stats, lambda: None, lambda: False)
         if chunk_length:
@@ -106,6 +114,10 @@ def main(argv=None) -> int:
     if isinstance(actor, actors.NumpyActor):
         actor.set_weights(weights)
     variants["ours"] = collector_variant(actor, params.num_envs_per_worker, layout)
+    perturbed = common.bench_params()
+    perturbed.env_config.update(common.PERTURBED_CONFIG)
+    variants["perturbed"] = collector_variant(actor, params.num_envs_per_worker, layout,
+                                              env_params=perturbed)
 
     if args.ideas:
         def tf_actor(num_envs):

@@ -174,6 +174,24 @@ def check_env_supports(curriculum: Curriculum, env, role: str, source: str) -> N
             "environment or a wrapper, or remove the curriculum")
 
 
+def check_env_accepts(curriculum: Curriculum, env, role: str, source: str) -> None:
+    """Every value the curriculum will set on a throwaway env of this role: a misspelt
+    parameter or a value out of range stops the launch instead of a worker mid-run."""
+    check_env_supports(curriculum, env, role, source)
+    for schedule in curriculum.schedules:
+        if role not in schedule.apply_to:
+            continue
+        for value in schedule.values:
+            try:
+                env.set_state({schedule.name: value})
+            except (KeyError, ValueError, TypeError) as exc:
+                message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+                raise CurriculumError(
+                    f'{source}: curriculum parameter "{schedule.name}" value {value}: the '
+                    f"{role} env's set_state refused it ({message}); fix the name or the "
+                    "range") from None
+
+
 class CurriculumApplier:
     """Applies the curriculum's values for an iteration to a worker's envs, once per change.
 

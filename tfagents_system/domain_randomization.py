@@ -15,64 +15,45 @@ once the policy copes), e.g. `config/default_dr.json`.
 
 from __future__ import annotations
 
-import gym
 import numpy as np
 
-PARAMETERS = {
-    "mass_scale_spread": (0.0, 0.95),
-    "friction_scale_spread": (0.0, 0.95),
-    "joint_damping": (0.0, 10.0),
-}
+from tfagents_system.perturbations import StrengthWrapper, bullet_client
 
 
-class DynamicsRandomizer(gym.Wrapper):
-    """Resamples link masses, friction and joint damping at every reset."""
+class DynamicsRandomizer(StrengthWrapper):
+    """Resamples link masses, friction and joint damping at every reset. Parameters
+    that are not its own pass to the env it wraps (`perturbations.StrengthWrapper`)."""
+
+    PARAMETERS = {
+        "mass_scale_spread": (0.0, 0.95, 0.0),
+        "friction_scale_spread": (0.0, 0.95, 0.0),
+        "joint_damping": (0.0, 10.0, 0.0),
+    }
 
     def __init__(self, env, seed: int | None = None, **spreads):
-        super().__init__(env)
-        self._spreads = {name: 0.0 for name in PARAMETERS}
-        self._rng = np.random.default_rng(seed)
         self._nominal: dict[tuple[int, int], tuple[float, float]] = {}
         self._applied: dict[tuple[int, int], tuple[float, float]] = {}
         self.last_sample: dict[tuple[int, int], dict[str, float]] = {}
-        self.set_state(spreads)
+        super().__init__(env, seed, **spreads)
 
-    def set_state(self, state: dict) -> None:
-        """Set spreads (the curriculum calls this); they take effect at the next reset."""
-        for name, value in state.items():
-            if name not in PARAMETERS:
-                raise KeyError(f"DynamicsRandomizer.set_state: unknown parameter {name!r}; "
-                               f"known: {', '.join(PARAMETERS)}")
-            low, high = PARAMETERS[name]
-            if not low <= float(value) <= high:
-                raise ValueError(f"DynamicsRandomizer.set_state: {name}={value} outside "
-                                 f"[{low}, {high}]")
-            self._spreads[name] = float(value)
+    def _make_rng(self, seed):
+        return np.random.default_rng(seed)
 
-    def get_state(self) -> dict:
-        return dict(self._spreads)
-
-    def seed(self, seed=None):
-        self._rng = np.random.default_rng(seed)
-        return self.env.seed(seed)
+    @property
+    def _spreads(self) -> dict:
+        return self.strength
 
     def reset(self, **kwargs):
-        observation = self.env.reset(**kwargs)
+        self._take_pending()
+        observation = self.env.reset(**kwargs)  # a reset may reload the bodies
         self._randomize()
         return observation
 
     # --- pybullet access ---
 
     def bullet_client(self):
-        """The environment's pybullet client (pybullet_envs keep it in `_p` or
-        `_pybullet_client`)."""
-        env = self.env.unwrapped
-        for attribute in ("_p", "_pybullet_client"):
-            client = getattr(env, attribute, None)
-            if client is not None:
-                return client
-        raise TypeError(f"{type(env).__name__} is not a pybullet environment "
-                        "(no _p or _pybullet_client); DynamicsRandomizer needs one")
+        """The environment's pybullet client."""
+        return bullet_client(self.env)
 
     def links(self):
         """(body unique id, link index) of every link, base (-1) included."""

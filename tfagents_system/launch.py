@@ -130,8 +130,8 @@ def check_environment(params: TrainParamsBase, params_file: Path, config_file: P
                     f"{type(exc).__name__} building the {kind} env: {exc}"
                 ) from exc
             envs_built.append(env)
-            curriculum.check_env_supports(curriculum.parse_curriculum(params.env_config),
-                                          env, kind, f"config file {config_file}")
+            curriculum.check_env_accepts(curriculum.parse_curriculum(params.env_config),
+                                         env, kind, f"config file {config_file}")
         checks.check_same_specs(*envs_built, where)
         stage(f"the collect env's first reset() and step() ({params_file})")
         checks.check_env_steps(envs_built[0], params.seed, where)

@@ -9,6 +9,7 @@ Applications", table 1).
 from __future__ import annotations
 
 import abc
+import functools
 import importlib.util
 import math
 import sys
@@ -255,8 +256,10 @@ class GymTrainParams(TrainParamsBase):
         {"env_id": "HalfCheetahBulletEnv-v0",
          "max_episode_steps": 1000,      (optional; default: the registered limit)
          "gym_kwargs": {...},            (optional; passed to the env's constructor)
-         "domain_randomization": true}   (optional; pybullet dynamics randomization
+         "domain_randomization": true,   (optional; pybullet dynamics randomization
                                           whose spreads a curriculum sets)
+         "perturbations": true}          (optional; every `perturbations` wrapper, or
+                                          an object of their initial strengths)
 
     `time_feature = True` appends the remaining fraction of the episode's time
     limit to the observation (`tfagents_system.time_feature.TimeFeature`).
@@ -270,23 +273,42 @@ class GymTrainParams(TrainParamsBase):
             problems.append(f"time_feature={self.time_feature!r}: must be True or False")
         return problems
 
+    def gym_wrappers(self) -> tuple:
+        """The gym wrappers the config switches on, inner first."""
+        from tfagents_system.envs import EnvError
+
+        wrappers = []
+        if self.env_config.get("domain_randomization"):
+            from tfagents_system.domain_randomization import DynamicsRandomizer
+
+            wrappers.append(DynamicsRandomizer)
+        chosen = self.env_config.get("perturbations")
+        if chosen:
+            from tfagents_system import perturbations
+
+            chosen = {} if chosen is True else chosen
+            unknown = sorted(set(chosen) - set(perturbations.PARAMETERS)
+                             - perturbations.OPTIONS) if isinstance(chosen, dict) else None
+            if unknown is None or unknown:
+                raise EnvError(f'config "perturbations": {chosen!r} must be true or an object '
+                               "of initial strengths; unknown key(s) "
+                               f"{', '.join(unknown or [])}; known: "
+                               f"{', '.join([*perturbations.PARAMETERS, *perturbations.OPTIONS])}")
+            wrappers.append(functools.partial(perturbations.perturb, **chosen))
+        return tuple(wrappers)
+
     def env_ctor(self, seed=None, *args, **kwargs):
         from tfagents_system.envs import EnvError, load_gym_env
 
         if "env_id" not in self.env_config:
             raise EnvError('the config has no "env_id"; add e.g. '
                            '"env_id": "InvertedPendulumBulletEnv-v0"')
-        wrappers = ()
-        if self.env_config.get("domain_randomization"):
-            from tfagents_system.domain_randomization import DynamicsRandomizer
-
-            wrappers = (DynamicsRandomizer,)
         env = load_gym_env(
             self.env_config["env_id"],
             seed=seed,
             max_episode_steps=self.env_config.get("max_episode_steps"),
             gym_kwargs={**self.env_config.get("gym_kwargs", {}), **kwargs},
-            gym_env_wrappers=wrappers,
+            gym_env_wrappers=self.gym_wrappers(),
         )
         if self.time_feature:
             from tfagents_system.time_feature import TimeFeature

@@ -17,6 +17,7 @@ pytestmark = pytest.mark.e2e
 FIGURES = {"learner grad steps/s: ours vs in-memory",
            "learner grad steps/s: ours vs stock TF-Agents",
            "worker env steps/s: ours vs raw env stepping",
+           "worker env steps/s: all perturbations on vs none",
            "N workers vs 1 worker, env steps/s"}
 NUMBER = r"\d+\.\d+"
 ROW = re.compile(rf"^\| (?P<figure>[^|]+) \| {NUMBER} \| {NUMBER} \| {NUMBER} \| >= {NUMBER} "

@@ -18,7 +18,8 @@ def results():
                       threads=1, cpus=[1], layout="packed_transition", steps=100, repeats=3,
                       cpu_ms_per_step={"in_memory": 5.0, "ours": 7.0, "stock": 17.0},
                       gpus=[])
-    worker = _result({"raw": [2700.0, 1300.0, 2600.0], "ours": [2200.0, 1100.0, 2000.0]},
+    worker = _result({"raw": [2700.0, 1300.0, 2600.0], "ours": [2200.0, 1100.0, 2000.0],
+                      "perturbed": [2090.0, 1045.0, 1900.0]},
                      cpus=[1], layout="packed_transition", actor="NumpyActor",
                      num_envs_per_worker=1, steps=1000, repeats=3)
     scaling = {"cpus": [0, 1], "rates": {"1": 2000.0, "2": 3700.0},
@@ -47,6 +48,8 @@ def test_rows_use_ratios_of_the_same_round(results):
     worker = rows["worker env steps/s: ours vs raw env stepping"]
     assert worker["ratio"] == pytest.approx(2200 / 2700)  # rounds: 0.81, 0.85, 0.77
     assert worker["pass"]
+    perturbed = rows["worker env steps/s: all perturbations on vs none"]
+    assert perturbed["ratio"] == pytest.approx(0.95) and perturbed["pass"]  # 0.95 in each round
     assert rows["2 workers vs 1 worker, env steps/s"]["ratio"] == pytest.approx(1.85)
     assert rows["2 workers vs 1 worker, env steps/s"]["pass"]
 
