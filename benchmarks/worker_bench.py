@@ -92,7 +92,8 @@ def main(argv=None) -> int:
             for e in envs:
                 e.set_state(common.PERTURBED_SPREADS)
         stats = collection.EpisodeStats(num_envs)
-        collector = collection.Collector(envs, stats, lambda: None, lambda: False)
+        collector = collection.Collector(envs, stats, lambda: None, lambda: False,
+                                         collection.TaskMetrics(params, C.COLLECT_METRICS_WINDOW))
         if chunk_length:
             collector.writers = [writers.PackedExperienceWriter(
                 client[item_layout], packing.TransitionPacker(obs_spec, act_spec),
