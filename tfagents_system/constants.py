@@ -48,6 +48,10 @@ COMPLETE_FILE = "TRAINING_COMPLETE.json"
 VARIANT_FILE = "variant.json"  # a sweep task's overrides (absent for plain runs)
 EVALUATIONS_DIR = "evaluations"  # tfagents_system.run's output, one dir per evaluation
 EVAL_SUMMARY_FILE = "summary.json"
+ENSEMBLE_PREFIX = "ensemble_"  # + a hash of its members: an ensemble's evaluation name
+ENSEMBLE_FILE = "ensemble.json"  # in an exported ensemble: its members
+CONDITION_SWEEP_PREFIX = "sweep_"  # + the sweep file's stem + "_" + the evaluation name
+CONDITION_SWEEP_STEM = "robustness"  # a condition sweep's robustness.{csv,md,json,png}
 FINAL_EVALUATION = "final"  # the evaluation made when training completes: final_seed0
 LEARNING_CURVES_FILE = "learning_curves.png"
 # Supervision of one launch (another node's under RUN_DIR/node-<name>/).

@@ -89,6 +89,12 @@ class ExperimentPaths:
         """tfagents_system.run's output for one checkpoint and seed."""
         return self.evaluations / C.evaluation_name(checkpoint, seed)
 
+    def condition_sweep(self, sweep: str, policy: str, seed: int) -> Path:
+        """tfagents_system.run --sweep_config's output for a sweep file (its stem), a policy
+        (a checkpoint or an ensemble) and a seed."""
+        return self.evaluations / (f"{C.CONDITION_SWEEP_PREFIX}{sweep}_"
+                                   f"{C.evaluation_name(policy, seed)}")
+
     def fatal(self, program: str) -> Path:
         """A program's report of an error that a restart cannot fix: the run stops."""
         return self.run_dir() / f"{program}{C.FATAL_SUFFIX}"

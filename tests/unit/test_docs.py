@@ -36,3 +36,33 @@ def test_readme_commands_exist():
         assert f"./{script}" in README or script in README
         assert (REPO / script).stat().st_mode & 0o111, f"{script} is not executable"
     assert "./tests/run.sh" in (REPO / ".ci" / "run").read_text()
+
+
+def test_readme_evaluation_commands_parse():
+    """Every tfagents_system.run command the README shows takes only flags the command has,
+    and names sweep files that load."""
+    import shlex
+
+    from tfagents_system import condition_sweep, run
+
+    commands = [line.split("#")[0] for line in README.splitlines()
+                if line.startswith("python -m tfagents_system.run ")]
+    assert len(commands) >= 6
+    parser = run.build_parser()
+    for command in commands:
+        args = parser.parse_args(shlex.split(command)[3:])
+        if args.sweep_config:
+            assert condition_sweep.load_sweep(REPO / args.sweep_config).conditions
+
+
+def test_readme_sweep_file_examples_load(tmp_path):
+    import re
+
+    from tfagents_system import condition_sweep
+
+    blocks = [b for b in re.findall(r"```json\n(.*?)```", README, re.S)
+              if '"values"' in b or '"conditions"' in b]
+    assert len(blocks) == 2
+    for i, block in enumerate(blocks):
+        (tmp_path / f"{i}.json").write_text(block)
+        assert condition_sweep.load_sweep(tmp_path / f"{i}.json").conditions

@@ -1,0 +1,25 @@
+"""A tiny trained InvertedPendulum experiment, shared by the evaluation tests."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from tfagents_system import runtime, serial
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
+from launch_helpers import write_params, write_variables
+
+
+@pytest.fixture(scope="session")
+def tiny_experiment(tmp_path_factory) -> Path:
+    """2 iterations of 100 train steps in serial mode (seconds), with a greedy policy
+    checkpoint after each: policy_checkpoint_0000000100 and _0000000200."""
+    workdir = tmp_path_factory.mktemp("tiny_experiment")
+    write_params(workdir / "params.py", num_iter=2, steps=100, ckpt=1)
+    variables = write_variables(workdir / "vars.sh", SAC_EXP_NAME="tiny")
+    runtime.setup_logging("tiny-experiment")
+    assert serial.run_serial(str(variables), num_workers=1, stop=runtime.StopFlag()) == 0
+    return workdir / "logs" / "tiny"
