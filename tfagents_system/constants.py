@@ -32,6 +32,11 @@ REPLAY_CHECKPOINTS_DAMAGED_DIR = "replay_checkpoints_damaged"  # ones Reverb fai
 REPLAY_CHECKPOINT_LOCK = ".replay_checkpoint.lock"  # serializes the learner's and server's saves
 REPLAY_CHECKPOINTS_TO_KEEP = 2
 REPLAY_MEMORY_DIR = "replay_memory"  # the learner's log of every transition it stored
+REPLAY_IMPORTED_FILE = "imported.json"  # under REPLAY_MEMORY_DIR: rows fine-tuning imported
+# Fine-tuning: the source, checkpoint and parts a new experiment started from, and its
+# copy of that checkpoint.
+INIT_FROM_FILE = "init_from.json"
+INIT_FROM_CHECKPOINT_DIR = "init_from_checkpoint"
 POLICY_DIR = "policies"
 COLLECT_POLICY = "collect_policy"
 GREEDY_POLICY = "greedy_policy"

@@ -33,6 +33,7 @@ from tfagents_system import (
     checks,
     cpu_layout,
     curriculum,
+    finetune,
     runtime,
     settings,
     slurm,
@@ -110,9 +111,11 @@ def hyperparameters(params: TrainParamsBase) -> dict:
 
 
 def check_environment(params: TrainParamsBase, params_file: Path, config_file: Path,
-                      timeout: checks.LaunchTimeout | None = None) -> tuple[int | None, list]:
+                      timeout: checks.LaunchTimeout | None = None
+                      ) -> tuple[int | None, list, tuple]:
     """Build a collect and an eval env once and step the collect env: specs, values and
-    bounds as SAC needs them. (The collect env's step limit, warnings.)"""
+    bounds as SAC needs them. (The collect env's step limit, warnings, (time step spec,
+    action spec).)"""
     runtime.import_quietly()
     from tfagents_system import builders, envs
 
@@ -140,7 +143,8 @@ def check_environment(params: TrainParamsBase, params_file: Path, config_file: P
             f"{where}: the collect env has no step limit the framework can see (no TF-Agents "
             "TimeLimit): if its episodes never end, workers never refresh their weights; set "
             "max_episode_steps in the config (gym ids) or wrap your env in TimeLimit"]
-        return max_steps, warnings
+        return max_steps, warnings, (envs_built[0].time_step_spec(),
+                                     envs_built[0].action_spec())
     finally:
         for env in envs_built:
             env.close()
@@ -260,15 +264,16 @@ def prepare(variables_file: str) -> Plan:
         if host == "localhost":  # one node: nothing but this host needs to reach the server
             checks.check_exposure(variables.allow_public_replay, variables.source)
         if not resuming:
-            max_steps, warnings = check_environment(params, inputs.params_file,
-                                                    inputs.config_file, timeout)
+            max_steps, warnings, specs = check_environment(params, inputs.params_file,
+                                                           inputs.config_file, timeout)
             capacity = checks.check_capacity(params, max_steps,
                                              f"params file {inputs.params_file}")
             inputs.warnings += warnings
+            init = check_fine_tuning(variables, params, inputs, specs, capacity, timeout)
     if not resuming:
         create_experiment(paths, variables, params, inputs.config, inputs.params_file, {
             "max_episode_steps": max_steps, "replay_capacity": capacity,
-        }, inputs.variant_record)
+        }, inputs.variant_record, init)
     import portpicker
 
     return Plan(variables, paths, params, layout, portpicker.pick_unused_port(), resuming,
@@ -291,6 +296,25 @@ class Inputs:
     warnings: list[str] = field(default_factory=list)
 
 
+def check_fine_tuning(variables: settings.TrainingVariables, params: TrainParamsBase,
+                      inputs: Inputs, specs: tuple, capacity: int,
+                      timeout: checks.LaunchTimeout) -> finetune.InitFrom | None:
+    """The source a new experiment starts from (SAC_INIT_FROM or params.init_from),
+    checked against it; None when it starts from scratch. Adds the line saying what
+    is loaded to the launch's notes."""
+    source = finetune.requested_source(params, variables.init_from, inputs.params_file)
+    if source is None:
+        return None
+    where = (f"training variables file {variables.source}: SAC_INIT_FROM"
+             if variables.init_from is not None else f"params file {inputs.params_file}: "
+             "init_from")
+    timeout.stage(f"checking the fine-tuning source {source} against TrainParams' agent "
+                  f"({inputs.params_file})")
+    init = finetune.plan_init(source, params, specs, capacity, where)
+    inputs.notes.append(init.describe())
+    return init
+
+
 def resumed_inputs(paths: ExperimentPaths, variables: settings.TrainingVariables) -> Inputs:
     """A resumed experiment trains with its own copies (and its recorded variant), whatever
     the files named by the training variables say now; differences are noted."""
@@ -308,6 +332,9 @@ def resumed_inputs(paths: ExperimentPaths, variables: settings.TrainingVariables
                                                       shallow=False):
         inputs.notes.append(f"params file {variables.params} differs from the experiment's "
                             f"copy; resuming with the copy {paths.params}")
+    if variables.init_from is not None:
+        inputs.notes.append(f"SAC_INIT_FROM={variables.init_from} is ignored: a resumed "
+                            "experiment goes on from its own checkpoints")
     return inputs
 
 
@@ -332,10 +359,12 @@ def new_inputs(variables: settings.TrainingVariables,
 
 
 def create_experiment(paths, variables, params, config, params_file, derived,
-                      variant: dict | None = None) -> None:
+                      variant: dict | None = None,
+                      init: finetune.InitFrom | None = None) -> None:
     """Write the experiment directory under a temporary name, then rename it into place.
 
-    `config` is the config as trained (a sweep variant's overrides applied).
+    `config` is the config as trained (a sweep variant's overrides applied); `init`, the
+    checkpoint a fine-tuned experiment starts from (copied in, and recorded).
     """
     try:
         paths.root.parent.mkdir(parents=True, exist_ok=True)
@@ -352,6 +381,8 @@ def create_experiment(paths, variables, params, config, params_file, derived,
         auth.create_key(tmp / C.REPLAY_KEY_FILE)
         if variant is not None:
             runtime.write_json_atomic(tmp / C.VARIANT_FILE, variant, durable=True)
+        if init is not None:
+            finetune.copy_into(init, tmp)
         runtime.write_json_atomic(tmp / C.SETTINGS_FILE, durable=True, data={
             "exp_name": paths.root.name,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -5,7 +5,8 @@ iteration (`num_steps_per_iter` gradient steps, in compiled chunks, on batches
 from the experiment's `DataSource`), publish the policy weights and the train
 step, and on its triggers write summaries and checkpoints. It finishes with a
 final checkpoint and a full policy export when the train step reaches
-`num_iter * num_steps_per_iter`.
+`num_iter * num_steps_per_iter`. A fine-tuned experiment's learner without a
+checkpoint of its own first loads the parts its `init_from.json` names (`finetune`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import argparse
 import os
 import time
 
-from tfagents_system import builders, checkpoint_recovery, runtime
+from tfagents_system import builders, checkpoint_recovery, finetune, runtime
 from tfagents_system import constants as C
 from tfagents_system.paths import ExperimentPaths
 from tfagents_system.replay.auth import Signer, read_key
@@ -51,9 +52,12 @@ class Learner:
         self.beat = heartbeat.beat if heartbeat is not None else (lambda: None)
         self.train_step = common.create_variable("train_step", 0, dtype=tf.int64)
         self.agent = builders.make_agent(params, *builders.env_specs(params), self.train_step)
-        checkpoint_recovery.choose_restorable(paths.checkpoints, paths.checkpoints_damaged, log)
+        own = checkpoint_recovery.choose_restorable(paths.checkpoints,
+                                                    paths.checkpoints_damaged, log)
         self.checkpointer = builders.make_checkpointer(params, paths, self.agent,
                                                        self.train_step)
+        if own is None:  # before the policies are exported and published
+            finetune.initialize_agent(self.agent, paths, log)
         self.start_step = self.step
         self.target = params.total_train_steps
         log.info("%s at train step %d of %d", "resumed" if self.start_step else "starting",
@@ -87,6 +91,7 @@ class Learner:
         self.source = make_data_source(layout, self.params, self.paths, capacity,
                                        self.agent.collect_data_spec, self.link,
                                        self.should_stop, self.log)
+        finetune.import_replay(self.source, layout, self.paths, self.log)
         self.train_steps = builders.make_train_loop(self.agent, self.source.next_batch)
         self.link.on_reconnect(self.source.restart_sampling)
         self.link.on_reconnect(lambda: self.link.weights.publish(self.policy_variables,

@@ -85,6 +85,17 @@ class TrainParamsBase(abc.ABC):
 
     seed: int = 0
 
+    # --- Fine-tuning from another experiment (README, "Fine-tuning") ---
+    # A new experiment starts from another's learner checkpoint: its networks
+    # always, the parts below on request; its train step still starts at 0. The
+    # source experiment's directory (relative: to this params file; the training
+    # variable SAC_INIT_FROM wins over it). Ignored when an experiment resumes.
+    init_from: str | None = None
+    init_from_step: int | None = None  # the source checkpoint's train step; None: latest
+    init_from_optimizers: bool = False  # Adam's moments and step count (not its rates)
+    init_from_alpha: bool = False  # the entropy temperature (else initial_log_alpha)
+    init_from_replay: bool = False  # the source's replay buffer (packed_blocks layouts)
+
     def __init__(self, env_config: dict[str, Any] | None = None):
         self.env_config: dict[str, Any] = dict(env_config or {})
 
@@ -246,7 +257,12 @@ _RULES = (
      "must be a finite number or None (None: -dim(action space))"),
     (("actor_fc_layers", "critic_joint_fc_layers"), _layer_sizes,
      "must be a tuple of positive integers (hidden layer sizes), e.g. (256, 256)"),
-    (("learner_keeps_replay",), lambda v: isinstance(v, bool), "must be True or False"),
+    (("learner_keeps_replay", "init_from_optimizers", "init_from_alpha", "init_from_replay"),
+     lambda v: isinstance(v, bool), "must be True or False"),
+    (("init_from",), _or_none(lambda v: isinstance(v, str) and v.strip() != ""),
+     "must be None or a source experiment's directory, e.g. 'logs/pendulum'"),
+    (("init_from_step",), _or_none(_int_at_least(0)),
+     "must be None (the latest checkpoint) or a train step of the source's checkpoints"),
 )
 
 

@@ -41,6 +41,9 @@ class ExperimentPaths:
     replay_checkpoint_lock = _under_root(C.REPLAY_CHECKPOINT_LOCK,
                                          "held by the learner or the server while saving")
     replay_memory = _under_root(C.REPLAY_MEMORY_DIR, "the learner's replay memory log")
+    init_from = _under_root(C.INIT_FROM_FILE, "what a fine-tuned experiment started from")
+    init_from_checkpoint = _under_root(C.INIT_FROM_CHECKPOINT_DIR,
+                                       "its copy of the source's learner checkpoint")
     policies = _under_root(C.POLICY_DIR, "exported policies and policy checkpoints")
     process_logs = _under_root(C.PROCESS_LOG_DIR, "one log per program")
     status = _under_root(C.STATUS_DIR, "the programs' status and heartbeat files")
@@ -59,6 +62,11 @@ class ExperimentPaths:
     def final_policy(self, name: str) -> Path:
         """A policy exported with the final weights."""
         return self.policies / C.FINAL_POLICY_DIR / name
+
+    @property
+    def replay_imported(self) -> Path:
+        """How many of the replay memory's first rows fine-tuning imported."""
+        return self.replay_memory / C.REPLAY_IMPORTED_FILE
 
     @property
     def policy_checkpoints(self) -> Path:

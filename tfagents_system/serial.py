@@ -127,6 +127,8 @@ def run_serial(variables_file: str, num_workers: int = 1,
         print(f"{'resuming' if plan.resuming else 'starting'} experiment {plan.paths.root} "
               f"in serial mode: replay server, learner and {num_workers} worker(s) as threads",
               flush=True)
+        for note in plan.notes:
+            print(f"note: {note}")
         for warning in plan.warnings:
             print(f"warning: {warning}", file=sys.stderr)
         launch.record_launch(plan, mode="serial", num_workers=num_workers,

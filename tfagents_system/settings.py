@@ -42,6 +42,8 @@ VARIABLES = {
     "SAC_LAUNCH_TIMEOUT": "seconds the launch checks may take running your code (params "
                           "import, env_ctor, first env steps) before the launch stops "
                           "(default 300)",
+    "SAC_INIT_FROM": "experiment directory a new experiment starts from (fine-tuning; "
+                     "overrides TrainParams.init_from; default: none; ignored on resume)",
 }
 REQUIRED = ("SAC_PARAMS", "SAC_CONFIG", "SAC_EXP_NAME")
 COUNTS = ("SAC_NUM_COLLECT_WORKERS", "SAC_REVERB_CPUS", "SAC_TRAIN_CPUS",
@@ -70,6 +72,7 @@ class TrainingVariables:
     sweep: Path | None = None
     launch_timeout_s: float = 300.0
     allow_public_replay: bool = False
+    init_from: Path | None = None
 
     @property
     def exp_dir(self) -> Path:
@@ -187,6 +190,7 @@ def load_training_variables(path: str | Path) -> TrainingVariables:
                                   values.get("SAC_ALLOW_PUBLIC_REPLAY", "0"), path),
         launch_timeout_s=float(_count("SAC_LAUNCH_TIMEOUT",
                                       values.get("SAC_LAUNCH_TIMEOUT", ""), path) or 300),
+        init_from=resolve(values["SAC_INIT_FROM"]) if values.get("SAC_INIT_FROM") else None,
     )
 
 

@@ -34,6 +34,35 @@ from tfagents_system.replay.tables import ratio_error_buffer
 from tfagents_system.runtime import write_json_atomic
 
 
+def log_segments(directory: Path) -> list[tuple[int, Path]]:
+    """The (first row index, path) of a replay log's segments, oldest first."""
+    found = []
+    for path in Path(directory).glob("rows_*.f32"):
+        try:
+            found.append((int(path.stem.split("_")[1]), path))
+        except ValueError:
+            continue
+    return sorted(found)
+
+
+def read_rows(directory: Path, row_size: int, limit: int) -> tuple[np.ndarray, int]:
+    """(the newest `limit` rows of a replay log, rows ever appended to it), opening
+    nothing for writing: a torn last row is left out here, not cut from the file, so
+    another experiment's log (fine-tuning) is read without changing it."""
+    segments = log_segments(directory)
+    if not segments:
+        return np.zeros((0, row_size), np.float32), 0
+    parts, have = [], 0
+    for _, path in reversed(segments):
+        rows = np.fromfile(path, np.float32)
+        parts.append(rows[:len(rows) // row_size * row_size].reshape(-1, row_size))
+        have += len(parts[-1])
+        if have >= limit:
+            break
+    rows = np.concatenate(parts[::-1]) if len(parts) > 1 else parts[0]
+    return rows[len(rows) - min(limit, len(rows)):], segments[-1][0] + len(parts[0])
+
+
 class ReplayLog:
     """Append-only segments of float32 rows; the rows' global indices name the files."""
 
@@ -68,36 +97,18 @@ class ReplayLog:
             write_json_atomic(meta, {"row_size": row_size}, durable=True)
 
     def _segments(self) -> list[tuple[int, Path]]:
-        found = []
-        for path in self._dir.glob("rows_*.f32"):
-            try:
-                found.append((int(path.stem.split("_")[1]), path))
-            except ValueError:
-                continue
-        return sorted(found)
+        return log_segments(self._dir)
 
     def load(self) -> tuple[np.ndarray, int]:
         """(the newest `capacity` rows, rows ever appended). Cuts a torn last row."""
         segments = self._segments()
-        if not segments:
-            return np.zeros((0, self._row_size), np.float32), 0
-        row_bytes = 4 * self._row_size
-        last_start, last_path = segments[-1]
-        whole = os.path.getsize(last_path) // row_bytes
-        if os.path.getsize(last_path) != whole * row_bytes:
-            os.truncate(last_path, whole * row_bytes)
-        total = last_start + whole
-        parts, have = [], 0
-        for _, path in reversed(segments):
-            rows = np.fromfile(path, np.float32)
-            rows = rows[:len(rows) // self._row_size * self._row_size].reshape(-1, self._row_size)
-            parts.append(rows)
-            have += len(rows)
-            if have >= self._capacity:
-                break
-        rows = np.concatenate(parts[::-1]) if len(parts) > 1 else parts[0]
-        self._file_start, self._file_rows = last_start, whole
-        return rows[-self._capacity:], total
+        if segments:  # appends continue the last segment: cut its torn row on disk
+            last_start, last_path = segments[-1]
+            whole = os.path.getsize(last_path) // (4 * self._row_size)
+            if os.path.getsize(last_path) != whole * 4 * self._row_size:
+                os.truncate(last_path, whole * 4 * self._row_size)
+            self._file_start, self._file_rows = last_start, whole
+        return read_rows(self._dir, self._row_size, self._capacity)
 
     def append(self, rows: np.ndarray, total_before: int) -> None:
         """Append rows whose global indices start at `total_before`; flush to the OS.

@@ -23,6 +23,7 @@ from tfagents_system.replay.client import SERVER_CALL_TIMEOUT_S, ServerLink
 from tfagents_system.replay.datasets import experience_dataset
 from tfagents_system.replay.layouts import LAYOUT_BLOCKS
 from tfagents_system.replay.packing import TransitionPacker
+from tfagents_system.runtime import read_json, write_json_atomic
 
 # Blocks taken from the experience queue per drain without a replay ratio
 # (x BLOCK_ROWS transitions).
@@ -79,6 +80,12 @@ class MemorySource(DataSource):
         self._rejected_logged = 0
         self.memory = replay_memory.ReplayMemory(capacity, self.packer.size, paths.replay_memory)
         restored = self.memory.restore()
+        self._imported_record = paths.replay_imported
+        # Rows imported from another experiment (fine-tuning) are no inserts of this one:
+        # the replay ratio counts without them, or the workers would wait until the
+        # learner had sampled them all samples_per_insert times.
+        self.imported = (read_json(self._imported_record)["rows"]
+                         if self._imported_record.is_file() else 0)
         self.limit = replay_memory.RatioLimit(params)
         log.info("replay memory: %d transitions restored (%d stored in all), capacity %d",
                  restored, self.memory.inserted, capacity)
@@ -87,8 +94,7 @@ class MemorySource(DataSource):
     def take_in(self, train_step: int) -> None:
         # With samples_per_insert one block at a time, up to the limiter's slack.
         blocks = DRAIN_MAX_BLOCKS if self.limit.spi is None else 1
-        while not self._should_stop() and self.limit.may_take_in(self.memory.inserted,
-                                                                  train_step):
+        while not self._should_stop() and self.limit.may_take_in(self._inserted(), train_step):
             rows = self._link.call(
                 lambda: replay_memory.drain_queue(self._link.client, self.check, blocks))
             self._log_rejections()
@@ -97,6 +103,18 @@ class MemorySource(DataSource):
             self.memory.add(rows)
             if self.limit.spi is None:
                 return
+
+    def import_rows(self, rows) -> None:
+        """Store another experiment's rows first, outside the replay ratio's count (the
+        count is recorded before the rows: a crash between leaves a ratio that waits a
+        little longer, never one that lets the learner run ahead)."""
+        write_json_atomic(self._imported_record, {"rows": len(rows)}, durable=True)
+        self.memory.add(rows)
+        self.imported = len(rows)
+
+    def _inserted(self) -> int:
+        """Transitions this experiment's workers inserted."""
+        return self.memory.inserted - self.imported
 
     def _log_rejections(self) -> None:
         total = sum(self.check.rejected.values())
@@ -107,7 +125,7 @@ class MemorySource(DataSource):
             self._rejected_logged = total
 
     def steps_allowed(self, train_step: int, wanted: int) -> int:
-        allowed = self.limit.steps_allowed(self.size(), self.memory.inserted, train_step, wanted)
+        allowed = self.limit.steps_allowed(self.size(), self._inserted(), train_step, wanted)
         if not allowed:
             time.sleep(0.1)  # data is short: let the workers catch up
         return allowed
