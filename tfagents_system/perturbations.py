@@ -154,14 +154,18 @@ class ObservationNoise(StrengthWrapper):
         if self._scale.shape != shape:
             raise ValueError(f"ObservationNoise: scale has shape {self._scale.shape}, the "
                              f"observation {shape}; give one factor per observation dimension")
+        self._dtype = env.observation_space.dtype
         super().__init__(env, seed, **strengths)
 
-    def _noisy(self, observation):
+    def on_reset(self) -> None:
         std = self.strength["obs_noise_std"]
-        if std == 0.0:
+        self._std = None if std == 0.0 else (std * self._scale).astype(self._dtype)
+
+    def _noisy(self, observation):
+        if self._std is None:
             return observation
-        noise = std * self._scale * self._rng.standard_normal(self._scale.shape)
-        return (observation + noise).astype(observation.dtype, copy=False)
+        noise = self._rng.standard_normal(self._std.shape, dtype=self._dtype)
+        return observation + self._std * noise
 
     def observe_reset(self, observation):
         return self._noisy(observation)
@@ -196,16 +200,18 @@ class ActionNoise(StrengthWrapper):
 
     def __init__(self, env, seed=None, **strengths):
         space = env.action_space
-        self._low, self._high = space.low, space.high
+        self._low, self._high, self._dtype = space.low, space.high, space.dtype
         self._half_range = (space.high - space.low) / 2.0
         super().__init__(env, seed, **strengths)
 
-    def step(self, action):
+    def on_reset(self) -> None:
         std = self.strength["action_noise_std"]
-        if std != 0.0:
-            noise = std * self._half_range * self._rng.standard_normal(self._half_range.shape)
-            action = np.clip(action + noise, self._low, self._high).astype(
-                self.env.action_space.dtype, copy=False)
+        self._std = None if std == 0.0 else (std * self._half_range).astype(self._dtype)
+
+    def step(self, action):
+        if self._std is not None:
+            noise = self._rng.standard_normal(self._std.shape, dtype=self._dtype)
+            action = np.minimum(np.maximum(action + self._std * noise, self._low), self._high)
         return self.env.step(action)
 
 

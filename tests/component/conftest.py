@@ -15,10 +15,12 @@ from launch_helpers import write_params, write_variables
 
 @pytest.fixture(scope="session")
 def tiny_experiment(tmp_path_factory) -> Path:
-    """2 iterations of 100 train steps in serial mode (seconds), with a greedy policy
-    checkpoint after each: policy_checkpoint_0000000100 and _0000000200."""
+    """2 iterations of 100 train steps in serial mode (seconds), with a learner and a
+    greedy policy checkpoint after each (policy_checkpoint_0000000100 and _0000000200)
+    and a replay buffer of 20,000 transitions kept by the learner."""
     workdir = tmp_path_factory.mktemp("tiny_experiment")
-    write_params(workdir / "params.py", num_iter=2, steps=100, ckpt=1)
+    write_params(workdir / "params.py", num_iter=2, steps=100, ckpt=1,
+                 extra="replay_capacity = 20_000\n")
     variables = write_variables(workdir / "vars.sh", SAC_EXP_NAME="tiny")
     runtime.setup_logging("tiny-experiment")
     assert serial.run_serial(str(variables), num_workers=1, stop=runtime.StopFlag()) == 0

@@ -43,14 +43,10 @@ def _no_slurm(monkeypatch):
     runtime.setup_logging("finetune-test")
 
 
-@pytest.fixture(scope="module")
-def source(tmp_path_factory) -> ExperimentPaths:
-    """A pendulum trained for 200 steps, checkpointed at 100 and 200."""
-    root = tmp_path_factory.mktemp("source")
-    write_params(root / "params.py", num_iter=2, steps=100, ckpt=1, extra=TINY)
-    variables = write_variables(root / "vars.sh", SAC_EXP_NAME="pendulum")
-    assert serial.run_serial(str(variables), stop=runtime.StopFlag()) == 0
-    return ExperimentPaths(root / "logs" / "pendulum")
+@pytest.fixture
+def source(tiny_experiment) -> ExperimentPaths:
+    """A pendulum trained for 200 steps, checkpointed at 100 and 200 (conftest.py)."""
+    return ExperimentPaths(tiny_experiment)
 
 
 def _digests(root: Path) -> dict[str, str]:

@@ -29,7 +29,8 @@ def tiny_finished(tmp_path_factory) -> FinishedRun:
     """3 iterations x 100 steps, 2 workers, on InvertedPendulumBullet."""
     workdir = tmp_path_factory.mktemp("tiny_finished")
     write_params(workdir / "params.py", num_iter=3, steps=100, ckpt=2)
-    variables = write_variables(workdir / "vars.sh", SAC_NUM_COLLECT_WORKERS=2)
+    variables = write_variables(workdir / "vars.sh", SAC_NUM_COLLECT_WORKERS=2,
+                                SAC_FINAL_VIDEO=1)
     try:
         result = run_script(variables)
     finally:

@@ -51,6 +51,8 @@ def write_variables(path: Path, **values) -> Path:
         "SAC_CONFIG": str(REPO / "config" / "default.json"),
         "SAC_EXP_NAME": "tiny",
         "SAC_LOGS_DIR": "logs",
+        # The final video and curves take seconds per run; tiny_finished checks them.
+        "SAC_FINAL_VIDEO": 0,
     }
     defaults.update(values)
     path.write_text("".join(f"{k}={v}\n" for k, v in defaults.items() if v is not None))

@@ -172,8 +172,7 @@ def test_shipped_examples_collect_train_and_checkpoint(workdir, example, config,
         actor_fc_layers = Base.actor_fc_layers
         critic_joint_fc_layers = Base.critic_joint_fc_layers
     """)
-    variables = write_variables(workdir / "vars.sh", SAC_CONFIG=str(REPO / "config" / config),
-                                SAC_FINAL_VIDEO=0)
+    variables = write_variables(workdir / "vars.sh", SAC_CONFIG=str(REPO / "config" / config))
     result = run_script(variables, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     exp = workdir / "logs" / "tiny"

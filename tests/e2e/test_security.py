@@ -46,7 +46,7 @@ def _attack(address: str, row_size: int, until: float) -> int:
 def test_forged_blocks_and_weights_are_dropped_and_the_run_completes(workdir):
     write_params(workdir / "params.py", num_iter=300, steps=100, ckpt=100,
                  extra="samples_per_insert = 32.0")  # paced: the run outlasts the attack
-    variables = write_variables(workdir / "vars.sh", SAC_FINAL_VIDEO=0)
+    variables = write_variables(workdir / "vars.sh")
     exp = workdir / "logs" / "tiny"
     proc = start_script(variables, workdir / "run.log")
     try:

@@ -212,7 +212,7 @@ def test_non_finite_training_stops_the_run_naming_the_train_step(workdir):
     one line naming the train step, and nothing non-finite is published."""
     write_params(workdir / "params.py", num_iter=3, steps=100,
                  extra="reward_scale_factor = 1e38")
-    variables = write_variables(workdir / "vars.sh", SAC_FINAL_VIDEO=0)
+    variables = write_variables(workdir / "vars.sh")
     exp = workdir / "logs" / "tiny"
     result = run_script(variables, timeout=400)
     assert result.returncode == 1, result.stdout + result.stderr

@@ -48,7 +48,7 @@ def job_env() -> dict:
 
 
 def tiny_variables(workdir: Path, **values) -> Path:
-    return write_variables(workdir / "vars.sh", SAC_FINAL_VIDEO=0, **values)
+    return write_variables(workdir / "vars.sh", **values)
 
 
 def submit(cluster, workdir: Path, *options: str) -> int:
