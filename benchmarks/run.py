@@ -19,7 +19,7 @@ The learner's and the worker's alternatives (`--ideas`) run in a second process
 each, after the figures, so their pipelines do not share a process with them.
 
 A full run takes about 9 minutes on an idle 2-CPU machine. `--quick` takes
-shorter runs (about 3 minutes in all) for checking the benchmark itself; its
+shorter runs (about 2 minutes in all) for checking the benchmark itself; its
 figures are noisier and the document says so.
 """
 
@@ -44,9 +44,9 @@ from benchmarks import common
 FULL = {"prefill": 20_000, "feed_rate": 2000, "learner_steps": 400, "learner_repeats": 7,
         "worker_steps": 3000, "worker_repeats": 7, "ideas_repeats": 3,
         "scaling_items": 10_000, "scaling_repeats": 3, "publishes": 10}
-QUICK = {"prefill": 5000, "feed_rate": 2000, "learner_steps": 150, "learner_repeats": 3,
-         "worker_steps": 1000, "worker_repeats": 3, "ideas_repeats": 2,
-         "scaling_items": 3000, "scaling_repeats": 2, "publishes": 5}
+QUICK = {"prefill": 5000, "feed_rate": 2000, "learner_steps": 150, "learner_repeats": 2,
+         "worker_steps": 1000, "worker_repeats": 2, "ideas_repeats": 1,
+         "scaling_items": 3000, "scaling_repeats": 1, "publishes": 3}
 PROGRESS = re.compile(r"^\[\d\d:\d\d:\d\d\] ")
 
 

@@ -9,7 +9,7 @@
 # baselines side by side, prints the table and writes docs/performance.md.
 # Uses the project's Python environment (created on first use, as run_script.sh
 # does; SAC_PYTHON=/path/to/python uses that interpreter as is).
-# A full run takes about 9 minutes on an idle 2-CPU machine; --quick about 3.
+# A full run takes about 9 minutes on an idle 2-CPU machine; --quick about 2.
 # Run it on an otherwise idle machine: the document records the load average.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

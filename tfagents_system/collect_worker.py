@@ -355,6 +355,10 @@ def main(argv=None) -> int:
                    args.num_workers, program.stop, program.log, program.heartbeat)
     except StopRequested:
         program.log.info("stopped (%s)", program.stop.signal_name)
+    except runtime.FatalError as exc:  # a restart would fail the same way
+        program.log.error("%s", exc)
+        runtime.report_fatal(program.paths, C.worker_name(args.worker_index), exc)
+        return 1
     return 0
 
 

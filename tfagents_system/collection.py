@@ -10,7 +10,7 @@ from collections import deque
 from collections.abc import Mapping
 
 from tfagents_system import constants as C
-from tfagents_system.runtime import StopRequested
+from tfagents_system.runtime import FatalError, StopRequested
 
 LAST = 2  # tf_agents.trajectories.time_step.StepType.LAST
 
@@ -58,13 +58,18 @@ RESERVED_METRIC_NAMES = frozenset(
 _METRIC_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]*")
 
 
+class HookError(FatalError, ValueError):
+    """A task-metric hook of the params failed or returned something unusable: every
+    episode would fail the same way, so the run stops (one line, not a restart loop)."""
+
+
 def check_metric_name(name) -> None:
     """A name `episode_metrics` returns must make a TensorBoard tag of its own."""
     if not isinstance(name, str) or not _METRIC_NAME.fullmatch(name):
-        raise ValueError(f"TrainParams.episode_metrics returned the metric name {name!r}: use "
+        raise HookError(f"TrainParams.episode_metrics returned the metric name {name!r}: use "
                          "letters, digits and _ . / - (e.g. 'energy')")
     if name in RESERVED_METRIC_NAMES or name == C.SUCCESS_RATE:
-        raise ValueError(f"TrainParams.episode_metrics returned the metric name {name!r}, "
+        raise HookError(f"TrainParams.episode_metrics returned the metric name {name!r}, "
                          "which the framework logs itself: rename it (success belongs in "
                          "TrainParams.episode_success)")
 
@@ -91,8 +96,15 @@ class TaskMetrics:
         info = final_info(env)
         if info is None:
             return {}
-        values = self._numbers(self._metrics(info))
-        success = self._success(info)
+        try:
+            values = self._numbers(self._metrics(info))
+            success = self._success(info)
+        except HookError:
+            raise
+        except Exception as exc:  # the user's hook: whatever it raised ends the run
+            raise HookError(f"a task-metric hook of TrainParams (episode_success or "
+                            f"episode_metrics) raised {type(exc).__name__}: {exc}; fix it "
+                            "for this env's info") from exc
         if success is not None:
             values[C.SUCCESS_RATE] = float(bool(success))
         for name, value in values.items():
@@ -105,7 +117,7 @@ class TaskMetrics:
         if not metrics:
             return {}
         if not isinstance(metrics, Mapping):
-            raise TypeError(f"TrainParams.episode_metrics returned {type(metrics).__name__}: "
+            raise HookError(f"TrainParams.episode_metrics returned {type(metrics).__name__}: "
                             "return a dict of name -> number")
         numbers = {}
         for name, value in metrics.items():
@@ -117,7 +129,7 @@ class TaskMetrics:
             try:
                 numbers[name] = float(value)
             except (TypeError, ValueError):
-                raise TypeError(f"TrainParams.episode_metrics returned {name!r}: {value!r}, "
+                raise HookError(f"TrainParams.episode_metrics returned {name!r}: {value!r}, "
                                 "not a number: return a float (or None to skip it)") from None
         return numbers
 

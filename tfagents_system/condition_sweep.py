@@ -252,10 +252,10 @@ def play_conditions(sweep: ConditionSweep, source: EvalPolicy, num_episodes: int
 
 def write_tables(rows: list[dict], output: Path) -> None:
     """robustness.csv and robustness.md: one row per condition, one column per key."""
-    columns = list(rows[0])
+    columns = list(dict.fromkeys(key for row in rows for key in row))  # success: some rows
     csv_path = output / f"{C.CONDITION_SWEEP_STEM}.csv"
     with open(csv_path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, columns)
+        writer = csv.DictWriter(fh, columns, restval="n/a")
         writer.writeheader()
         writer.writerows(rows)
 
@@ -263,7 +263,8 @@ def write_tables(rows: list[dict], output: Path) -> None:
         return f"{value:.2f}" if isinstance(value, float) else str(value)
 
     lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
-    lines += ["| " + " | ".join(cell(row[c]) for c in columns) + " |" for row in rows]
+    lines += ["| " + " | ".join(cell(row.get(c, "n/a")) for c in columns) + " |"
+              for row in rows]
     (output / f"{C.CONDITION_SWEEP_STEM}.md").write_text("\n".join(lines) + "\n")
 
 

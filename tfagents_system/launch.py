@@ -133,11 +133,13 @@ def check_environment(params: TrainParamsBase, params_file: Path, config_file: P
                     f"{type(exc).__name__} building the {kind} env: {exc}"
                 ) from exc
             envs_built.append(env)
-            curriculum.check_env_accepts(curriculum.parse_curriculum(params.env_config),
-                                         env, kind, f"config file {config_file}")
         checks.check_same_specs(*envs_built, where)
         stage(f"the collect env's first reset() and step() ({params_file})")
         checks.check_env_steps(envs_built[0], params.seed, where)
+        # Last: it leaves the envs at the curriculum's final values.
+        for env, kind in zip(envs_built, (builders.COLLECT, builders.EVAL)):
+            curriculum.check_env_accepts(curriculum.parse_curriculum(params.env_config),
+                                         env, kind, f"config file {config_file}")
         max_steps = envs.max_episode_steps(envs_built[0])
         warnings = [] if max_steps else [
             f"{where}: the collect env has no step limit the framework can see (no TF-Agents "

@@ -298,18 +298,20 @@ class GymTrainParams(TrainParamsBase):
             from tfagents_system.domain_randomization import DynamicsRandomizer
 
             wrappers.append(DynamicsRandomizer)
-        chosen = self.env_config.get("perturbations")
-        if chosen:
+        chosen = self.env_config.get("perturbations", False)
+        if chosen is not False:
             from tfagents_system import perturbations
 
+            known = ", ".join([*perturbations.PARAMETERS, *perturbations.OPTIONS])
             chosen = {} if chosen is True else chosen
+            if not isinstance(chosen, dict):
+                raise EnvError(f'config "perturbations": {chosen!r} must be true, false or an '
+                               f"object of initial strengths ({known})")
             unknown = sorted(set(chosen) - set(perturbations.PARAMETERS)
-                             - perturbations.OPTIONS) if isinstance(chosen, dict) else None
-            if unknown is None or unknown:
-                raise EnvError(f'config "perturbations": {chosen!r} must be true or an object '
-                               "of initial strengths; unknown key(s) "
-                               f"{', '.join(unknown or [])}; known: "
-                               f"{', '.join([*perturbations.PARAMETERS, *perturbations.OPTIONS])}")
+                             - perturbations.OPTIONS)
+            if unknown:
+                raise EnvError(f'config "perturbations": unknown key(s) {", ".join(unknown)}; '
+                               f"known: {known}")
             wrappers.append(functools.partial(perturbations.perturb, **chosen))
         return tuple(wrappers)
 

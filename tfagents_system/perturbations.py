@@ -257,6 +257,15 @@ class RandomPushes(StrengthWrapper):
     SALT = 106
     _left, _force, pushes = 0, None, 0
 
+    def set_state(self, state: dict) -> None:
+        super().set_state(state)
+        unwrapped = self.env.unwrapped  # (pybullet_envs make their client at the first reset)
+        if self._pending.get("push_force", 0.0) > 0 and not (
+                any(hasattr(unwrapped, attribute) for attribute in BULLET_CLIENTS)
+                or type(unwrapped).__module__.startswith("pybullet")):
+            raise TypeError(f"RandomPushes: push_force needs a pybullet environment, and "
+                            f"{type(unwrapped).__name__} is not one (no _p or _pybullet_client)")
+
     def on_reset(self) -> None:
         self._left = 0  # steps of the current push still to apply
         self._force = None
@@ -285,10 +294,13 @@ class RandomPushes(StrengthWrapper):
         p.applyExternalForce(body, link, self._force, position, p.WORLD_FRAME)
 
 
+BULLET_CLIENTS = ("_p", "_pybullet_client")  # where pybullet envs keep their client
+
+
 def bullet_client(env):
     """A pybullet env's client (pybullet_envs keep it in `_p` or `_pybullet_client`)."""
     unwrapped = env.unwrapped
-    for attribute in ("_p", "_pybullet_client"):
+    for attribute in BULLET_CLIENTS:
         client = getattr(unwrapped, attribute, None)
         if client is not None:
             return client

@@ -130,6 +130,15 @@ def test_success_rate_per_condition_when_the_env_reports_success(tiny_experiment
     assert (out / "robustness.png").stat().st_size > 10_000
 
 
+def test_tables_hold_every_column_when_only_some_conditions_report_success(tmp_path):
+    rows = [{"condition": "harsh", "mean_return": 1.0},
+            {"condition": "nominal", "mean_return": 9.0, "success_rate": 0.5}]
+    condition_sweep.write_tables(rows, tmp_path)
+    with open(tmp_path / "robustness.csv") as fh:
+        assert [r["success_rate"] for r in csv.DictReader(fh)] == ["n/a", "0.5"]
+    assert "| harsh | 1.00 | n/a |" in (tmp_path / "robustness.md").read_text()
+
+
 def test_parameter_form_expands_to_one_condition_per_value(tmp_path):
     sweep = condition_sweep.load_sweep(write(tmp_path / "steps.json", {
         "parameter": "max_episode_steps", "values": [10, 20], "apply": "config"}))

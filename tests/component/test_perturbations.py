@@ -157,6 +157,14 @@ def test_set_state_reaches_every_wrapper_from_the_next_reset_and_names_unknown_k
     env.close()
 
 
+def test_pushes_on_an_env_without_pybullet_are_refused_when_set():
+    env = load_gym_env("Pendulum-v1", seed=0, gym_env_wrappers=(P.perturb,))
+    env.set_state({"obs_noise_std": 0.1, "push_force": 0.0})  # no push: fine
+    with pytest.raises(TypeError, match="push_force needs a pybullet environment"):
+        env.set_state({"push_force": 5.0})
+    env.close()
+
+
 def test_the_config_switches_them_on_and_the_launch_check_refuses_a_bad_curriculum():
     params = GymTrainParams(env_config={"env_id": ENV_ID, "perturbations": {
         "obs_noise_std": 0.01}})

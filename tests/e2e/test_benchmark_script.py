@@ -61,7 +61,7 @@ def test_quick_benchmark_writes_every_figure(tmp_path):
     assert _figures(result.stdout) == FIGURES, result.stdout
     text = output.read_text()
     assert _figures(text) == FIGURES, text
-    assert re.search(rf"median {NUMBER} s, max {NUMBER} s over 5 publications, \d+ worker\(s\)",
+    assert re.search(rf"median {NUMBER} s, max {NUMBER} s over 3 publications, \d+ worker\(s\)",
                      text), text
     assert "Quick run" in text and "tensorflow 2.15.1" in text and "- CPU: " in text
     # The alternatives ran in their own processes, each with its reference there.

@@ -118,6 +118,25 @@ def test_bad_episode_metrics_name_the_hook_and_the_fix(returned, message):
     assert message in str(err.value)
 
 
+def test_a_hook_that_raises_ends_the_run_as_a_fatal_error():
+    from tfagents_system.runtime import FatalError
+
+    class Params(_Params):
+        def episode_success(self, info):
+            return info["reached"]  # not in this env's info
+
+    with pytest.raises(FatalError, match="episode_success or episode_metrics.*raised "
+                                         "KeyError: 'reached'"):
+        TaskMetrics(Params()).record(_InfoEnv({}))
+
+    class Listing(_Params):
+        def episode_metrics(self, info):
+            return [1.0]
+
+    with pytest.raises(FatalError):  # a bad return value too: no worker restart loop
+        TaskMetrics(Listing()).record(_InfoEnv({}))
+
+
 # --- the Collector judges an episode at its end, before the reset ---
 
 class _EpisodicEnv:
