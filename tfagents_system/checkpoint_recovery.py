@@ -23,7 +23,7 @@ from tfagents_system.runtime import FatalError
 _INDEX = re.compile(r"^(ckpt-(\d+))\.index$")
 
 
-def _prefixes(ckpt_dir: Path) -> list[Path]:
+def checkpoint_prefixes(ckpt_dir: Path) -> list[Path]:
     """Every checkpoint prefix (ckpt-N) with an .index file, oldest first."""
     found = [(int(m.group(2)), ckpt_dir / m.group(1))
              for p in ckpt_dir.iterdir() if (m := _INDEX.match(p.name))]
@@ -50,7 +50,7 @@ def choose_restorable(ckpt_dir: Path, damaged_dir: Path, log) -> Path | None:
 
     if not ckpt_dir.is_dir():
         return None
-    prefixes = _prefixes(ckpt_dir)
+    prefixes = checkpoint_prefixes(ckpt_dir)
     if not prefixes:
         return None
     try:
@@ -69,7 +69,7 @@ def choose_restorable(ckpt_dir: Path, damaged_dir: Path, log) -> Path | None:
         raise FatalError(f"no checkpoint under {ckpt_dir} can be read (the damaged ones "
                          f"are in {damaged_dir}): restore the directory from a backup, or "
                          "start a new experiment")
-    good = _prefixes(ckpt_dir)
+    good = checkpoint_prefixes(ckpt_dir)
     if named is None or Path(named).name != prefix.name:
         log.warning("the checkpoint index named %s: rewritten to name %s",
                     Path(named).name if named else "nothing", prefix.name)

@@ -20,11 +20,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import re
 import shutil
 from pathlib import Path
 
 from tfagents_system import constants as C
+from tfagents_system.checkpoint_recovery import checkpoint_prefixes
 from tfagents_system.checks import CheckError
 from tfagents_system.paths import ExperimentPaths
 from tfagents_system.runtime import (
@@ -43,7 +43,6 @@ AGENT_PARTS = {
     OPTIMIZERS: ("_actor_optimizer", "_critic_optimizer", "_alpha_optimizer"),
     ALPHA: ("_log_alpha",),
 }
-_CHECKPOINT_INDEX = re.compile(r"^ckpt-(\d+)\.index$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,8 +105,7 @@ def source_steps(source: Path) -> list[int]:
     directory = ExperimentPaths(source).checkpoints
     if not directory.is_dir():
         return []
-    return sorted(int(m.group(1)) for p in directory.iterdir()
-                  if (m := _CHECKPOINT_INDEX.match(p.name)))
+    return [int(prefix.name.split("-")[1]) for prefix in checkpoint_prefixes(directory)]
 
 
 def choose_step(source: Path, step: int | None, where: str) -> int:
@@ -137,19 +135,13 @@ def choose_step(source: Path, step: int | None, where: str) -> int:
     return chosen
 
 
-def _shapes(spec) -> list[tuple]:
-    import tensorflow as tf
-    from tf_agents.specs import tensor_spec
-
-    return [(tuple(s.shape), tf.as_dtype(s.dtype).name)
-            for s in tf.nest.flatten(tensor_spec.from_spec(spec))]
-
-
 def check_specs(source: Path, time_step_spec, action_spec, where: str) -> None:
     """The source's policy was trained on the observation and action specs of this
     experiment's env (read from its exported greedy policy's specs file)."""
     from tf_agents.policies import policy_saver
     from tf_agents.specs import tensor_spec
+
+    from tfagents_system.run import spec_shapes
 
     spec_file = ExperimentPaths(source).policy(C.GREEDY_POLICY) / policy_saver.POLICY_SPECS_PBTXT
     try:
@@ -161,9 +153,10 @@ def check_specs(source: Path, time_step_spec, action_spec, where: str) -> None:
     pairs = (("observation", time_step_spec.observation, trained.observation),
              ("action", action_spec, trained.action))
     for what, ours, theirs in pairs:
-        if _shapes(ours) != _shapes(theirs):
-            raise CheckError(f"{where} {source} was trained on {what} spec {_shapes(theirs)}, "
-                             f"this experiment's env has {_shapes(ours)}: fine-tune from an "
+        if spec_shapes(ours) != spec_shapes(theirs):
+            raise CheckError(f"{where} {source} was trained on {what} spec "
+                             f"{spec_shapes(theirs)}, this experiment's env has "
+                             f"{spec_shapes(ours)}: fine-tune from an "
                              "experiment on an env with the same observations and actions")
 
 
@@ -206,6 +199,11 @@ def check_restore(agent, init: InitFrom, where: str) -> None:
                          f"file's agent_ctor builds a {type(agent).__name__}")
     try:
         restore_parts(agent, init.checkpoint, init.parts)
+    except (AttributeError, TypeError) as exc:  # a user agent_ctor's own optimizers
+        raise CheckError(f"{where} {init.source}: its optimizers cannot be restored into "
+                         f"this agent's ({type(exc).__name__}: {exc}); init_from_optimizers "
+                         "needs TF-Agents' default (legacy Keras) optimizers with constant "
+                         "learning rates: set it to False") from exc
     except (AssertionError, ValueError) as exc:
         raise CheckError(f"{where} {init.source}: its checkpoint at train step "
                          f"{init.train_step} does not fit this experiment's agent "
