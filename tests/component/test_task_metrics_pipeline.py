@@ -129,8 +129,9 @@ def test_success_rate_and_metrics_reach_tensorboard_and_status(trained):
 @pytest.mark.timeout(120)
 def test_the_evaluation_cli_reports_the_success_rate(trained, capsys):
     paths, record = trained
-    summary = run.evaluate(paths.root, num_episodes=3, checkpoint=None, seed=0, output=None,
-                           video=False, fps=30, frame_size=(320, 240), progress=False)
+    policy = run.single_policy(paths.root, run.find_checkpoint(paths.root, None))
+    summary = run.evaluate(policy, num_episodes=3, seed=0, output=None, video=False, fps=30,
+                           frame_size=(320, 240), progress=False)
     assert summary["success_rate"] == pytest.approx(2 / 3)  # episodes 1 and 3 of 3
     assert summary["metrics"] == {"steps": LIMIT}
     stored = json.loads((paths.evaluation(summary["checkpoint"], 0)
