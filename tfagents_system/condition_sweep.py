@@ -98,11 +98,16 @@ def _read_object(path: Path, where: str) -> dict:
     if not isinstance(data, dict):
         raise EvalError(f'{where}: must hold a JSON object like {{"parameter": "joint_damping", '
                         '"values": [0.0, 5.0]}')
-    unknown = sorted(set(data) - set(FILE_KEYS))
+    _check_keys(data, FILE_KEYS, where)
+    return data
+
+
+def _check_keys(data: dict, allowed, where: str) -> None:
+    """EvalError naming the keys of `data` that are not `allowed`."""
+    unknown = sorted(set(data) - set(allowed))
     if unknown:
         raise EvalError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: "
-                        + ", ".join(FILE_KEYS))
-    return data
+                        + ", ".join(allowed))
 
 
 def _object(data: dict, key: str, where: str) -> dict:
@@ -136,10 +141,7 @@ def _listed_condition(item, where: str) -> Condition:
     if not isinstance(item, dict):
         raise EvalError(f'{where}: must be an object {{"label": ..., "set_state": {{...}}, '
                         '"config": {...}}')
-    unknown = sorted(set(item) - set(CONDITION_KEYS))
-    if unknown:
-        raise EvalError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: "
-                        + ", ".join(CONDITION_KEYS))
+    _check_keys(item, CONDITION_KEYS, where)
     if not isinstance(item.get("label"), str) or not item["label"]:
         raise EvalError(f'{where}: "label" must be a non-empty string')
     return Condition(item["label"], set_state=_object(item, "set_state", where),

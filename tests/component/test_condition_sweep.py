@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from launch_helpers import one_error_line, write_params
 
 from tfagents_system import condition_sweep, run
 
@@ -23,14 +24,6 @@ def cli(*args) -> int:
 def write(path: Path, data) -> Path:
     path.write_text(data if isinstance(data, str) else json.dumps(data))
     return path
-
-
-def one_error_line(capsys, code: int) -> str:
-    captured = capsys.readouterr()
-    assert code == 2, captured.out + captured.err
-    errors = [line for line in captured.err.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, captured.err
-    return errors[0]
 
 
 def test_parameter_sweep_writes_table_json_and_plot(tiny_experiment, tmp_path):
@@ -110,11 +103,6 @@ def gym_wrappers(self):
 
 
 def test_success_rate_per_condition_when_the_env_reports_success(tiny_experiment, tmp_path):
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
-    from launch_helpers import write_params
-
     params = write_params(tmp_path / "params.py", num_iter=2, steps=100, ckpt=1,
                           extra=SUCCESS_AFTER_4_STEPS)
     sweep = write(tmp_path / "limits.json", {"parameter": "max_episode_steps",

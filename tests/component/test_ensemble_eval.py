@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from launch_helpers import one_error_line
 
 from tfagents_system import ensemble, run
 
@@ -40,14 +41,6 @@ def cli(*args) -> int:
 
 def summary(output: Path) -> dict:
     return json.loads((output / "summary.json").read_text())
-
-
-def one_error_line(capsys, code: int) -> str:
-    captured = capsys.readouterr()
-    assert code == 2, captured.out + captured.err
-    errors = [line for line in captured.err.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, captured.err
-    return errors[0]
 
 
 @pytest.fixture(scope="module")

@@ -165,3 +165,12 @@ def eval_returns(exp_dir: Path) -> dict[str, list[tuple[int, float]]]:
         out[worker_dir.name] = [(e.step, float(tf.make_ndarray(e.tensor_proto)))
                                 for e in acc.Tensors("eval/return")]
     return out
+
+
+def one_error_line(capsys, code: int) -> str:
+    """The single `error:` line a command wrote to stderr when it exited 2."""
+    captured = capsys.readouterr()
+    assert code == 2, captured.out + captured.err
+    errors = [line for line in captured.err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, captured.err
+    return errors[0]
