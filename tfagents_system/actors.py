@@ -214,17 +214,34 @@ class NumpyGreedyPolicy:
 
 class TFPolicyActor:
     """Any collect policy (a SavedModel loaded with batch_time_steps=False): one
-    call for the time steps of all envs."""
+    call for the time steps of all envs. A recurrent policy's state is carried from
+    step to step per env and reset to the initial state at each env's episode start."""
 
     def __init__(self, policy, num_envs: int):
         self._policy = policy
-        self._state = policy.get_initial_state(num_envs)
+        self._initial = policy.get_initial_state(num_envs)
+        self._state = self._initial
+
+    def _state_for(self, step_types: np.ndarray):
+        """The state to act with: an env starting an episode gets the initial state."""
+        import tensorflow as tf
+
+        first = step_types == 0  # StepType.FIRST
+        if not tf.nest.flatten(self._state) or not first.any():
+            return self._state
+        if first.all():
+            return self._initial
+        return tf.nest.map_structure(
+            lambda state, initial: tf.where(
+                first.reshape((-1,) + (1,) * (len(state.shape) - 1)), initial, state),
+            self._state, self._initial)
 
     def __call__(self, time_steps):
         import tensorflow as tf
         from tf_agents.utils import nest_utils
 
-        step = self._policy.action(nest_utils.stack_nested_arrays(time_steps), self._state)
+        batch = nest_utils.stack_nested_arrays(time_steps)
+        step = self._policy.action(batch, self._state_for(np.asarray(batch.step_type)))
         self._state = step.state
         step = step._replace(action=tf.nest.map_structure(np.asarray, step.action),
                              info=tf.nest.map_structure(np.asarray, step.info))

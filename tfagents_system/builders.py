@@ -121,6 +121,16 @@ def make_agent(params: TrainParamsBase, time_step_spec, action_spec, train_step)
     return agent
 
 
+def train_on(agent, batch):
+    """One gradient step on a sampled batch: replay windows train with their mask as
+    the per-step weights (`recurrent.SequenceSacAgent`)."""
+    from tfagents_system.replay.packing import SequenceBatch
+
+    if isinstance(batch, SequenceBatch):
+        return agent.train(batch.experience, weights=batch.mask)
+    return agent.train(batch)
+
+
 def make_train_loop(agent, next_batch):
     """`train_steps(n, *loop_args)`: a compiled loop of n gradient steps, each on
     `next_batch(*loop_args)`; returns the last step's LossInfo. Several steps per
@@ -129,9 +139,9 @@ def make_train_loop(agent, next_batch):
 
     @tf.function
     def train_steps(n, *loop_args):
-        loss_info = agent.train(next_batch(*loop_args))
+        loss_info = train_on(agent, next_batch(*loop_args))
         for _ in tf.range(n - 1):
-            loss_info = agent.train(next_batch(*loop_args))
+            loss_info = train_on(agent, next_batch(*loop_args))
         return loss_info
 
     return train_steps

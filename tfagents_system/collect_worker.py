@@ -58,11 +58,14 @@ class WorkerLink(ServerLink):
         if self._writer_args is not None:
             self.open_writers(*self._writer_args)
 
-    def open_writers(self, layout: str, observation_spec, action_spec, count: int) -> list:
-        """One experience writer of `layout` per collect env."""
-        self._writer_args = (layout, observation_spec, action_spec, count)
+    def open_writers(self, layout: str, observation_spec, action_spec, count: int,
+                     sequence: tuple[int, int] | None = None) -> list:
+        """One experience writer of `layout` per collect env (of replay windows when
+        `sequence` is given)."""
+        self._writer_args = (layout, observation_spec, action_spec, count, sequence)
         self.writers = [make_experience_writer(self.client, layout, observation_spec,
-                                               action_spec, self._give_up_writing, self.signer)
+                                               action_spec, self._give_up_writing, self.signer,
+                                               sequence)
                         for _ in range(count)]
         return self.writers
 
@@ -153,11 +156,13 @@ class Worker:
                     raise StopRequested() from None
                 time.sleep(0.5)
         self.train_step_seen = train_step
-        layout = wait_for_layout(self.paths, self.should_stop)
+        layout, sequence = wait_for_layout(self.paths, self.should_stop)
         env = self.collect_envs[0]
         self.collector.writers = self.link.open_writers(
-            layout, env.observation_spec(), env.action_spec(), len(self.collect_envs))
-        self.log.info("experience items: %s layout", layout)
+            layout, env.observation_spec(), env.action_spec(), len(self.collect_envs), sequence)
+        windows = "" if sequence is None else (
+            f" of windows of {sequence[1]}+{sequence[0]} steps (burn-in + trained)")
+        self.log.info("experience items: %s layout%s", layout, windows)
         return train_step
 
     def warm_up(self, train_step: int) -> None:

@@ -208,13 +208,21 @@ class Collector:
                     raise StopRequested()
 
 
+def initial_state(policy):
+    """A py policy's state at an episode start, shaped as its `action` takes it back: a
+    TF policy that batches the time steps (SavedModelPyTFEagerPolicy's default) keeps
+    its state (an LSTM's) with a batch of one."""
+    batched = getattr(policy, "_batch_time_steps", False)
+    return policy.get_initial_state(batch_size=1 if batched else None)
+
+
 def play_episode(env, policy, should_stop=None, on_step=None) -> tuple[float, int]:
     """One episode of a py policy, its state carried from step to step, without writing
     experience; (return, length). `on_step()` runs after the reset and after every
     step (a video frame); `should_stop()` is polled every step. The env is left at the
     episode's last step: `TaskMetrics.record(env)` reads it next."""
     time_step = env.reset()
-    state = policy.get_initial_state(batch_size=None)
+    state = initial_state(policy)
     if on_step is not None:
         on_step()
     total, length = 0.0, 0

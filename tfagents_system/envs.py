@@ -93,3 +93,32 @@ def max_episode_steps(py_env) -> int | None:
             return int(node._duration)  # pylint: disable=protected-access
         node = getattr(node, "_env", None)
     return None
+
+
+def keep_observation_entries(indices):
+    """A gym wrapper class (for `GymTrainParams.gym_wrappers`) whose env observes only
+    the entries `indices` of a flat Box observation, in that order: hiding velocities
+    makes a task partially observed (config `"observation_indices"`)."""
+    gym = _import_gym()
+    import numpy as np
+
+    chosen = list(indices)
+
+    class KeepObservationEntries(gym.ObservationWrapper):
+        def __init__(self, env):
+            super().__init__(env)
+            space = env.observation_space
+            if len(space.shape) != 1 or not all(
+                    isinstance(i, int) and not isinstance(i, bool) and 0 <= i < space.shape[0]
+                    for i in chosen) or not chosen:
+                raise EnvError(f'config "observation_indices": {chosen!r} must be a non-empty '
+                               f"list of indices into the env's flat observation of "
+                               f"{space.shape[0] if len(space.shape) == 1 else space.shape} "
+                               "entries")
+            self.observation_space = gym.spaces.Box(
+                space.low[chosen], space.high[chosen], dtype=space.dtype)
+
+        def observation(self, observation):
+            return np.asarray(observation)[chosen]
+
+    return KeepObservationEntries

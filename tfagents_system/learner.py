@@ -33,6 +33,10 @@ def batch_time_steps(batch):
     """The (first) time steps of a sampled batch, in either layout."""
     from tf_agents.trajectories import trajectory
 
+    from tfagents_system.replay.packing import SequenceBatch
+
+    if isinstance(batch, SequenceBatch):
+        return batch.experience.time_step
     if isinstance(batch, trajectory.Transition):
         return batch.time_step
     return trajectory.to_transition(batch)[0]
@@ -82,15 +86,16 @@ class Learner:
         if capacity is None:
             capacity = int(runtime.read_json(self.paths.settings)["replay_capacity"])
         # Before publishing: workers read the layout then.
+        sequence = self.params.sequence
         layout = resolve_layout(self.paths, self.agent, self.log, capacity,
-                                self.params.learner_keeps_replay)
+                                self.params.learner_keeps_replay, sequence)
         signer = Signer(read_key(self.paths.replay_key))
         self.link = ServerLink(address, self.should_stop, self.log, signer)
         self.replay_checkpoints = ReplayCheckpoints(self.paths)
         self.beat()
         self.source = make_data_source(layout, self.params, self.paths, capacity,
                                        self.agent.collect_data_spec, self.link,
-                                       self.should_stop, self.log)
+                                       self.should_stop, self.log, sequence)
         finetune.import_replay(self.source, layout, self.paths, self.log)
         self.train_steps = builders.make_train_loop(self.agent, self.source.next_batch)
         self.link.on_reconnect(self.source.restart_sampling)

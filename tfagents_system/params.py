@@ -96,6 +96,20 @@ class TrainParamsBase(abc.ABC):
     init_from_alpha: bool = False  # the entropy temperature (else initial_log_alpha)
     init_from_replay: bool = False  # the source's replay buffer (packed_blocks layouts)
 
+    # --- Recurrent networks (README, "Recurrent networks") ---
+    # True: an LSTM actor and critic (actor_fc_layers -> lstm_size ->
+    # recurrent_output_fc_layers; critic_joint_fc_layers -> lstm_size -> the same),
+    # trained on windows of recurrent_burn_in + recurrent_sequence_length consecutive
+    # steps of one episode, as TF-Agents' recurrent SAC example (sequences of 20, LSTM
+    # of 40, output layer of 100); the burn-in steps only warm the LSTM's state. The
+    # replay buffer then holds windows: batch_size and samples_per_insert count
+    # windows, replay_capacity and min_replay_size still count transitions.
+    recurrent: bool = False
+    recurrent_sequence_length: int = 20
+    recurrent_burn_in: int = 0
+    lstm_size: tuple[int, ...] = (40,)
+    recurrent_output_fc_layers: tuple[int, ...] = (100,)
+
     def __init__(self, env_config: dict[str, Any] | None = None):
         self.env_config: dict[str, Any] = dict(env_config or {})
 
@@ -142,6 +156,10 @@ class TrainParamsBase(abc.ABC):
 
     # --- Networks and agent (override to change architectures) ---
     def actor_net_ctor(self, observation_spec, action_spec):
+        if self.recurrent:
+            from tfagents_system import recurrent
+
+            return recurrent.actor_network(self, observation_spec, action_spec)
         from tf_agents.agents.sac import tanh_normal_projection_network
         from tf_agents.networks import actor_distribution_network
 
@@ -155,6 +173,10 @@ class TrainParamsBase(abc.ABC):
         )
 
     def critic_net_ctor(self, observation_spec, action_spec):
+        if self.recurrent:
+            from tfagents_system import recurrent
+
+            return recurrent.critic_network(self, observation_spec, action_spec)
         from tf_agents.agents.ddpg import critic_network
 
         return critic_network.CriticNetwork(
@@ -165,6 +187,11 @@ class TrainParamsBase(abc.ABC):
         )
 
     def agent_ctor(self, time_step_spec, action_spec, actor_net, critic_net, train_step):
+        if self.recurrent:
+            from tfagents_system import recurrent
+
+            return recurrent.make_agent(self, time_step_spec, action_spec, actor_net,
+                                        critic_net, train_step)
         import tensorflow as tf
         from tf_agents.agents.sac import sac_agent
 
@@ -190,6 +217,13 @@ class TrainParamsBase(abc.ABC):
     @property
     def total_train_steps(self) -> int:
         return int(self.num_iter) * int(self.num_steps_per_iter)
+
+    @property
+    def sequence(self) -> tuple[int, int] | None:
+        """(trained steps, burn-in steps) of a replay window; None without recurrence."""
+        if not self.recurrent:
+            return None
+        return int(self.recurrent_sequence_length), int(self.recurrent_burn_in)
 
     def validate(self) -> list[str]:
         """All problems with the hyperparameters, each naming the field and the fix."""
@@ -240,8 +274,10 @@ _RULES = (
     (("batch_size", "num_iter", "num_steps_per_iter", "replay_capacity", "min_replay_size",
       "n_train_episodes_per_iter", "num_envs_per_worker", "eval_period_itrs",
       "log_period_itrs", "checkpoint_period_itrs", "checkpoints_to_keep",
-      "target_update_period"), _int_at_least(1), "must be a positive integer"),
-    (("n_buffer_init_episodes", "n_eval_episodes", "seed"), _int_at_least(0),
+      "target_update_period", "recurrent_sequence_length"), _int_at_least(1),
+     "must be a positive integer"),
+    (("n_buffer_init_episodes", "n_eval_episodes", "seed", "recurrent_burn_in"),
+     _int_at_least(0),
      "must be an integer >= 0"),
     (("n_buffer_init_steps",), _or_none(_int_at_least(0)), "must be an integer >= 0 or None"),
     (("n_episodes_in_buffer",), _or_none(_int_at_least(1)),
@@ -255,9 +291,11 @@ _RULES = (
     (("initial_log_alpha",), is_number, "must be a finite number"),
     (("target_entropy",), _or_none(is_number),
      "must be a finite number or None (None: -dim(action space))"),
-    (("actor_fc_layers", "critic_joint_fc_layers"), _layer_sizes,
+    (("actor_fc_layers", "critic_joint_fc_layers", "lstm_size", "recurrent_output_fc_layers"),
+     _layer_sizes,
      "must be a tuple of positive integers (hidden layer sizes), e.g. (256, 256)"),
-    (("learner_keeps_replay", "init_from_optimizers", "init_from_alpha", "init_from_replay"),
+    (("learner_keeps_replay", "recurrent", "init_from_optimizers", "init_from_alpha",
+      "init_from_replay"),
      lambda v: isinstance(v, bool), "must be True or False"),
     (("init_from",), _or_none(lambda v: isinstance(v, str) and v.strip() != ""),
      "must be None or a source experiment's directory, e.g. 'logs/pendulum'"),
@@ -274,8 +312,10 @@ class GymTrainParams(TrainParamsBase):
          "gym_kwargs": {...},            (optional; passed to the env's constructor)
          "domain_randomization": true,   (optional; pybullet dynamics randomization
                                           whose spreads a curriculum sets)
-         "perturbations": true}          (optional; every `perturbations` wrapper, or
+         "perturbations": true,          (optional; every `perturbations` wrapper, or
                                           an object of their initial strengths)
+         "observation_indices": [0, 2]}  (optional; observe only these entries of a
+                                          flat observation, e.g. to hide velocities)
 
     `time_feature = True` appends the remaining fraction of the episode's time
     limit to the observation (`tfagents_system.time_feature.TimeFeature`).
@@ -313,6 +353,10 @@ class GymTrainParams(TrainParamsBase):
                 raise EnvError(f'config "perturbations": unknown key(s) {", ".join(unknown)}; '
                                f"known: {known}")
             wrappers.append(functools.partial(perturbations.perturb, **chosen))
+        if "observation_indices" in self.env_config:  # outermost: perturbations see all
+            from tfagents_system.envs import keep_observation_entries
+
+            wrappers.append(keep_observation_entries(self.env_config["observation_indices"]))
         return tuple(wrappers)
 
     def env_ctor(self, seed=None, *args, **kwargs):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from tfagents_system import constants as C
 from tfagents_system.replay.layouts import LAYOUT_PACKED, LAYOUT_STEPS, LAYOUTS
-from tfagents_system.replay.packing import TransitionPacker
+from tfagents_system.replay.packing import make_packer
 
 # Batches a sampling stream requests ahead, and batches ready before they are needed.
 SAMPLES_IN_FLIGHT_BATCHES = 2
@@ -13,19 +13,21 @@ PREFETCH_BATCHES = 2
 
 
 def experience_dataset(address: str, collect_data_spec, batch_size: int,
-                       rate_limiter_timeout_ms: int = -1, layout: str = LAYOUT_STEPS):
+                       rate_limiter_timeout_ms: int = -1, layout: str = LAYOUT_STEPS,
+                       sequence: tuple[int, int] | None = None):
     """Batches sampled uniformly from the experience table.
 
     LAYOUT_STEPS: Trajectories with [batch, 2, ...] tensors. LAYOUT_PACKED:
     Transitions with [batch, ...] tensors (what SacAgent.train turns a 2-step
-    trajectory into). Items are batched before they are touched: a per-item
+    trajectory into), or with `sequence` SequenceBatches of replay windows. Items
+    are batched before they are touched: a per-item
     `map` costs more than the sampling itself.
     """
     import reverb
     import tensorflow as tf
 
     if layout == LAYOUT_PACKED:
-        packer = TransitionPacker.for_spec(collect_data_spec)
+        packer = make_packer(collect_data_spec.observation, collect_data_spec.action, sequence)
         dtypes, shapes = tf.float32, tf.TensorShape([packer.size])
         decode = packer.unpack
     elif layout == LAYOUT_STEPS:

@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 
 from tfagents_system.paths import ExperimentPaths
-from tfagents_system.replay.packing import TransitionPacker
-from tfagents_system.runtime import StopRequested, read_json, write_json_atomic
+from tfagents_system.replay.packing import TransitionPacker, item_capacity, make_packer
+from tfagents_system.runtime import FatalError, StopRequested, read_json, write_json_atomic
 
 LAYOUT_STEPS = "steps2"
 LAYOUT_PACKED = "packed_transition"
@@ -81,41 +81,54 @@ def memory_budget_bytes() -> int:
     return (available if room is None else min(available, room)) // 4
 
 
-def choose_layout(agent, capacity: int | None = None,
-                  learner_keeps: bool = True) -> tuple[str, str]:
+class LayoutError(FatalError, ValueError):
+    """The agent cannot be trained as the params ask: a launch error, and a learner
+    that meets it stops (it would meet it again on every restart)."""
+
+
+def choose_layout(agent, capacity: int | None = None, learner_keeps: bool = True,
+                  sequence: tuple[int, int] | None = None) -> tuple[str, str]:
     """(layout, reason) for an agent: packed where it is exact, else the TF-Agents one.
 
-    With a capacity (and `learner_keeps`), packed transitions go in blocks to the
-    learner's own replay memory if capacity x vector size fits in
-    `memory_budget_bytes()`; else the learner samples them from Reverb.
+    With a capacity (and `learner_keeps`), packed rows go in blocks to the learner's
+    own replay memory if capacity x row size fits in `memory_budget_bytes()`; else
+    the learner samples them from Reverb. `sequence` (the params' window of recurrent
+    training): rows are windows, and a configuration SAC cannot train raises
+    LayoutError.
     """
     from tf_agents.agents.sac import sac_agent
 
+    from tfagents_system import recurrent
+
+    refusal = recurrent.refusal(agent, sequence is not None)
+    if refusal:
+        raise LayoutError(refusal)
     if not isinstance(agent, sac_agent.SacAgent):
         return LAYOUT_STEPS, f"the agent is a {type(agent).__name__}, not a SacAgent"
-    networks = [agent._actor_network, agent._critic_network_1]
-    if any(net.state_spec for net in networks):
-        return LAYOUT_STEPS, "a network is recurrent"
     reason = TransitionPacker.unsupported_reason(agent.collect_data_spec)
+    if reason and sequence is not None:
+        raise LayoutError(f"recurrent training needs packed windows, but {reason}")
     if reason:
         return LAYOUT_STEPS, reason
+    what = "SacAgent on float32 transitions" + (
+        "" if sequence is None else f" in windows of {sequence[1]}+{sequence[0]} steps")
     if capacity is None:
-        return LAYOUT_PACKED, "SacAgent on float32 transitions"
+        return LAYOUT_PACKED, what
     if not learner_keeps:
-        return LAYOUT_PACKED, ("SacAgent on float32 transitions; learner_keeps_replay = False, "
-                               "so Reverb keeps the buffer")
-    need = int(capacity) * TransitionPacker.for_spec(agent.collect_data_spec).size * 4
+        return LAYOUT_PACKED, f"{what}; learner_keeps_replay = False, so Reverb keeps the buffer"
+    spec = agent.collect_data_spec
+    need = (item_capacity(capacity, sequence)
+            * make_packer(spec.observation, spec.action, sequence).size * 4)
     budget = memory_budget_bytes()
     if need > budget:
-        return LAYOUT_PACKED, (f"SacAgent on float32 transitions; a replay memory of "
-                               f"{need / 2**30:.2f} GiB exceeds a quarter of the available "
-                               f"RAM ({budget / 2**30:.2f} GiB), so Reverb keeps the buffer")
-    return LAYOUT_BLOCKS, (f"SacAgent on float32 transitions; the learner keeps the buffer "
-                           f"({need / 2**30:.2f} GiB)")
+        return LAYOUT_PACKED, (f"{what}; a replay memory of {need / 2**30:.2f} GiB exceeds a "
+                               f"quarter of the available RAM ({budget / 2**30:.2f} GiB), so "
+                               "Reverb keeps the buffer")
+    return LAYOUT_BLOCKS, f"{what}; the learner keeps the buffer ({need / 2**30:.2f} GiB)"
 
 
 def resolve_layout(paths: ExperimentPaths, agent, log, capacity: int | None = None,
-                   learner_keeps: bool = True) -> str:
+                   learner_keeps: bool = True, sequence: tuple[int, int] | None = None) -> str:
     """The experience-item layout of this experiment, recorded on first start.
 
     An experiment without the record but with checkpoints was started before
@@ -131,22 +144,38 @@ def resolve_layout(paths: ExperimentPaths, agent, log, capacity: int | None = No
             record = {"layout": LAYOUT_STEPS,
                       "reason": "experiment started before item layouts were recorded"}
         else:
-            layout, reason = choose_layout(agent, capacity, learner_keeps)
+            layout, reason = choose_layout(agent, capacity, learner_keeps, sequence)
             record = {"layout": layout, "reason": reason}
+            if sequence is not None:
+                record["sequence"] = {"length": sequence[0], "burn_in": sequence[1]}
         write_json_atomic(path, record, durable=True)
     if record["layout"] not in LAYOUTS:
         raise ValueError(f"{path}: unknown layout {record['layout']!r}")
+    if recorded_sequence(record) != sequence:
+        raise LayoutError(f"{path}: the replay buffer holds windows of "
+                          f"{recorded_sequence(record)} (trained, burn-in) steps, but the "
+                          f"params ask for {sequence}: set recurrent, "
+                          "recurrent_sequence_length and recurrent_burn_in back (None: "
+                          "recurrent = False), or start a new experiment")
     log.info("experience items: %s layout (%s)", record["layout"], record["reason"])
     return record["layout"]
 
 
-def wait_for_layout(paths: ExperimentPaths, should_stop) -> str:
-    """The layout the learner chose for this experiment (a worker waits for the record)."""
+def recorded_sequence(record: dict) -> tuple[int, int] | None:
+    """The (trained steps, burn-in) of a layout record's windows; None: transitions."""
+    sequence = record.get("sequence")
+    return None if sequence is None else (int(sequence["length"]), int(sequence["burn_in"]))
+
+
+def wait_for_layout(paths: ExperimentPaths, should_stop) -> tuple[str, tuple[int, int] | None]:
+    """(layout, window) the learner chose for this experiment (a worker waits for the
+    record); the window is (trained steps, burn-in) of recurrent training, else None."""
     while not paths.layout.is_file():
         if should_stop():
             raise StopRequested()
         time.sleep(0.5)
-    return _read_record(paths.layout)["layout"]
+    record = _read_record(paths.layout)
+    return record["layout"], recorded_sequence(record)
 
 
 def _read_record(path: Path) -> dict:

@@ -30,7 +30,7 @@ import numpy as np
 from tfagents_system import constants as C
 from tfagents_system.replay.auth import BlockCheck
 from tfagents_system.replay.client import SERVER_CALL_TIMEOUT_S
-from tfagents_system.replay.tables import ratio_error_buffer
+from tfagents_system.replay.tables import min_items, ratio_error_buffer
 from tfagents_system.runtime import write_json_atomic
 
 
@@ -151,7 +151,7 @@ class RatioLimit:
     """
 
     def __init__(self, params):
-        self.min_size = max(int(params.min_replay_size), 1)
+        self.min_size = min_items(params)
         self.batch_size = int(params.batch_size)
         self.spi = None if params.samples_per_insert is None else float(
             params.samples_per_insert)

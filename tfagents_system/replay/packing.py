@@ -7,6 +7,8 @@ Transition that SacAgent.train takes.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 # Rows per block of the packed_blocks layout, and the step type of the unused rows
@@ -79,6 +81,15 @@ class TransitionPacker:
             out[at:at + size] = np.reshape(leaf, -1)
             at += size
 
+    def write(self, time_step, action, next_time_step, out) -> bool:
+        """Pack the transition into `out`: a row per transition (as SequenceBuilder)."""
+        self.pack(time_step, action, next_time_step, out)
+        return True
+
+    def builder(self) -> TransitionPacker:
+        """A worker env's row writer: the packer itself (it keeps no state)."""
+        return self
+
     def pack(self, time_step, action, next_time_step, out=None) -> np.ndarray:
         """The transition's vector, written into `out` (a float32 row) if given."""
         if out is None:
@@ -123,3 +134,97 @@ class TransitionPacker:
             action_step=policy_step.PolicyStep(action, (), ()),
             next_time_step=ts.TimeStep(next_step_type, reward, discount, next_observation),
         )
+
+
+class SequenceBatch(NamedTuple):
+    """A batch of replay windows: a Transition of [B, T, ...] tensors and the [B, T]
+    mask of the steps to train on (`SequenceSacAgent` takes it as `weights`)."""
+
+    experience: object
+    mask: object
+
+
+class SequencePacker:
+    """A window of `burn_in + length` consecutive transitions of one episode <-> one
+    float32 vector: the transitions' vectors (`TransitionPacker`), then the mask.
+
+    The row's first values are its first transition's step types, so rows pass the
+    same checks (`auth.BlockCheck`) and block padding (`PAD_STEP_TYPE`) as
+    single transitions.
+    """
+
+    def __init__(self, transitions: TransitionPacker, length: int, burn_in: int = 0):
+        self.transitions = transitions
+        self.length = int(length)
+        self.burn_in = int(burn_in)
+        self.steps = self.length + self.burn_in
+        self.size = self.steps * transitions.size + self.steps
+        self._mask_at = self.steps * transitions.size
+
+    def unpack(self, packed) -> SequenceBatch:
+        """A [B, size] float32 batch -> a SequenceBatch of [B, steps, ...] tensors."""
+        import tensorflow as tf
+
+        batch = tf.shape(packed)[0]
+        steps = tf.reshape(packed[:, :self._mask_at], [-1, self.transitions.size])
+        flat = self.transitions.unpack(steps)
+        experience = tf.nest.map_structure(
+            lambda t: tf.reshape(t, tf.concat([[batch, self.steps], tf.shape(t)[1:]], 0)), flat)
+        return SequenceBatch(experience, packed[:, self._mask_at:])
+
+    def builder(self) -> SequenceBuilder:
+        """A worker env's window builder."""
+        return SequenceBuilder(self)
+
+
+class SequenceBuilder:
+    """Cuts one env's episodes into replay windows (`SequencePacker` rows).
+
+    A window is written every `length` steps, and at the episode's end for the steps
+    left: it holds the last `burn_in + length` transitions of the episode, the new
+    ones masked 1 and the older ones 0. So every transition is trained on in exactly
+    one window and never shares a window with another episode; a window of the first
+    steps is padded at its start with mask-0 steps of step type FIRST (zeros
+    otherwise), which the networks' reset at the episode's real FIRST step forgets.
+    """
+
+    def __init__(self, packer: SequencePacker):
+        self._packer = packer
+        size = packer.transitions.size
+        self._pad = np.zeros(size, np.float32)
+        self._pad[1] = 1.0  # FIRST -> MID, reward 0, discount 1
+        self._pad[3] = 1.0
+        self._window = np.tile(self._pad, (packer.steps, 1))
+        self._new = 0
+
+    def write(self, time_step, action, next_time_step, out) -> bool:
+        """Add a transition; True when a window was written into `out` (a float32 row)."""
+        window = self._window
+        window[:-1] = window[1:]
+        self._packer.transitions.pack(time_step, action, next_time_step, out=window[-1])
+        self._new += 1
+        last = next_time_step.step_type == 2  # StepType.LAST
+        if self._new < self._packer.length and not last:
+            return False
+        steps = self._packer.steps
+        out[:steps * len(self._pad)] = window.reshape(-1)
+        mask = out[steps * len(self._pad):]
+        mask[:] = 0.0
+        mask[steps - self._new:] = 1.0
+        self._new = 0
+        if last:
+            window[:] = self._pad
+        return True
+
+
+def item_capacity(transitions: int, sequence: tuple[int, int] | None) -> int:
+    """Replay items (rows) holding `transitions` transitions: one each, or one window
+    of `sequence[0]` trained steps each (rounded up)."""
+    return int(transitions) if sequence is None else -(-int(transitions) // sequence[0])
+
+
+def make_packer(observation_spec, action_spec, sequence: tuple[int, int] | None = None):
+    """The row packer of the packed layouts: a transition per row, or with `sequence`
+    (trained steps, burn-in) a replay window per row."""
+    packer = TransitionPacker(observation_spec, action_spec)
+    return packer if sequence is None else SequencePacker(packer, *sequence)

@@ -22,7 +22,7 @@ from tfagents_system.replay.auth import BlockCheck
 from tfagents_system.replay.client import SERVER_CALL_TIMEOUT_S, ServerLink
 from tfagents_system.replay.datasets import experience_dataset
 from tfagents_system.replay.layouts import LAYOUT_BLOCKS
-from tfagents_system.replay.packing import TransitionPacker
+from tfagents_system.replay.packing import item_capacity, make_packer
 from tfagents_system.runtime import read_json, write_json_atomic
 
 # Blocks taken from the experience queue per drain without a replay ratio
@@ -68,16 +68,18 @@ class MemorySource(DataSource):
     """The learner's own replay memory, fed from Reverb's experience queue."""
 
     def __init__(self, params, paths, capacity: int, collect_data_spec, link: ServerLink,
-                 should_stop, log):
+                 should_stop, log, sequence: tuple[int, int] | None = None):
         import tensorflow as tf
 
         self._link = link
         self._should_stop = should_stop
         self._log = log
         self._batch_size = int(params.batch_size)
-        self.packer = TransitionPacker.for_spec(collect_data_spec)
+        self.packer = make_packer(collect_data_spec.observation, collect_data_spec.action,
+                                  sequence)
         self.check = BlockCheck(link.signer, self.packer.size)
         self._rejected_logged = 0
+        capacity = item_capacity(capacity, sequence)
         self.memory = replay_memory.ReplayMemory(capacity, self.packer.size, paths.replay_memory)
         restored = self.memory.restore()
         self._imported_record = paths.replay_imported
@@ -150,17 +152,20 @@ class ReverbSource(DataSource):
     # (heartbeat, stop requests) while it waits for experience.
     SAMPLE_TIMEOUT_MS = 5000
 
-    def __init__(self, params, layout: str, collect_data_spec, link: ServerLink):
+    def __init__(self, params, layout: str, collect_data_spec, link: ServerLink,
+                 sequence: tuple[int, int] | None = None):
         self._link = link
         self._layout = layout
         self._spec = collect_data_spec
+        self._sequence = sequence
         self._batch_size = int(params.batch_size)
         self.restart_sampling()
 
     def restart_sampling(self) -> None:
         self._iterator = iter(experience_dataset(
             self._link.address, self._spec, self._batch_size,
-            rate_limiter_timeout_ms=self.SAMPLE_TIMEOUT_MS, layout=self._layout))
+            rate_limiter_timeout_ms=self.SAMPLE_TIMEOUT_MS, layout=self._layout,
+            sequence=self._sequence))
 
     def next_batch(self, iterator):
         return next(iterator)
@@ -178,8 +183,10 @@ class ReverbSource(DataSource):
 
 
 def make_data_source(layout: str, params, paths, capacity: int, collect_data_spec,
-                     link: ServerLink, should_stop, log) -> DataSource:
-    """The data source of an experiment's layout."""
+                     link: ServerLink, should_stop, log,
+                     sequence: tuple[int, int] | None = None) -> DataSource:
+    """The data source of an experiment's layout (of replay windows with `sequence`)."""
     if layout == LAYOUT_BLOCKS:
-        return MemorySource(params, paths, capacity, collect_data_spec, link, should_stop, log)
-    return ReverbSource(params, layout, collect_data_spec, link)
+        return MemorySource(params, paths, capacity, collect_data_spec, link, should_stop, log,
+                            sequence)
+    return ReverbSource(params, layout, collect_data_spec, link, sequence)

@@ -8,7 +8,7 @@ import numpy as np
 
 from tfagents_system import constants as C
 from tfagents_system.params import TrainParamsBase
-from tfagents_system.replay.packing import BLOCK_ROWS
+from tfagents_system.replay.packing import BLOCK_ROWS, item_capacity
 
 # Blocks the experience queue holds before writers wait (x BLOCK_ROWS transitions).
 QUEUE_MAX_BLOCKS = 512
@@ -22,6 +22,12 @@ def replay_capacity(params: TrainParamsBase, max_episode_steps: int | None) -> i
     return int(params.replay_capacity)
 
 
+def min_items(params: TrainParamsBase) -> int:
+    """Replay items (transitions, or windows of recurrent training) in the buffer before
+    the learner may sample: min_replay_size transitions' worth, at least 1."""
+    return max(item_capacity(params.min_replay_size, params.sequence), 1)
+
+
 def ratio_error_buffer(params: TrainParamsBase) -> float | None:
     """The samples_per_insert limiter's slack in samples (None without a ratio):
     the setting, or the warm-up's samples plus 10 batches."""
@@ -29,15 +35,14 @@ def ratio_error_buffer(params: TrainParamsBase) -> float | None:
         return None
     if params.samples_per_insert_error_buffer is not None:
         return float(params.samples_per_insert_error_buffer)
-    return (float(params.samples_per_insert) * max(int(params.min_replay_size), 1)
-            + 10.0 * params.batch_size)
+    return float(params.samples_per_insert) * min_items(params) + 10.0 * params.batch_size
 
 
 def experience_rate_limiter(params: TrainParamsBase):
     """The experience table's limiter: min size, and samples_per_insert if set."""
     import reverb
 
-    min_size = max(int(params.min_replay_size), 1)
+    min_size = min_items(params)
     if params.samples_per_insert is None:
         return reverb.rate_limiters.MinSize(min_size)
     return reverb.rate_limiters.SampleToInsertRatio(
@@ -61,7 +66,7 @@ def make_tables(params: TrainParamsBase, capacity: int) -> list:
 
     experience = reverb.Table(
         C.EXPERIENCE_TABLE,
-        max_size=capacity,
+        max_size=item_capacity(capacity, params.sequence),
         sampler=reverb.selectors.Uniform(),
         remover=reverb.selectors.Fifo(),
         rate_limiter=experience_rate_limiter(params),

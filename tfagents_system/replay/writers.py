@@ -15,7 +15,13 @@ import numpy as np
 from tfagents_system import constants as C
 from tfagents_system.replay.auth import Signer
 from tfagents_system.replay.layouts import LAYOUT_BLOCKS, LAYOUT_PACKED, LAYOUT_STEPS, LAYOUTS
-from tfagents_system.replay.packing import BLOCK_ROWS, PAD_STEP_TYPE, TransitionPacker
+from tfagents_system.replay.packing import (
+    BLOCK_ROWS,
+    PAD_STEP_TYPE,
+    SequencePacker,
+    TransitionPacker,
+    make_packer,
+)
 from tfagents_system.runtime import StopRequested
 
 _LAST = 2  # tf_agents.trajectories.time_step.StepType.LAST
@@ -134,8 +140,8 @@ class PackedExperienceWriter(_BlockingWrites):
     # C++ writer logs "pending items is alarmingly high".
     MAX_PENDING_ITEMS = 16
 
-    def __init__(self, client, packer: TransitionPacker, should_stop: Callable[[], bool],
-                 chunk_length: int | None = None):
+    def __init__(self, client, packer: TransitionPacker | SequencePacker,
+                 should_stop: Callable[[], bool], chunk_length: int | None = None):
         import reverb
         from reverb import pybind
 
@@ -145,15 +151,17 @@ class PackedExperienceWriter(_BlockingWrites):
                                           num_keep_alive_refs=chunk_length),
             False)  # validate_items: every item has the same single-step shape
         self._writer = reverb.TrajectoryWriter(self._cpp)
-        self._packer = packer
+        self._rows = packer.builder()
+        self._size = packer.size
         self._should_stop = should_stop
         self._items_since_flush = 0
 
     def add(self, time_step, action_step, next_time_step) -> None:
-        refs = self._cpp.Append([self._packer.pack(time_step, action_step.action,
-                                                   next_time_step)])
-        self._cpp.CreateItem(C.EXPERIENCE_TABLE, 1.0, [[refs[0]]], [True])
-        self._items_since_flush += 1
+        row = np.empty(self._size, np.float32)  # Reverb keeps it: one per item
+        if self._rows.write(time_step, action_step.action, next_time_step, row):
+            refs = self._cpp.Append([row])
+            self._cpp.CreateItem(C.EXPERIENCE_TABLE, 1.0, [[refs[0]]], [True])
+            self._items_since_flush += 1
         if next_time_step.step_type == _LAST:  # TimeStep.is_last() costs ~20 us
             self._end_episode()
         elif self._items_since_flush >= 3 * self.MAX_PENDING_ITEMS:
@@ -173,15 +181,15 @@ class BlockExperienceWriter(_BlockingWrites):
     layout = LAYOUT_BLOCKS
     MAX_PENDING_ITEMS = 2
 
-    def __init__(self, client, packer: TransitionPacker, should_stop: Callable[[], bool],
-                 signer: Signer, block_rows: int | None = None):
+    def __init__(self, client, packer: TransitionPacker | SequencePacker,
+                 should_stop: Callable[[], bool], signer: Signer, block_rows: int | None = None):
         import reverb
         from reverb import pybind
 
         self._cpp = client._client.NewTrajectoryWriter(  # private API (see above)
             pybind.ConstantChunkerOptions(max_chunk_length=1, num_keep_alive_refs=1), False)
         self._writer = reverb.TrajectoryWriter(self._cpp)
-        self._packer = packer
+        self._rows = packer.builder()
         self._should_stop = should_stop
         self._signer = signer
         self._writer_id = int.from_bytes(os.urandom(7), "big")
@@ -190,9 +198,9 @@ class BlockExperienceWriter(_BlockingWrites):
         self._count = 0
 
     def add(self, time_step, action_step, next_time_step) -> None:
-        self._packer.pack(time_step, action_step.action, next_time_step,
-                          out=self._block[self._count])
-        self._count += 1
+        if self._rows.write(time_step, action_step.action, next_time_step,
+                            self._block[self._count]):
+            self._count += 1
         if self._count == len(self._block) or next_time_step.step_type == _LAST:
             self.send()
 
@@ -221,13 +229,16 @@ class BlockExperienceWriter(_BlockingWrites):
 
 
 def make_experience_writer(client, layout: str, observation_spec, action_spec,
-                           should_stop: Callable[[], bool], signer: Signer):
-    """The writer of a layout; `add(time_step, action_step, next_time_step)` per env step."""
+                           should_stop: Callable[[], bool], signer: Signer,
+                           sequence: tuple[int, int] | None = None):
+    """The writer of a layout; `add(time_step, action_step, next_time_step)` per env step.
+    `sequence` (trained steps, burn-in): the packed layouts write replay windows."""
     if layout not in LAYOUTS:
         raise ValueError(f"unknown replay item layout {layout!r}; known: {', '.join(LAYOUTS)}")
     if layout == LAYOUT_STEPS:
         return ExperienceWriter(client, should_stop)
-    packer = TransitionPacker(observation_spec, action_spec)
+    packer = make_packer(observation_spec, action_spec, sequence)
     if layout == LAYOUT_PACKED:
         return PackedExperienceWriter(client, packer, should_stop)
     return BlockExperienceWriter(client, packer, should_stop, signer)
+

@@ -1,0 +1,33 @@
+"""The partially observed pendulum (config/pendulum_po.json: the cart's position and
+the pole's angle only, no velocities, and one step of action latency) with an LSTM
+actor and critic. README, "Recurrent networks", gives the measured comparison with
+the feed-forward agent (examples/inverted_pendulum.py on the same config)."""
+
+from tfagents_system.params import GymTrainParams
+
+
+class TrainParams(GymTrainParams):
+    # The default example's SAC settings (examples/inverted_pendulum.py).
+    target_update_tau = 0.02
+    actor_learning_rate = 7.3e-4
+    critic_learning_rate = 7.3e-4
+    alpha_learning_rate = 7.3e-4
+
+    recurrent = True
+    recurrent_sequence_length = 20
+    recurrent_burn_in = 0
+    # Windows of 20 steps: 32 of them train on 640 transitions a gradient step; smaller
+    # layers than the feed-forward agent's keep a gradient step about 4x its cost.
+    batch_size = 32
+    actor_fc_layers = (64,)
+    critic_joint_fc_layers = (64,)
+    lstm_size = (40,)
+    recurrent_output_fc_layers = (64,)
+
+    num_iter = 20
+    num_steps_per_iter = 1000
+    min_replay_size = 1000
+    n_buffer_init_episodes = 20
+    n_eval_episodes = 5
+    eval_period_itrs = 2
+    checkpoint_period_itrs = 5

@@ -1,0 +1,236 @@
+"""Recurrent SAC: the masked sequence losses, the refusals, the policy state on the
+workers and in evaluation, and replay windows through both packed data paths (an
+in-process Reverb server)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+reverb = pytest.importorskip("reverb")
+tf = pytest.importorskip("tensorflow")
+
+from tf_agents.agents.sac import sac_agent
+from tf_agents.policies import greedy_policy, py_tf_eager_policy
+from tf_agents.specs import tensor_spec
+from tf_agents.trajectories import time_step as ts
+from tf_agents.utils import common
+
+from tfagents_system import actors, builders, collection, recurrent, runtime
+from tfagents_system import paths as paths_module
+from tfagents_system.envs import load_gym_env
+from tfagents_system.params import TrainParamsBase
+from tfagents_system.replay import datasets, layouts, packing, sources, tables
+from tfagents_system.replay import writers as replay_writers
+from tfagents_system.replay.auth import Signer
+from tfagents_system.replay.client import ServerLink
+
+SIGNER = Signer(b"a test key of the right length!!")
+
+
+class Params(TrainParamsBase):
+    recurrent = True
+    recurrent_sequence_length = 6
+    recurrent_burn_in = 2
+    batch_size = 4
+    min_replay_size = 1
+    actor_fc_layers = (16,)
+    critic_joint_fc_layers = (16,)
+    lstm_size = (8,)
+    recurrent_output_fc_layers = (8,)
+
+    def env_ctor(self, seed=None, *args, **kwargs):
+        return load_gym_env("Pendulum-v1", seed=seed, max_episode_steps=15)
+
+
+def make_agent(params=None, env=None):
+    params = params or Params()
+    env = env or params.env_ctor(0)
+    train_step = common.create_variable("train_step", 0, dtype=tf.int64)
+    agent = builders.make_agent(params, env.time_step_spec(), env.action_spec(), train_step)
+    for var in agent.collect_policy.variables():  # weights that make the state matter
+        var.assign(tf.random.normal(var.shape, stddev=0.5, seed=3))
+    return agent, env
+
+
+def random_windows(agent, batch=4):
+    """A SequenceBatch of random windows (FIRST at the start, then MID)."""
+    params = Params()
+    spec = agent.collect_data_spec
+    packer = packing.make_packer(spec.observation, spec.action, params.sequence)
+    rng = np.random.default_rng(0)
+    rows = rng.normal(size=(batch, packer.size)).astype(np.float32)
+    t = packer.transitions.size
+    steps = rows[:, :packer.steps * t].reshape(batch, packer.steps, t)
+    steps[:, :, 0], steps[:, :, 1], steps[:, :, 3] = 1.0, 1.0, 1.0
+    steps[:, 0, 0] = 0.0
+    rows[:, packer.steps * t:] = [0.0] * params.recurrent_burn_in + [1.0] * params.sequence[0]
+    return packer, rows
+
+
+def test_sequence_losses_are_sac_losses_over_the_masked_steps():
+    agent, _ = make_agent()
+    packer, rows = random_windows(agent)
+
+    def losses(rows, mask="windows", agent_class=recurrent.SequenceSacAgent):
+        batch = packer.unpack(tf.constant(rows))
+        time_steps, action_steps, next_time_steps = batch.experience
+        weights = batch.mask if isinstance(mask, str) else mask
+        tf.random.set_seed(7)  # the same sampled actions for every call
+        critic = agent_class.critic_loss(agent, time_steps, action_steps.action,
+                                         next_time_steps, tf.math.squared_difference,
+                                         gamma=0.99, weights=weights)
+        tf.random.set_seed(7)
+        actor = agent_class.actor_loss(agent, time_steps, weights=weights)
+        return float(critic), float(actor)
+
+    # With every step kept: TF-Agents' losses (summed over time) over the steps.
+    ones = tf.ones([4, packer.steps])
+    ours = losses(rows, ones)
+    theirs = losses(rows, None, sac_agent.SacAgent)
+    np.testing.assert_allclose(ours, np.array(theirs) / packer.steps, rtol=1e-5)
+    # A masked (burn-in) step's reward never reaches the loss; a trained step's does.
+    base = losses(rows)
+    reward_at = lambda step: step * packer.transitions.size + 2  # noqa: E731
+    changed = rows.copy()
+    changed[:, reward_at(1)] += 100.0
+    assert losses(changed)[0] == pytest.approx(base[0], rel=1e-6)
+    changed = rows.copy()
+    changed[:, reward_at(5)] += 100.0
+    assert losses(changed)[0] != pytest.approx(base[0], rel=1e-3)
+
+
+class FeedForward(Params):
+    recurrent = False
+
+
+def test_configurations_sac_cannot_train_are_refused():
+    lstm_agent, env = make_agent()
+    ff_agent, _ = make_agent(FeedForward(), env)
+    with pytest.raises(layouts.LayoutError, match="set recurrent = True"):
+        layouts.choose_layout(lstm_agent, 1000, True, None)
+    with pytest.raises(layouts.LayoutError, match="feed-forward"):
+        layouts.choose_layout(ff_agent, 1000, True, (6, 2))
+    plain = sac_agent.SacAgent(
+        tensor_spec.from_spec(env.time_step_spec()), tensor_spec.from_spec(env.action_spec()),
+        actor_network=lstm_agent._actor_network,
+        critic_network=lstm_agent._critic_network_1,
+        actor_optimizer=tf.keras.optimizers.Adam(), critic_optimizer=tf.keras.optimizers.Adam(),
+        alpha_optimizer=tf.keras.optimizers.Adam())
+    with pytest.raises(layouts.LayoutError, match="SequenceSacAgent"):
+        layouts.choose_layout(plain, 1000, True, (6, 2))
+    layout, reason = layouts.choose_layout(lstm_agent, 1000, True, (6, 2))
+    assert layout == layouts.LAYOUT_BLOCKS and "windows of 2+6 steps" in reason
+
+
+def export_greedy(agent, directory):
+    builders.export_policy(greedy_policy.GreedyPolicy(agent.policy), agent.train_step_counter,
+                           directory)
+
+
+def test_workers_carry_the_policy_state_and_reset_it_at_episode_starts(tmp_path):
+    agent, env = make_agent()
+    export_greedy(agent, tmp_path / "greedy")
+
+    def actor(num_envs):
+        policy = py_tf_eager_policy.SavedModelPyTFEagerPolicy(
+            str(tmp_path / "greedy"), load_specs_from_pbtxt=True, batch_time_steps=False)
+        return actors.TFPolicyActor(policy, num_envs)
+
+    envs = [Params().env_ctor(seed) for seed in (1, 2)]
+    two = actor(2)
+    steps = [e.reset() for e in envs]
+    for _ in range(8):  # into the episodes: the state is warm
+        actions = two(steps)
+        steps = [e.step(a.action) for e, a in zip(envs, actions)]
+    # The state changes the actions: a fresh actor acts differently mid-episode.
+    carried = two(steps)
+    fresh = actor(2)(steps)
+    assert not np.allclose(carried[0].action, fresh[0].action, atol=1e-4)
+    # env 0 starts an episode, env 1 goes on: only env 0's state is reset.
+    steps = [envs[0].reset(), envs[1].step(carried[1].action)]
+    reference = actor(2)(steps)
+    after = two(steps)
+    np.testing.assert_allclose(after[0].action, reference[0].action, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(after[1].action, reference[1].action, atol=1e-4)
+
+
+def test_evaluation_carries_the_state_as_the_workers_do(tmp_path):
+    """The workers' evaluation and tfagents_system.run play an episode with the same
+    greedy policy the same way (same returns for the same env seed), and that way
+    carries the LSTM's state: a policy that forgets it every step scores otherwise."""
+    from tfagents_system import run
+
+    agent, _ = make_agent()
+    paths = paths_module.ExperimentPaths(tmp_path)
+    export_greedy(agent, paths.policy("greedy_policy"))
+    saver = builders.make_policy_saver(greedy_policy.GreedyPolicy(agent.policy),
+                                       agent.train_step_counter)
+    saver.save_checkpoint(str(paths.policy_checkpoint(0)))
+    worker_policy, _ = builders.make_eval_policy(paths, actor=None)
+    ckpt = run.choose_checkpoint(tmp_path, None)
+    cli_policy = run.load_greedy_policy(tmp_path, ckpt)
+    worker = collection.play_episode(Params().env_ctor(4), worker_policy)
+    cli = collection.play_episode(Params().env_ctor(4), cli_policy)
+    assert worker == cli and worker[1] == 15
+
+    class Forgetful:
+        def get_initial_state(self, batch_size=None):
+            return ()
+
+        def action(self, time_step, state):
+            return cli_policy.action(time_step, collection.initial_state(cli_policy))
+
+    assert collection.play_episode(Params().env_ctor(4), Forgetful())[0] != pytest.approx(
+        cli[0], rel=1e-6)
+
+
+@pytest.fixture
+def server():
+    srv = reverb.Server(tables.make_tables(Params(), capacity=10_000), port=None)
+    yield f"localhost:{srv.port}"
+    srv.stop()
+
+
+def collect(env, writer, episodes):
+    stats = collection.EpisodeStats(1)
+    collector = collection.Collector([env], stats, lambda: None, lambda: False)
+    collector.writers = [writer]
+    collector.run(actors.RandomActor(env.action_spec(), seed=3), episodes)
+    writer.close()
+    return stats
+
+
+def test_windows_reach_the_learner_through_its_memory_and_through_reverb(server, tmp_path):
+    params = Params()
+    agent, env = make_agent(params)
+    spec, client = agent.collect_data_spec, reverb.Client(server)
+    for layout in (layouts.LAYOUT_BLOCKS, layouts.LAYOUT_PACKED):
+        writer = replay_writers.make_experience_writer(
+            client, layout, env.observation_spec(), env.action_spec(), lambda: False, SIGNER,
+            params.sequence)
+        stats = collect(env, writer, episodes=3)  # 3 x 15 steps: 3 windows per episode
+        assert stats.env_steps == 45
+    log = runtime.setup_logging("test")
+    link = ServerLink(server, lambda: False, log, SIGNER)
+    memory = sources.MemorySource(params, paths_module.ExperimentPaths(tmp_path), 1000, spec,
+                                  link, lambda: False, log, params.sequence)
+    memory.take_in(0)
+    assert memory.size() == 9 and memory.memory.capacity == 167  # 1000 transitions / 6
+    from_reverb = next(iter(datasets.experience_dataset(
+        server, spec, 9, layout=layouts.LAYOUT_PACKED, sequence=params.sequence)))
+    for batch in (memory.sample(), from_reverb):
+        assert isinstance(batch, packing.SequenceBatch)
+        assert batch.experience.time_step.observation.shape == (4 if batch is not from_reverb
+                                                                else 9, 8, 3)
+        # Every window trains on 5 or 6 new steps (15 = 6 + 6 + 3, masked 1 at the end).
+        kept = batch.mask.numpy().sum(1)
+        assert set(kept) <= {6.0, 3.0} and batch.mask.numpy()[:, -1].all()
+    before = [v.numpy().copy() for v in agent._actor_network.variables]
+    train = builders.make_train_loop(agent, memory.next_batch)
+    assert np.isfinite(float(train(tf.constant(2, tf.int64)).loss))
+    assert int(agent.train_step_counter.numpy()) == 2
+    assert any(not np.allclose(a, b.numpy()) for a, b in
+               zip(before, agent._actor_network.variables))
+    memory.close()
+    assert ts.StepType.FIRST == 0  # the windows' pads rely on it
