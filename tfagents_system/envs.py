@@ -102,7 +102,7 @@ def keep_observation_entries(indices):
     gym = _import_gym()
     import numpy as np
 
-    chosen = list(indices)
+    chosen = list(indices) if isinstance(indices, (list, tuple)) else [None]
 
     class KeepObservationEntries(gym.ObservationWrapper):
         def __init__(self, env):

@@ -214,19 +214,27 @@ def check_restore(agent, init: InitFrom, where: str) -> None:
 def replay_rows(source: Path, agent, params, capacity: int, where: str) -> int:
     """How many of the source's logged transitions the learner will import; CheckError
     if either experiment does not keep its buffer in the learner's memory."""
-    from tfagents_system.replay.layouts import LAYOUT_BLOCKS
+    from tfagents_system.replay.layouts import LAYOUT_BLOCKS, recorded_sequence
     from tfagents_system.replay.memory import ReplayLog, log_segments
-    from tfagents_system.replay.packing import TransitionPacker
+    from tfagents_system.replay.packing import item_capacity, make_packer
 
     src = ExperimentPaths(source)
-    layout = (read_json_or_none(src.layout) or {}).get("layout")
+    record = read_json_or_none(src.layout) or {}
+    layout = record.get("layout")
     if layout != LAYOUT_BLOCKS or not params.learner_keeps_replay:
         whose = (f"the source's layout is {layout} ({src.layout})" if layout != LAYOUT_BLOCKS
                  else "this experiment sets learner_keeps_replay = False")
         raise CheckError(f"{where} {source}: init_from_replay imports a replay buffer the "
                          f"learner keeps in memory ({LAYOUT_BLOCKS} layout), but {whose}; set "
                          "init_from_replay = False")
-    row_size = TransitionPacker.for_spec(agent.collect_data_spec).size
+    sequence = params.sequence
+    if recorded_sequence(record) != sequence:
+        raise CheckError(f"{where} {source}: its replay buffer holds windows of "
+                         f"{recorded_sequence(record)} (trained, burn-in) steps, this "
+                         f"experiment trains on {sequence} (None: transitions); use the "
+                         "source's recurrent settings, or set init_from_replay = False")
+    spec = agent.collect_data_spec
+    row_size = make_packer(spec.observation, spec.action, sequence).size
     meta = src.replay_memory / ReplayLog.META
     try:
         logged = json.loads(meta.read_text())["row_size"]
@@ -238,8 +246,10 @@ def replay_rows(source: Path, agent, params, capacity: int, where: str) -> int:
                          "set init_from_replay = False")
     rows = sum(path.stat().st_size // (4 * row_size)
                for _, path in log_segments(src.replay_memory))
-    source_capacity = (read_json_or_none(src.settings) or {}).get("replay_capacity", rows)
-    return min(rows, int(source_capacity), int(capacity))
+    source_capacity = (read_json_or_none(src.settings) or {}).get("replay_capacity")
+    if source_capacity is not None:
+        rows = min(rows, item_capacity(source_capacity, sequence))
+    return min(rows, item_capacity(capacity, sequence))
 
 
 def plan_init(source: Path, params, specs: tuple, capacity: int, where: str) -> InitFrom:
@@ -322,4 +332,5 @@ def import_replay(source, layout: str, paths: ExperimentPaths, log) -> None:
                          "init_from_replay = False")
     rows, _ = read_rows(directory, source.memory.row_size, int(record["replay_rows"]))
     source.import_rows(rows)
-    log.info("fine-tuning: imported %d transitions from %s", len(rows), directory)
+    log.info("fine-tuning: imported %d replay rows (transitions, or windows of recurrent "
+             "training) from %s", len(rows), directory)

@@ -133,3 +133,28 @@ def test_plain_suite_gym_truncation_looks_terminal(closing):
     steps, last = _run_episode(ours, _constant_action(ours, 0.0))
     assert steps == 200
     assert float(last.discount) == 1.0
+
+
+def test_observation_indices_keep_only_those_entries():
+    from tfagents_system.params import GymTrainParams
+
+    full = GymTrainParams({"env_id": PENDULUM_ID}).env_ctor(seed=3)
+    kept = GymTrainParams({"env_id": PENDULUM_ID, "observation_indices": [2, 0]}).env_ctor(seed=3)
+    try:
+        assert kept.observation_spec().shape == (2,)
+        first_full, first_kept = full.reset(), kept.reset()
+        np.testing.assert_array_equal(first_kept.observation, first_full.observation[[2, 0]])
+        action = _constant_action(full, 0.5)
+        np.testing.assert_array_equal(kept.step(action).observation,
+                                      full.step(action).observation[[2, 0]])
+    finally:
+        full.close()
+        kept.close()
+
+
+@pytest.mark.parametrize("indices", [[], [3], [0, "1"], [True], 2, "02"])
+def test_observation_indices_out_of_range_name_the_key(indices):
+    from tfagents_system.params import GymTrainParams
+
+    with pytest.raises(EnvError, match='"observation_indices"'):
+        GymTrainParams({"env_id": PENDULUM_ID, "observation_indices": indices}).env_ctor(seed=0)
