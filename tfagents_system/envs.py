@@ -111,7 +111,7 @@ def keep_observation_entries(indices):
             if len(space.shape) != 1 or not all(
                     isinstance(i, int) and not isinstance(i, bool) and 0 <= i < space.shape[0]
                     for i in chosen) or not chosen:
-                raise EnvError(f'config "observation_indices": {chosen!r} must be a non-empty '
+                raise EnvError(f'config "observation_indices": {indices!r} must be a non-empty '
                                f"list of indices into the env's flat observation of "
                                f"{space.shape[0] if len(space.shape) == 1 else space.shape} "
                                "entries")

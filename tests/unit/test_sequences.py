@@ -110,3 +110,16 @@ def test_item_capacity_counts_windows():
     assert packing.item_capacity(1000, None) == 1000
     assert packing.item_capacity(1000, (20, 5)) == 50
     assert packing.item_capacity(1001, (20, 0)) == 51
+
+
+def test_pads_lead_to_the_episodes_first_observation():
+    """Both passes over a window (observations, next observations) start the episode
+    from a reset at its first observation: every pad is FIRST -> FIRST and the last
+    one's next observation is the episode's first."""
+    packer, rows = windows([12, 5], length=6, burn_in=2)
+    steps, mask = split(packer, rows[-1])  # episode 1, 5 steps: 3 pads
+    assert list(mask) == [0, 0, 0, 1, 1, 1, 1, 1]
+    assert list(steps[:3, 0]) == [0, 0, 0] and list(steps[:3, 1]) == [0, 0, 0]
+    assert list(steps[2, -2:]) == [1, 0]  # (episode 1, t = 0): the first observation
+    assert list(steps[3, packer.transitions.HEAD:packer.transitions.HEAD + 2]) == [1, 0]
+    assert list(steps[3, :2]) == [0, 1]  # the real FIRST -> MID transition

@@ -95,14 +95,19 @@ class TransitionPacker:
         if out is None:
             out = np.empty(self.size, np.float32)
         out[0] = time_step.step_type
+        self._fill(out, self._obs_at, time_step.observation, self._single_obs, self._obs_sizes)
+        self._fill(out, self._act_at, action, self._single_act, self._act_sizes)
+        self.pack_next(next_time_step, out)
+        return out
+
+    def pack_next(self, next_time_step, out) -> None:
+        """Write only the transition's next time step (step type, reward, discount,
+        observation) into the row `out`."""
         out[1] = next_time_step.step_type
         out[2] = next_time_step.reward
         out[3] = next_time_step.discount
-        self._fill(out, self._obs_at, time_step.observation, self._single_obs, self._obs_sizes)
-        self._fill(out, self._act_at, action, self._single_act, self._act_sizes)
         self._fill(out, self._next_obs_at, next_time_step.observation, self._single_obs,
                    self._obs_sizes)
-        return out
 
     def _split(self, packed, at, spec, shapes, sizes):
         import tensorflow as tf
@@ -183,16 +188,18 @@ class SequenceBuilder:
     A window is written every `length` steps, and at the episode's end for the steps
     left: it holds the last `burn_in + length` transitions of the episode, the new
     ones masked 1 and the older ones 0. So every transition is trained on in exactly
-    one window and never shares a window with another episode; a window of the first
-    steps is padded at its start with mask-0 steps of step type FIRST (zeros
-    otherwise), which the networks' reset at the episode's real FIRST step forgets.
+    one window and never shares a window with another episode. A window of the first
+    steps is padded at its start with mask-0 steps FIRST -> FIRST (zeros otherwise),
+    the last of them leading to the episode's first observation: the networks reset
+    at every pad, so the online pass over the observations and the target pass over
+    the next observations both start the episode from the initial state, at its
+    first observation.
     """
 
     def __init__(self, packer: SequencePacker):
         self._packer = packer
         size = packer.transitions.size
-        self._pad = np.zeros(size, np.float32)
-        self._pad[1] = 1.0  # FIRST -> MID, reward 0, discount 1
+        self._pad = np.zeros(size, np.float32)  # FIRST -> FIRST, reward 0, discount 1
         self._pad[3] = 1.0
         self._window = np.tile(self._pad, (packer.steps, 1))
         self._new = 0
@@ -200,6 +207,10 @@ class SequenceBuilder:
     def write(self, time_step, action, next_time_step, out) -> bool:
         """Add a transition; True when a window was written into `out` (a float32 row)."""
         window = self._window
+        if time_step.step_type == 0:  # StepType.FIRST: a new episode
+            window[:] = self._pad
+            self._new = 0
+            self._packer.transitions.pack_next(time_step, window[-1])
         window[:-1] = window[1:]
         self._packer.transitions.pack(time_step, action, next_time_step, out=window[-1])
         self._new += 1
@@ -212,8 +223,6 @@ class SequenceBuilder:
         mask[:] = 0.0
         mask[steps - self._new:] = 1.0
         self._new = 0
-        if last:
-            window[:] = self._pad
         return True
 
 
