@@ -10,7 +10,6 @@ six numbers as one vector, for comparison).
 """
 
 from tfagents_system.params import TrainParamsBase
-from tfagents_system.testing_envs import point_mass_reach
 
 
 class TrainParams(TrainParamsBase):
@@ -34,6 +33,9 @@ class TrainParams(TrainParamsBase):
             self.observation_normalization = {"steps_left": (half, half)}
 
     def env_ctor(self, seed=None, *args, **kwargs):
+        # Imported here: the launcher imports params files before TensorFlow (quietly).
+        from tfagents_system.testing_envs import point_mass_reach
+
         return point_mass_reach(seed, flat=bool(self.env_config.get("flat", False)),
                                 episode_steps=int(self.env_config.get("episode_steps", 50)),
                                 counter_dtype=self.env_config.get("counter_dtype"))
