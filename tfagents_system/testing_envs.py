@@ -9,7 +9,7 @@ flat one on the same task (tests/learning/test_dict_observation_learns.py).
 from __future__ import annotations
 
 import numpy as np
-from tf_agents.environments import py_environment
+from tf_agents.environments import py_environment, wrappers
 from tf_agents.specs import array_spec
 from tf_agents.trajectories import time_step as ts
 
@@ -87,7 +87,36 @@ def point_mass_reach(seed: int | None = None, flat: bool = False, episode_steps:
                      counter_dtype: str | None = None):
     """A `PointMassReach` ending after `episode_steps` steps (a TF-Agents TimeLimit,
     which the framework reads as the env's step limit)."""
-    from tf_agents.environments import wrappers
-
     env = PointMassReach(seed, flat, episode_steps, counter_dtype)
     return wrappers.TimeLimit(env, episode_steps)
+
+
+class SplitObservation(wrappers.PyEnvironmentBaseWrapper):
+    """A flat-observation env whose observation is given as a dict of its slices:
+    the same numbers as a structured observation (the benchmarks' dict rows).
+    `split` is ((key, size), ...) covering the flat observation in order."""
+
+    def __init__(self, env, split: tuple[tuple[str, int], ...]):
+        super().__init__(env)
+        flat = env.observation_spec()
+        if sum(size for _, size in split) != int(np.prod(flat.shape)):
+            raise ValueError(f"split {split} does not cover the observation {flat}")
+        self._split = tuple(split)
+        self._spec = {key: array_spec.ArraySpec((size,), flat.dtype, key)
+                      for key, size in split}
+
+    def observation_spec(self):
+        return self._spec
+
+    def _to_dict(self, time_step):
+        flat, out, at = time_step.observation.reshape(-1), {}, 0
+        for key, size in self._split:
+            out[key] = flat[at:at + size]
+            at += size
+        return time_step._replace(observation=out)
+
+    def _reset(self):
+        return self._to_dict(self._env.reset())
+
+    def _step(self, action):
+        return self._to_dict(self._env.step(action))
