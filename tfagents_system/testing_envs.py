@@ -66,6 +66,16 @@ class PointMassReach(py_environment.PyEnvironment):
             obs["near_goal"] = np.asarray(self._distance() < 0.1)
         return obs
 
+    def render(self, mode: str = "rgb_array") -> np.ndarray:
+        """A 96x96 top view (the final video): the goal green, the mass red."""
+        if mode != "rgb_array":
+            raise NotImplementedError(f"PointMassReach renders rgb_array frames, not {mode}")
+        frame = np.full((96, 96, 3), 255, np.uint8)
+        for point, colour in ((self._goal, (0, 160, 0)), (self._position, (200, 0, 0))):
+            col, row = np.clip(((point + 1.5) / 3.0 * 95).astype(int), 2, 93)
+            frame[95 - row - 2:95 - row + 3, col - 2:col + 3] = colour
+        return frame
+
     def _reset(self):
         self._position = self._rng.uniform(-1, 1, 2).astype(np.float32)
         self._goal = self._rng.uniform(-1, 1, 2).astype(np.float32)

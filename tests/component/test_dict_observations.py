@@ -223,3 +223,25 @@ def test_the_layout_record_keeps_the_structure_and_refuses_another(tmp_path):
     # A record from before structures were recorded is taken as it is.
     runtime.write_json_atomic(paths.layout, {"layout": "packed_blocks", "reason": "old"})
     assert layouts.resolve_layout(paths, flat_agent, log) == layouts.LAYOUT_BLOCKS
+
+
+def test_split_observation_gives_the_flat_numbers_as_a_dict():
+    """The benchmarks' dict rows: a flat env's observation as a dict of its slices is
+    exactly the structured env's observation (PointMassReach orders both alike)."""
+    from tfagents_system import envs
+    from tfagents_system.testing_envs import SplitObservation
+
+    split = SplitObservation(point_mass_reach(4, flat=True),
+                             (("position", 2), ("velocity", 2), ("goal", 2)))
+    structured = point_mass_reach(4)
+    assert split.observation_spec() == structured.observation_spec()
+    assert envs.max_episode_steps(split) == 50
+    steps = [(split.reset(), structured.reset())]
+    for _ in range(5):
+        action = np.array([0.3, -0.7], np.float32)
+        steps.append((split.step(action), structured.step(action)))
+    for got, want in steps:
+        for key in want.observation:
+            np.testing.assert_array_equal(got.observation[key], want.observation[key])
+    with pytest.raises(ValueError, match="does not cover"):
+        SplitObservation(point_mass_reach(0, flat=True), (("a", 5),))
