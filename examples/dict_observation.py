@@ -27,7 +27,8 @@ class TrainParams(TrainParamsBase):
 
     def __init__(self, env_config=None):
         super().__init__(env_config)
-        if self.env_config.get("counter_dtype") and not self.env_config.get("flat"):
+        counter = self.env_config.get("counter_dtype") and not self.env_config.get("flat")
+        if counter and self.observation_normalization is None:  # unless a subclass sets it
             # The counter runs from episode_steps to 0: centre and scale it to [-1, 1].
             half = self.env_config.get("episode_steps", 50) / 2
             self.observation_normalization = {"steps_left": (half, half)}

@@ -87,3 +87,20 @@ def test_an_experiment_without_a_layout_record_leaves_it_to_the_learner(tmp_path
     plan.paths.layout.unlink()  # created before launches recorded it
     again = launch.prepare(str(write_variables(tmp_path / "vars.sh")))
     assert again.replay_layout.startswith("experience items: chosen by the learner")
+
+
+def test_a_normalization_naming_no_leaf_stops_the_launch_in_one_line(tmp_path):
+    from launch_helpers import REPO
+
+    (tmp_path / "params.py").write_text(
+        f"import sys\nsys.path.insert(0, {str(REPO / 'examples')!r})\n"
+        "from dict_observation import TrainParams as Base\n\n\n"
+        "class TrainParams(Base):\n    observation_normalization = {'speed': (0.0, 1.0)}\n")
+    (tmp_path / "config.json").write_text("{}")  # no counter: the example sets no normalization
+    variables = write_variables(tmp_path / "vars.sh", SAC_CONFIG=str(tmp_path / "config.json"))
+    with pytest.raises(launch.BAD_INPUT) as error:
+        launch.prepare(str(variables))
+    message = str(error.value)
+    assert "\n" not in message and message.startswith(f"params file {tmp_path / 'params.py'}")
+    assert "observation_normalization names 'speed', which is no leaf" in message
+    assert not (tmp_path / "logs" / "tiny").exists()
