@@ -49,6 +49,25 @@ def bench_params(**overrides):
     return params
 
 
+# The dict-observation rows: HalfCheetahBulletEnv-v0's 26 numbers as a dict of slices
+# (sizes as in its observation: body state, joint positions and speeds, feet contacts).
+DICT_SPLIT = (("body", 8), ("joints", 12), ("feet", 6))
+
+
+def dict_bench_params(**overrides):
+    """bench_params whose env gives the same observation as a dict (DICT_SPLIT): the
+    default networks then combine it, the numpy policy and the packer handle leaves."""
+    base = type(bench_params(**overrides))
+
+    class DictBenchParams(base):
+        def env_ctor(self, seed=None, *args, **kwargs):
+            from tfagents_system.testing_envs import SplitObservation
+
+            return SplitObservation(super().env_ctor(seed, *args, **kwargs), DICT_SPLIT)
+
+    return DictBenchParams({"env_id": ENV_ID})
+
+
 # Dynamics randomization and every perturbation wrapper on, at strengths that do work.
 PERTURBED_CONFIG = {
     "domain_randomization": True,

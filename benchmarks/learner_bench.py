@@ -8,7 +8,11 @@
   layout the learner picks (`replay.sources.make_data_source` and
   `builders.make_train_loop`): for packed_blocks, a `MemorySource` whose
   `ReplayMemory` (with its log) takes in the queue's blocks before every compiled
-  call, as the learner does, while the benchmark's server keeps feeding the queue.
+  call, as the learner does, while the benchmark's server keeps feeding the queue;
+- ours_dict: ours for the env's observation given as a dict of its slices
+  (`common.dict_bench_params`): the combiner in the actor and critics, the
+  packed rows unpacked into dict leaves; its memory starts as a copy of ours'
+  (rows of the same size) and takes in the same queue.
 
 With `--ideas`, also the alternatives measured while tuning (XLA, the previous
 data path, our loop on the 2-step layout) and the sampling pipeline alone.
@@ -89,11 +93,11 @@ def main(argv=None) -> int:
     memory_dir = tempfile.mkdtemp(prefix="replay_memory_")
     log = logging.getLogger("bench")
 
-    def source_of(layout_name):
+    def source_of(layout_name, data_spec=spec, directory=memory_dir):
         """The learner's data source for a layout, on the benchmark's server for it."""
         link = ServerLink(address[layout_name], lambda: False, log, common.bench_signer())
-        return make_data_source(layout_name, params, ExperimentPaths(Path(memory_dir)),
-                                CAPACITY, spec, link, lambda: False, log)
+        return make_data_source(layout_name, params, ExperimentPaths(Path(directory)),
+                                CAPACITY, data_spec, link, lambda: False, log)
 
     source = source_of(layout)
     source.take_in(0)  # the server's prefill (nothing to take in for Reverb-sampled layouts)
@@ -127,8 +131,8 @@ def main(argv=None) -> int:
 
     # ours: the learner's data source and compiled loop, in chunks as the learner calls
     # them (taking in what waits in the queue before every call).
-    def chunks(data):
-        train_steps = builders.make_train_loop(agent, data.next_batch)
+    def chunks(data, trained=agent):
+        train_steps = builders.make_train_loop(trained, data.next_batch)
 
         def run(n):
             done = 0
@@ -141,6 +145,19 @@ def main(argv=None) -> int:
 
     variants["ours"] = chunks(source)
     prepare["ours"] = lambda: source.take_in(0)
+
+    # ours_dict: the same numbers as a dict observation (same row size, same layout).
+    dict_params = common.dict_bench_params()
+    dict_env = builders.make_env(dict_params, builders.COLLECT, seed=0)
+    dict_agent = builders.make_agent(dict_params, dict_env.time_step_spec(),
+                                     dict_env.action_spec(), train_step)
+    dict_env.close()
+    dict_source = source_of(layout, dict_agent.collect_data_spec,
+                            tempfile.mkdtemp(prefix="replay_memory_dict_"))
+    if memory is not None:
+        dict_source.memory.add(memory.rows[:int(memory.size.numpy())].numpy())
+    variants["ours_dict"] = chunks(dict_source, dict_agent)
+    prepare["ours_dict"] = lambda: dict_source.take_in(0)
 
     if args.ideas:
         @tf.function(jit_compile=True)

@@ -183,6 +183,12 @@ def build_rows(learner: dict, worker: dict, scaling: dict) -> list[dict]:
         {"figure": "worker env steps/s: ours vs raw env stepping", "value": wr["ours"],
          "baseline": wr["raw"], "target": 0.8, "ratio": round_ratio(worker, "ours", "raw")},
     ]
+    for part, result, rates in (("learner grad steps/s", learner, lr),
+                                ("worker env steps/s", worker, wr)):
+        if "ours_dict" in rates:  # the same numbers as a dict observation
+            rows.append({"figure": f"{part}: dict observation vs flat",
+                         "value": rates["ours_dict"], "baseline": rates["ours"],
+                         "target": 0.9, "ratio": round_ratio(result, "ours_dict", "ours")})
     if "perturbed" in wr:
         rows.append({"figure": "worker env steps/s: all perturbations on vs none",
                      "value": wr["perturbed"], "baseline": wr["ours"], "target": 0.9,
@@ -327,7 +333,11 @@ def write_document(path: Path, machine: dict, settings: dict, quick: bool, rows,
         f"({learner.get('taken_in', 0)} transitions taken in during the run). Every server "
         f"starts with the same {settings['prefill']} real transitions (uniform random "
         "actions), written by our writers into tables built by `tables.make_tables` "
-        "(no replay-ratio limiter, so sampling never waits).",
+        "(no replay-ratio limiter, so sampling never waits). *dict observation*: *ours* "
+        "with the env's 26 numbers given as a dict (body 8, joints 12, feet 6: "
+        "`common.dict_bench_params`), so the actor and critics run the observation "
+        "combiner and batches are unpacked into dict leaves; its memory starts as a copy "
+        "of *ours*' and takes in the same queue.",
         f"- **worker**: env steps per second over {worker['steps']} steps (whole 1000-step "
         "episodes). *raw*: the env as `load_gym_env` builds it (TF-Agents' suite_gym "
         "wrappers), uniform random actions, nothing else. *ours*: "
@@ -337,7 +347,9 @@ def write_document(path: Path, machine: dict, settings: dict, quick: bool, rows,
         "perturbations on*: *ours* on envs with dynamics randomization (mass and friction "
         "spreads 0.2, joint damping 0.05) and every `perturbations` wrapper (observation "
         "noise and a 1-step delay, action noise and a 1-step latency, action repeat 1, "
-        "5-step pushes of 50 N with probability 0.02 per step).",
+        "5-step pushes of 50 N with probability 0.02 per step). *dict observation*: "
+        "*ours* on the same env with its observation given as that dict (the numpy "
+        "policy runs the combiner; the writer packs the leaves).",
         "- **N workers**: the real `tfagents_system.collect_worker` program, N processes "
         "with one TF thread each, against a replay server in the benchmark process; the "
         "rate is the transitions delivered: taken out of the experience queue by the "

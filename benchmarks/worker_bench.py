@@ -7,7 +7,9 @@ one process on one CPU, writing into a running replay server (another process).
   settings: `make_collect_actor` (the SAC collect policy), a `Collector` and the
   experience writer of the layout the learner picks, into Reverb;
 - perturbed: ours, on envs with dynamics randomization and every perturbation
-  wrapper switched on (`common.PERTURBED_CONFIG`).
+  wrapper switched on (`common.PERTURBED_CONFIG`);
+- ours_dict: ours, on the env's observation given as a dict of its slices
+  (`common.dict_bench_params`): the combiner in the numpy policy, dict leaves packed.
 
 With `--ideas`, also the alternatives measured while tuning: the previous path
 (PyDriver + SavedModelPyTFEagerPolicy + TF-Agents-layout writer), the exported
@@ -66,7 +68,7 @@ def main(argv=None) -> int:
     builders.export_policy(agent.collect_policy, train_step, paths.policy(C.COLLECT_POLICY))
     weights = [v.numpy() for v in agent.collect_policy.variables()]
     layout, _ = layouts.choose_layout(agent, 1_000_000)  # the default capacity
-    obs_spec, act_spec = env.observation_spec(), env.action_spec()
+    act_spec = env.action_spec()
 
     variants = {}
 
@@ -82,25 +84,27 @@ def main(argv=None) -> int:
 
     variants["raw"] = raw_run
 
-    def collector_variant(actor, num_envs, item_layout, chunk_length=None, env_params=None):
+    def collector_variant(actor, num_envs, item_layout, chunk_length=None, env_params=None,
+                          spreads=None):
         if env_params is None:
             envs = [env] + [builders.make_env(params, builders.COLLECT, seed=j)
                             for j in range(1, num_envs)]
         else:
             envs = [builders.make_env(env_params, builders.COLLECT, seed=j)
                     for j in range(num_envs)]
-            for e in envs:
-                e.set_state(common.PERTURBED_SPREADS)
+        for e in envs if spreads else []:
+            e.set_state(spreads)
+        env_obs_spec = envs[0].observation_spec()
         stats = collection.EpisodeStats(num_envs)
         collector = collection.Collector(envs, stats, lambda: None, lambda: False,
                                          collection.TaskMetrics(params, C.COLLECT_METRICS_WINDOW))
         if chunk_length:
             collector.writers = [writers.PackedExperienceWriter(
-                client[item_layout], packing.TransitionPacker(obs_spec, act_spec),
+                client[item_layout], packing.TransitionPacker(env_obs_spec, act_spec),
                 lambda: False, chunk_length=chunk_length) for _ in envs]
         else:
             collector.writers = [writers.make_experience_writer(
-                client[item_layout], item_layout, obs_spec, act_spec, lambda: False,
+                client[item_layout], item_layout, env_obs_spec, act_spec, lambda: False,
                 common.bench_signer()) for _ in envs]
 
         def run(n):
@@ -118,7 +122,18 @@ def main(argv=None) -> int:
     perturbed = common.bench_params()
     perturbed.env_config.update(common.PERTURBED_CONFIG)
     variants["perturbed"] = collector_variant(actor, params.num_envs_per_worker, layout,
-                                              env_params=perturbed)
+                                              env_params=perturbed,
+                                              spreads=common.PERTURBED_SPREADS)
+    # The same numbers as a dict: its actor network has the flat one's variables (the
+    # combiner has none) and its packed rows the same size, so the same layout.
+    dict_params = common.dict_bench_params()
+    dict_env = builders.make_env(dict_params, builders.COLLECT, seed=0)
+    dict_actor, _ = builders.make_collect_actor(dict_params, paths, dict_env, 0, log)
+    if isinstance(dict_actor, actors.NumpyActor):
+        dict_actor.set_weights(weights)
+    dict_env.close()
+    variants["ours_dict"] = collector_variant(dict_actor, params.num_envs_per_worker, layout,
+                                              env_params=dict_params)
 
     if args.ideas:
         def tf_actor(num_envs):

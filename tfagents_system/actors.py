@@ -37,7 +37,9 @@ class NumpyActor:
     through exp, or SAC's std_clip_transform), then
     a = clip(mid + half_range * tanh(loc + std * eps)), eps ~ N(0, I), as the
     policy's SquashToSpecNormal and TF-Agents' action clipping do. Noise comes
-    from a numpy generator seeded with the env seed. `from_network` returns
+    from a numpy generator seeded with the env seed. A structured observation goes
+    through the default combiner first (`observations.NumpyCombiner`: the
+    ObservationCombiner in front of the encoder, in numpy). `from_network` returns
     None (and the reason) for any other architecture, which then runs in
     TensorFlow.
     """
@@ -49,7 +51,9 @@ class NumpyActor:
         "tanh": np.tanh,
     }
 
-    def __init__(self, layers, projection, num_variables, action_spec, clip_std, seed):
+    def __init__(self, layers, projection, num_variables, action_spec, clip_std, seed,
+                 combiner=None):
+        self._combiner = combiner  # observations.NumpyCombiner, or None: one float32 array
         self._layers = layers  # [(kernel index, bias index or None, activation)]
         self._projection = projection  # (kernel index, bias index or None)
         self._num_variables = num_variables
@@ -99,7 +103,10 @@ class NumpyActor:
         if getattr(head.activation, "__name__", None) != "linear":
             return None, "the projection layer has an activation"
         clip_std = projection._std_transform is not tf.exp  # else SAC's std_clip_transform
-        return cls(layers, dense(head), len(index), action_spec, clip_std, seed), None
+        combiner = actor_net._encoder._preprocessing_combiner
+        combiner = None if combiner is None else combiner.numpy_combiner()
+        return cls(layers, dense(head), len(index), action_spec, clip_std, seed,
+                   combiner), None
 
     def set_weights(self, arrays) -> None:
         """The published policy variables, in the actor network's variable order."""
@@ -109,10 +116,24 @@ class NumpyActor:
                 f"{self._num_variables}: the learner and worker build different networks")
         self._weights = [np.asarray(a, np.float32) for a in arrays]
 
-    def loc_and_std(self, observations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def batch(self, observations: list):
+        """One observation per env -> the batch `sample` and `greedy` take (an array,
+        or for a structured observation the nest of [batch, ...] arrays)."""
+        if self._combiner is None:
+            if len(observations) == 1:
+                return np.asarray(observations[0])[None]
+            return np.stack(observations)
+        import tensorflow as tf
+
+        return tf.nest.map_structure(lambda *leaf: np.stack(leaf), *observations)
+
+    def loc_and_std(self, observations) -> tuple[np.ndarray, np.ndarray]:
         """The pre-tanh normal's mean and standard deviation, [batch, action size] each."""
         w = self._weights
-        x = observations.reshape(observations.shape[0], -1).astype(np.float32, copy=False)
+        if self._combiner is not None:
+            x = self._combiner(observations)
+        else:
+            x = observations.reshape(observations.shape[0], -1).astype(np.float32, copy=False)
         for kernel, bias, activation in self._layers:
             x = x @ w[kernel]
             if bias is not None:
@@ -160,20 +181,20 @@ class NumpyActor:
         return self.squash(loc)
 
     def __call__(self, time_steps):
-        if len(time_steps) == 1:
-            observations = np.asarray(time_steps[0].observation)[None]
-        else:
-            observations = np.stack([ts.observation for ts in time_steps])
+        observations = self.batch([ts.observation for ts in time_steps])
         return [self._policy_step(a, (), ()) for a in self.sample(observations)]
 
 
 def _unsupported_network(actor_net, action_spec) -> str | None:
     """Why NumpyActor cannot compute this actor network, or None if it can: it knows
-    ActorDistributionNetwork (no preprocessing, flat specs) with SAC's
-    TanhNormalProjectionNetwork (std through exp or SAC's std_clip_transform)."""
+    ActorDistributionNetwork (no preprocessing but the default observation combiner)
+    with SAC's TanhNormalProjectionNetwork (std through exp or SAC's
+    std_clip_transform), on one action array."""
     import tensorflow as tf
     from tf_agents.agents.sac import sac_agent, tanh_normal_projection_network
     from tf_agents.networks import actor_distribution_network, encoding_network
+
+    from tfagents_system.observations import ObservationCombiner
 
     if type(actor_net) is not actor_distribution_network.ActorDistributionNetwork:
         return f"actor network is a {type(actor_net).__name__}"
@@ -181,16 +202,18 @@ def _unsupported_network(actor_net, action_spec) -> str | None:
     projection = actor_net._projection_networks
     if type(encoder) is not encoding_network.EncodingNetwork:
         return f"encoder is a {type(encoder).__name__}"
-    if (encoder._flat_preprocessing_layers is not None
-            or encoder._preprocessing_combiner is not None):
+    combiner = encoder._preprocessing_combiner
+    if encoder._flat_preprocessing_layers is not None or (
+            combiner is not None and type(combiner) is not ObservationCombiner):
         return "the encoder has preprocessing layers"
     if type(projection) is not tanh_normal_projection_network.TanhNormalProjectionNetwork:
         return f"projection is a {type(projection).__name__}"
     if projection._std_transform not in (tf.exp, sac_agent.std_clip_transform):
         return "the projection has a custom std transform"
-    if len(tf.nest.flatten(action_spec)) != 1 or len(
-            tf.nest.flatten(actor_net.input_tensor_spec)) != 1:
-        return "nested observations or actions"
+    if len(tf.nest.flatten(action_spec)) != 1:
+        return "nested actions"
+    if combiner is None and len(tf.nest.flatten(actor_net.input_tensor_spec)) != 1:
+        return "nested observations without the default combiner"
     return None
 
 
@@ -208,7 +231,7 @@ class NumpyGreedyPolicy:
         return ()
 
     def action(self, time_step, policy_state=()):
-        action = self._actor.greedy(np.asarray(time_step.observation)[None])[0]
+        action = self._actor.greedy(self._actor.batch([time_step.observation]))[0]
         return self._policy_step(action, (), ())
 
 

@@ -86,6 +86,7 @@ class Plan:
     variant: dict | None = None
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    replay_layout: str = ""  # the line saying the experience-item layout and why
 
     @property
     def address(self) -> str:
@@ -150,6 +151,78 @@ def check_environment(params: TrainParamsBase, params_file: Path, config_file: P
     finally:
         for env in envs_built:
             env.close()
+
+
+def choose_replay_layout(params: TrainParamsBase, specs: tuple, capacity: int,
+                         params_file: Path, timeout: checks.LaunchTimeout) -> tuple[dict, float]:
+    """(replay_layout.json's record, seconds it took) for a new experiment: the layout
+    `choose_layout` gives for the agent the params build, as the learner would build
+    it. An observation the packed layouts cannot hold exactly is refused here, never
+    left to the slow 2-step layout."""
+    import tensorflow as tf
+    from tf_agents.agents.sac import sac_agent
+    from tf_agents.utils import common
+
+    from tfagents_system import builders
+    from tfagents_system.replay import layouts, packing
+
+    where = f"params file {params_file}"
+    timeout.stage(f"building TrainParams' agent to choose the replay layout ({params_file})")
+    start = time.monotonic()
+    try:
+        agent = builders.make_agent(params, *specs, common.create_variable(
+            "launch_layout_step", 0, dtype=tf.int64))
+    except ParamsError as exc:
+        raise ParamsError(f"{where}: {exc}") from exc
+    except Exception as exc:  # the user's network and agent constructors
+        raise LaunchError(f"{where}: building the agent (actor_net_ctor, critic_net_ctor, "
+                          f"agent_ctor) raised {type(exc).__name__}: {exc}") from exc
+    try:
+        record = layouts.layout_record(agent, capacity, params.learner_keeps_replay,
+                                       params.sequence)
+    except layouts.LayoutError as exc:  # a configuration SAC cannot train
+        raise checks.CheckError(f"{where}: {exc}") from exc
+    problem = packing.observation_problem(agent.collect_data_spec.observation)
+    if problem and isinstance(agent, sac_agent.SacAgent):
+        raise checks.CheckError(
+            f"{where}: the env's {problem} (the fast replay layouts store observations as "
+            "float32 vectors; the 2-step TF-Agents layout is several times slower); cast "
+            "that leaf in env_ctor to float32, or to int32/int16/uint8/bool for a counter "
+            "or flag (exact up to 2**24)")
+    return record, time.monotonic() - start
+
+
+def describe_replay_layout(paths: ExperimentPaths, chosen_in_s: float | None = None) -> str:
+    """The launcher's line saying which experience-item layout the run uses and why."""
+    record = runtime.read_json_or_none(paths.layout)
+    if not isinstance(record, dict) or "layout" not in record:
+        return ("experience items: chosen by the learner at its first start (an "
+                f"experiment created before launches recorded {C.LAYOUT_FILE})")
+    when = (f"chosen now; building the agent took {chosen_in_s:.1f} s"
+            if chosen_in_s is not None else f"recorded in {paths.layout}")
+    return f"experience items: {record['layout']} ({record.get('reason', '?')}; {when})"
+
+
+def check_resumed_observation(params: TrainParamsBase, paths: ExperimentPaths,
+                              timeout: checks.LaunchTimeout) -> None:
+    """A resumed experiment's env must give the observation structure it recorded."""
+    from tfagents_system import builders
+    from tfagents_system.replay import layouts
+
+    record = runtime.read_json_or_none(paths.layout)
+    if not isinstance(record, dict) or record.get("observation") is None:
+        return  # no record yet, or one from before structures were recorded
+    timeout.stage(f"TrainParams.env_ctor building the collect env ({paths.params})")
+    runtime.import_quietly()
+    try:
+        time_step_spec, _ = builders.env_specs(params)
+    except Exception as exc:  # the user's env_ctor: report whatever it raised
+        raise LaunchError(f"params file {paths.params}: TrainParams.env_ctor raised "
+                          f"{type(exc).__name__} building the collect env: {exc}") from exc
+    mismatch = layouts.structure_mismatch(record, time_step_spec.observation,
+                                          f"params file {paths.params}")
+    if mismatch:
+        raise checks.CheckError(mismatch)
 
 
 def git_revision() -> str | None:
@@ -272,15 +345,20 @@ def prepare(variables_file: str) -> Plan:
                                              f"params file {inputs.params_file}")
             inputs.warnings += warnings
             init = check_fine_tuning(variables, params, inputs, specs, capacity, timeout)
+            record, chosen_in_s = choose_replay_layout(params, specs, capacity,
+                                                       inputs.params_file, timeout)
+        else:
+            check_resumed_observation(params, paths, timeout)
     if not resuming:
         create_experiment(paths, variables, params, inputs.config, inputs.params_file, {
             "max_episode_steps": max_steps, "replay_capacity": capacity,
-        }, inputs.variant_record, init)
+        }, inputs.variant_record, init, record)
     import portpicker
 
     return Plan(variables, paths, params, layout, portpicker.pick_unused_port(), resuming,
                 worker_indices, host, remote, inputs.variant_record, inputs.notes,
-                inputs.warnings)
+                inputs.warnings,
+                describe_replay_layout(paths, None if resuming else chosen_in_s))
 
 
 @dataclass
@@ -362,11 +440,14 @@ def new_inputs(variables: settings.TrainingVariables,
 
 def create_experiment(paths, variables, params, config, params_file, derived,
                       variant: dict | None = None,
-                      init: finetune.InitFrom | None = None) -> None:
+                      init: finetune.InitFrom | None = None,
+                      layout_record: dict | None = None) -> None:
     """Write the experiment directory under a temporary name, then rename it into place.
 
     `config` is the config as trained (a sweep variant's overrides applied); `init`, the
-    checkpoint a fine-tuned experiment starts from (copied in, and recorded).
+    checkpoint a fine-tuned experiment starts from (copied in, and recorded);
+    `layout_record`, the experience-item layout chosen at launch (None: the learner
+    chooses it at its first start).
     """
     try:
         paths.root.parent.mkdir(parents=True, exist_ok=True)
@@ -385,6 +466,8 @@ def create_experiment(paths, variables, params, config, params_file, derived,
             runtime.write_json_atomic(tmp / C.VARIANT_FILE, variant, durable=True)
         if init is not None:
             finetune.copy_into(init, tmp)
+        if layout_record is not None:
+            runtime.write_json_atomic(tmp / C.LAYOUT_FILE, layout_record, durable=True)
         runtime.write_json_atomic(tmp / C.SETTINGS_FILE, durable=True, data={
             "exp_name": paths.root.name,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -764,6 +847,7 @@ def main(argv=None) -> int:
         print(f"note: {note}")
     for warning in plan.warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    print(plan.replay_layout)
     print(plan.layout.describe(plan.worker_indices))
     for node in plan.remote:
         print(f"  node {node.name} ({node.cpus} CPUs): "

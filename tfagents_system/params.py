@@ -37,6 +37,12 @@ class TrainParamsBase(abc.ABC):
     reward_scale_factor: float = 1.0
     actor_fc_layers: tuple[int, ...] = (256, 256)
     critic_joint_fc_layers: tuple[int, ...] = (256, 256)
+    # Fixed normalization (x - mean) / std of observation leaves in the default
+    # networks' combiner (README, "Structured observations"): {leaf path: (mean, std)},
+    # each a number or one per element, e.g. {"velocity": (0.0, 2.0)}. A dict
+    # observation's leaf path is its key ("sensors/imu" when nested); a flat one's is
+    # "observation". None: no normalization.
+    observation_normalization: dict[str, tuple] | None = None
     batch_size: int = 256
 
     # --- Training length: done when train step == num_iter * num_steps_per_iter ---
@@ -163,6 +169,8 @@ class TrainParamsBase(abc.ABC):
         from tf_agents.agents.sac import tanh_normal_projection_network
         from tf_agents.networks import actor_distribution_network
 
+        from tfagents_system import observations
+
         return actor_distribution_network.ActorDistributionNetwork(
             observation_spec,
             action_spec,
@@ -170,6 +178,8 @@ class TrainParamsBase(abc.ABC):
             continuous_projection_net=(
                 tanh_normal_projection_network.TanhNormalProjectionNetwork
             ),
+            **observations.actor_combiner_kwargs(observation_spec,
+                                                 self.observation_normalization),
         )
 
     def critic_net_ctor(self, observation_spec, action_spec):
@@ -179,6 +189,13 @@ class TrainParamsBase(abc.ABC):
             return recurrent.critic_network(self, observation_spec, action_spec)
         from tf_agents.agents.ddpg import critic_network
 
+        from tfagents_system import observations
+
+        combined = observations.combined_critic(observation_spec, action_spec,
+                                                tuple(self.critic_joint_fc_layers),
+                                                self.observation_normalization)
+        if combined is not None:  # a dict, nested or non-float observation
+            return combined
         return critic_network.CriticNetwork(
             (observation_spec, action_spec),
             joint_fc_layer_params=tuple(self.critic_joint_fc_layers),
@@ -265,6 +282,18 @@ def _number_above(bound: float):
     return lambda v: is_number(v) and v > bound
 
 
+def _normalization(value) -> bool:
+    """{leaf path: (mean, std)} with numbers or lists of numbers, every std > 0."""
+    def numbers(v, positive=False):
+        items = v if isinstance(v, (list, tuple)) else [v]
+        return len(items) > 0 and all(is_number(x) and (x > 0 or not positive) for x in items)
+
+    return isinstance(value, Mapping) and all(
+        isinstance(key, str) and isinstance(pair, (list, tuple)) and len(pair) == 2
+        and numbers(pair[0]) and numbers(pair[1], positive=True)
+        for key, pair in value.items())
+
+
 def _or_none(valid):
     return lambda v: v is None or valid(v)
 
@@ -299,6 +328,9 @@ _RULES = (
      lambda v: isinstance(v, bool), "must be True or False"),
     (("init_from",), _or_none(lambda v: isinstance(v, str) and v.strip() != ""),
      "must be None or a source experiment's directory, e.g. 'logs/pendulum'"),
+    (("observation_normalization",), _or_none(_normalization),
+     "must be None or a dict {leaf path: (mean, std)}, each a number or a list of numbers "
+     "with every std > 0, e.g. {'velocity': (0.0, 2.0)}"),
     (("init_from_step",), _or_none(_int_at_least(0)),
      "must be None (the latest checkpoint) or a train step of the source's checkpoints"),
 )

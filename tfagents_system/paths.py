@@ -27,7 +27,7 @@ class ExperimentPaths:
     variant = _under_root(C.VARIANT_FILE, "a sweep task's variant (absent otherwise)")
     launches = _under_root(C.LAUNCHES_FILE, "one JSON line per launch")
     launch_lock = _under_root(C.LAUNCH_LOCK_FILE, "held by the launch that runs it")
-    layout = _under_root(C.LAYOUT_FILE, "the experience-item layout the learner chose")
+    layout = _under_root(C.LAYOUT_FILE, "the experience-item layout and observation structure")
     replay_key = _under_root(C.REPLAY_KEY_FILE, "the key signing experience and weights")
     complete = _under_root(C.COMPLETE_FILE, "written when training is complete")
     checkpoints = _under_root(C.CHECKPOINT_DIR, "the learner's checkpoints")

@@ -127,6 +127,7 @@ def run_serial(variables_file: str, num_workers: int = 1,
         print(f"{'resuming' if plan.resuming else 'starting'} experiment {plan.paths.root} "
               f"in serial mode: replay server, learner and {num_workers} worker(s) as threads",
               flush=True)
+        print(plan.replay_layout)
         for note in plan.notes:
             print(f"note: {note}")
         for warning in plan.warnings:

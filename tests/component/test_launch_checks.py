@@ -54,3 +54,53 @@ def test_a_failed_check_creates_no_experiment(tmp_path):
     with pytest.raises(checks.CheckError, match="n_episodes_in_buffer=3 needs the env's step"):
         launch.prepare(str(write_variables(tmp_path / "vars.sh")))
     assert not (tmp_path / "logs" / "tiny").exists()
+
+
+def test_a_new_experiment_records_and_prints_its_layout_and_a_resume_checks_it(tmp_path):
+    """The launch builds the agent, records the layout with the observation structure
+    and says so; a resume whose env now gives another structure is refused at launch."""
+    from launch_helpers import REPO
+
+    (tmp_path / "config.json").write_text('{"counter_dtype": "int32"}')
+    (tmp_path / "params.py").write_text(
+        f"import sys\nsys.path.insert(0, {str(REPO / 'examples')!r})\n"
+        "from dict_observation import TrainParams\n")
+    variables = write_variables(tmp_path / "vars.sh", SAC_CONFIG=str(tmp_path / "config.json"))
+    plan = launch.prepare(str(variables))
+    assert plan.replay_layout.startswith("experience items: packed_blocks (SacAgent on ")
+    print(plan.replay_layout)
+    record = runtime.read_json(plan.paths.layout)
+    assert {leaf["path"]: leaf["dtype"] for leaf in record["observation"]}["near_goal"] == "bool"
+    again = launch.prepare(str(variables))
+    assert again.replay_layout == (f"experience items: packed_blocks ({record['reason']}; "
+                                   f"recorded in {plan.paths.layout})")
+    # The experiment's own config copy now builds the env with an int16 counter.
+    plan.paths.config.write_text('{"counter_dtype": "int16"}')
+    with pytest.raises(checks.CheckError, match="the env's observation is now .*steps_left "
+                       r"int16\[\].* the experiment was created with .*steps_left int32\[\]"):
+        launch.prepare(str(variables))
+
+
+def test_an_experiment_without_a_layout_record_leaves_it_to_the_learner(tmp_path):
+    write_params(tmp_path / "params.py")
+    plan = launch.prepare(str(write_variables(tmp_path / "vars.sh")))
+    plan.paths.layout.unlink()  # created before launches recorded it
+    again = launch.prepare(str(write_variables(tmp_path / "vars.sh")))
+    assert again.replay_layout.startswith("experience items: chosen by the learner")
+
+
+def test_a_normalization_naming_no_leaf_stops_the_launch_in_one_line(tmp_path):
+    from launch_helpers import REPO
+
+    (tmp_path / "params.py").write_text(
+        f"import sys\nsys.path.insert(0, {str(REPO / 'examples')!r})\n"
+        "from dict_observation import TrainParams as Base\n\n\n"
+        "class TrainParams(Base):\n    observation_normalization = {'speed': (0.0, 1.0)}\n")
+    (tmp_path / "config.json").write_text("{}")  # no counter: the example sets no normalization
+    variables = write_variables(tmp_path / "vars.sh", SAC_CONFIG=str(tmp_path / "config.json"))
+    with pytest.raises(launch.BAD_INPUT) as error:
+        launch.prepare(str(variables))
+    message = str(error.value)
+    assert "\n" not in message and message.startswith(f"params file {tmp_path / 'params.py'}")
+    assert "observation_normalization names 'speed', which is no leaf" in message
+    assert not (tmp_path / "logs" / "tiny").exists()

@@ -403,10 +403,13 @@ def test_layout_choice_and_record(tmp_path, monkeypatch):
     (old.checkpoints / "checkpoint").write_text("")
     assert layouts.resolve_layout(old, agent, log) == layouts.LAYOUT_STEPS
     assert layouts.resolve_layout(old, agent, log) == layouts.LAYOUT_STEPS  # recorded
-    # Integer observations cannot be packed exactly.
+    # int32 observations pack exactly; int64 ones cannot, and the reason names the leaf.
     int_spec = agent.collect_data_spec._replace(
         observation=tf.TensorSpec((3,), tf.int32))
-    assert "int32" in packing.TransitionPacker.unsupported_reason(int_spec)
+    assert packing.TransitionPacker.unsupported_reason(int_spec) is None
+    int_spec = agent.collect_data_spec._replace(
+        observation={"count": tf.TensorSpec((3,), tf.int64)})
+    assert "'count' is int64" in packing.TransitionPacker.unsupported_reason(int_spec)
 
 
 def test_custom_actor_network_runs_the_exported_tf_policy_in_lockstep(server, tmp_path):

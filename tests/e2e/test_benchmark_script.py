@@ -18,6 +18,8 @@ FIGURES = {"learner grad steps/s: ours vs in-memory",
            "learner grad steps/s: ours vs stock TF-Agents",
            "worker env steps/s: ours vs raw env stepping",
            "worker env steps/s: all perturbations on vs none",
+           "learner grad steps/s: dict observation vs flat",
+           "worker env steps/s: dict observation vs flat",
            "N workers vs 1 worker, env steps/s"}
 NUMBER = r"\d+\.\d+"
 ROW = re.compile(rf"^\| (?P<figure>[^|]+) \| {NUMBER} \| {NUMBER} \| {NUMBER} \| >= {NUMBER} "

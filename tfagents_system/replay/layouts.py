@@ -1,5 +1,7 @@
-"""The experience-item layout of an experiment, chosen by the learner at its first
-start, recorded in `replay_layout.json` and kept for the experiment's life.
+"""The experience-item layout of an experiment, chosen at its creation (by the
+launcher; by the learner at its first start for experiments created before),
+recorded in `replay_layout.json` with the observation's structure and kept for
+the experiment's life.
 
 - `steps2` (LAYOUT_STEPS): the TF-Agents layout. An item is two consecutive
   trajectory steps (2 x every field of the Trajectory), one column per field:
@@ -127,9 +129,52 @@ def choose_layout(agent, capacity: int | None = None, learner_keeps: bool = True
     return LAYOUT_BLOCKS, f"{what}; the learner keeps the buffer ({need / 2**30:.2f} GiB)"
 
 
+def layout_record(agent, capacity: int | None = None, learner_keeps: bool = True,
+                  sequence: tuple[int, int] | None = None) -> dict:
+    """The record of a new experiment: its layout, why, the observation's structure
+    (leaf paths, shapes, dtypes: the packed vectors' meaning) and, for recurrent
+    training, the replay window."""
+    from tfagents_system.observations import structure_record
+
+    layout, reason = choose_layout(agent, capacity, learner_keeps, sequence)
+    record = {"layout": layout, "reason": reason,
+              "observation": structure_record(agent.collect_data_spec.observation)}
+    if sequence is not None:
+        record["sequence"] = {"length": sequence[0], "burn_in": sequence[1]}
+    return record
+
+
+def sequence_mismatch(record: dict, sequence: tuple[int, int] | None, where: str) -> str | None:
+    """Why a record's replay window is not the params' (None: it is)."""
+    if recorded_sequence(record) == sequence:
+        return None
+    return (f"{where}: the replay buffer holds windows of {recorded_sequence(record)} "
+            f"(trained, burn-in) steps, but the params ask for {sequence} (None: no "
+            "recurrence): set recurrent, recurrent_sequence_length and recurrent_burn_in "
+            "back, or start a new experiment")
+
+
+def structure_mismatch(record: dict, observation_spec, where: str) -> str | None:
+    """One line saying how the env's observation differs from the recorded structure,
+    or None (the same, or a record from before structures were recorded)."""
+    from tfagents_system.observations import structure_record
+
+    recorded = record.get("observation")
+    now = structure_record(observation_spec)
+    if recorded is None or recorded == now:
+        return None
+    brief = ", ".join(f"{leaf['path']} {leaf['dtype']}{leaf['shape']}" for leaf in now)
+    was = ", ".join(f"{leaf['path']} {leaf['dtype']}{leaf['shape']}" for leaf in recorded)
+    return (f"{where}: the env's observation is now [{brief}], the experiment was "
+            f"created with [{was}] and its replay data and networks are packed that way; "
+            "resume with the env as it was, or start a new experiment (another SAC_EXP_NAME)")
+
+
 def resolve_layout(paths: ExperimentPaths, agent, log, capacity: int | None = None,
                    learner_keeps: bool = True, sequence: tuple[int, int] | None = None) -> str:
-    """The experience-item layout of this experiment, recorded on first start.
+    """The experience-item layout of this experiment: its record, else chosen and
+    recorded now. FatalError if the observation's structure or the replay window
+    (`sequence`) differs from the record.
 
     An experiment without the record but with checkpoints was started before
     layouts were recorded: its replay buffer holds TF-Agents 2-step items.
@@ -144,19 +189,14 @@ def resolve_layout(paths: ExperimentPaths, agent, log, capacity: int | None = No
             record = {"layout": LAYOUT_STEPS,
                       "reason": "experiment started before item layouts were recorded"}
         else:
-            layout, reason = choose_layout(agent, capacity, learner_keeps, sequence)
-            record = {"layout": layout, "reason": reason}
-            if sequence is not None:
-                record["sequence"] = {"length": sequence[0], "burn_in": sequence[1]}
+            record = layout_record(agent, capacity, learner_keeps, sequence)
         write_json_atomic(path, record, durable=True)
     if record["layout"] not in LAYOUTS:
         raise ValueError(f"{path}: unknown layout {record['layout']!r}")
-    if recorded_sequence(record) != sequence:
-        raise LayoutError(f"{path}: the replay buffer holds windows of "
-                          f"{recorded_sequence(record)} (trained, burn-in) steps, but the "
-                          f"params ask for {sequence}: set recurrent, "
-                          "recurrent_sequence_length and recurrent_burn_in back (None: "
-                          "recurrent = False), or start a new experiment")
+    mismatch = (structure_mismatch(record, agent.collect_data_spec.observation, str(path))
+                or sequence_mismatch(record, sequence, str(path)))
+    if mismatch:
+        raise FatalError(mismatch)
     log.info("experience items: %s layout (%s)", record["layout"], record["reason"])
     return record["layout"]
 

@@ -16,6 +16,22 @@ import numpy as np
 BLOCK_ROWS = 128
 PAD_STEP_TYPE = -1.0
 
+# Observation leaf dtypes a float32 vector holds exactly: every value of these (and
+# int32's up to 2**24 in magnitude, float32's 24-bit significand) round-trips.
+EXACT_OBSERVATION_DTYPES = ("float32", "bool", "int8", "int16", "int32", "uint8", "uint16")
+
+
+def observation_problem(observation_spec) -> str | None:
+    """Why an observation cannot be packed exactly (naming the first such leaf), or
+    None if it can."""
+    from tfagents_system.observations import leaves
+
+    for leaf in leaves(observation_spec):
+        if leaf.dtype not in EXACT_OBSERVATION_DTYPES:
+            return (f"observation leaf {leaf.path!r} is {leaf.dtype}, which float32 vectors "
+                    "cannot hold exactly")
+    return None
+
 
 class TransitionPacker:
     """One (s, a, r, s') transition <-> one float32 vector.
@@ -23,9 +39,10 @@ class TransitionPacker:
     Vector: [step_type, next_step_type, reward, discount, observation...,
     action..., next observation...] (nested observations and actions are
     flattened leaf by leaf, in tf.nest order). Step types 0-2 are exact in
-    float32. `unpack` rebuilds exactly what `trajectory.to_transition` gives for
-    the 2-step item of the TF-Agents layout (zero reward and discount in the
-    first time step).
+    float32, and so are the integer and bool observation leaves of
+    EXACT_OBSERVATION_DTYPES, which `unpack` casts back to their dtype. `unpack`
+    rebuilds exactly what `trajectory.to_transition` gives for the 2-step item of
+    the TF-Agents layout (zero reward and discount in the first time step).
     """
 
     HEAD = 4
@@ -41,6 +58,7 @@ class TransitionPacker:
         self.observation_spec = observation_spec
         self.action_spec = action_spec
         self._obs_shapes = [tuple(s.shape) for s in tf.nest.flatten(observation_spec)]
+        self._obs_dtypes = [tf.as_dtype(s.dtype) for s in tf.nest.flatten(observation_spec)]
         self._act_shapes = [tuple(s.shape) for s in tf.nest.flatten(action_spec)]
         self._obs_sizes = [int(np.prod(shape)) for shape in self._obs_shapes]
         self._act_sizes = [int(np.prod(shape)) for shape in self._act_shapes]
@@ -61,10 +79,12 @@ class TransitionPacker:
         spec = collect_data_spec
         if tf.nest.flatten(spec.policy_info):
             return "the collect policy emits info"
-        for name in ("observation", "action"):
-            for leaf in tf.nest.flatten(getattr(spec, name)):
-                if tf.as_dtype(leaf.dtype) != tf.float32:
-                    return f"an {name} leaf is {tf.as_dtype(leaf.dtype).name}, not float32"
+        problem = observation_problem(spec.observation)
+        if problem:
+            return problem
+        for leaf in tf.nest.flatten(spec.action):
+            if tf.as_dtype(leaf.dtype) != tf.float32:
+                return f"an action leaf is {tf.as_dtype(leaf.dtype).name}, not float32"
         for name in ("reward", "discount"):
             leaf = getattr(spec, name)
             if tf.nest.flatten(leaf) != [leaf] or tuple(leaf.shape) != ():
@@ -109,12 +129,15 @@ class TransitionPacker:
         self._fill(out, self._next_obs_at, next_time_step.observation, self._single_obs,
                    self._obs_sizes)
 
-    def _split(self, packed, at, spec, shapes, sizes):
+    def _split(self, packed, at, spec, shapes, sizes, dtypes=None):
         import tensorflow as tf
 
         leaves = []
-        for shape, size in zip(shapes, sizes):
-            leaves.append(tf.reshape(packed[:, at:at + size], [-1, *shape]))
+        for i, (shape, size) in enumerate(zip(shapes, sizes)):
+            leaf = tf.reshape(packed[:, at:at + size], [-1, *shape])
+            if dtypes is not None and dtypes[i] != tf.float32:
+                leaf = tf.cast(leaf, dtypes[i])  # an integer or bool leaf, stored exactly
+            leaves.append(leaf)
             at += size
         return tf.nest.pack_sequence_as(spec, leaves)
 
@@ -128,11 +151,11 @@ class TransitionPacker:
         next_step_type = tf.cast(packed[:, 1], tf.int32)
         reward, discount = packed[:, 2], packed[:, 3]
         observation = self._split(packed, self._obs_at, self.observation_spec,
-                                  self._obs_shapes, self._obs_sizes)
+                                  self._obs_shapes, self._obs_sizes, self._obs_dtypes)
         action = self._split(packed, self._act_at, self.action_spec, self._act_shapes,
                              self._act_sizes)
         next_observation = self._split(packed, self._next_obs_at, self.observation_spec,
-                                       self._obs_shapes, self._obs_sizes)
+                                       self._obs_shapes, self._obs_sizes, self._obs_dtypes)
         return trajectory.Transition(
             time_step=ts.TimeStep(step_type, tf.zeros_like(reward), tf.zeros_like(discount),
                                   observation),

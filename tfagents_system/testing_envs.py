@@ -1,0 +1,132 @@
+"""Small environments for tests and examples, with no simulator dependency.
+
+`PointMassReach`: a point mass on a plane pushed towards a goal. Its observation
+is a dict (position, velocity, goal) or, with `flat=True`, the same six numbers
+in one vector, so a structured observation's learning can be compared with the
+flat one on the same task (tests/learning/test_dict_observation_learns.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from tf_agents.environments import py_environment, wrappers
+from tf_agents.specs import array_spec
+from tf_agents.trajectories import time_step as ts
+
+
+class PointMassReach(py_environment.PyEnvironment):
+    """Push a 2-D point mass (force in [-1, 1]^2) to a random goal in [-1, 1]^2.
+
+    Reward: minus the distance to the goal after the step. The episode never ends
+    by itself: `point_mass_reach` wraps it in a time limit of `episode_steps`. With `counter_dtype`
+    (e.g. "int32") the dict observation also has `steps_left` of that dtype and a
+    bool `near_goal` flag (within 0.1 of the goal): integer and boolean leaves.
+    """
+
+    DT = 0.1
+    DAMPING = 0.9
+
+    def __init__(self, seed: int | None = None, flat: bool = False, episode_steps: int = 50,
+                 counter_dtype: str | None = None):
+        super().__init__()
+        self._rng = np.random.default_rng(seed)
+        self._flat = flat
+        self._episode_steps = int(episode_steps)
+        self._counter = None if counter_dtype is None else np.dtype(counter_dtype)
+        self._action_spec = array_spec.BoundedArraySpec((2,), np.float32, -1.0, 1.0, "force")
+        vector = array_spec.ArraySpec((2,), np.float32)
+        if flat:
+            self._observation_spec = array_spec.ArraySpec((6,), np.float32, "observation")
+        else:
+            self._observation_spec = {"position": vector, "velocity": vector, "goal": vector}
+            if self._counter is not None:
+                self._observation_spec["steps_left"] = array_spec.ArraySpec((), self._counter)
+                self._observation_spec["near_goal"] = array_spec.ArraySpec((), np.bool_)
+        self._position = np.zeros(2, np.float32)
+        self._velocity = np.zeros(2, np.float32)
+        self._goal = np.zeros(2, np.float32)
+        self._t = 0
+
+    def observation_spec(self):
+        return self._observation_spec
+
+    def action_spec(self):
+        return self._action_spec
+
+    def _distance(self) -> float:
+        return float(np.linalg.norm(self._position - self._goal))
+
+    def _observation(self):
+        if self._flat:
+            return np.concatenate([self._position, self._velocity, self._goal])
+        obs = {"position": self._position.copy(), "velocity": self._velocity.copy(),
+               "goal": self._goal.copy()}
+        if self._counter is not None:
+            obs["steps_left"] = np.asarray(self._episode_steps - self._t, self._counter)
+            obs["near_goal"] = np.asarray(self._distance() < 0.1)
+        return obs
+
+    def render(self, mode: str = "rgb_array") -> np.ndarray:
+        """A 96x96 top view (the final video): the goal green, the mass red."""
+        if mode != "rgb_array":
+            raise NotImplementedError(f"PointMassReach renders rgb_array frames, not {mode}")
+        frame = np.full((96, 96, 3), 255, np.uint8)
+        for point, colour in ((self._goal, (0, 160, 0)), (self._position, (200, 0, 0))):
+            col, row = np.clip(((point + 1.5) / 3.0 * 95).astype(int), 2, 93)
+            frame[95 - row - 2:95 - row + 3, col - 2:col + 3] = colour
+        return frame
+
+    def _reset(self):
+        self._position = self._rng.uniform(-1, 1, 2).astype(np.float32)
+        self._goal = self._rng.uniform(-1, 1, 2).astype(np.float32)
+        self._velocity = np.zeros(2, np.float32)
+        self._t = 0
+        return ts.restart(self._observation())
+
+    def _step(self, action):
+        force = np.clip(np.asarray(action, np.float32), -1.0, 1.0)
+        self._velocity = (self.DAMPING * self._velocity + self.DT * 4.0 * force).astype(
+            np.float32)
+        self._position = np.clip(self._position + self.DT * self._velocity, -1.5, 1.5).astype(
+            np.float32)
+        self._t += 1
+        return ts.transition(self._observation(), np.float32(-self._distance()))
+
+
+def point_mass_reach(seed: int | None = None, flat: bool = False, episode_steps: int = 50,
+                     counter_dtype: str | None = None):
+    """A `PointMassReach` ending after `episode_steps` steps (a TF-Agents TimeLimit,
+    which the framework reads as the env's step limit)."""
+    env = PointMassReach(seed, flat, episode_steps, counter_dtype)
+    return wrappers.TimeLimit(env, episode_steps)
+
+
+class SplitObservation(wrappers.PyEnvironmentBaseWrapper):
+    """A flat-observation env whose observation is given as a dict of its slices:
+    the same numbers as a structured observation (the benchmarks' dict rows).
+    `split` is ((key, size), ...) covering the flat observation in order."""
+
+    def __init__(self, env, split: tuple[tuple[str, int], ...]):
+        super().__init__(env)
+        flat = env.observation_spec()
+        if sum(size for _, size in split) != int(np.prod(flat.shape)):
+            raise ValueError(f"split {split} does not cover the observation {flat}")
+        self._split = tuple(split)
+        self._spec = {key: array_spec.ArraySpec((size,), flat.dtype, key)
+                      for key, size in split}
+
+    def observation_spec(self):
+        return self._spec
+
+    def _to_dict(self, time_step):
+        flat, out, at = time_step.observation.reshape(-1), {}, 0
+        for key, size in self._split:
+            out[key] = flat[at:at + size]
+            at += size
+        return time_step._replace(observation=out)
+
+    def _reset(self):
+        return self._to_dict(self._env.reset())
+
+    def _step(self, action):
+        return self._to_dict(self._env.step(action))
