@@ -49,6 +49,19 @@ def bench_params(**overrides):
     return params
 
 
+def recurrent_bench_params():
+    """bench_params with the LSTM actor and critic of the recurrent example
+    (examples/pendulum_recurrent.py): 32 windows of 20 steps per gradient step,
+    64-unit layers around an LSTM of 40."""
+    params = bench_params()
+    for name, value in {"recurrent": True, "recurrent_sequence_length": 20,
+                        "recurrent_burn_in": 0, "batch_size": 32, "actor_fc_layers": (64,),
+                        "critic_joint_fc_layers": (64,), "lstm_size": (40,),
+                        "recurrent_output_fc_layers": (64,)}.items():
+        setattr(params, name, value)
+    return params
+
+
 # The dict-observation rows: HalfCheetahBulletEnv-v0's 26 numbers as a dict of slices
 # (sizes as in its observation: body state, joint positions and speeds, feet contacts).
 DICT_SPLIT = (("body", 8), ("joints", 12), ("feet", 6))

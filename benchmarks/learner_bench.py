@@ -12,7 +12,10 @@
 - ours_dict: ours for the env's observation given as a dict of its slices
   (`common.dict_bench_params`): the combiner in the actor and critics, the
   packed rows unpacked into dict leaves; its memory starts as a copy of ours'
-  (rows of the same size) and takes in the same queue.
+  (rows of the same size) and takes in the same queue;
+- ours_recurrent: the LSTM agent of the recurrent example (`common.
+  recurrent_bench_params`: 32 windows of 20 steps per gradient step) on its own
+  memory of replay windows cut from random episodes (nothing taken in).
 
 With `--ideas`, also the alternatives measured while tuning (XLA, the previous
 data path, our loop on the 2-step layout) and the sampling pipeline alone.
@@ -50,6 +53,40 @@ class _IteratorSource:
 
     def loop_args(self):
         return (self._iterator,)
+
+
+def recurrent_source(train_step, memory_dir: str, link, log):
+    """(memory source, agent) of the recurrent rows: the LSTM agent and a replay memory
+    of the windows of 3000 random env steps; its `take_in` takes nothing (the queue
+    holds the other variants' transitions)."""
+    import numpy as np
+
+    from tfagents_system import actors, builders
+    from tfagents_system.paths import ExperimentPaths
+    from tfagents_system.replay import packing
+    from tfagents_system.replay.sources import MemorySource
+
+    params = common.recurrent_bench_params()
+    env = builders.make_env(params, builders.COLLECT, seed=0)
+    agent = builders.make_agent(params, env.time_step_spec(), env.action_spec(), train_step)
+    spec = agent.collect_data_spec
+    packer = packing.make_packer(spec.observation, spec.action, params.sequence)
+    builder, random_actor, rows = packer.builder(), actors.RandomActor(env.action_spec(), 0), []
+    step = env.reset()
+    for _ in range(3000):
+        action = random_actor([step])[0].action
+        nxt = env.step(action)
+        row = np.zeros(packer.size, np.float32)
+        if builder.write(step, action, nxt, row):
+            rows.append(row)
+        step = env.reset() if nxt.is_last() else nxt
+    env.close()
+    source = MemorySource(params, ExperimentPaths(Path(tempfile.mkdtemp(
+        prefix="replay_memory_recurrent_", dir=memory_dir))), CAPACITY, spec, link,
+        lambda: False, log, params.sequence)
+    source.memory.add(np.stack(rows))
+    source.take_in = lambda train_step: None
+    return source, agent
 
 
 def main(argv=None) -> int:
@@ -158,6 +195,9 @@ def main(argv=None) -> int:
         dict_source.memory.add(memory.rows[:int(memory.size.numpy())].numpy())
     variants["ours_dict"] = chunks(dict_source, dict_agent)
     prepare["ours_dict"] = lambda: dict_source.take_in(0)
+    variants["ours_recurrent"] = chunks(*recurrent_source(
+        train_step, memory_dir, ServerLink(address[layout], lambda: False, log,
+                                           common.bench_signer()), log))
 
     if args.ideas:
         @tf.function(jit_compile=True)

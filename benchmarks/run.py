@@ -189,6 +189,13 @@ def build_rows(learner: dict, worker: dict, scaling: dict) -> list[dict]:
             rows.append({"figure": f"{part}: dict observation vs flat",
                          "value": rates["ours_dict"], "baseline": rates["ours"],
                          "target": 0.9, "ratio": round_ratio(result, "ours_dict", "ours")})
+    for part, result, rates, target in (("learner grad steps/s", learner, lr, 0.1),
+                                        ("worker env steps/s", worker, wr, 0.2)):
+        if "ours_recurrent" in rates:  # the recurrent example's LSTM agent
+            rows.append({"figure": f"{part}: recurrent (LSTM, windows of 20) vs flat",
+                         "value": rates["ours_recurrent"], "baseline": rates["ours"],
+                         "target": target,
+                         "ratio": round_ratio(result, "ours_recurrent", "ours")})
     if "perturbed" in wr:
         rows.append({"figure": "worker env steps/s: all perturbations on vs none",
                      "value": wr["perturbed"], "baseline": wr["ours"], "target": 0.9,

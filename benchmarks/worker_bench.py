@@ -9,7 +9,10 @@ one process on one CPU, writing into a running replay server (another process).
 - perturbed: ours, on envs with dynamics randomization and every perturbation
   wrapper switched on (`common.PERTURBED_CONFIG`);
 - ours_dict: ours, on the env's observation given as a dict of its slices
-  (`common.dict_bench_params`): the combiner in the numpy policy, dict leaves packed.
+  (`common.dict_bench_params`): the combiner in the numpy policy, dict leaves packed;
+- ours_recurrent: ours with the LSTM agent of the recurrent example
+  (`common.recurrent_bench_params`): its exported TF collect policy, its state
+  carried per env, replay windows written.
 
 With `--ideas`, also the alternatives measured while tuning: the previous path
 (PyDriver + SavedModelPyTFEagerPolicy + TF-Agents-layout writer), the exported
@@ -85,7 +88,7 @@ def main(argv=None) -> int:
     variants["raw"] = raw_run
 
     def collector_variant(actor, num_envs, item_layout, chunk_length=None, env_params=None,
-                          spreads=None):
+                          spreads=None, sequence=None):
         if env_params is None:
             envs = [env] + [builders.make_env(params, builders.COLLECT, seed=j)
                             for j in range(1, num_envs)]
@@ -105,7 +108,7 @@ def main(argv=None) -> int:
         else:
             collector.writers = [writers.make_experience_writer(
                 client[item_layout], item_layout, env_obs_spec, act_spec, lambda: False,
-                common.bench_signer()) for _ in envs]
+                common.bench_signer(), sequence) for _ in envs]
 
         def run(n):
             collector.reset()
@@ -134,6 +137,16 @@ def main(argv=None) -> int:
     dict_env.close()
     variants["ours_dict"] = collector_variant(dict_actor, params.num_envs_per_worker, layout,
                                               env_params=dict_params)
+    # The LSTM agent: its exported collect policy (the numpy path is feed-forward only).
+    lstm_params = common.recurrent_bench_params()
+    lstm_paths = ExperimentPaths(root / "lstm")
+    lstm_agent = builders.make_agent(lstm_params, env.time_step_spec(), act_spec, train_step)
+    builders.export_policy(lstm_agent.collect_policy, train_step,
+                           lstm_paths.policy(C.COLLECT_POLICY))
+    lstm_actor, _ = builders.make_collect_actor(lstm_params, lstm_paths, env, 0, log)
+    variants["ours_recurrent"] = collector_variant(
+        lstm_actor, params.num_envs_per_worker, layout, env_params=lstm_params,
+        sequence=lstm_params.sequence)
 
     if args.ideas:
         def tf_actor(num_envs):

@@ -21,34 +21,75 @@ from __future__ import annotations
 
 import tensorflow as tf
 from tf_agents.agents.sac import sac_agent
+from tf_agents.networks import network
 
 
 def actor_network(params, observation_spec, action_spec):
     """An LSTM actor: `actor_fc_layers` in, `lstm_size`, `recurrent_output_fc_layers`
-    out, SAC's tanh-squashed normal head."""
+    out, SAC's tanh-squashed normal head; a structured observation goes through the
+    default combiner first (`observations`)."""
     from tf_agents.agents.sac import tanh_normal_projection_network
     from tf_agents.networks import actor_distribution_rnn_network
+
+    from tfagents_system import observations
 
     return actor_distribution_rnn_network.ActorDistributionRnnNetwork(
         observation_spec, action_spec,
         input_fc_layer_params=tuple(params.actor_fc_layers),
         lstm_size=tuple(params.lstm_size),
         output_fc_layer_params=tuple(params.recurrent_output_fc_layers),
-        continuous_projection_net=tanh_normal_projection_network.TanhNormalProjectionNetwork)
+        continuous_projection_net=tanh_normal_projection_network.TanhNormalProjectionNetwork,
+        **observations.actor_combiner_kwargs(observation_spec,
+                                             params.observation_normalization))
 
 
 def critic_network(params, observation_spec, action_spec):
     """An LSTM critic: observation and action joined through `critic_joint_fc_layers`,
-    `lstm_size`, then `recurrent_output_fc_layers`."""
+    `lstm_size`, then `recurrent_output_fc_layers`; a structured observation goes
+    through the default combiner first."""
+    from tfagents_system import observations
+
+    sizes = {"joint_fc_layer_params": tuple(params.critic_joint_fc_layers),
+             "lstm_size": tuple(params.lstm_size),
+             "output_fc_layer_params": tuple(params.recurrent_output_fc_layers)}
+    if observations.needs_combiner(observation_spec, params.observation_normalization):
+        return CombinedCriticRnnNetwork((observation_spec, action_spec),
+                                        normalization=params.observation_normalization,
+                                        **sizes)
+    return _critic_rnn((observation_spec, action_spec), **sizes)
+
+
+def _critic_rnn(input_tensor_spec, name="CriticRnnNetwork", **sizes):
     from tf_agents.agents.ddpg import critic_rnn_network
 
     return critic_rnn_network.CriticRnnNetwork(
-        (observation_spec, action_spec),
-        observation_fc_layer_params=None, action_fc_layer_params=None,
-        joint_fc_layer_params=tuple(params.critic_joint_fc_layers),
-        lstm_size=tuple(params.lstm_size),
-        output_fc_layer_params=tuple(params.recurrent_output_fc_layers),
-        kernel_initializer="glorot_uniform", last_kernel_initializer="glorot_uniform")
+        input_tensor_spec, observation_fc_layer_params=None, action_fc_layer_params=None,
+        kernel_initializer="glorot_uniform", last_kernel_initializer="glorot_uniform",
+        name=name, **sizes)
+
+
+class CombinedCriticRnnNetwork(network.Network):
+    """The LSTM critic behind the default observation combiner (CriticRnnNetwork reads a
+    single observation tensor). Built from plain values, so the copies SacAgent makes
+    (second critic, targets) get their own variables."""
+
+    def __init__(self, input_tensor_spec, joint_fc_layer_params=(256, 256), lstm_size=(40,),
+                 output_fc_layer_params=(100,), normalization=None,
+                 name="CombinedCriticRnnNetwork"):
+        from tfagents_system.observations import ObservationCombiner
+
+        observation_spec, action_spec = input_tensor_spec
+        combiner = ObservationCombiner.for_spec(observation_spec, normalization)
+        critic = _critic_rnn((tf.TensorSpec((combiner.size,), tf.float32), action_spec),
+                             name=f"{name}LSTM", joint_fc_layer_params=joint_fc_layer_params,
+                             lstm_size=lstm_size, output_fc_layer_params=output_fc_layer_params)
+        super().__init__(input_tensor_spec, state_spec=critic.state_spec, name=name)
+        self._combiner, self._critic = combiner, critic
+
+    def call(self, inputs, step_type=(), network_state=(), training=False):
+        observation, action = inputs
+        return self._critic((self._combiner(observation), action), step_type=step_type,
+                            network_state=network_state, training=training)
 
 
 def masked_mean(per_step, mask):

@@ -234,3 +234,41 @@ def test_windows_reach_the_learner_through_its_memory_and_through_reverb(server,
                zip(before, agent._actor_network.variables))
     memory.close()
     assert ts.StepType.FIRST == 0  # the windows' pads rely on it
+
+
+class DictParams(Params):
+    """The LSTM agent on a dict observation with int and bool leaves."""
+
+    def env_ctor(self, seed=None, *args, **kwargs):
+        from tfagents_system.testing_envs import point_mass_reach
+
+        return point_mass_reach(seed=seed, episode_steps=10, counter_dtype="int32")
+
+
+def test_recurrent_agent_on_a_dict_observation_trains_on_windows_and_acts(tmp_path):
+    params = DictParams()
+    agent, env = make_agent(params)
+    assert isinstance(agent._critic_network_1, recurrent.CombinedCriticRnnNetwork)
+    assert layouts.choose_layout(agent, 1000, True, params.sequence)[0] == layouts.LAYOUT_BLOCKS
+    spec = agent.collect_data_spec
+    packer = packing.make_packer(spec.observation, spec.action, params.sequence)
+    builder, rows = packer.builder(), []
+    step = env.reset()
+    actor = actors.RandomActor(env.action_spec(), seed=1)
+    for _ in range(30):  # three 10-step episodes: windows of 6 then 4 steps each
+        action = actor([step])[0].action
+        nxt = env.step(action)
+        row = np.zeros(packer.size, np.float32)
+        if builder.write(step, action, nxt, row):
+            rows.append(row)
+        step = env.reset() if nxt.is_last() else nxt
+    assert len(rows) == 6
+    batch = packer.unpack(tf.constant(np.stack(rows)))
+    assert batch.experience.time_step.observation["steps_left"].dtype == tf.int32
+    assert batch.experience.time_step.observation["near_goal"].dtype == tf.bool
+    info = agent.train(batch.experience, weights=batch.mask)
+    assert np.isfinite(float(info.loss))
+    export_greedy(agent, tmp_path / "greedy")
+    policy = py_tf_eager_policy.SavedModelPyTFEagerPolicy(str(tmp_path / "greedy"),
+                                                          load_specs_from_pbtxt=True)
+    assert collection.play_episode(params.env_ctor(2), policy)[1] == 10

@@ -20,6 +20,8 @@ FIGURES = {"learner grad steps/s: ours vs in-memory",
            "worker env steps/s: all perturbations on vs none",
            "learner grad steps/s: dict observation vs flat",
            "worker env steps/s: dict observation vs flat",
+           "learner grad steps/s: recurrent (LSTM, windows of 20) vs flat",
+           "worker env steps/s: recurrent (LSTM, windows of 20) vs flat",
            "N workers vs 1 worker, env steps/s"}
 NUMBER = r"\d+\.\d+"
 ROW = re.compile(rf"^\| (?P<figure>[^|]+) \| {NUMBER} \| {NUMBER} \| {NUMBER} \| >= {NUMBER} "
