@@ -168,6 +168,38 @@ CASES = {
             "    def eval_env_args_kwargs(self):\n"
             "        return (), {'timed': True}\n")),
         "the collect and eval envs differ in time_step_spec"),
+    "recurrent networks without recurrent = True": (
+        lambda t: write_variables(t / "v.sh", SAC_EXP_NAME="new", SAC_PARAMS=write_params(
+            t / "lstm.py", extra="""
+            def actor_net_ctor(self, observation_spec, action_spec):
+                from tfagents_system import recurrent
+                return recurrent.actor_network(self, observation_spec, action_spec)
+
+            def critic_net_ctor(self, observation_spec, action_spec):
+                from tfagents_system import recurrent
+                return recurrent.critic_network(self, observation_spec, action_spec)
+            """)),
+        "the actor or critic network is recurrent but TrainParams.recurrent is False"),
+    "recurrent = True with feed-forward networks": (
+        lambda t: write_variables(t / "v.sh", SAC_EXP_NAME="new", SAC_PARAMS=write_params(
+            t / "ff.py", extra="""
+            recurrent = True
+
+            def actor_net_ctor(self, observation_spec, action_spec):  # the feed-forward one
+                self.recurrent = False
+                try:
+                    return super().actor_net_ctor(observation_spec, action_spec)
+                finally:
+                    self.recurrent = True
+
+            def critic_net_ctor(self, observation_spec, action_spec):  # the feed-forward one
+                self.recurrent = False
+                try:
+                    return super().critic_net_ctor(observation_spec, action_spec)
+                finally:
+                    self.recurrent = True
+            """)),
+        "TrainParams.recurrent is True but the actor and critic networks are feed-forward"),
     "env_ctor hangs": (
         lambda t: write_variables(t / "v.sh", SAC_EXP_NAME="new", SAC_LAUNCH_TIMEOUT=20,
                                   SAC_PARAMS=_write(
