@@ -44,52 +44,59 @@ def actor_network(params, observation_spec, action_spec):
 
 
 def critic_network(params, observation_spec, action_spec):
-    """An LSTM critic: observation and action joined through `critic_joint_fc_layers`,
-    `lstm_size`, then `recurrent_output_fc_layers`; a structured observation goes
-    through the default combiner first."""
+    """An LSTM critic, `RecurrentCriticNetwork`: the observations through
+    `critic_joint_fc_layers` and `lstm_size`, the action joined after the LSTM, then
+    `recurrent_output_fc_layers`; a structured observation goes through the default
+    combiner first."""
     from tfagents_system import observations
 
-    sizes = {"joint_fc_layer_params": tuple(params.critic_joint_fc_layers),
-             "lstm_size": tuple(params.lstm_size),
-             "output_fc_layer_params": tuple(params.recurrent_output_fc_layers)}
-    if observations.needs_combiner(observation_spec, params.observation_normalization):
-        return CombinedCriticRnnNetwork((observation_spec, action_spec),
-                                        normalization=params.observation_normalization,
-                                        **sizes)
-    return _critic_rnn((observation_spec, action_spec), **sizes)
+    combiner = observations.actor_combiner_kwargs(observation_spec,
+                                                  params.observation_normalization)
+    return RecurrentCriticNetwork(
+        (observation_spec, action_spec),
+        observation_fc_layer_params=tuple(params.critic_joint_fc_layers),
+        lstm_size=tuple(params.lstm_size),
+        joint_fc_layer_params=tuple(params.recurrent_output_fc_layers),
+        preprocessing_combiner=combiner.get("preprocessing_combiner"))
 
 
-def _critic_rnn(input_tensor_spec, name="CriticRnnNetwork", **sizes):
-    from tf_agents.agents.ddpg import critic_rnn_network
+class RecurrentCriticNetwork(network.Network):
+    """Q(h_t, a_t): an LSTM over the observations only, the action joined after it.
 
-    return critic_rnn_network.CriticRnnNetwork(
-        input_tensor_spec, observation_fc_layer_params=None, action_fc_layer_params=None,
-        kernel_initializer="glorot_uniform", last_kernel_initializer="glorot_uniform",
-        name=name, **sizes)
+    TF-Agents' CriticRnnNetwork feeds the action into the LSTM, so when SAC's actor
+    loss and target evaluate it on actions sampled along a whole window, the state
+    at step t is built from those sampled past actions instead of the ones taken.
+    Here the state depends on the observations alone, and only the action at t is
+    the policy's."""
 
+    def __init__(self, input_tensor_spec, observation_fc_layer_params=(256, 256),
+                 lstm_size=(40,), joint_fc_layer_params=(100,), preprocessing_combiner=None,
+                 name="RecurrentCriticNetwork"):
+        from tf_agents.networks import lstm_encoding_network
 
-class CombinedCriticRnnNetwork(network.Network):
-    """The LSTM critic behind the default observation combiner (CriticRnnNetwork reads a
-    single observation tensor). Built from plain values, so the copies SacAgent makes
-    (second critic, targets) get their own variables."""
-
-    def __init__(self, input_tensor_spec, joint_fc_layer_params=(256, 256), lstm_size=(40,),
-                 output_fc_layer_params=(100,), normalization=None,
-                 name="CombinedCriticRnnNetwork"):
-        from tfagents_system.observations import ObservationCombiner
-
-        observation_spec, action_spec = input_tensor_spec
-        combiner = ObservationCombiner.for_spec(observation_spec, normalization)
-        critic = _critic_rnn((tf.TensorSpec((combiner.size,), tf.float32), action_spec),
-                             name=f"{name}LSTM", joint_fc_layer_params=joint_fc_layer_params,
-                             lstm_size=lstm_size, output_fc_layer_params=output_fc_layer_params)
-        super().__init__(input_tensor_spec, state_spec=critic.state_spec, name=name)
-        self._combiner, self._critic = combiner, critic
+        observation_spec, _ = input_tensor_spec
+        encoder = lstm_encoding_network.LSTMEncodingNetwork(
+            observation_spec, preprocessing_combiner=preprocessing_combiner,
+            input_fc_layer_params=observation_fc_layer_params, lstm_size=lstm_size,
+            output_fc_layer_params=None, name=f"{name}Encoder")
+        super().__init__(input_tensor_spec, state_spec=encoder.state_spec, name=name)
+        self._encoder = encoder
+        self._joint = [tf.keras.layers.Dense(n, activation="relu",
+                                             kernel_initializer="glorot_uniform")
+                       for n in joint_fc_layer_params]
+        self._value = tf.keras.layers.Dense(1, kernel_initializer="glorot_uniform")
 
     def call(self, inputs, step_type=(), network_state=(), training=False):
         observation, action = inputs
-        return self._critic((self._combiner(observation), action), step_type=step_type,
-                            network_state=network_state, training=training)
+        encoded, network_state = self._encoder(observation, step_type=step_type,
+                                               network_state=network_state, training=training)
+        outer = tf.shape(encoded)[:-1]  # [B] or [B, T]
+        actions = [tf.reshape(tf.cast(a, tf.float32), tf.concat([outer, [-1]], 0))
+                   for a in tf.nest.flatten(action)]
+        x = tf.concat([encoded] + actions, axis=-1)
+        for layer in self._joint:
+            x = layer(x, training=training)
+        return tf.squeeze(self._value(x, training=training), -1), network_state
 
 
 def masked_mean(per_step, mask):

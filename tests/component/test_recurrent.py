@@ -248,7 +248,8 @@ class DictParams(Params):
 def test_recurrent_agent_on_a_dict_observation_trains_on_windows_and_acts(tmp_path):
     params = DictParams()
     agent, env = make_agent(params)
-    assert isinstance(agent._critic_network_1, recurrent.CombinedCriticRnnNetwork)
+    assert isinstance(agent._critic_network_1, recurrent.RecurrentCriticNetwork)
+    assert agent._critic_network_1._encoder._input_encoder._preprocessing_combiner is not None
     assert layouts.choose_layout(agent, 1000, True, params.sequence)[0] == layouts.LAYOUT_BLOCKS
     spec = agent.collect_data_spec
     packer = packing.make_packer(spec.observation, spec.action, params.sequence)
