@@ -15,6 +15,7 @@ class TrainParams(GymTrainParams):
 
     recurrent = True
     recurrent_sequence_length = 20
+    # Each trained step gets 10 steps or more of history (docs/recurrent.md).
     recurrent_burn_in = 10
     # Windows of 20 steps: 32 of them train on 640 transitions a gradient step; smaller
     # layers than the feed-forward agent's keep a gradient step about 4x its cost.
