@@ -60,11 +60,19 @@ def test_log_refuses_rows_of_another_size(tmp_path):
 
 
 class _Params:
-    def __init__(self, spi=None, error_buffer=None, min_size=8, batch=4):
+    def __init__(self, spi=None, error_buffer=None, min_size=8, batch=4, sequence=None):
         self.samples_per_insert = spi
         self.samples_per_insert_error_buffer = error_buffer
         self.min_replay_size = min_size
         self.batch_size = batch
+        self.sequence = sequence  # (trained steps, burn-in) of recurrent training
+
+
+def test_with_replay_windows_min_size_counts_windows_of_transitions():
+    limit = RatioLimit(_Params(min_size=100, sequence=(20, 5)))
+    assert limit.min_size == 5  # 100 transitions in windows of 20 trained steps
+    assert limit.steps_allowed(size=4, inserted=4, train_step=0, wanted=50) == 0
+    assert limit.steps_allowed(size=5, inserted=5, train_step=0, wanted=50) == 50
 
 
 def test_without_a_ratio_the_learner_waits_only_for_min_size():
