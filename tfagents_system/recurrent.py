@@ -1,15 +1,17 @@
 """Recurrent SAC: LSTM actor and critic trained on sequences (README, "Recurrent
 networks").
 
-`recurrent = True` in the params gives TF-Agents' ActorDistributionRnnNetwork and
-CriticRnnNetwork and `SequenceSacAgent`, a SacAgent whose losses take a per-step mask.
+`recurrent = True` in the params gives TF-Agents' ActorDistributionRnnNetwork as the
+actor, `RecurrentCriticNetwork` (an LSTM over the observations, the action joined
+after it) as the critic, and `SequenceSacAgent`, a SacAgent whose losses take a
+per-step mask.
 Workers cut each episode into windows of `recurrent_burn_in + recurrent_sequence_length`
 consecutive transitions (`replay.packing.SequenceBuilder`): a window never spans two
 episodes, each transition is trained on (mask 1) in exactly one window, and the
 steps before it in its window (the burn-in, and steps trained in the previous window)
 only warm the LSTM's state (mask 0). A window of an episode's first steps is padded at
-its start with steps the mask drops; the networks' state is reset at the episode's
-FIRST step, so padding never reaches the state either.
+its start with steps the mask drops; the networks reset their state at every FIRST
+step, the pads' and the episode's, so padding never reaches the state either.
 
 The losses are SAC's, per time step: the online networks run over the window's
 observations from a zero state, the target networks over its next observations, as
@@ -100,8 +102,8 @@ class RecurrentCriticNetwork(network.Network):
 
 
 def masked_mean(per_step, mask):
-    """The mean of [B, T] values over the steps where the [B, T] mask is 1 (per batch
-    entry a sum, then the mean over the batch's kept steps)."""
+    """The mean of [B, T] values over every step of the batch where the [B, T] mask
+    is 1 (0 when none is)."""
     mask = tf.cast(mask, per_step.dtype)
     return tf.reduce_sum(per_step * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
 
