@@ -5,6 +5,7 @@ experiment's replay log without changing it. No agent is built here."""
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -110,3 +111,17 @@ def test_another_experiments_log_is_read_without_changing_it(tmp_path, monkeypat
     np.testing.assert_array_equal(read_rows(tmp_path, 3, 100)[0], rows)
     assert _digest(tmp_path) == before  # the torn row is left out, not cut from the file
     assert json.loads((tmp_path / "meta.json").read_text()) == {"row_size": 3}
+
+
+@pytest.mark.parametrize("source_window,recurrent", [((20, 0), False), (None, True),
+                                                      ((10, 5), True)])
+def test_replay_rows_import_only_between_the_same_windows(tmp_path, source_window, recurrent):
+    from tfagents_system.paths import ExperimentPaths
+
+    record = {"layout": "packed_blocks", "reason": "test"}
+    if source_window is not None:
+        record["sequence"] = {"length": source_window[0], "burn_in": source_window[1]}
+    ExperimentPaths(tmp_path).layout.write_text(json.dumps(record))
+    params = _params(recurrent=recurrent, recurrent_sequence_length=20, recurrent_burn_in=0)
+    with pytest.raises(CheckError, match=f"windows of {re.escape(str(source_window))}"):
+        finetune.replay_rows(tmp_path, None, params, 1000, "init_from")
