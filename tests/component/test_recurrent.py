@@ -273,3 +273,17 @@ def test_recurrent_agent_on_a_dict_observation_trains_on_windows_and_acts(tmp_pa
     policy = py_tf_eager_policy.SavedModelPyTFEagerPolicy(str(tmp_path / "greedy"),
                                                           load_specs_from_pbtxt=True)
     assert collection.play_episode(params.env_ctor(2), policy)[1] == 10
+
+
+def test_recurrence_on_an_observation_the_windows_cannot_hold_is_refused():
+    class Int64Params(DictParams):
+        def env_ctor(self, seed=None, *args, **kwargs):
+            from tfagents_system.testing_envs import point_mass_reach
+
+            return point_mass_reach(seed=seed, episode_steps=10, counter_dtype="int64")
+
+    params = Int64Params()
+    agent, _ = make_agent(params)
+    with pytest.raises(layouts.LayoutError, match="recurrent training needs packed windows.*"
+                                                  "int64"):
+        layouts.choose_layout(agent, 1000, True, params.sequence)
