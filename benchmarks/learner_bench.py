@@ -59,32 +59,23 @@ def recurrent_source(train_step, memory_dir: str, link, log):
     """(memory source, agent) of the recurrent rows: the LSTM agent and a replay memory
     of the windows of 3000 random env steps; its `take_in` takes nothing (the queue
     holds the other variants' transitions)."""
-    import numpy as np
-
-    from tfagents_system import actors, builders
+    from tfagents_system import builders
     from tfagents_system.paths import ExperimentPaths
     from tfagents_system.replay import packing
     from tfagents_system.replay.sources import MemorySource
+    from tfagents_system.testing_envs import random_rows
 
     params = common.recurrent_bench_params()
     env = builders.make_env(params, builders.COLLECT, seed=0)
     agent = builders.make_agent(params, env.time_step_spec(), env.action_spec(), train_step)
     spec = agent.collect_data_spec
     packer = packing.make_packer(spec.observation, spec.action, params.sequence)
-    builder, random_actor, rows = packer.builder(), actors.RandomActor(env.action_spec(), 0), []
-    step = env.reset()
-    for _ in range(3000):
-        action = random_actor([step])[0].action
-        nxt = env.step(action)
-        row = np.zeros(packer.size, np.float32)
-        if builder.write(step, action, nxt, row):
-            rows.append(row)
-        step = env.reset() if nxt.is_last() else nxt
+    rows = random_rows(env, packer, 3000, seed=0)
     env.close()
     source = MemorySource(params, ExperimentPaths(Path(tempfile.mkdtemp(
         prefix="replay_memory_recurrent_", dir=memory_dir))), CAPACITY, spec, link,
         lambda: False, log, params.sequence)
-    source.memory.add(np.stack(rows))
+    source.memory.add(rows)
     source.take_in = lambda train_step: None
     return source, agent
 

@@ -130,3 +130,21 @@ class SplitObservation(wrappers.PyEnvironmentBaseWrapper):
 
     def _step(self, action):
         return self._to_dict(self._env.step(action))
+
+
+def random_rows(env, packer, steps: int, seed: int) -> np.ndarray:
+    """The packed rows (`replay.packing`: transitions, or replay windows) a worker
+    would write for `steps` env steps of uniform random actions, new episodes started
+    as episodes end: replay data for tests and benchmarks without a replay server."""
+    from tfagents_system.actors import RandomActor
+
+    builder, actor, rows = packer.builder(), RandomActor(env.action_spec(), seed), []
+    step = env.reset()
+    for _ in range(steps):
+        action = actor([step])[0].action
+        nxt = env.step(action)
+        row = np.zeros(packer.size, np.float32)
+        if builder.write(step, action, nxt, row):
+            rows.append(row)
+        step = env.reset() if nxt.is_last() else nxt
+    return np.stack(rows) if rows else np.zeros((0, packer.size), np.float32)

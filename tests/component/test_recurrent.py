@@ -24,6 +24,7 @@ from tfagents_system.replay import datasets, layouts, packing, sources, tables
 from tfagents_system.replay import writers as replay_writers
 from tfagents_system.replay.auth import Signer
 from tfagents_system.replay.client import ServerLink
+from tfagents_system.testing_envs import random_rows
 
 SIGNER = Signer(b"a test key of the right length!!")
 
@@ -253,18 +254,10 @@ def test_recurrent_agent_on_a_dict_observation_trains_on_windows_and_acts(tmp_pa
     assert layouts.choose_layout(agent, 1000, True, params.sequence)[0] == layouts.LAYOUT_BLOCKS
     spec = agent.collect_data_spec
     packer = packing.make_packer(spec.observation, spec.action, params.sequence)
-    builder, rows = packer.builder(), []
-    step = env.reset()
-    actor = actors.RandomActor(env.action_spec(), seed=1)
-    for _ in range(30):  # three 10-step episodes: windows of 6 then 4 steps each
-        action = actor([step])[0].action
-        nxt = env.step(action)
-        row = np.zeros(packer.size, np.float32)
-        if builder.write(step, action, nxt, row):
-            rows.append(row)
-        step = env.reset() if nxt.is_last() else nxt
+    # Three 10-step episodes: windows of 6 then 4 steps each.
+    rows = random_rows(env, packer, 30, seed=1)
     assert len(rows) == 6
-    batch = packer.unpack(tf.constant(np.stack(rows)))
+    batch = packer.unpack(tf.constant(rows))
     assert batch.experience.time_step.observation["steps_left"].dtype == tf.int32
     assert batch.experience.time_step.observation["near_goal"].dtype == tf.bool
     info = agent.train(batch.experience, weights=batch.mask)
