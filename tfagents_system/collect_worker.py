@@ -59,13 +59,14 @@ class WorkerLink(ServerLink):
             self.open_writers(*self._writer_args)
 
     def open_writers(self, layout: str, observation_spec, action_spec, count: int,
-                     sequence: tuple[int, int] | None = None) -> list:
+                     sequence: tuple[int, int] | None = None,
+                     n_step: tuple[int, float] | None = None) -> list:
         """One experience writer of `layout` per collect env (of replay windows when
-        `sequence` is given)."""
-        self._writer_args = (layout, observation_spec, action_spec, count, sequence)
+        `sequence` is given, of n-step transitions with `n_step`)."""
+        self._writer_args = (layout, observation_spec, action_spec, count, sequence, n_step)
         self.writers = [make_experience_writer(self.client, layout, observation_spec,
                                                action_spec, self._give_up_writing, self.signer,
-                                               sequence)
+                                               sequence, n_step)
                         for _ in range(count)]
         return self.writers
 
@@ -156,13 +157,15 @@ class Worker:
                     raise StopRequested() from None
                 time.sleep(0.5)
         self.train_step_seen = train_step
-        layout, sequence = wait_for_layout(self.paths, self.should_stop)
+        layout, sequence, n_step = wait_for_layout(self.paths, self.should_stop)
         env = self.collect_envs[0]
         self.collector.writers = self.link.open_writers(
-            layout, env.observation_spec(), env.action_spec(), len(self.collect_envs), sequence)
-        windows = "" if sequence is None else (
+            layout, env.observation_spec(), env.action_spec(), len(self.collect_envs), sequence,
+            n_step)
+        rows = "" if sequence is None else (
             f" of windows of {sequence[1]}+{sequence[0]} steps (burn-in + trained)")
-        self.log.info("experience items: %s layout%s", layout, windows)
+        rows += "" if n_step is None else f" of {n_step[0]}-step transitions"
+        self.log.info("experience items: %s layout%s", layout, rows)
         return train_step
 
     def warm_up(self, train_step: int) -> None:

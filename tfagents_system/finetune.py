@@ -214,7 +214,7 @@ def check_restore(agent, init: InitFrom, where: str) -> None:
 def replay_rows(source: Path, agent, params, capacity: int, where: str) -> int:
     """How many of the source's logged transitions the learner will import; CheckError
     if either experiment does not keep its buffer in the learner's memory."""
-    from tfagents_system.replay.layouts import LAYOUT_BLOCKS, recorded_sequence
+    from tfagents_system.replay.layouts import LAYOUT_BLOCKS, recorded_n_step, recorded_sequence
     from tfagents_system.replay.memory import ReplayLog, log_segments
     from tfagents_system.replay.packing import item_capacity, make_packer
 
@@ -233,6 +233,11 @@ def replay_rows(source: Path, agent, params, capacity: int, where: str) -> int:
                          f"{recorded_sequence(record)} (trained, burn-in) steps, this "
                          f"experiment trains on {sequence} (None: transitions); use the "
                          "source's recurrent settings, or set init_from_replay = False")
+    if recorded_n_step(record) != params.n_step_returns:
+        raise CheckError(f"{where} {source}: its replay buffer holds rows of (n, discount) = "
+                         f"{recorded_n_step(record)} (None: one-step), this experiment's "
+                         f"n_step and discount give {params.n_step_returns}; use the source's "
+                         "n_step and discount, or set init_from_replay = False")
     spec = agent.collect_data_spec
     row_size = make_packer(spec.observation, spec.action, sequence).size
     meta = src.replay_memory / ReplayLog.META

@@ -179,7 +179,7 @@ def choose_replay_layout(params: TrainParamsBase, specs: tuple, capacity: int,
                           f"agent_ctor) raised {type(exc).__name__}: {exc}") from exc
     try:
         record = layouts.layout_record(agent, capacity, params.learner_keeps_replay,
-                                       params.sequence)
+                                       params.sequence, params.n_step_returns)
     except layouts.LayoutError as exc:  # a configuration SAC cannot train
         raise checks.CheckError(f"{where}: {exc}") from exc
     problem = packing.observation_problem(agent.collect_data_spec.observation)

@@ -88,7 +88,8 @@ class Learner:
         # Before publishing: workers read the layout then.
         sequence = self.params.sequence
         layout = resolve_layout(self.paths, self.agent, self.log, capacity,
-                                self.params.learner_keeps_replay, sequence)
+                                self.params.learner_keeps_replay, sequence,
+                                self.params.n_step_returns)
         signer = Signer(read_key(self.paths.replay_key))
         self.link = ServerLink(address, self.should_stop, self.log, signer)
         self.replay_checkpoints = ReplayCheckpoints(self.paths)

@@ -69,6 +69,12 @@ class TrainParamsBase(abc.ABC):
     # start and kept for its life (replay_layout.json).
     learner_keeps_replay: bool = True
 
+    # n-step returns (README, "n-step returns"): the workers write n-step transitions
+    # (the discounted sum of n rewards, bootstrapped from the n-th next state; fewer
+    # steps at an episode's end, a time-limit truncation still bootstrapping). 1: SAC's
+    # one-step transitions. Recorded at an experiment's creation and kept for its life.
+    n_step: int = 1
+
     # --- Collection and evaluation (per worker) ---
     n_buffer_init_episodes: int = 10  # uniform random episodes, split across workers
     # Uniform random env steps instead (split across workers; the episode in progress
@@ -242,6 +248,12 @@ class TrainParamsBase(abc.ABC):
             return None
         return int(self.recurrent_sequence_length), int(self.recurrent_burn_in)
 
+    @property
+    def n_step_returns(self) -> tuple[int, float] | None:
+        """(n, discount) of the workers' n-step transitions; None for one-step ones."""
+        n = int(self.n_step)
+        return None if n == 1 else (n, float(self.discount))
+
     def validate(self) -> list[str]:
         """All problems with the hyperparameters, each naming the field and the fix."""
         problems = [f"{name}={getattr(self, name)!r}: {what}"
@@ -253,6 +265,9 @@ class TrainParamsBase(abc.ABC):
                 f"min_replay_size={self.min_replay_size} exceeds replay_capacity="
                 f"{self.replay_capacity}: lower min_replay_size or raise the capacity"
             )
+        if self.recurrent is True and self.n_step != 1:
+            problems.append(f"n_step={self.n_step!r} with recurrent = True: replay windows "
+                            "train on one-step transitions; set n_step = 1 or recurrent = False")
         spi, slack = self.samples_per_insert, self.samples_per_insert_error_buffer
         if is_number(spi) and is_number(slack) and slack < max(1.0, spi):
             problems.append(
@@ -303,7 +318,7 @@ _RULES = (
     (("batch_size", "num_iter", "num_steps_per_iter", "replay_capacity", "min_replay_size",
       "n_train_episodes_per_iter", "num_envs_per_worker", "eval_period_itrs",
       "log_period_itrs", "checkpoint_period_itrs", "checkpoints_to_keep",
-      "target_update_period", "recurrent_sequence_length"), _int_at_least(1),
+      "target_update_period", "recurrent_sequence_length", "n_step"), _int_at_least(1),
      "must be a positive integer"),
     (("n_buffer_init_episodes", "n_eval_episodes", "seed", "recurrent_burn_in"),
      _int_at_least(0),

@@ -37,9 +37,9 @@ def windows(lengths, length, burn_in, truncated=()):
     builder = packer.builder()
     rows = []
     for step, action, nxt in episode_steps(lengths, truncated):
-        out = np.full(packer.size, np.nan, np.float32)
+        out = np.full((1, packer.size), np.nan, np.float32)
         if builder.write(step, action, nxt, out):
-            rows.append(out)
+            rows.append(out[0])
     return packer, np.stack(rows)
 
 

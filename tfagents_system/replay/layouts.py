@@ -89,14 +89,16 @@ class LayoutError(FatalError, ValueError):
 
 
 def choose_layout(agent, capacity: int | None = None, learner_keeps: bool = True,
-                  sequence: tuple[int, int] | None = None) -> tuple[str, str]:
+                  sequence: tuple[int, int] | None = None,
+                  n_step: tuple[int, float] | None = None) -> tuple[str, str]:
     """(layout, reason) for an agent: packed where it is exact, else the TF-Agents one.
 
     With a capacity (and `learner_keeps`), packed rows go in blocks to the learner's
     own replay memory if capacity x row size fits in `memory_budget_bytes()`; else
     the learner samples them from Reverb. `sequence` (the params' window of recurrent
     training): rows are windows, and a configuration SAC cannot train raises
-    LayoutError.
+    LayoutError. `n_step` (n, discount): rows are n-step transitions, which only the
+    packed layouts write (LayoutError otherwise).
     """
     from tf_agents.agents.sac import sac_agent
 
@@ -105,15 +107,19 @@ def choose_layout(agent, capacity: int | None = None, learner_keeps: bool = True
     refusal = recurrent.refusal(agent, sequence is not None)
     if refusal:
         raise LayoutError(refusal)
-    if not isinstance(agent, sac_agent.SacAgent):
-        return LAYOUT_STEPS, f"the agent is a {type(agent).__name__}, not a SacAgent"
-    reason = TransitionPacker.unsupported_reason(agent.collect_data_spec)
+    reason = (f"the agent is a {type(agent).__name__}, not a SacAgent"
+              if not isinstance(agent, sac_agent.SacAgent)
+              else TransitionPacker.unsupported_reason(agent.collect_data_spec))
     if reason and sequence is not None:
         raise LayoutError(f"recurrent training needs packed windows, but {reason}")
+    if reason and n_step is not None:
+        raise LayoutError(f"n_step={n_step[0]} needs the packed replay layouts, but {reason}; "
+                          "set n_step = 1")
     if reason:
         return LAYOUT_STEPS, reason
     what = "SacAgent on float32 transitions" + (
-        "" if sequence is None else f" in windows of {sequence[1]}+{sequence[0]} steps")
+        "" if sequence is None else f" in windows of {sequence[1]}+{sequence[0]} steps") + (
+        "" if n_step is None else f" of {n_step[0]}-step returns")
     if capacity is None:
         return LAYOUT_PACKED, what
     if not learner_keeps:
@@ -130,18 +136,38 @@ def choose_layout(agent, capacity: int | None = None, learner_keeps: bool = True
 
 
 def layout_record(agent, capacity: int | None = None, learner_keeps: bool = True,
-                  sequence: tuple[int, int] | None = None) -> dict:
+                  sequence: tuple[int, int] | None = None,
+                  n_step: tuple[int, float] | None = None) -> dict:
     """The record of a new experiment: its layout, why, the observation's structure
     (leaf paths, shapes, dtypes: the packed vectors' meaning) and, for recurrent
-    training, the replay window."""
+    training, the replay window; for n-step returns, n and the discount the rows
+    were summed with."""
     from tfagents_system.observations import structure_record
 
-    layout, reason = choose_layout(agent, capacity, learner_keeps, sequence)
+    layout, reason = choose_layout(agent, capacity, learner_keeps, sequence, n_step)
     record = {"layout": layout, "reason": reason,
               "observation": structure_record(agent.collect_data_spec.observation)}
     if sequence is not None:
         record["sequence"] = {"length": sequence[0], "burn_in": sequence[1]}
+    if n_step is not None:
+        record["n_step"] = {"n": n_step[0], "discount": n_step[1]}
     return record
+
+
+def recorded_n_step(record: dict) -> tuple[int, float] | None:
+    """(n, discount) of a layout record's n-step rows; None: one-step transitions."""
+    n_step = record.get("n_step")
+    return None if n_step is None else (int(n_step["n"]), float(n_step["discount"]))
+
+
+def n_step_mismatch(record: dict, n_step: tuple[int, float] | None, where: str) -> str | None:
+    """Why a record's n-step rows are not what the params ask for (None: they are):
+    rows summed with another n or discount must never be mixed or trained on."""
+    if recorded_n_step(record) == n_step:
+        return None
+    return (f"{where}: the replay buffer holds rows of (n, discount) = "
+            f"{recorded_n_step(record)} (None: one-step), but the params give {n_step}: set "
+            "n_step and discount back, or start a new experiment")
 
 
 def sequence_mismatch(record: dict, sequence: tuple[int, int] | None, where: str) -> str | None:
@@ -171,10 +197,11 @@ def structure_mismatch(record: dict, observation_spec, where: str) -> str | None
 
 
 def resolve_layout(paths: ExperimentPaths, agent, log, capacity: int | None = None,
-                   learner_keeps: bool = True, sequence: tuple[int, int] | None = None) -> str:
+                   learner_keeps: bool = True, sequence: tuple[int, int] | None = None,
+                   n_step: tuple[int, float] | None = None) -> str:
     """The experience-item layout of this experiment: its record, else chosen and
-    recorded now. FatalError if the observation's structure or the replay window
-    (`sequence`) differs from the record.
+    recorded now. FatalError if the observation's structure, the replay window
+    (`sequence`) or the n-step returns differ from the record.
 
     An experiment without the record but with checkpoints was started before
     layouts were recorded: its replay buffer holds TF-Agents 2-step items.
@@ -189,12 +216,13 @@ def resolve_layout(paths: ExperimentPaths, agent, log, capacity: int | None = No
             record = {"layout": LAYOUT_STEPS,
                       "reason": "experiment started before item layouts were recorded"}
         else:
-            record = layout_record(agent, capacity, learner_keeps, sequence)
+            record = layout_record(agent, capacity, learner_keeps, sequence, n_step)
         write_json_atomic(path, record, durable=True)
     if record["layout"] not in LAYOUTS:
         raise ValueError(f"{path}: unknown layout {record['layout']!r}")
     mismatch = (structure_mismatch(record, agent.collect_data_spec.observation, str(path))
-                or sequence_mismatch(record, sequence, str(path)))
+                or sequence_mismatch(record, sequence, str(path))
+                or n_step_mismatch(record, n_step, str(path)))
     if mismatch:
         raise FatalError(mismatch)
     log.info("experience items: %s layout (%s)", record["layout"], record["reason"])
@@ -207,15 +235,17 @@ def recorded_sequence(record: dict) -> tuple[int, int] | None:
     return None if sequence is None else (int(sequence["length"]), int(sequence["burn_in"]))
 
 
-def wait_for_layout(paths: ExperimentPaths, should_stop) -> tuple[str, tuple[int, int] | None]:
-    """(layout, window) the learner chose for this experiment (a worker waits for the
-    record); the window is (trained steps, burn-in) of recurrent training, else None."""
+def wait_for_layout(paths: ExperimentPaths, should_stop) -> tuple[str, tuple[int, int] | None,
+                                                                  tuple[int, float] | None]:
+    """(layout, window, n-step) the learner chose for this experiment (a worker waits
+    for the record); the window is (trained steps, burn-in) of recurrent training, the
+    n-step (n, discount) of n-step returns, each None without."""
     while not paths.layout.is_file():
         if should_stop():
             raise StopRequested()
         time.sleep(0.5)
     record = _read_record(paths.layout)
-    return record["layout"], recorded_sequence(record)
+    return record["layout"], recorded_sequence(record), recorded_n_step(record)
 
 
 def _read_record(path: Path) -> dict:

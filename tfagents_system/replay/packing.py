@@ -46,6 +46,7 @@ class TransitionPacker:
     """
 
     HEAD = 4
+    max_rows = 1  # rows `write` may put out per transition
 
     @classmethod
     def for_spec(cls, collect_data_spec) -> TransitionPacker:
@@ -101,10 +102,11 @@ class TransitionPacker:
             out[at:at + size] = np.reshape(leaf, -1)
             at += size
 
-    def write(self, time_step, action, next_time_step, out) -> bool:
-        """Pack the transition into `out`: a row per transition (as SequenceBuilder)."""
-        self.pack(time_step, action, next_time_step, out)
-        return True
+    def write(self, time_step, action, next_time_step, out) -> int:
+        """Pack the transition into `out[0]` (`out`: [max_rows, size] rows); returns the
+        rows written, as every row builder does (`SequenceBuilder`, `NStepBuilder`)."""
+        self.pack(time_step, action, next_time_step, out[0])
+        return 1
 
     def builder(self) -> TransitionPacker:
         """A worker env's row writer: the packer itself (it keeps no state)."""
@@ -219,6 +221,8 @@ class SequenceBuilder:
     first observation.
     """
 
+    max_rows = 1
+
     def __init__(self, packer: SequencePacker):
         self._packer = packer
         size = packer.transitions.size
@@ -227,8 +231,8 @@ class SequenceBuilder:
         self._window = np.tile(self._pad, (packer.steps, 1))
         self._new = 0
 
-    def write(self, time_step, action, next_time_step, out) -> bool:
-        """Add a transition; True when a window was written into `out` (a float32 row)."""
+    def write(self, time_step, action, next_time_step, out) -> int:
+        """Add a transition; 1 when a window was written into `out[0]`, else 0."""
         window = self._window
         if time_step.step_type == 0:  # StepType.FIRST: a new episode
             window[:] = self._pad
@@ -239,14 +243,82 @@ class SequenceBuilder:
         self._new += 1
         last = next_time_step.step_type == 2  # StepType.LAST
         if self._new < self._packer.length and not last:
-            return False
-        steps = self._packer.steps
-        out[:steps * len(self._pad)] = window.reshape(-1)
-        mask = out[steps * len(self._pad):]
+            return 0
+        steps, row = self._packer.steps, out[0]
+        row[:steps * len(self._pad)] = window.reshape(-1)
+        mask = row[steps * len(self._pad):]
         mask[:] = 0.0
         mask[steps - self._new:] = 1.0
         self._new = 0
-        return True
+        return 1
+
+
+class NStepPacker(TransitionPacker):
+    """n-step transitions in the rows of `TransitionPacker` (n_step > 1).
+
+    A row starts at step t and holds s_t, a_t, the discounted sum of the next m
+    rewards, the step m steps later as its next step, and as its discount
+    gamma**(m-1) times the product of the m steps' discounts; m = n, or fewer at an
+    episode's end. SAC's target r + gamma * discount * V(s') then reads
+    r_t + ... + gamma**(m-1) r_(t+m-1) + gamma**m V(s_(t+m)) with no change to the
+    agent. A time-limit truncation (discount 1 at the LAST step) keeps bootstrapping
+    from the last observation; a terminal state (discount 0) does not. The learner
+    unpacks these rows as one-step ones.
+    """
+
+    def __init__(self, observation_spec, action_spec, n: int, gamma: float):
+        super().__init__(observation_spec, action_spec)
+        self.n = int(n)
+        self.gamma = float(gamma)
+
+    def builder(self) -> NStepBuilder:
+        """A worker env's row writer: it keeps the env's last n - 1 transitions."""
+        return NStepBuilder(self)
+
+
+class NStepBuilder:
+    """Turns one env's transitions into n-step rows (`NStepPacker`): a row per
+    transition, written n - 1 transitions later, or at the episode's end for the
+    transitions still waiting."""
+
+    def __init__(self, packer: NStepPacker):
+        self._packer = packer
+        self.max_rows = packer.n
+        self._pending = np.zeros((packer.n, packer.size), np.float32)
+        self._count = 0
+
+    def write(self, time_step, action, next_time_step, out) -> int:
+        """Add a transition; returns the rows written into `out` ([n, size])."""
+        if time_step.step_type == 0:  # StepType.FIRST: a new episode (drop a torn one)
+            self._count = 0
+        self._packer.pack(time_step, action, next_time_step, self._pending[self._count])
+        self._count += 1
+        if next_time_step.step_type == 2:  # StepType.LAST: every waiting row ends here
+            written = self._count
+            for i in range(written):
+                self._combine(i, written, out[i])
+            self._count = 0
+            return written
+        if self._count < self._packer.n:
+            return 0
+        self._combine(0, self._count, out[0])
+        self._pending[:-1] = self._pending[1:]
+        self._count -= 1
+        return 1
+
+    def _combine(self, first: int, end: int, row) -> None:
+        """The row of pending transitions first..end-1 as one n-step transition."""
+        steps = self._pending[first:end]
+        row[:] = steps[0]
+        reward, weight = 0.0, 1.0
+        for step in steps:  # weight: gamma**k times the discounts passed so far
+            reward += weight * float(step[2])
+            weight *= self._packer.gamma * float(step[3])
+        row[1] = steps[-1][1]
+        row[2] = reward
+        row[3] = weight / self._packer.gamma
+        at = self._packer._next_obs_at
+        row[at:] = steps[-1][at:]
 
 
 def item_capacity(transitions: int, sequence: tuple[int, int] | None) -> int:
@@ -255,8 +327,12 @@ def item_capacity(transitions: int, sequence: tuple[int, int] | None) -> int:
     return int(transitions) if sequence is None else -(-int(transitions) // sequence[0])
 
 
-def make_packer(observation_spec, action_spec, sequence: tuple[int, int] | None = None):
-    """The row packer of the packed layouts: a transition per row, or with `sequence`
-    (trained steps, burn-in) a replay window per row."""
+def make_packer(observation_spec, action_spec, sequence: tuple[int, int] | None = None,
+                n_step: tuple[int, float] | None = None):
+    """The row packer of the packed layouts: a transition per row, with `sequence`
+    (trained steps, burn-in) a replay window per row, with `n_step` (n, discount) an
+    n-step transition per row (the layouts refuse both at once)."""
+    if n_step is not None:
+        return NStepPacker(observation_spec, action_spec, *n_step)
     packer = TransitionPacker(observation_spec, action_spec)
     return packer if sequence is None else SequencePacker(packer, *sequence)

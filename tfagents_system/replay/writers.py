@@ -157,8 +157,8 @@ class PackedExperienceWriter(_BlockingWrites):
         self._items_since_flush = 0
 
     def add(self, time_step, action_step, next_time_step) -> None:
-        row = np.empty(self._size, np.float32)  # Reverb keeps it: one per item
-        if self._rows.write(time_step, action_step.action, next_time_step, row):
+        rows = np.empty((self._rows.max_rows, self._size), np.float32)  # Reverb keeps them
+        for row in rows[:self._rows.write(time_step, action_step.action, next_time_step, rows)]:
             refs = self._cpp.Append([row])
             self._cpp.CreateItem(C.EXPERIENCE_TABLE, 1.0, [[refs[0]]], [True])
             self._items_since_flush += 1
@@ -198,9 +198,10 @@ class BlockExperienceWriter(_BlockingWrites):
         self._count = 0
 
     def add(self, time_step, action_step, next_time_step) -> None:
-        if self._rows.write(time_step, action_step.action, next_time_step,
-                            self._block[self._count]):
-            self._count += 1
+        if self._count + self._rows.max_rows > len(self._block):
+            self.send()  # n-step rows: room for all that an episode's end writes
+        self._count += self._rows.write(time_step, action_step.action, next_time_step,
+                                        self._block[self._count:])
         if self._count == len(self._block) or next_time_step.step_type == _LAST:
             self.send()
 
@@ -230,14 +231,16 @@ class BlockExperienceWriter(_BlockingWrites):
 
 def make_experience_writer(client, layout: str, observation_spec, action_spec,
                            should_stop: Callable[[], bool], signer: Signer,
-                           sequence: tuple[int, int] | None = None):
+                           sequence: tuple[int, int] | None = None,
+                           n_step: tuple[int, float] | None = None):
     """The writer of a layout; `add(time_step, action_step, next_time_step)` per env step.
-    `sequence` (trained steps, burn-in): the packed layouts write replay windows."""
+    `sequence` (trained steps, burn-in): the packed layouts write replay windows;
+    `n_step` (n, discount): they write n-step transitions."""
     if layout not in LAYOUTS:
         raise ValueError(f"unknown replay item layout {layout!r}; known: {', '.join(LAYOUTS)}")
     if layout == LAYOUT_STEPS:
         return ExperienceWriter(client, should_stop)
-    packer = make_packer(observation_spec, action_spec, sequence)
+    packer = make_packer(observation_spec, action_spec, sequence, n_step)
     if layout == LAYOUT_PACKED:
         return PackedExperienceWriter(client, packer, should_stop)
     return BlockExperienceWriter(client, packer, should_stop, signer)

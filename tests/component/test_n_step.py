@@ -1,0 +1,185 @@
+"""n-step returns: the rows the workers write through both packed data paths (an
+in-process Reverb server) give SAC's target r + gamma * discount * V(s') the value of
+a hand computation on a countdown env, at a terminal state and at a time-limit
+truncation inside the n-step window; and the layout record keeps n."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+reverb = pytest.importorskip("reverb")
+tf = pytest.importorskip("tensorflow")
+
+from tf_agents.environments import py_environment
+from tf_agents.specs import array_spec
+from tf_agents.trajectories import time_step as ts
+from tf_agents.utils import common
+
+from tfagents_system import actors, builders, collection, runtime
+from tfagents_system import paths as paths_module
+from tfagents_system.params import TrainParamsBase
+from tfagents_system.replay import datasets, layouts, sources, tables
+from tfagents_system.replay import writers as replay_writers
+from tfagents_system.replay.auth import Signer
+from tfagents_system.replay.client import ServerLink
+from tfagents_system.runtime import FatalError
+
+SIGNER = Signer(b"a test key of the right length!!")
+GAMMA = 0.9
+N = 3
+# (start count, time limit): the first episode counts down to a terminal 0, the second
+# is cut by its time limit after 4 steps, inside the 3-step window of its steps 2 and 3.
+EPISODES = ((5, 10), (9, 4))
+
+
+class Countdown(py_environment.PyEnvironment):
+    """Observation (episode, count); each step lowers the count by one and pays the
+    count it leaves; count 0 is a terminal state, the time limit a truncation."""
+
+    def __init__(self):
+        super().__init__()
+        self._episode = -1
+        self._count = self._steps = 0
+
+    def observation_spec(self):
+        return array_spec.ArraySpec((2,), np.float32)
+
+    def action_spec(self):
+        return array_spec.BoundedArraySpec((1,), np.float32, -1.0, 1.0)
+
+    def _observation(self):
+        return np.array([self._episode, self._count], np.float32)
+
+    def _reset(self):
+        self._episode = (self._episode + 1) % len(EPISODES)
+        self._count, self._steps = EPISODES[self._episode][0], 0
+        return ts.restart(self._observation())
+
+    def _step(self, action):
+        if self.current_time_step().is_last():
+            return self.reset()
+        reward = float(self._count)
+        self._count -= 1
+        self._steps += 1
+        if self._count == 0:
+            return ts.termination(self._observation(), reward)
+        if self._steps == EPISODES[self._episode][1]:
+            return ts.truncation(self._observation(), reward)
+        return ts.transition(self._observation(), reward)
+
+
+def value(observation):
+    """A stand-in critic for the next state: its count plus 100 (nonzero at 0)."""
+    return observation[..., 1] + 100.0
+
+
+def hand_targets() -> dict[tuple[float, float], float]:
+    """{(episode, count at the row's start): n-step target}, computed from the episodes."""
+    targets = {}
+    for episode, (start, limit) in enumerate(EPISODES):
+        steps = min(start, limit)  # rewards start, start-1, ...; counts start..start-steps
+        rewards = [float(start - k) for k in range(steps)]
+        terminal = start <= limit
+        for t in range(steps):
+            m = min(N, steps - t)
+            ret = sum(GAMMA ** k * rewards[t + k] for k in range(m))
+            end_count = start - t - m
+            boot = 0.0 if (terminal and t + m == steps) else GAMMA ** m * (end_count + 100.0)
+            targets[(float(episode), float(start - t))] = ret + boot
+    return targets
+
+
+def sac_targets(transition) -> dict[tuple[float, float], float]:
+    """SAC's target (reward scale 1, the stand-in critic) of each row of a batch."""
+    obs = transition.time_step.observation.numpy()
+    nxt = transition.next_time_step
+    target = (nxt.reward.numpy() + GAMMA * nxt.discount.numpy()
+              * value(nxt.observation.numpy()))
+    return {(float(o[0]), float(o[1])): float(t) for o, t in zip(obs, target)}
+
+
+class Params(TrainParamsBase):
+    n_step = N
+    discount = GAMMA
+    batch_size = 8
+    min_replay_size = 1
+    actor_fc_layers = (8,)
+    critic_joint_fc_layers = (8,)
+
+    def env_ctor(self, seed=None, *args, **kwargs):
+        return Countdown()
+
+
+@pytest.fixture
+def server():
+    srv = reverb.Server(tables.make_tables(Params(), capacity=1000), port=None)
+    yield f"localhost:{srv.port}"
+    srv.stop()
+
+
+def collect(writer) -> collection.EpisodeStats:
+    env = Countdown()
+    stats = collection.EpisodeStats(1)
+    collector = collection.Collector([env], stats, lambda: None, lambda: False)
+    collector.writers = [writer]
+    collector.run(actors.RandomActor(env.action_spec(), seed=3), len(EPISODES))
+    writer.close()
+    return stats
+
+
+def test_n_step_rows_give_the_hand_computed_targets_on_both_packed_paths(server, tmp_path):
+    params, env = Params(), Countdown()
+    expected = hand_targets()
+    assert len(expected) == 9  # 5 + 4 transitions: a row each
+    client = reverb.Client(server)
+    for layout in (layouts.LAYOUT_BLOCKS, layouts.LAYOUT_PACKED):
+        writer = replay_writers.make_experience_writer(
+            client, layout, env.observation_spec(), env.action_spec(), lambda: False, SIGNER,
+            None, params.n_step_returns)
+        assert collect(writer).env_steps == 9
+    spec = builders.make_agent(params, env.time_step_spec(), env.action_spec(),
+                               common.create_variable("step", 0, dtype=tf.int64)
+                               ).collect_data_spec
+    log = runtime.setup_logging("test")
+    memory = sources.MemorySource(params, paths_module.ExperimentPaths(tmp_path), 1000, spec,
+                                  ServerLink(server, lambda: False, log, SIGNER),
+                                  lambda: False, log)
+    memory.take_in(0)
+    assert memory.size() == 9  # one row per env step, as with one-step transitions
+    rows = memory.memory.rows[:9]
+    got = sac_targets(memory.packer.unpack(rows))
+    assert got.keys() == expected.keys()
+    for key, target in expected.items():
+        assert got[key] == pytest.approx(target, rel=1e-6), key
+    memory.close()
+    batch = next(iter(datasets.experience_dataset(server, spec, 30,
+                                                  layout=layouts.LAYOUT_PACKED)))
+    for key, target in sac_targets(batch).items():  # rows sampled from Reverb's table
+        assert target == pytest.approx(expected[key], rel=1e-6), key
+
+
+def test_the_layout_records_n_and_a_resumed_learner_refuses_another(tmp_path):
+    params, env = Params(), Countdown()
+    agent = builders.make_agent(params, env.time_step_spec(), env.action_spec(),
+                                common.create_variable("step", 0, dtype=tf.int64))
+    paths = paths_module.ExperimentPaths(tmp_path)
+    log = runtime.setup_logging("test")
+    layouts.resolve_layout(paths, agent, log, 1000, True, None, params.n_step_returns)
+    record = runtime.read_json(paths.layout)
+    assert record["n_step"] == {"n": 3, "discount": GAMMA}
+    assert "3-step returns" in record["reason"]
+    assert layouts.wait_for_layout(paths, lambda: False)[2] == (3, GAMMA)
+    for n_step in (None, (5, GAMMA), (3, 0.99)):
+        with pytest.raises(FatalError, match=r"holds rows of \(n, discount\) = \(3, 0.9\)"):
+            layouts.resolve_layout(paths, agent, log, 1000, True, None, n_step)
+
+
+def test_n_step_is_refused_where_rows_cannot_hold_it():
+    params = Params()
+    params.recurrent = True
+    assert any("n_step=3 with recurrent = True" in p for p in params.validate())
+    # An agent the packed layouts cannot take (not a SacAgent): TF-Agents' 2-step items.
+    with pytest.raises(layouts.LayoutError, match="n_step=3 needs the packed replay layouts"):
+        layouts.choose_layout(object(), 1000, True, None, (3, GAMMA))
+    assert layouts.choose_layout(object(), 1000, True, None, None)[0] == layouts.LAYOUT_STEPS
