@@ -31,6 +31,7 @@ REPLAY_CHECKPOINTS_KEPT_DIR = "replay_checkpoints_kept"  # hard links to the new
 REPLAY_CHECKPOINTS_DAMAGED_DIR = "replay_checkpoints_damaged"  # ones Reverb failed to load
 REPLAY_CHECKPOINT_LOCK = ".replay_checkpoint.lock"  # serializes the learner's and server's saves
 REPLAY_CHECKPOINTS_TO_KEEP = 2
+DEMONSTRATIONS_DIR = "demonstrations"  # the demonstrations' replay rows, stored at creation
 REPLAY_MEMORY_DIR = "replay_memory"  # the learner's log of every transition it stored
 REPLAY_IMPORTED_FILE = "imported.json"  # under REPLAY_MEMORY_DIR: rows fine-tuning imported
 # Fine-tuning: the source, checkpoint and parts a new experiment started from, and its
@@ -122,7 +123,7 @@ def evaluation_name(checkpoint: str, seed: int) -> str:
 # Config keys the framework itself reads (GymTrainParams, the curriculum); a sweep may set
 # them even where the config file leaves them out.
 CONFIG_KEYS = ("env_id", "max_episode_steps", "gym_kwargs", "domain_randomization",
-               "perturbations", "observation_indices", "curriculum")
+               "perturbations", "observation_indices", "curriculum", "demonstrations")
 
 # Exit code of every command for bad input (one `error:` line names the fix).
 EXIT_BAD_INPUT = 2
@@ -138,6 +139,8 @@ M_ALPHA = "alpha"
 M_ENTROPY = "policy/entropy"
 M_GRAD_STEPS_PER_SEC = "speed/grad_steps_per_sec"
 M_REPLAY_SIZE = "replay/size"
+M_DEMO_SHARE = "replay/demo_share"
+M_BC_LOSS = "losses/bc_loss"
 M_RETURN = "episode/return"
 M_EPISODE_LENGTH = "episode/length"
 M_ENV_STEPS = "episode/env_steps"

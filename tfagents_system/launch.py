@@ -192,6 +192,30 @@ def choose_replay_layout(params: TrainParamsBase, specs: tuple, capacity: int,
     return record, time.monotonic() - start
 
 
+def read_demonstrations(params: TrainParamsBase, inputs: Inputs, specs: tuple, record: dict,
+                        timeout: checks.LaunchTimeout) -> tuple | None:
+    """(rows, meta) of a new experiment's demonstrations (None without any), as the
+    workers would write them in its layout; one line naming a file that cannot be
+    used."""
+    from tfagents_system import demonstrations
+    from tfagents_system.replay import demo_store, layouts
+
+    files = demo_store.requested_files(params, inputs.params_file, inputs.config_file)
+    if not files:
+        return None
+    where = (f"config file {inputs.config_file}" if "demonstrations" in params.env_config
+             else f"params file {inputs.params_file}")
+    if record["layout"] == layouts.LAYOUT_STEPS:
+        raise checks.CheckError(f"{where}: demonstrations go into the packed replay layouts "
+                                f"only, but this agent needs {record['layout']} "
+                                f"({record['reason']}); remove the demonstrations")
+    timeout.stage(f"reading the demonstrations ({where})")
+    try:
+        return demo_store.build_rows(files, *specs, params.sequence, params.n_step_returns)
+    except demonstrations.DemonstrationError as exc:
+        raise checks.CheckError(f"{where}: demonstrations: {exc}") from exc
+
+
 def describe_replay_layout(paths: ExperimentPaths, chosen_in_s: float | None = None) -> str:
     """The launcher's line saying which experience-item layout the run uses and why."""
     record = runtime.read_json_or_none(paths.layout)
@@ -347,12 +371,13 @@ def prepare(variables_file: str) -> Plan:
             init = check_fine_tuning(variables, params, inputs, specs, capacity, timeout)
             record, chosen_in_s = choose_replay_layout(params, specs, capacity,
                                                        inputs.params_file, timeout)
+            demos = read_demonstrations(params, inputs, specs, record, timeout)
         else:
             check_resumed_observation(params, paths, timeout)
     if not resuming:
         create_experiment(paths, variables, params, inputs.config, inputs.params_file, {
             "max_episode_steps": max_steps, "replay_capacity": capacity,
-        }, inputs.variant_record, init, record)
+        }, inputs.variant_record, init, record, demos)
     import portpicker
 
     return Plan(variables, paths, params, layout, portpicker.pick_unused_port(), resuming,
@@ -441,13 +466,13 @@ def new_inputs(variables: settings.TrainingVariables,
 def create_experiment(paths, variables, params, config, params_file, derived,
                       variant: dict | None = None,
                       init: finetune.InitFrom | None = None,
-                      layout_record: dict | None = None) -> None:
+                      layout_record: dict | None = None, demos: tuple | None = None) -> None:
     """Write the experiment directory under a temporary name, then rename it into place.
 
     `config` is the config as trained (a sweep variant's overrides applied); `init`, the
     checkpoint a fine-tuned experiment starts from (copied in, and recorded);
     `layout_record`, the experience-item layout chosen at launch (None: the learner
-    chooses it at its first start).
+    chooses it at its first start); `demos`, the demonstrations' (rows, meta).
     """
     try:
         paths.root.parent.mkdir(parents=True, exist_ok=True)
@@ -468,6 +493,10 @@ def create_experiment(paths, variables, params, config, params_file, derived,
             finetune.copy_into(init, tmp)
         if layout_record is not None:
             runtime.write_json_atomic(tmp / C.LAYOUT_FILE, layout_record, durable=True)
+        if demos is not None:
+            from tfagents_system.replay import demo_store
+
+            demo_store.store(tmp / C.DEMONSTRATIONS_DIR, *demos)
         runtime.write_json_atomic(tmp / C.SETTINGS_FILE, durable=True, data={
             "exp_name": paths.root.name,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

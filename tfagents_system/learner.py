@@ -15,9 +15,10 @@ import argparse
 import os
 import time
 
-from tfagents_system import builders, checkpoint_recovery, finetune, runtime
+from tfagents_system import behaviour_cloning, builders, checkpoint_recovery, finetune, runtime
 from tfagents_system import constants as C
 from tfagents_system.paths import ExperimentPaths
+from tfagents_system.replay import demo_store
 from tfagents_system.replay.auth import Signer, read_key
 from tfagents_system.replay.checkpoints import ReplayCheckpoints
 from tfagents_system.replay.client import ServerLink
@@ -71,6 +72,8 @@ class Learner:
         self.policy_variables = self.agent.collect_policy.variables()
         self._build_data_path(address, capacity)
         self.writer = builders.make_summary_writer(paths, C.TRAIN_TB_DIR)
+        if own is None:
+            self._warm_start()
         self.entropy = builders.make_entropy_estimate(self.agent)
         iteration = self.start_step // params.num_steps_per_iter
         self.log_trigger = IntervalTrigger(params.log_period_itrs, self.summarise, iteration)
@@ -98,10 +101,23 @@ class Learner:
                                        self.agent.collect_data_spec, self.link,
                                        self.should_stop, self.log, sequence)
         finetune.import_replay(self.source, layout, self.paths, self.log)
+        self.source = demo_store.with_demonstrations(self.source, self.params, self.paths,
+                                                     self.agent.collect_data_spec, self.log)
         self.train_steps = builders.make_train_loop(self.agent, self.source.next_batch)
         self.link.on_reconnect(self.source.restart_sampling)
         self.link.on_reconnect(lambda: self.link.weights.publish(self.policy_variables,
                                                                  self.step))
+        self.beat()
+
+    def _warm_start(self) -> None:
+        """A first start's behaviour cloning on the demonstrations (bc_warm_start_steps),
+        then a checkpoint at train step 0 so that a restart does not repeat it."""
+        steps = int(self.params.bc_warm_start_steps)
+        if not steps or not isinstance(self.source, demo_store.DemoMixSource):
+            return
+        behaviour_cloning.warm_start(self.agent, self.source.demo_batch, steps,
+                                     self.params.actor_learning_rate, self.writer, self.log)
+        self.checkpointer.save(global_step=self.step)
         self.beat()
 
     @property
@@ -182,7 +198,7 @@ class Learner:
                   C.M_ALPHA: float(tf.exp(self.agent._log_alpha)),
                   C.M_ENTROPY: self._entropy(),
                   C.M_GRAD_STEPS_PER_SEC: rate,
-                  C.M_REPLAY_SIZE: self.source.size()}
+                  C.M_REPLAY_SIZE: self.source.size(), **self.source.summaries()}
         with self.writer.as_default(step=step), tf.summary.record_if(True):
             for name, value in values.items():
                 tf.summary.scalar(name, value)

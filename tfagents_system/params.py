@@ -75,6 +75,20 @@ class TrainParamsBase(abc.ABC):
     # one-step transitions. Recorded at an experiment's creation and kept for its life.
     n_step: int = 1
 
+    # --- Demonstrations (README, "Learning from prior data") ---
+    # Files of recorded episodes (tfagents_system.demonstrations; relative paths: to
+    # this params file; a config's "demonstrations" list, relative to the config file,
+    # wins), loaded into the replay data at an experiment's first start and kept with
+    # it, never evicted by the FIFO buffer.
+    demonstrations: tuple[str, ...] = ()
+    # The share of each batch drawn from the demonstrations: a number in [0, 1], or a
+    # schedule ((train step, share), ...) interpolated linearly between its points and
+    # constant beyond them. None: their share of all rows (demonstrations + buffer).
+    demo_ratio: float | tuple[tuple[int, float], ...] | None = None
+    # Behaviour-cloning gradient steps of the actor on the demonstrations before SAC's
+    # first step (once, at the first start). 0: none.
+    bc_warm_start_steps: int = 0
+
     # --- Collection and evaluation (per worker) ---
     n_buffer_init_episodes: int = 10  # uniform random episodes, split across workers
     # Uniform random env steps instead (split across workers; the episode in progress
@@ -265,6 +279,7 @@ class TrainParamsBase(abc.ABC):
                 f"min_replay_size={self.min_replay_size} exceeds replay_capacity="
                 f"{self.replay_capacity}: lower min_replay_size or raise the capacity"
             )
+        problems += self._demonstration_problems()
         if self.recurrent is True and self.n_step != 1:
             problems.append(f"n_step={self.n_step!r} with recurrent = True: replay windows "
                             "train on one-step transitions; set n_step = 1 or recurrent = False")
@@ -274,6 +289,20 @@ class TrainParamsBase(abc.ABC):
                 f"samples_per_insert_error_buffer={slack!r} is below max(1, "
                 f"samples_per_insert={spi!r}), the least Reverb's limiter takes: raise it "
                 "(it is in sampled items: a few batches' worth) or set it to None")
+        return problems
+
+
+    def _demonstration_problems(self) -> list[str]:
+        """Settings that need demonstrations, given none; BC of a recurrent actor."""
+        given = self.env_config.get("demonstrations") or self.demonstrations
+        problems = []
+        for name, default in (("demo_ratio", None), ("bc_warm_start_steps", 0)):
+            if not given and getattr(self, name) != default:
+                problems.append(f"{name}={getattr(self, name)!r} without demonstrations: "
+                                f"list the files in demonstrations, or set {name} = {default}")
+        if self.recurrent is True and self.bc_warm_start_steps:
+            problems.append(f"bc_warm_start_steps={self.bc_warm_start_steps!r} with recurrent "
+                            "= True: the warm start clones feed-forward actors only; set it to 0")
         return problems
 
 
@@ -307,6 +336,27 @@ def _normalization(value) -> bool:
         isinstance(key, str) and isinstance(pair, (list, tuple)) and len(pair) == 2
         and numbers(pair[0]) and numbers(pair[1], positive=True)
         for key, pair in value.items())
+
+
+def _share(value) -> bool:
+    return is_number(value) and 0 <= value <= 1
+
+
+def _demo_ratio(value) -> bool:
+    """None, a share in [0, 1], or ((train step, share), ...) with increasing steps."""
+    if value is None or _share(value):
+        return True
+    if not isinstance(value, (tuple, list)) or not value:
+        return False
+    points = [p for p in value if isinstance(p, (tuple, list)) and len(p) == 2
+              and _int_at_least(0)(p[0]) and _share(p[1])]
+    return len(points) == len(value) and all(
+        a[0] < b[0] for a, b in zip(points, points[1:]))
+
+
+def _files(value) -> bool:
+    return isinstance(value, (tuple, list)) and all(
+        isinstance(v, str) and v.strip() for v in value)
 
 
 def _or_none(valid):
@@ -346,6 +396,12 @@ _RULES = (
     (("observation_normalization",), _or_none(_normalization),
      "must be None or a dict {leaf path: (mean, std)}, each a number or a list of numbers "
      "with every std > 0, e.g. {'velocity': (0.0, 2.0)}"),
+    (("demonstrations",), _files,
+     "must be a tuple of demonstration files, e.g. ('demos/pendulum.npz',), or ()"),
+    (("demo_ratio",), _demo_ratio,
+     "must be None, a share in [0, 1], or a schedule ((train step, share), ...) with "
+     "increasing train steps, e.g. ((0, 0.5), (10000, 0.1))"),
+    (("bc_warm_start_steps",), _int_at_least(0), "must be an integer >= 0"),
     (("init_from_step",), _or_none(_int_at_least(0)),
      "must be None (the latest checkpoint) or a train step of the source's checkpoints"),
 )

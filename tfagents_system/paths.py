@@ -41,6 +41,8 @@ class ExperimentPaths:
     replay_checkpoint_lock = _under_root(C.REPLAY_CHECKPOINT_LOCK,
                                          "held by the learner or the server while saving")
     replay_memory = _under_root(C.REPLAY_MEMORY_DIR, "the learner's replay memory log")
+    demonstrations = _under_root(C.DEMONSTRATIONS_DIR,
+                                 "the demonstrations' replay rows, stored at creation")
     init_from = _under_root(C.INIT_FROM_FILE, "what a fine-tuned experiment started from")
     init_from_checkpoint = _under_root(C.INIT_FROM_CHECKPOINT_DIR,
                                        "its copy of the source's learner checkpoint")

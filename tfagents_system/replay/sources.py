@@ -60,6 +60,10 @@ class DataSource(abc.ABC):
     def restart_sampling(self) -> None:  # noqa: B027 (a no-op unless overridden)
         """After a sampling timeout (no data yet) or a reconnection."""
 
+    def summaries(self) -> dict[str, float]:
+        """The source's own TensorBoard scalars (the demonstrations' share)."""
+        return {}
+
     def close(self) -> None:  # noqa: B027 (a no-op unless overridden)
         """Release files (the memory's log)."""
 

@@ -1,0 +1,161 @@
+"""Demonstrations in the learner's batches (an in-process Reverb server): a fixed,
+scheduled or proportional share of every batch, on the learner's own memory and on
+Reverb-sampled batches, still drawn after the FIFO buffer has evicted everything
+older; and the behaviour-cloning warm start."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+reverb = pytest.importorskip("reverb")
+tf = pytest.importorskip("tensorflow")
+
+from tf_agents.utils import common
+
+from tfagents_system import actors, behaviour_cloning, builders, collection, runtime
+from tfagents_system import paths as paths_module
+from tfagents_system.params import TrainParamsBase
+from tfagents_system.replay import demo_store, layouts, packing, sources, tables
+from tfagents_system.replay import writers as replay_writers
+from tfagents_system.replay.auth import Signer
+from tfagents_system.replay.client import ServerLink
+from tfagents_system.testing_envs import point_mass_reach
+
+SIGNER = Signer(b"a test key of the right length!!")
+MARK = 777.0  # the reward of every demonstration row: tells them apart in a batch
+DEMO_ACTION = np.array([0.5, -0.3], np.float32)
+
+
+class Params(TrainParamsBase):
+    batch_size = 8
+    min_replay_size = 1
+    actor_fc_layers = (32,)
+    critic_joint_fc_layers = (16,)
+    demonstrations = ("stand-in.npz",)
+
+    def env_ctor(self, seed=None, *args, **kwargs):
+        return point_mass_reach(seed=seed, flat=True, episode_steps=10)
+
+
+def make_agent(params):
+    env = params.env_ctor(0)
+    agent = builders.make_agent(params, env.time_step_spec(), env.action_spec(),
+                                common.create_variable("train_step", 0, dtype=tf.int64))
+    return agent, env
+
+
+def demo_rows(env, count: int) -> np.ndarray:
+    """Rows of random observations, the demonstrator's action and the MARK reward."""
+    packer = packing.TransitionPacker(env.observation_spec(), env.action_spec())
+    rng = np.random.default_rng(0)
+    rows = np.zeros((count, packer.size), np.float32)
+    rows[:, 1], rows[:, 2], rows[:, 3] = 1, MARK, 1  # FIRST -> MID, reward, discount
+    rows[:, packer._obs_at:packer._act_at] = rng.normal(size=(count, packer.obs_size))
+    rows[:, packer._act_at:packer._next_obs_at] = DEMO_ACTION
+    rows[:, packer._next_obs_at:] = rng.normal(size=(count, packer.obs_size))
+    rows[:, packer._next_obs_at] = np.arange(count)  # the row's index: see them all drawn
+    return rows
+
+
+@pytest.fixture
+def server():
+    srv = reverb.Server(tables.make_tables(Params(), capacity=1000), port=None)
+    yield f"localhost:{srv.port}"
+    srv.stop()
+
+
+def fill(server, layout: str, env, episodes: int) -> None:
+    writer = replay_writers.make_experience_writer(
+        reverb.Client(server), layout, env.observation_spec(), env.action_spec(),
+        lambda: False, SIGNER)
+    collector = collection.Collector([env], collection.EpisodeStats(1), lambda: None,
+                                     lambda: False)
+    collector.writers = [writer]
+    collector.run(actors.RandomActor(env.action_spec(), seed=1), episodes)
+    writer.close()
+
+
+def demo_counts(mix, batches: int, *loop_args):
+    """Demonstration rows per batch, and which demonstration rows were drawn."""
+    step = tf.function(mix.next_batch)
+    counts, drawn = [], set()
+    for _ in range(batches):
+        batch = step(*loop_args)
+        is_demo = batch.next_time_step.reward.numpy() == MARK
+        counts.append(int(is_demo.sum()))
+        drawn |= set(batch.next_time_step.observation.numpy()[is_demo, 0].astype(int))
+    return counts, drawn
+
+
+def test_demonstrations_survive_fifo_eviction_in_the_learners_memory(server, tmp_path):
+    params = Params()
+    agent, env = make_agent(params)
+    fill(server, layouts.LAYOUT_BLOCKS, env, episodes=10)  # 100 rows into a ring of 30
+    log = runtime.setup_logging("test")
+    link = ServerLink(server, lambda: False, log, SIGNER)
+    memory = sources.MemorySource(params, paths_module.ExperimentPaths(tmp_path), 30,
+                                  agent.collect_data_spec, link, lambda: False, log)
+    rows = demo_rows(env, 20)
+    mix = demo_store.DemoMixSource(memory, rows, memory.packer, params.batch_size,
+                                   demo_store.DemoShare(0.25, len(rows)))
+    mix.take_in(0)
+    assert memory.memory.inserted == 100 and memory.size() == 30  # 70 evicted
+    counts, drawn = demo_counts(mix, 60)
+    assert set(counts) == {2}  # round(0.25 x 8) of every batch
+    assert drawn == set(range(20))  # every demonstration is still drawn
+    assert mix.summaries()[demo_store.C.M_DEMO_SHARE] == 0.25
+    # Proportional (no demo_ratio): 20 of 20 + 30 rows, 40% of a batch of 8 -> 3.
+    mix._share_at = demo_store.DemoShare(None, len(rows))
+    mix.take_in(0)
+    assert set(demo_counts(mix, 5)[0]) == {3}
+    # A schedule: at train step 1000 of ((0, 1), (2000, 0)): half of each batch.
+    mix._share_at = demo_store.DemoShare(((0, 1.0), (2000, 0.0)), len(rows))
+    mix.take_in(1000)
+    assert set(demo_counts(mix, 5)[0]) == {4}
+    train = builders.make_train_loop(agent, mix.next_batch)
+    assert np.isfinite(float(train(tf.constant(3, tf.int64)).loss))
+    memory.close()
+
+
+def test_demonstrations_mix_into_reverb_sampled_batches(server):
+    params = Params()
+    agent, env = make_agent(params)
+    fill(server, layouts.LAYOUT_PACKED, env, episodes=3)
+    link = ServerLink(server, lambda: False, runtime.setup_logging("test"), SIGNER)
+    reverb_source = sources.ReverbSource(params, layouts.LAYOUT_PACKED,
+                                         agent.collect_data_spec, link)
+    rows = demo_rows(env, 20)
+    packer = packing.TransitionPacker(env.observation_spec(), env.action_spec())
+    mix = demo_store.DemoMixSource(reverb_source, rows, packer, params.batch_size,
+                                   demo_store.DemoShare(0.5, len(rows)))
+    mix.take_in(0)
+    counts, _ = demo_counts(mix, 10, *mix.loop_args())
+    assert set(counts) == {4}
+    train = builders.make_train_loop(agent, mix.next_batch)
+    assert np.isfinite(float(train(tf.constant(2, tf.int64), *mix.loop_args()).loss))
+
+
+def test_behaviour_cloning_moves_the_actor_to_the_demonstrated_actions(tmp_path):
+    params = Params()
+    agent, env = make_agent(params)
+    rows = demo_rows(env, 256)
+    mix = demo_store.DemoMixSource(None, rows,  # no replay: BC draws demonstrations only
+                                   packing.TransitionPacker(env.observation_spec(),
+                                                            env.action_spec()),
+                                   64, demo_store.DemoShare(1.0, len(rows)))
+    observations = mix.packer.unpack(tf.constant(rows[:64])).time_step.observation
+
+    def greedy_actions():
+        distribution, _ = agent._actor_network(observations, step_type=(), network_state=(),
+                                               training=False)
+        return distribution.mode().numpy()
+
+    before = np.abs(greedy_actions() - DEMO_ACTION).mean()
+    writer = tf.summary.create_file_writer(str(tmp_path / "tb"))
+    loss = behaviour_cloning.warm_start(agent, mix.demo_batch, 300, 3e-3, writer,
+                                        runtime.setup_logging("test"))
+    after = np.abs(greedy_actions() - DEMO_ACTION).mean()
+    assert np.isfinite(loss)
+    assert after < 0.05 < before, (before, after)
+    assert list((tmp_path / "tb").iterdir())  # losses/bc_loss was written
