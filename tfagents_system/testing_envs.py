@@ -143,8 +143,7 @@ def random_rows(env, packer, steps: int, seed: int) -> np.ndarray:
     for _ in range(steps):
         action = actor([step])[0].action
         nxt = env.step(action)
-        row = np.zeros(packer.size, np.float32)
-        if builder.write(step, action, nxt, row):
-            rows.append(row)
+        out = np.zeros((builder.max_rows, packer.size), np.float32)
+        rows.extend(out[:builder.write(step, action, nxt, out)])
         step = env.reset() if nxt.is_last() else nxt
     return np.stack(rows) if rows else np.zeros((0, packer.size), np.float32)

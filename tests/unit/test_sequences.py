@@ -37,9 +37,8 @@ def windows(lengths, length, burn_in, truncated=()):
     builder = packer.builder()
     rows = []
     for step, action, nxt in episode_steps(lengths, truncated):
-        out = np.full(packer.size, np.nan, np.float32)
-        if builder.write(step, action, nxt, out):
-            rows.append(out)
+        out = np.full((builder.max_rows, packer.size), np.nan, np.float32)
+        rows.extend(out[:builder.write(step, action, nxt, out)])
     return packer, np.stack(rows)
 
 

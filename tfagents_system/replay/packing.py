@@ -46,6 +46,8 @@ class TransitionPacker:
     """
 
     HEAD = 4
+    # Rows one `write` may fill (the builder interface of the workers' row writers).
+    max_rows = 1
 
     @classmethod
     def for_spec(cls, collect_data_spec) -> TransitionPacker:
@@ -101,10 +103,11 @@ class TransitionPacker:
             out[at:at + size] = np.reshape(leaf, -1)
             at += size
 
-    def write(self, time_step, action, next_time_step, out) -> bool:
-        """Pack the transition into `out`: a row per transition (as SequenceBuilder)."""
-        self.pack(time_step, action, next_time_step, out)
-        return True
+    def write(self, time_step, action, next_time_step, out: np.ndarray) -> int:
+        """Pack the transition into `out[0]` (`out`: float32 [max_rows, size]); the rows
+        written, always 1 (the builder interface, as SequenceBuilder)."""
+        self.pack(time_step, action, next_time_step, out[0])
+        return 1
 
     def builder(self) -> TransitionPacker:
         """A worker env's row writer: the packer itself (it keeps no state)."""
@@ -219,6 +222,9 @@ class SequenceBuilder:
     first observation.
     """
 
+    # Rows one `write` may fill: a window at most.
+    max_rows = 1
+
     def __init__(self, packer: SequencePacker):
         self._packer = packer
         size = packer.transitions.size
@@ -227,8 +233,9 @@ class SequenceBuilder:
         self._window = np.tile(self._pad, (packer.steps, 1))
         self._new = 0
 
-    def write(self, time_step, action, next_time_step, out) -> bool:
-        """Add a transition; True when a window was written into `out` (a float32 row)."""
+    def write(self, time_step, action, next_time_step, out: np.ndarray) -> int:
+        """Add a transition; the rows written into `out` (float32 [max_rows, size]):
+        1 when a window was written into `out[0]`, else 0."""
         window = self._window
         if time_step.step_type == 0:  # StepType.FIRST: a new episode
             window[:] = self._pad
@@ -239,14 +246,14 @@ class SequenceBuilder:
         self._new += 1
         last = next_time_step.step_type == 2  # StepType.LAST
         if self._new < self._packer.length and not last:
-            return False
-        steps = self._packer.steps
-        out[:steps * len(self._pad)] = window.reshape(-1)
-        mask = out[steps * len(self._pad):]
+            return 0
+        steps, row = self._packer.steps, out[0]
+        row[:steps * len(self._pad)] = window.reshape(-1)
+        mask = row[steps * len(self._pad):]
         mask[:] = 0.0
         mask[steps - self._new:] = 1.0
         self._new = 0
-        return True
+        return 1
 
 
 def item_capacity(transitions: int, sequence: tuple[int, int] | None) -> int:

@@ -157,8 +157,8 @@ class PackedExperienceWriter(_BlockingWrites):
         self._items_since_flush = 0
 
     def add(self, time_step, action_step, next_time_step) -> None:
-        row = np.empty(self._size, np.float32)  # Reverb keeps it: one per item
-        if self._rows.write(time_step, action_step.action, next_time_step, row):
+        rows = np.empty((self._rows.max_rows, self._size), np.float32)  # Reverb keeps them
+        for row in rows[:self._rows.write(time_step, action_step.action, next_time_step, rows)]:
             refs = self._cpp.Append([row])
             self._cpp.CreateItem(C.EXPERIENCE_TABLE, 1.0, [[refs[0]]], [True])
             self._items_since_flush += 1
@@ -196,12 +196,17 @@ class BlockExperienceWriter(_BlockingWrites):
         self._seq = 0
         self._block = np.zeros((block_rows or BLOCK_ROWS, packer.size), np.float32)
         self._count = 0
+        self._rows_out = np.zeros((self._rows.max_rows, packer.size), np.float32)
 
     def add(self, time_step, action_step, next_time_step) -> None:
-        if self._rows.write(time_step, action_step.action, next_time_step,
-                            self._block[self._count]):
+        written = self._rows.write(time_step, action_step.action, next_time_step,
+                                   self._rows_out)
+        for row in self._rows_out[:written]:  # copied: a step's rows may span two blocks
+            self._block[self._count] = row
             self._count += 1
-        if self._count == len(self._block) or next_time_step.step_type == _LAST:
+            if self._count == len(self._block):
+                self.send()
+        if next_time_step.step_type == _LAST:
             self.send()
 
     def send(self) -> None:
