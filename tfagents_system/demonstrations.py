@@ -166,6 +166,8 @@ def _check_lengths(arrays: Mapping, fields: list[str], path: Path) -> int:
             raise _error(path, field, f"has {len(array)} time steps, step_type has {length}",
                          "every field has one entry per time step")
         length = len(array) if length is None else length
+    if not length:
+        raise _error(path, STEP_TYPE, "no time steps", "record at least two steps of an episode")
     return length
 
 

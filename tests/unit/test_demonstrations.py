@@ -220,6 +220,8 @@ BAD = {
                         "step 4 (LAST) follows a LAST"),
     "no transition": (lambda: {k: v[:1] for k, v in hand_arrays().items()}, "step_type",
                       "no transition"),
+    "no steps": (lambda: {k: v[:0] for k, v in hand_arrays().items()}, "step_type",
+                 "no time steps"),
 }
 
 
