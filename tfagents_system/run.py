@@ -7,6 +7,7 @@
     python -m tfagents_system.run --ensemble EXP_DIR[:CHECKPOINT] ... [options as above]
     python -m tfagents_system.run --ensemble EXP_DIR[:CHECKPOINT] ... --export DIR
     python -m tfagents_system.run --exp_dir EXP_DIR --sweep_config SWEEP.json [options]
+    python -m tfagents_system.run --exp_dir EXP_DIR --record FILE [--num_episodes N] [options]
 
 It loads the experiment's exported greedy policy, restores the chosen
 checkpoint's weights into it, builds the eval environment exactly as training
@@ -17,7 +18,9 @@ headless through `render('rgb_array')`.
 `--ensemble` acts with the mean of several policies' greedy actions and
 `--export` writes it as one SavedModel (`tfagents_system.ensemble`); the eval
 env is the first member's. `--sweep_config` evaluates across environment
-conditions instead (`tfagents_system.condition_sweep`).
+conditions instead (`tfagents_system.condition_sweep`). `--record FILE` also
+writes every step of the episodes to FILE as demonstrations
+(`tfagents_system.demonstrations`), without videos unless `--output` is given.
 """
 
 from __future__ import annotations
@@ -224,12 +227,14 @@ def single_policy(exp_dir: Path, ckpt: PolicyCheckpoint) -> EvalPolicy:
 def evaluate(source: EvalPolicy, num_episodes: int, seed: int, output: Path | None,
              video: bool, fps: int, frame_size: tuple[int, int],
              params_path: str | None = None, config_path: str | None = None,
-             progress: bool = True) -> dict:
-    """Run the evaluation and write the summary; return the summary dict."""
+             progress: bool = True, wrap_env: Callable | None = None) -> dict:
+    """Run the evaluation and write the summary; return the summary dict. `wrap_env`
+    wraps the eval env first (a demonstrations recorder)."""
     import numpy as np
     from tqdm import tqdm
 
     params, env = load_eval_setup(source.exp_dir, params_path, config_path, seed)
+    env = env if wrap_env is None else wrap_env(env)
 
     import tensorflow as tf
 
@@ -303,6 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="write the --ensemble as one SavedModel in DIR and exit")
     task.add_argument("--sweep_config", "--sweep-config", type=Path, metavar="FILE",
                       help="evaluate across the environment conditions of this JSON file")
+    parser.add_argument("--record", type=Path, metavar="FILE",
+                        help="also write every step to FILE (.npz, .h5 or .hdf5) as "
+                             "demonstrations; no videos unless --output is given")
     return parser
 
 
@@ -331,6 +339,39 @@ def check_flags(args) -> None:
                         "(one member exports a single policy)")
     if args.exp_dir is not None:
         check_experiment(Path(args.exp_dir))
+    check_record_flags(args)
+
+
+def check_record_flags(args) -> None:
+    """EvalError unless --record (if given) records one experiment to a new file."""
+    from tfagents_system.demonstrations import DemonstrationError, check_new_file
+
+    if args.record is None:
+        return
+    for flag, given in (("--ensemble", args.ensemble), ("--list", args.list),
+                        ("--export", args.export), ("--sweep_config", args.sweep_config)):
+        if given:
+            raise EvalError(f"--record records one experiment's greedy policy: drop {flag} "
+                            "(use --exp_dir)")
+    try:
+        check_new_file(args.record)
+    except DemonstrationError as exc:
+        raise EvalError(str(exc)) from exc
+
+
+def record_demonstrations(source: EvalPolicy, args) -> dict:
+    """Evaluate with every step written to `--record` (videos only with `--output`);
+    print the recording's line; return the evaluation summary."""
+    from tfagents_system.demonstrations import Recorder
+
+    recorder = Recorder(args.record)
+    video = args.output is not None and not args.no_video
+    summary = evaluate(source, args.num_episodes, args.seed, args.output, video, args.fps,
+                       args.frame_size, args.params, args.config, wrap_env=recorder.wrap)
+    path = recorder.save()
+    print(f"recorded {recorder.num_episodes} episodes, {recorder.num_steps} steps, mean "
+          f"return {summary['mean_return']:.2f}: {path}")
+    return summary
 
 
 def policy_to_evaluate(args) -> Callable[[], EvalPolicy]:
@@ -366,6 +407,8 @@ def run_command(args) -> int:
     if sweep is not None:
         condition_sweep.run_sweep(sweep, source, args.num_episodes, args.seed, args.output,
                                   args.params, args.config)
+    elif args.record is not None:
+        record_demonstrations(source, args)
     else:
         evaluate(source, args.num_episodes, args.seed, args.output, not args.no_video,
                  args.fps, args.frame_size, args.params, args.config)
@@ -380,11 +423,12 @@ def main(argv=None) -> int:
     except EvalError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return C.EXIT_BAD_INPUT
-    except Exception as exc:  # settings/params errors carry their own clear message
+    except Exception as exc:  # settings/params/file errors carry their own clear message
+        from tfagents_system.demonstrations import DemonstrationError
         from tfagents_system.params import ParamsError
         from tfagents_system.settings import SettingsError
 
-        if isinstance(exc, (ParamsError, SettingsError)):
+        if isinstance(exc, (ParamsError, SettingsError, DemonstrationError)):
             print(f"error: {exc}", file=sys.stderr)
             return C.EXIT_BAD_INPUT
         raise
