@@ -345,6 +345,7 @@ def prepare(variables_file: str) -> Plan:
                                              f"params file {inputs.params_file}")
             inputs.warnings += warnings
             init = check_fine_tuning(variables, params, inputs, specs, capacity, timeout)
+            prior_source = check_prior(params, inputs, specs, timeout)
             record, chosen_in_s = choose_replay_layout(params, specs, capacity,
                                                        inputs.params_file, timeout)
         else:
@@ -352,7 +353,7 @@ def prepare(variables_file: str) -> Plan:
     if not resuming:
         create_experiment(paths, variables, params, inputs.config, inputs.params_file, {
             "max_episode_steps": max_steps, "replay_capacity": capacity,
-        }, inputs.variant_record, init, record)
+        }, inputs.variant_record, init, record, prior_source)
     import portpicker
 
     return Plan(variables, paths, params, layout, portpicker.pick_unused_port(), resuming,
@@ -393,6 +394,26 @@ def check_fine_tuning(variables: settings.TrainingVariables, params: TrainParams
     init = finetune.plan_init(source, params, specs, capacity, where)
     inputs.notes.append(init.describe())
     return init
+
+
+def check_prior(params: TrainParamsBase, inputs: Inputs, specs: tuple,
+                timeout: checks.LaunchTimeout) -> Path | None:
+    """The prior policy a new experiment is regularized toward, checked against its env;
+    None without one. params.prior_policy then names it by its absolute path: the agent
+    built to choose the replay layout loads the prior that was checked."""
+    from tfagents_system import prior
+
+    source = prior.requested(params, inputs.params_file)
+    if source is None:
+        return None
+    timeout.stage(f"checking the prior policy {source} ({inputs.params_file})")
+    warning = prior.check_policy(source, specs, f"params file {inputs.params_file}: "
+                                                "prior_policy")
+    inputs.warnings += [warning] if warning else []
+    params.prior_policy = str(source)
+    inputs.notes.append(f"regularized toward the prior policy {source} (copied into the "
+                        f"experiment's {C.PRIOR_POLICY_DIR}/, which its learner loads)")
+    return source
 
 
 def resumed_inputs(paths: ExperimentPaths, variables: settings.TrainingVariables) -> Inputs:
@@ -441,13 +462,14 @@ def new_inputs(variables: settings.TrainingVariables,
 def create_experiment(paths, variables, params, config, params_file, derived,
                       variant: dict | None = None,
                       init: finetune.InitFrom | None = None,
-                      layout_record: dict | None = None) -> None:
+                      layout_record: dict | None = None,
+                      prior_source: Path | None = None) -> None:
     """Write the experiment directory under a temporary name, then rename it into place.
 
     `config` is the config as trained (a sweep variant's overrides applied); `init`, the
     checkpoint a fine-tuned experiment starts from (copied in, and recorded);
     `layout_record`, the experience-item layout chosen at launch (None: the learner
-    chooses it at its first start).
+    chooses it at its first start); `prior_source`, the prior policy to copy in.
     """
     try:
         paths.root.parent.mkdir(parents=True, exist_ok=True)
@@ -466,6 +488,10 @@ def create_experiment(paths, variables, params, config, params_file, derived,
             runtime.write_json_atomic(tmp / C.VARIANT_FILE, variant, durable=True)
         if init is not None:
             finetune.copy_into(init, tmp)
+        if prior_source is not None:
+            from tfagents_system import prior
+
+            prior.copy_into(prior_source, tmp)
         if layout_record is not None:
             runtime.write_json_atomic(tmp / C.LAYOUT_FILE, layout_record, durable=True)
         runtime.write_json_atomic(tmp / C.SETTINGS_FILE, durable=True, data={
