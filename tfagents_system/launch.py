@@ -344,8 +344,8 @@ def prepare(variables_file: str) -> Plan:
             capacity = checks.check_capacity(params, max_steps,
                                              f"params file {inputs.params_file}")
             inputs.warnings += warnings
+            prior_source = check_prior(params, inputs, specs, timeout)  # agents load it
             init = check_fine_tuning(variables, params, inputs, specs, capacity, timeout)
-            prior_source = check_prior(params, inputs, specs, timeout)
             record, chosen_in_s = choose_replay_layout(params, specs, capacity,
                                                        inputs.params_file, timeout)
         else:

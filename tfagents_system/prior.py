@@ -16,6 +16,7 @@ into the new experiment (`prior_policy/`); the learner then loads that copy
 
 from __future__ import annotations
 
+import inspect
 import os
 import shutil
 from pathlib import Path
@@ -203,8 +204,6 @@ def default_target_divergence(action_spec) -> float:
 def make_agent(params, time_step_spec, action_spec, **sac_settings) -> PriorSacAgent:
     """The agent of params with a prior_policy: SAC's settings, the prior loaded from
     params.prior_policy (relative: to the file defining the params class)."""
-    import inspect
-
     directory = requested(params, Path(inspect.getfile(type(params))))
     target = params.target_divergence
     return PriorSacAgent(
