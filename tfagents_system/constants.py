@@ -38,6 +38,8 @@ REPLAY_IMPORTED_FILE = "imported.json"  # under REPLAY_MEMORY_DIR: rows fine-tun
 # copy of that checkpoint.
 INIT_FROM_FILE = "init_from.json"
 INIT_FROM_CHECKPOINT_DIR = "init_from_checkpoint"
+# Prior-regularized SAC: the experiment's copy of its prior policy (a SavedModel).
+PRIOR_POLICY_DIR = "prior_policy"
 POLICY_DIR = "policies"
 COLLECT_POLICY = "collect_policy"
 GREEDY_POLICY = "greedy_policy"
@@ -137,6 +139,8 @@ M_CRITIC_LOSS = "losses/critic_loss"
 M_ALPHA_LOSS = "losses/alpha_loss"
 M_ALPHA = "alpha"
 M_ENTROPY = "policy/entropy"
+# Only with a prior policy (README, "Prior-regularized SAC").
+M_PRIOR_DIVERGENCE = "prior_divergence"
 M_GRAD_STEPS_PER_SEC = "speed/grad_steps_per_sec"
 M_REPLAY_SIZE = "replay/size"
 M_DEMO_SHARE = "replay/demo_share"

@@ -368,6 +368,7 @@ def prepare(variables_file: str) -> Plan:
             capacity = checks.check_capacity(params, max_steps,
                                              f"params file {inputs.params_file}")
             inputs.warnings += warnings
+            prior_source = check_prior(params, inputs, specs, timeout)  # agents load it
             init = check_fine_tuning(variables, params, inputs, specs, capacity, timeout)
             record, chosen_in_s = choose_replay_layout(params, specs, capacity,
                                                        inputs.params_file, timeout)
@@ -377,7 +378,7 @@ def prepare(variables_file: str) -> Plan:
     if not resuming:
         create_experiment(paths, variables, params, inputs.config, inputs.params_file, {
             "max_episode_steps": max_steps, "replay_capacity": capacity,
-        }, inputs.variant_record, init, record, demos)
+        }, inputs.variant_record, init, record, demos, prior_source)
     import portpicker
 
     return Plan(variables, paths, params, layout, portpicker.pick_unused_port(), resuming,
@@ -418,6 +419,26 @@ def check_fine_tuning(variables: settings.TrainingVariables, params: TrainParams
     init = finetune.plan_init(source, params, specs, capacity, where)
     inputs.notes.append(init.describe())
     return init
+
+
+def check_prior(params: TrainParamsBase, inputs: Inputs, specs: tuple,
+                timeout: checks.LaunchTimeout) -> Path | None:
+    """The prior policy a new experiment is regularized toward, checked against its env;
+    None without one. params.prior_policy then names it by its absolute path: the agent
+    built to choose the replay layout loads the prior that was checked."""
+    from tfagents_system import prior
+
+    source = prior.requested(params, inputs.params_file)
+    if source is None:
+        return None
+    timeout.stage(f"checking the prior policy {source} ({inputs.params_file})")
+    warning = prior.check_policy(source, specs, f"params file {inputs.params_file}: "
+                                                "prior_policy")
+    inputs.warnings += [warning] if warning else []
+    params.prior_policy = str(source)
+    inputs.notes.append(f"regularized toward the prior policy {source} (copied into the "
+                        f"experiment's {C.PRIOR_POLICY_DIR}/, which its learner loads)")
+    return source
 
 
 def resumed_inputs(paths: ExperimentPaths, variables: settings.TrainingVariables) -> Inputs:
@@ -463,16 +484,34 @@ def new_inputs(variables: settings.TrainingVariables,
     return inputs
 
 
+def copy_prior_data(tmp: Path, init: finetune.InitFrom | None, prior_source: Path | None,
+                    demos: tuple | None) -> None:
+    """What a new experiment starts from, copied into it so that it is self-contained:
+    a fine-tuning checkpoint, a prior policy, the demonstrations' rows."""
+    if init is not None:
+        finetune.copy_into(init, tmp)
+    if prior_source is not None:
+        from tfagents_system import prior
+
+        prior.copy_into(prior_source, tmp)
+    if demos is not None:
+        from tfagents_system.replay import demo_store
+
+        demo_store.store(tmp / C.DEMONSTRATIONS_DIR, *demos)
+
+
 def create_experiment(paths, variables, params, config, params_file, derived,
                       variant: dict | None = None,
                       init: finetune.InitFrom | None = None,
-                      layout_record: dict | None = None, demos: tuple | None = None) -> None:
+                      layout_record: dict | None = None, demos: tuple | None = None,
+                      prior_source: Path | None = None) -> None:
     """Write the experiment directory under a temporary name, then rename it into place.
 
     `config` is the config as trained (a sweep variant's overrides applied); `init`, the
     checkpoint a fine-tuned experiment starts from (copied in, and recorded);
     `layout_record`, the experience-item layout chosen at launch (None: the learner
-    chooses it at its first start); `demos`, the demonstrations' (rows, meta).
+    chooses it at its first start); `demos`, the demonstrations' (rows, meta);
+    `prior_source`, the prior policy to copy in.
     """
     try:
         paths.root.parent.mkdir(parents=True, exist_ok=True)
@@ -489,14 +528,9 @@ def create_experiment(paths, variables, params, config, params_file, derived,
         auth.create_key(tmp / C.REPLAY_KEY_FILE)
         if variant is not None:
             runtime.write_json_atomic(tmp / C.VARIANT_FILE, variant, durable=True)
-        if init is not None:
-            finetune.copy_into(init, tmp)
+        copy_prior_data(tmp, init, prior_source, demos)
         if layout_record is not None:
             runtime.write_json_atomic(tmp / C.LAYOUT_FILE, layout_record, durable=True)
-        if demos is not None:
-            from tfagents_system.replay import demo_store
-
-            demo_store.store(tmp / C.DEMONSTRATIONS_DIR, *demos)
         runtime.write_json_atomic(tmp / C.SETTINGS_FILE, durable=True, data={
             "exp_name": paths.root.name,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

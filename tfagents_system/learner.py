@@ -52,10 +52,13 @@ class Learner:
         from tf_agents.policies import greedy_policy
         from tf_agents.utils import common
 
+        from tfagents_system import prior
+
         self.params, self.paths, self.log = params, paths, log
         self.should_stop = should_stop
         self.beat = heartbeat.beat if heartbeat is not None else (lambda: None)
         self.train_step = common.create_variable("train_step", 0, dtype=tf.int64)
+        prior.use_copy(params, paths)  # a prior-regularized agent loads the experiment's copy
         self.agent = builders.make_agent(params, *builders.env_specs(params), self.train_step)
         own = checkpoint_recovery.choose_restorable(paths.checkpoints,
                                                     paths.checkpoints_damaged, log)
@@ -199,16 +202,20 @@ class Learner:
                   C.M_ENTROPY: self._entropy(),
                   C.M_GRAD_STEPS_PER_SEC: rate,
                   C.M_REPLAY_SIZE: self.source.size(), **self.source.summaries()}
+        if hasattr(extra, "divergence"):  # prior-regularized SAC (tfagents_system.prior)
+            values[C.M_PRIOR_DIVERGENCE] = float(extra.divergence)
         with self.writer.as_default(step=step), tf.summary.record_if(True):
             for name, value in values.items():
                 tf.summary.scalar(name, value)
         self.writer.flush()
         iteration = step // self.params.num_steps_per_iter
         self.log.info("iteration %d train step %d/%d: critic loss %.4g, actor loss %.4g, "
-                      "alpha %.3g, %.1f grad steps/s, replay size %d", iteration, step,
+                      "alpha %.3g, %.1f grad steps/s, replay size %d%s", iteration, step,
                       self.target, values[C.M_CRITIC_LOSS], values[C.M_ACTOR_LOSS],
                       values[C.M_ALPHA], values[C.M_GRAD_STEPS_PER_SEC],
-                      values[C.M_REPLAY_SIZE])
+                      values[C.M_REPLAY_SIZE],
+                      f", prior divergence {values[C.M_PRIOR_DIVERGENCE]:.3g}"
+                      if C.M_PRIOR_DIVERGENCE in values else "")
         runtime.write_json_atomic(self.paths.status_file(C.LEARNER), {
             "train_step": step, "target": self.target, "iteration": iteration,
             "grad_steps_per_sec": values[C.M_GRAD_STEPS_PER_SEC],

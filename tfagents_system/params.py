@@ -136,6 +136,23 @@ class TrainParamsBase(abc.ABC):
     lstm_size: tuple[int, ...] = (40,)
     recurrent_output_fc_layers: tuple[int, ...] = (100,)
 
+    # --- Prior-regularized SAC (README, "Prior-regularized SAC") ---
+    # As SPiRL (Pertsch et al., 2020): the entropy bonus becomes a penalty on the
+    # divergence log pi(a|s) - log p(a|s) from a prior policy p, in the actor's loss and
+    # the critic's target, and alpha is tuned toward target_divergence instead of
+    # target_entropy. The prior: a SavedModel policy exported by TF-Agents' PolicySaver,
+    # e.g. another experiment's policies/final/collect_policy (relative: to this params
+    # file). The launch checks it and copies it into the experiment. None: plain SAC.
+    prior_policy: str | None = None
+    # Nats the policy may diverge from the prior (a one-sample estimate of KL(pi || p)).
+    # None: 0.5 per action dimension, the per-dimension scaling of SAC's default target
+    # entropy (-1 per dimension) and the order of SPiRL's targets (a few nats over a
+    # 10-dimensional skill space): the policy stays close to the prior yet can improve.
+    target_divergence: float | None = None
+    # A greedy prior (a deterministic action, no density) is read as an independent
+    # normal of this scale per action dimension around its action.
+    prior_std: float = 0.1
+
     def __init__(self, env_config: dict[str, Any] | None = None):
         self.env_config: dict[str, Any] = dict(env_config or {})
 
@@ -232,9 +249,7 @@ class TrainParamsBase(abc.ABC):
         import tensorflow as tf
         from tf_agents.agents.sac import sac_agent
 
-        return sac_agent.SacAgent(
-            time_step_spec,
-            action_spec,
+        sac_settings = dict(
             actor_network=actor_net,
             critic_network=critic_net,
             actor_optimizer=tf.keras.optimizers.Adam(self.actor_learning_rate),
@@ -249,6 +264,11 @@ class TrainParamsBase(abc.ABC):
             target_entropy=self.target_entropy,
             train_step_counter=train_step,
         )
+        if self.prior_policy is not None:
+            from tfagents_system import prior
+
+            return prior.make_agent(self, time_step_spec, action_spec, **sac_settings)
+        return sac_agent.SacAgent(time_step_spec, action_spec, **sac_settings)
 
     # --- Derived values ---
     @property
@@ -289,6 +309,11 @@ class TrainParamsBase(abc.ABC):
                 f"samples_per_insert_error_buffer={slack!r} is below max(1, "
                 f"samples_per_insert={spi!r}), the least Reverb's limiter takes: raise it "
                 "(it is in sampled items: a few batches' worth) or set it to None")
+        if self.recurrent is True and self.prior_policy is not None:
+            problems.append(
+                f"prior_policy={self.prior_policy!r} with recurrent=True: a prior policy is "
+                "not supported with recurrent networks; set prior_policy = None or "
+                "recurrent = False")
         return problems
 
 
@@ -402,6 +427,12 @@ _RULES = (
      "must be None, a share in [0, 1], or a schedule ((train step, share), ...) with "
      "increasing train steps, e.g. ((0, 0.5), (10000, 0.1))"),
     (("bc_warm_start_steps",), _int_at_least(0), "must be an integer >= 0"),
+    (("prior_policy",), _or_none(lambda v: isinstance(v, str) and v.strip() != ""),
+     "must be None or a SavedModel policy's directory, e.g. "
+     "'../logs/pendulum/policies/final/collect_policy'"),
+    (("target_divergence",), _or_none(is_number),
+     "must be a finite number or None (None: 0.5 per action dimension)"),
+    (("prior_std",), _number_above(0), "must be a positive number"),
     (("init_from_step",), _or_none(_int_at_least(0)),
      "must be None (the latest checkpoint) or a train step of the source's checkpoints"),
 )

@@ -46,6 +46,7 @@ class ExperimentPaths:
     init_from = _under_root(C.INIT_FROM_FILE, "what a fine-tuned experiment started from")
     init_from_checkpoint = _under_root(C.INIT_FROM_CHECKPOINT_DIR,
                                        "its copy of the source's learner checkpoint")
+    prior_policy = _under_root(C.PRIOR_POLICY_DIR, "its copy of the prior policy (SavedModel)")
     policies = _under_root(C.POLICY_DIR, "exported policies and policy checkpoints")
     process_logs = _under_root(C.PROCESS_LOG_DIR, "one log per program")
     status = _under_root(C.STATUS_DIR, "the programs' status and heartbeat files")

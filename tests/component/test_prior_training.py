@@ -1,0 +1,76 @@
+"""Prior-regularized SAC end to end in serial mode: a tiny pendulum experiment
+regularized toward the final collect policy of another (conftest.py's tiny_experiment)
+holds its own copy of the prior, its learner loads that copy and logs the divergence;
+a prior that does not exist stops the launch in one line and creates nothing."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from tfagents_system import constants as C
+from tfagents_system import prior, runtime, serial
+from tfagents_system.paths import ExperimentPaths
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
+from launch_helpers import one_error_line, write_params, write_variables
+
+
+@pytest.fixture(autouse=True)
+def _no_slurm(monkeypatch):
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    monkeypatch.delenv("SAC_TASK_ID", raising=False)
+    runtime.setup_logging("prior-test")
+
+
+def _launch_files(tmp_path: Path, prior_policy: str) -> tuple[Path, ExperimentPaths]:
+    write_params(tmp_path / "params.py", num_iter=1, steps=100, ckpt=1,
+                 extra=f"replay_capacity = 20_000\nprior_policy = {prior_policy!r}\n")
+    variables = write_variables(tmp_path / "vars.sh", SAC_EXP_NAME="with_prior")
+    return variables, ExperimentPaths(tmp_path / "logs" / "with_prior")
+
+
+def _tags(directory: Path) -> set[str]:
+    from tensorboard.backend.event_processing import event_accumulator
+
+    acc = event_accumulator.EventAccumulator(str(directory),
+                                             size_guidance={event_accumulator.TENSORS: 0})
+    acc.Reload()
+    return set(acc.Tags()["tensors"])
+
+
+@pytest.mark.timeout(300)
+def test_a_prior_regularized_experiment_trains_on_its_copy(tiny_experiment, tmp_path,
+                                                           monkeypatch, caplog):
+    caplog.set_level(logging.INFO)
+    source = ExperimentPaths(tiny_experiment).final_policy(C.COLLECT_POLICY)
+    relative = os.path.relpath(source, tmp_path)  # relative to the params file
+    variables, paths = _launch_files(tmp_path, relative)
+    loaded = []
+    real_load = prior.load
+    monkeypatch.setattr(prior, "load", lambda directory, *args: (
+        loaded.append(Path(directory)), real_load(directory, *args))[1])
+
+    assert serial.run_serial(str(variables), stop=runtime.StopFlag()) == 0
+
+    assert (paths.prior_policy / "saved_model.pb").is_file()
+    settings = runtime.read_json(paths.settings)
+    assert settings["hyperparameters"]["prior_policy"] == str(source.resolve())
+    # The launch's agent (replay layout) loads the source; the learner, the copy.
+    assert loaded == [source.resolve(), paths.prior_policy]
+    assert C.M_PRIOR_DIVERGENCE in _tags(paths.tensorboard(C.TRAIN_TB_DIR))
+    lines = [r.getMessage() for r in caplog.records if r.name == C.LEARNER]
+    assert any("train step 100/100" in m and ", prior divergence " in m for m in lines)
+
+
+def test_a_missing_prior_stops_the_launch(tmp_path, capsys):
+    variables, paths = _launch_files(tmp_path, "no/such/policy")
+    line = one_error_line(capsys, serial.run_serial(str(variables), stop=runtime.StopFlag()))
+    assert line == (f"error: params file {tmp_path / 'params.py'}: prior_policy "
+                    f"{tmp_path / 'no/such/policy'} does not exist: point it at a SavedModel "
+                    "policy, e.g. another experiment's policies/final/collect_policy")
+    assert not paths.root.exists()
