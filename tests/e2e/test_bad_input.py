@@ -200,6 +200,14 @@ CASES = {
                     self.recurrent = True
             """)),
         "TrainParams.recurrent is True but the actor and critic networks are feed-forward"),
+    "a demonstrations file that does not exist": (
+        lambda t: write_variables(t / "v.sh", SAC_EXP_NAME="new", SAC_PARAMS=write_params(
+            t / "demos.py", extra="demonstrations = ('demos/nope.npz',)\n")),
+        "demos/nope.npz: no such file; check the path"),
+    "n-step returns with recurrence": (
+        lambda t: write_variables(t / "v.sh", SAC_EXP_NAME="new", SAC_PARAMS=write_params(
+            t / "nstep.py", extra="n_step = 3\nrecurrent = True\n")),
+        "n_step=3 with recurrent = True"),
     "env_ctor hangs": (
         lambda t: write_variables(t / "v.sh", SAC_EXP_NAME="new", SAC_LAUNCH_TIMEOUT=20,
                                   SAC_PARAMS=_write(
