@@ -159,3 +159,37 @@ def test_behaviour_cloning_moves_the_actor_to_the_demonstrated_actions(tmp_path)
     assert np.isfinite(loss)
     assert after < 0.05 < before, (before, after)
     assert list((tmp_path / "tb").iterdir())  # losses/bc_loss was written
+
+
+class FixedSource(sources.DataSource):
+    """A stand-in replay source: always the same batch (unpacked rows)."""
+
+    def __init__(self, packer, rows):
+        self._batch = packer.unpack(tf.constant(rows))
+
+    def next_batch(self):
+        return self._batch
+
+    def sample(self):
+        return self._batch
+
+    def size(self) -> int:
+        return len(self._batch.mask)
+
+
+def test_demonstration_windows_mix_into_batches_of_windows():
+    from tfagents_system.testing_envs import random_rows
+
+    env = point_mass_reach(seed=0, flat=True, episode_steps=10)
+    packer = packing.make_packer(env.observation_spec(), env.action_spec(), (4, 2))
+    replay = np.zeros((6, packer.size), np.float32)  # 6 windows of zeros: masks all 0
+    demos = random_rows(env, packer, 40, seed=2)  # 4 episodes: 3 windows each (4+4+2)
+    assert len(demos) == 12
+    mix = demo_store.DemoMixSource(FixedSource(packer, replay), demos, packer, 6,
+                                   demo_store.DemoShare(0.5, len(demos)))
+    mix.take_in(0)
+    batch = tf.function(mix.next_batch)()
+    assert isinstance(batch, packing.SequenceBatch)
+    kept = batch.mask.numpy().sum(1)
+    assert (kept[:3] > 0).all() and (kept[3:] == 0).all()  # 3 windows of demonstrations
+    assert batch.experience.time_step.observation.shape == (6, 6, 6)
