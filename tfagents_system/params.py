@@ -145,9 +145,9 @@ class TrainParamsBase(abc.ABC):
     # file). The launch checks it and copies it into the experiment. None: plain SAC.
     prior_policy: str | None = None
     # Nats the policy may diverge from the prior (a one-sample estimate of KL(pi || p)).
-    # None: 0.5 per action dimension, the per-dimension scaling of SAC's default target
-    # entropy (-1 per dimension) and the order of SPiRL's targets (a few nats over a
-    # 10-dimensional skill space): the policy stays close to the prior yet can improve.
+    # None: 0.5 per action dimension, scaled with the action space as SAC's default
+    # target entropy (-1 per dimension) is: the policy stays close to the prior yet can
+    # improve on it. SPiRL tunes this per task; so may you.
     target_divergence: float | None = None
     # A greedy prior (a deterministic action, no density) is read as an independent
     # normal of this scale per action dimension around its action.
@@ -299,35 +299,41 @@ class TrainParamsBase(abc.ABC):
                 f"min_replay_size={self.min_replay_size} exceeds replay_capacity="
                 f"{self.replay_capacity}: lower min_replay_size or raise the capacity"
             )
-        problems += self._demonstration_problems()
-        if self.recurrent is True and self.n_step != 1:
-            problems.append(f"n_step={self.n_step!r} with recurrent = True: replay windows "
-                            "train on one-step transitions; set n_step = 1 or recurrent = False")
+        problems += self._demonstration_problems() + self._recurrence_problems()
         spi, slack = self.samples_per_insert, self.samples_per_insert_error_buffer
         if is_number(spi) and is_number(slack) and slack < max(1.0, spi):
             problems.append(
                 f"samples_per_insert_error_buffer={slack!r} is below max(1, "
                 f"samples_per_insert={spi!r}), the least Reverb's limiter takes: raise it "
                 "(it is in sampled items: a few batches' worth) or set it to None")
-        if self.recurrent is True and self.prior_policy is not None:
+        return problems
+
+    def _recurrence_problems(self) -> list[str]:
+        """Prior-data settings recurrent training does not take."""
+        if self.recurrent is not True:
+            return []
+        problems = []
+        if self.n_step != 1:
+            problems.append(f"n_step={self.n_step!r} with recurrent = True: replay windows "
+                            "train on one-step transitions; set n_step = 1 or recurrent = False")
+        if self.prior_policy is not None:
             problems.append(
                 f"prior_policy={self.prior_policy!r} with recurrent=True: a prior policy is "
                 "not supported with recurrent networks; set prior_policy = None or "
                 "recurrent = False")
+        if self.bc_warm_start_steps:
+            problems.append(f"bc_warm_start_steps={self.bc_warm_start_steps!r} with recurrent "
+                            "= True: the warm start clones feed-forward actors only; set it to 0")
         return problems
 
-
     def _demonstration_problems(self) -> list[str]:
-        """Settings that need demonstrations, given none; BC of a recurrent actor."""
+        """Settings that need demonstrations, given none."""
         given = self.env_config.get("demonstrations") or self.demonstrations
         problems = []
         for name, default in (("demo_ratio", None), ("bc_warm_start_steps", 0)):
             if not given and getattr(self, name) != default:
                 problems.append(f"{name}={getattr(self, name)!r} without demonstrations: "
                                 f"list the files in demonstrations, or set {name} = {default}")
-        if self.recurrent is True and self.bc_warm_start_steps:
-            problems.append(f"bc_warm_start_steps={self.bc_warm_start_steps!r} with recurrent "
-                            "= True: the warm start clones feed-forward actors only; set it to 0")
         return problems
 
 
