@@ -211,9 +211,15 @@ def read_demonstrations(params: TrainParamsBase, inputs: Inputs, specs: tuple, r
                                 f"({record['reason']}); remove the demonstrations")
     timeout.stage(f"reading the demonstrations ({where})")
     try:
-        return demo_store.build_rows(files, *specs, params.sequence, params.n_step_returns)
+        rows, meta = demo_store.build_rows(files, *specs, params.sequence,
+                                           params.n_step_returns)
     except demonstrations.DemonstrationError as exc:
         raise checks.CheckError(f"{where}: demonstrations: {exc}") from exc
+    share = "their share of all rows" if params.demo_ratio is None else params.demo_ratio
+    inputs.notes.append(f"demonstrations: {len(rows)} replay rows from {len(files)} file(s), "
+                        f"stored in the experiment ({C.DEMONSTRATIONS_DIR}/); share of each "
+                        f"batch: {share}")
+    return rows, meta
 
 
 def describe_replay_layout(paths: ExperimentPaths, chosen_in_s: float | None = None) -> str:
