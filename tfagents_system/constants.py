@@ -43,6 +43,7 @@ PRIOR_POLICY_DIR = "prior_policy"
 POLICY_DIR = "policies"
 COLLECT_POLICY = "collect_policy"
 GREEDY_POLICY = "greedy_policy"
+BC_POLICY = "bc_policy"  # under POLICY_DIR: the collect policy after the BC warm start
 POLICY_READY = "READY"  # sentinel written last into an exported policy dir
 POLICY_CHECKPOINT_DIR = "checkpoints"  # under POLICY_DIR: greedy weights per checkpoint
 POLICY_CHECKPOINT_PREFIX = "policy_checkpoint_"

@@ -114,13 +114,17 @@ class Learner:
 
     def _warm_start(self) -> None:
         """A first start's behaviour cloning on the demonstrations (bc_warm_start_steps),
-        then a checkpoint at train step 0 so that a restart does not repeat it."""
+        then a checkpoint at train step 0 so that a restart does not repeat it, and the
+        cloned collect policy exported to policies/bc_policy."""
         steps = int(self.params.bc_warm_start_steps)
         if not steps or not isinstance(self.source, demo_store.DemoMixSource):
             return
         behaviour_cloning.warm_start(self.agent, self.source.demo_batch, steps,
                                      self.params.actor_learning_rate, self.writer, self.log)
         self.checkpointer.save(global_step=self.step)
+        # The cloned policy on its own, e.g. as another experiment's prior_policy.
+        builders.export_policy(self.agent.collect_policy, self.train_step,
+                               self.paths.policy(C.BC_POLICY))
         self.beat()
 
     @property

@@ -274,7 +274,8 @@ def check_policy(directory: Path, specs: tuple, where: str) -> str | None:
                          f"env takes {ours}: use a prior trained on an env with the same "
                          "actions")
     ready = directory / C.POLICY_READY
-    if ready.is_file() and ready.read_text().strip() == "0":
+    first_export = directory.name == C.COLLECT_POLICY and directory.parent.name == C.POLICY_DIR
+    if first_export and ready.is_file() and ready.read_text().strip() == "0":
         return (f"{where} {directory} was exported at train step 0 (an experiment's "
                 f"{C.POLICY_DIR}/{C.COLLECT_POLICY} keeps its first weights): for a trained "
                 f"prior use {C.POLICY_DIR}/{C.FINAL_POLICY_DIR}/{C.COLLECT_POLICY}")

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tfagents_system import builders, demonstrations, prior, run, runtime, serial
 from tfagents_system import constants as C
-from tfagents_system import demonstrations, run, runtime, serial
 from tfagents_system.paths import ExperimentPaths
 from tfagents_system.replay import demo_store, layouts
 
@@ -70,6 +70,11 @@ def test_demonstrations_seed_an_experiment_and_stay_with_it(tiny_experiment, tmp
     assert any(m.startswith(f"demonstrations: {transitions} rows from {demo.resolve()}")
                for m in lines)
     assert {C.M_DEMO_SHARE, C.M_BC_LOSS} <= _tags(paths.tensorboard(C.TRAIN_TB_DIR))
+    # The cloned policy alone, usable as another experiment's prior.
+    bc_policy = paths.policy(C.BC_POLICY)
+    specs = builders.env_specs(serial.launch.load_params(paths.params,
+                                                         runtime.read_json(paths.config)))
+    assert prior.check_policy(bc_policy, specs, "prior_policy") is None
     demo.unlink()  # a restarted learner needs only the experiment's own copy
     rows, _ = demo_store.load(paths.demonstrations, 4 + 2 * 5 + 1)  # pendulum: 5 obs, 1 act
     assert len(rows) == transitions and np.isfinite(rows).all()

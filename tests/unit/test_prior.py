@@ -47,10 +47,12 @@ def exported(tmp_path_factory) -> dict[str, Path]:
     agent = _agent(PointMass())
     step = agent.train_step_counter
     builders.export_policy(agent.collect_policy, step, root / "collect")
+    builders.export_policy(agent.collect_policy, step, root / "policies" / "collect_policy")
     builders.export_policy(greedy_policy.GreedyPolicy(agent.policy), step, root / "greedy")
     wide = _agent(PointMass(), tensor_spec.BoundedTensorSpec([3], tf.float32, -1.0, 1.0))
     builders.export_policy(wide.collect_policy, step, root / "wide")
-    return {"collect": root / "collect", "greedy": root / "greedy", "wide": root / "wide"}
+    return {"collect": root / "collect", "greedy": root / "greedy", "wide": root / "wide",
+            "first_export": root / "policies" / "collect_policy"}
 
 
 def _prior_agent(prior_dir: Path, **settings) -> prior.PriorSacAgent:
@@ -181,10 +183,12 @@ def _check(directory: Path):
 
 
 def test_the_launch_check_accepts_a_fitting_prior_and_warns_of_an_untrained_one(exported):
-    for kind in ("collect", "greedy"):  # exported at train step 0: fits, but untrained
-        warning = _check(exported[kind])
-        assert "was exported at train step 0" in warning
-        assert "use policies/final/collect_policy" in warning
+    # An experiment's policies/collect_policy keeps its learner's first weights: warned.
+    warning = _check(exported["first_export"])
+    assert "was exported at train step 0" in warning
+    assert "use policies/final/collect_policy" in warning
+    for kind in ("collect", "greedy"):  # other policies of step 0 (e.g. bc_policy): fine
+        assert _check(exported[kind]) is None
 
 
 @pytest.mark.parametrize("case, message", [
