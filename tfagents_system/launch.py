@@ -200,11 +200,14 @@ def read_demonstrations(params: TrainParamsBase, inputs: Inputs, specs: tuple, r
     from tfagents_system import demonstrations
     from tfagents_system.replay import demo_store, layouts
 
-    files = demo_store.requested_files(params, inputs.params_file, inputs.config_file)
-    if not files:
-        return None
     where = (f"config file {inputs.config_file}" if "demonstrations" in params.env_config
              else f"params file {inputs.params_file}")
+    try:
+        files = demo_store.requested_files(params, inputs.params_file, inputs.config_file)
+    except demonstrations.DemonstrationError as exc:
+        raise checks.CheckError(f"{where}: demonstrations: {exc}") from exc
+    if not files:
+        return None
     if record["layout"] == layouts.LAYOUT_STEPS:
         raise checks.CheckError(f"{where}: demonstrations go into the packed replay layouts "
                                 f"only, but this agent needs {record['layout']} "

@@ -62,6 +62,8 @@ def test_files_come_from_the_config_or_the_params(tmp_path):
                                        tmp_path / "c" / "config.json")
     assert files == [(tmp_path / "c" / "b.h5").resolve()]
     assert demo_store.requested_files(Params(), tmp_path / "params.py", tmp_path / "c") == []
+    with pytest.raises(ValueError, match="is not a list of files"):
+        demo_store.requested_files(Params({"demonstrations": 3}), tmp_path / "p", tmp_path / "c")
 
 
 @pytest.mark.parametrize("values, expected", [

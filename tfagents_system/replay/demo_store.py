@@ -42,7 +42,13 @@ def requested_files(params, params_file: Path, config_file: Path) -> list[Path]:
         listed, base = params.demonstrations, Path(params_file).parent
     if isinstance(listed, str):
         listed = [listed]
-    return [(base / os.path.expanduser(str(name))).resolve() for name in listed or ()]
+    if not isinstance(listed, (list, tuple)) or not all(
+            isinstance(name, str) and name.strip() for name in listed):
+        from tfagents_system.demonstrations import DemonstrationError
+
+        raise DemonstrationError(f"{listed!r} is not a list of files; give e.g. "
+                                 '["demos/pendulum.npz"]')
+    return [(base / os.path.expanduser(name)).resolve() for name in listed]
 
 
 def build_rows(files: list[Path], time_step_spec, action_spec, sequence, n_step,
