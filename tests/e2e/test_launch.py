@@ -254,8 +254,19 @@ def test_a_second_launch_is_refused_while_the_first_runs_or_stops(long_run):
             except psutil.NoSuchProcess:
                 pass
     assert wait_for(lambda: not programs_of(exp), 90), programs_of(exp)
-    with open(exp / ".launch.lock", "a") as handle:  # the last program gone, it is free
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    # The last program gone, the lock is free: within seconds (a process that has just
+    # left the process table may not have closed its descriptors yet on a busy machine).
+    assert wait_for(lambda: lock_is_free(exp / ".launch.lock"), 15)
+
+
+def lock_is_free(path) -> bool:
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return True
 
 
 def test_no_orphans_when_supervisord_is_killed(long_run):
