@@ -20,7 +20,7 @@ from tfagents_system.paths import ExperimentPaths
 from tfagents_system.replay import demo_store, layouts
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
-from launch_helpers import one_error_line, write_params, write_variables
+from launch_helpers import one_error_line, tensorboard_tags, write_params, write_variables
 
 
 @pytest.fixture(autouse=True)
@@ -35,15 +35,6 @@ def _launch_files(tmp_path: Path, extra: str) -> tuple[Path, ExperimentPaths]:
                  extra="replay_capacity = 20_000\n" + extra)
     variables = write_variables(tmp_path / "vars.sh", SAC_EXP_NAME="with_demos")
     return variables, ExperimentPaths(tmp_path / "logs" / "with_demos")
-
-
-def _tags(directory: Path) -> set[str]:
-    from tensorboard.backend.event_processing import event_accumulator
-
-    acc = event_accumulator.EventAccumulator(str(directory),
-                                             size_guidance={event_accumulator.TENSORS: 0})
-    acc.Reload()
-    return set(acc.Tags()["tensors"])
 
 
 @pytest.mark.timeout(300)
@@ -69,7 +60,7 @@ def test_demonstrations_seed_an_experiment_and_stay_with_it(tiny_experiment, tmp
     assert sum("behaviour cloning warm start: 20 steps" in m for m in lines) == 1
     assert any(m.startswith(f"demonstrations: {transitions} rows from {demo.resolve()}")
                for m in lines)
-    assert {C.M_DEMO_SHARE, C.M_BC_LOSS} <= _tags(paths.tensorboard(C.TRAIN_TB_DIR))
+    assert {C.M_DEMO_SHARE, C.M_BC_LOSS} <= tensorboard_tags(paths.tensorboard(C.TRAIN_TB_DIR))
     # The cloned policy alone, usable as another experiment's prior.
     bc_policy = paths.policy(C.BC_POLICY)
     specs = builders.env_specs(serial.launch.load_params(paths.params,

@@ -17,7 +17,7 @@ from tfagents_system import prior, runtime, serial
 from tfagents_system.paths import ExperimentPaths
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
-from launch_helpers import one_error_line, write_params, write_variables
+from launch_helpers import one_error_line, tensorboard_tags, write_params, write_variables
 
 
 @pytest.fixture(autouse=True)
@@ -32,15 +32,6 @@ def _launch_files(tmp_path: Path, prior_policy: str) -> tuple[Path, ExperimentPa
                  extra=f"replay_capacity = 20_000\nprior_policy = {prior_policy!r}\n")
     variables = write_variables(tmp_path / "vars.sh", SAC_EXP_NAME="with_prior")
     return variables, ExperimentPaths(tmp_path / "logs" / "with_prior")
-
-
-def _tags(directory: Path) -> set[str]:
-    from tensorboard.backend.event_processing import event_accumulator
-
-    acc = event_accumulator.EventAccumulator(str(directory),
-                                             size_guidance={event_accumulator.TENSORS: 0})
-    acc.Reload()
-    return set(acc.Tags()["tensors"])
 
 
 @pytest.mark.timeout(300)
@@ -62,7 +53,7 @@ def test_a_prior_regularized_experiment_trains_on_its_copy(tiny_experiment, tmp_
     assert settings["hyperparameters"]["prior_policy"] == str(source.resolve())
     # The launch's agent (replay layout) loads the source; the learner, the copy.
     assert loaded == [source.resolve(), paths.prior_policy]
-    assert C.M_PRIOR_DIVERGENCE in _tags(paths.tensorboard(C.TRAIN_TB_DIR))
+    assert C.M_PRIOR_DIVERGENCE in tensorboard_tags(paths.tensorboard(C.TRAIN_TB_DIR))
     lines = [r.getMessage() for r in caplog.records if r.name == C.LEARNER]
     assert any("train step 100/100" in m and ", prior divergence " in m for m in lines)
 

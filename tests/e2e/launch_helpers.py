@@ -174,3 +174,13 @@ def one_error_line(capsys, code: int) -> str:
     errors = [line for line in captured.err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, captured.err
     return errors[0]
+
+
+def tensorboard_tags(directory: Path) -> set[str]:
+    """The scalar tags written to a TensorBoard run directory."""
+    from tensorboard.backend.event_processing import event_accumulator
+
+    acc = event_accumulator.EventAccumulator(str(directory),
+                                             size_guidance={event_accumulator.TENSORS: 0})
+    acc.Reload()
+    return set(acc.Tags()["tensors"])
