@@ -34,16 +34,19 @@ def main(argv=None) -> int:
     common.quiet_imports()
     import reverb
 
-    from tfagents_system import builders
-    from tfagents_system import constants as C
-    from tfagents_system.replay import layouts, packing, tables, writers
+    from tfagents_system.builder import COLLECT, make_env
+    from tfagents_system.core import constants as C
+    from tfagents_system.replay import packing, tables, writers
+    from tfagents_system.replay.format import LAYOUT_BLOCKS, ReplayFormat
 
     params = common.bench_params()
     servers, our_writers = {}, []
-    env = builders.make_env(params, builders.COLLECT, seed=0)
+    env = make_env(params, COLLECT, seed=0)
+    settings = params.replay_settings(args.capacity)
     for name in args.layouts.split(","):  # LAYOUT or LAYOUT@CHUNK_LENGTH (packed only)
         layout, _, chunk = name.partition("@")
-        server = reverb.Server(tables.make_tables(params, args.capacity), port=None)
+        replay_format = ReplayFormat(layout).bind(env.observation_spec(), env.action_spec())
+        server = reverb.Server(tables.make_tables(settings, replay_format), port=None)
         servers[name] = server
         client = reverb.Client(f"localhost:{server.port}")
         if chunk:
@@ -52,14 +55,13 @@ def main(argv=None) -> int:
                 lambda: False, chunk_length=int(chunk)))
         else:
             our_writers.append(writers.make_experience_writer(
-                client, layout, env.observation_spec(), env.action_spec(), lambda: False,
-                common.bench_signer()))
+                client, replay_format, lambda: False, common.bench_signer()))
     start = time.perf_counter()
     if args.prefill > 0:
         common.real_transitions(our_writers, args.prefill)
     for writer in our_writers:
         writer.close()
-    table = {layouts.LAYOUT_BLOCKS: C.QUEUE_TABLE}
+    table = {LAYOUT_BLOCKS: C.QUEUE_TABLE}
     sizes = {layout: reverb.Client(f"localhost:{s.port}").server_info()[
         table.get(layout, C.EXPERIENCE_TABLE)].current_size
         for layout, s in servers.items()}
@@ -68,7 +70,7 @@ def main(argv=None) -> int:
     done = threading.Event()
     packer = packing.TransitionPacker(env.observation_spec(), env.action_spec())
     for name, server in servers.items():
-        if name == layouts.LAYOUT_BLOCKS and (args.feed_rate > 0 or args.drain):
+        if name == LAYOUT_BLOCKS and (args.feed_rate > 0 or args.drain):
             client = reverb.Client(f"localhost:{server.port}")
             work = ((lambda c=client: feed(c, done, args.feed_rate, packer.size))
                     if args.feed_rate > 0 else (lambda c=client: drain(c, done, packer.size)))
@@ -87,7 +89,7 @@ def feed(client, done, rate, row_size):
     signed as a worker signs them."""
     import numpy as np
 
-    from tfagents_system import constants as C
+    from tfagents_system.core import constants as C
     from tfagents_system.replay.packing import BLOCK_ROWS
 
     rows = BLOCK_ROWS

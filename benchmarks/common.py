@@ -31,9 +31,9 @@ def bench_signer():
 def quiet_imports() -> None:
     """TF, TF-Agents, gym and pybullet imported with their banners muted."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from tfagents_system import runtime
+    from tfagents_system import cli
 
-    runtime.import_quietly()
+    cli.import_quietly()
 
 
 def bench_params(**overrides):
@@ -47,6 +47,14 @@ def bench_params(**overrides):
     params = cls({"env_id": ENV_ID})
     assert tuple(params.actor_fc_layers) == (256, 256) and params.batch_size == 256
     return params
+
+
+def bench_settings(capacity: int):
+    """The settings record of a benchmark's stand-in experiment: only its replay capacity
+    matters to the parts the benchmarks build."""
+    from tfagents_system.core.records import ExperimentSettings
+
+    return ExperimentSettings("bench", "", "", "", 0, {}, {}, None, capacity)
 
 
 def recurrent_bench_params():
@@ -143,20 +151,21 @@ def log(message: str) -> None:
 
 
 def configure_threads(threads: int) -> None:
-    """As the launcher does for a program on `threads` CPUs (runtime.configure_threads)."""
+    """As the launcher does for a program on `threads` CPUs (process.configure_threads)."""
     os.environ["SAC_PROCESS_THREADS"] = str(threads)
-    from tfagents_system import runtime
+    from tfagents_system import process
 
-    runtime.configure_threads()
+    process.configure_threads()
 
 
 def real_transitions(writers, steps: int, seed: int = 0) -> None:
     """Collect `steps` HalfCheetah transitions with uniform random actions through our
     collection path, written by each of `writers` (one list per env)."""
-    from tfagents_system import actors, builders, collection
+    from tfagents_system import actors, collection
+    from tfagents_system.builder import COLLECT, make_env
 
     params = bench_params()
-    env = builders.make_env(params, builders.COLLECT, seed=seed)
+    env = make_env(params, COLLECT, seed=seed)
     stats = collection.EpisodeStats(1)
     collector = collection.Collector([env], stats, lambda: None, lambda: False)
     collector.writers = [_Tee(writers)]

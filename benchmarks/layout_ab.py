@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tfagents_system import constants as C
+from tfagents_system.core import constants as C
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = {"memory": True, "reverb": False}
@@ -69,12 +69,13 @@ def train(work: Path, name: str, seed: int, keep: bool, num_iter: int | None) ->
 
 
 def read_run(exp_dir: Path) -> dict:
-    from tfagents_system import plot, runtime
+    from tfagents_system.replay.format import ReplayFormat
+    from tfagents_system.tools import plots as plot
 
     curves = plot.load_experiment_curves(exp_dir)
     steps, wall, mean, _, _ = plot.eval_curve(curves)
     env_steps = plot.total_env_steps_at(curves, wall)
-    layout = runtime.read_json(exp_dir / C.LAYOUT_FILE)["layout"]
+    layout = ReplayFormat.read(exp_dir / C.LAYOUT_FILE).layout
     return {"layout": layout, "steps": steps.tolist(), "env_steps": env_steps.tolist(),
             "returns": mean.tolist()}
 

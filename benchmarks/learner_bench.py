@@ -4,9 +4,9 @@
   (as TF-Agents' SAC example does), reading 2-step items;
 - in-memory: the same SAC train step (`agent.train` under `tf.function`) on one
   fixed batch held in memory: no sampling at all;
-- ours: the learner's own data source and compiled train loop for the item
-  layout the learner picks (`replay.sources.make_data_source` and
-  `builders.make_train_loop`): for packed_blocks, a `MemorySource` whose
+- ours: the learner's own data source and compiled train loop for the replay
+  format a launch picks (`builder.Builder.data_source` and
+  `Builder.train_loop`): for packed_blocks, a `MemorySource` whose
   `ReplayMemory` (with its log) takes in the queue's blocks before every compiled
   call, as the learner does, while the benchmark's server keeps feeding the queue;
 - ours_dict: ours for the env's observation given as a dict of its slices
@@ -59,22 +59,19 @@ def recurrent_source(train_step, memory_dir: str, link, log):
     """(memory source, agent) of the recurrent rows: the LSTM agent and a replay memory
     of the windows of 3000 random env steps; its `take_in` takes nothing (the queue
     holds the other variants' transitions)."""
-    from tfagents_system import builders
-    from tfagents_system.paths import ExperimentPaths
-    from tfagents_system.replay import packing
-    from tfagents_system.replay.sources import MemorySource
+    from tfagents_system.builder import Builder
+    from tfagents_system.core.paths import ExperimentPaths
     from tfagents_system.testing_envs import random_rows
 
     params = common.recurrent_bench_params()
-    env = builders.make_env(params, builders.COLLECT, seed=0)
-    agent = builders.make_agent(params, env.time_step_spec(), env.action_spec(), train_step)
-    spec = agent.collect_data_spec
-    packer = packing.make_packer(spec.observation, spec.action, params.sequence)
-    rows = random_rows(env, packer, 3000, seed=0)
+    builder = Builder(params, ExperimentPaths(Path(tempfile.mkdtemp(
+        prefix="replay_memory_recurrent_", dir=memory_dir))), common.bench_settings(CAPACITY))
+    agent = builder.agent(train_step)
+    replay_format = builder.choose_replay_format(agent, CAPACITY)
+    env = builder.env("collect", seed=0)
+    rows = random_rows(env, replay_format.packer(), 3000, seed=0)
     env.close()
-    source = MemorySource(params, ExperimentPaths(Path(tempfile.mkdtemp(
-        prefix="replay_memory_recurrent_", dir=memory_dir))), CAPACITY, spec, link,
-        lambda: False, log, params.sequence)
+    source = builder.data_source(replay_format, agent, link, lambda: False, log)
     source.memory.add(rows)
     source.take_in = lambda train_step: None
     return source, agent
@@ -96,38 +93,44 @@ def main(argv=None) -> int:
     from tf_agents.train import learner as tfa_learner
     from tf_agents.utils import common as tfa_common
 
-    from tfagents_system import builders, learner, runtime
-    from tfagents_system import constants as C
-    from tfagents_system.paths import ExperimentPaths
-    from tfagents_system.replay import datasets, layouts
+    from tfagents_system import learner, process
+    from tfagents_system.builder import Builder
+    from tfagents_system.core import constants as C
+    from tfagents_system.core.paths import ExperimentPaths
+    from tfagents_system.replay import datasets
     from tfagents_system.replay.client import ServerLink
-    from tfagents_system.replay.sources import make_data_source
+    from tfagents_system.replay.format import LAYOUT_PACKED, LAYOUT_STEPS, ReplayFormat
 
     ports = json.loads(args.ports)
     address = {layout: f"localhost:{port}" for layout, port in ports.items()}
     params = common.bench_params()
-    env = builders.make_env(params, builders.COLLECT, seed=0)
     train_step = tfa_common.create_variable("train_step", 0, dtype=tf.int64)
-    agent = builders.make_agent(params, env.time_step_spec(), env.action_spec(), train_step)
-    env.close()
+    agent = Builder(params).agent(train_step)
     spec = agent.collect_data_spec
-    layout, why = layouts.choose_layout(agent, CAPACITY)
+    ours = Builder(params).choose_replay_format(agent, CAPACITY)
+    layout = ours.layout
     batch_size = params.batch_size
     common.log(f"learner benchmark: {threads} CPU(s) {sorted(os.sched_getaffinity(0))}, "
-               f"our layout {layout} ({why})")
+               f"our layout {layout} ({ours.reason})")
 
     variants = {}
 
     memory_dir = tempfile.mkdtemp(prefix="replay_memory_")
     log = logging.getLogger("bench")
 
-    def source_of(layout_name, data_spec=spec, directory=memory_dir):
-        """The learner's data source for a layout, on the benchmark's server for it."""
-        link = ServerLink(address[layout_name], lambda: False, log, common.bench_signer())
-        return make_data_source(layout_name, params, ExperimentPaths(Path(directory)),
-                                CAPACITY, data_spec, link, lambda: False, log)
+    def source_of(replay_format, trained=agent, bench=params, directory=memory_dir):
+        """The learner's data source (as its builder makes it) for a replay format, on
+        the benchmark's server for that layout."""
+        link = ServerLink(address[replay_format.layout], lambda: False, log,
+                          common.bench_signer())
+        builder = Builder(bench, ExperimentPaths(Path(directory)),
+                          common.bench_settings(CAPACITY))
+        return builder.data_source(replay_format, trained, link, lambda: False, log)
 
-    source = source_of(layout)
+    def packed(layout_name, data_spec=spec):
+        return ReplayFormat(layout_name).bind(data_spec.observation, data_spec.action)
+
+    source = source_of(ours)
     source.take_in(0)  # the server's prefill (nothing to take in for Reverb-sampled layouts)
     fixed = source.sample()
     memory = getattr(source, "memory", None)
@@ -149,7 +152,7 @@ def main(argv=None) -> int:
     # stock: TF-Agents' Learner + ReverbReplayBuffer.as_dataset(num_steps=2).
     stock_buffer = reverb_replay_buffer.ReverbReplayBuffer(
         spec, table_name=C.EXPERIENCE_TABLE, sequence_length=C.SEQUENCE_LENGTH,
-        server_address=address[layouts.LAYOUT_STEPS])
+        server_address=address[LAYOUT_STEPS])
     stock_dataset = stock_buffer.as_dataset(sample_batch_size=batch_size,
                                             num_steps=C.SEQUENCE_LENGTH).prefetch(50)
     stock_root = tempfile.mkdtemp(prefix="stock_learner_")
@@ -160,7 +163,7 @@ def main(argv=None) -> int:
     # ours: the learner's data source and compiled loop, in chunks as the learner calls
     # them (taking in what waits in the queue before every call).
     def chunks(data, trained=agent):
-        train_steps = builders.make_train_loop(trained, data.next_batch)
+        train_steps = Builder.train_loop(trained, data)
 
         def run(n):
             done = 0
@@ -176,11 +179,9 @@ def main(argv=None) -> int:
 
     # ours_dict: the same numbers as a dict observation (same row size, same layout).
     dict_params = common.dict_bench_params()
-    dict_env = builders.make_env(dict_params, builders.COLLECT, seed=0)
-    dict_agent = builders.make_agent(dict_params, dict_env.time_step_spec(),
-                                     dict_env.action_spec(), train_step)
-    dict_env.close()
-    dict_source = source_of(layout, dict_agent.collect_data_spec,
+    dict_agent = Builder(dict_params).agent(train_step)
+    dict_source = source_of(Builder(dict_params).choose_replay_format(dict_agent, CAPACITY),
+                            dict_agent, dict_params,
                             tempfile.mkdtemp(prefix="replay_memory_dict_"))
     if memory is not None:
         dict_source.memory.add(memory.rows[:int(memory.size.numpy())].numpy())
@@ -202,14 +203,14 @@ def main(argv=None) -> int:
 
         variants["idea_xla_in_memory"] = lambda n: in_memory_xla(tf.constant(n))
 
-        variants["idea_reverb_sampled"] = chunks(source_of(layouts.LAYOUT_PACKED))
-        variants["idea_ours_steps_layout"] = chunks(source_of(layouts.LAYOUT_STEPS))
+        variants["idea_reverb_sampled"] = chunks(source_of(packed(LAYOUT_PACKED)))
+        variants["idea_ours_steps_layout"] = chunks(source_of(packed(LAYOUT_STEPS)))
         # The data path before this work: map every item, then batch, 2-step items.
         dtypes = tf.nest.map_structure(lambda s: s.dtype, spec)
         shapes = tf.nest.map_structure(
             lambda s: tf.TensorShape([C.SEQUENCE_LENGTH]).concatenate(s.shape), spec)
         previous = reverb.TrajectoryDataset(
-            address[layouts.LAYOUT_STEPS], C.EXPERIENCE_TABLE, dtypes, shapes,
+            address[LAYOUT_STEPS], C.EXPERIENCE_TABLE, dtypes, shapes,
             max_in_flight_samples_per_worker=2 * batch_size).map(lambda s: s.data).batch(
                 batch_size, drop_remainder=True).prefetch(2)
         variants["idea_previous_path"] = chunks(_IteratorSource(iter(previous)))
@@ -222,10 +223,10 @@ def main(argv=None) -> int:
             return total
 
         sampling_it = iter(datasets.experience_dataset(
-            address[layouts.LAYOUT_PACKED], spec, batch_size, layout=layouts.LAYOUT_PACKED))
+            address[LAYOUT_PACKED], packed(LAYOUT_PACKED), batch_size))
         variants["sampling_only"] = lambda n: drain(sampling_it, tf.constant(n))
 
-    runtime.freeze_heap()  # as the learner does before it trains
+    process.freeze_heap()  # as the learner does before it trains
     for name, run in variants.items():  # trace and warm up every variant first
         common.log(f"warming up {name}")
         run(max(20, args.steps // 10))

@@ -50,7 +50,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tfagents_system import constants as C
+from tfagents_system.core import constants as C
+from tfagents_system.core.records import EvalSummary, LaunchRecord
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESET = ROOT / "examples" / "locomotion.py"
@@ -146,7 +147,7 @@ FINAL_EVAL_DIR = "benchmark_final_eval"
 def final_eval_missing(exp: Path) -> int | None:
     """The target train step of a finished run whose workers did not evaluate it (the run
     was stopped between the learner's last checkpoint and their final evaluation)."""
-    from tfagents_system import plot
+    from tfagents_system.tools import plots as plot
 
     if not (exp / C.COMPLETE_FILE).is_file() or (exp / FINAL_EVAL_DIR).is_dir():
         return None
@@ -250,7 +251,7 @@ def read_run(exp: Path) -> Run | None:
     """Our run's evaluations against env steps and its wall clock; None before any."""
     from datetime import datetime
 
-    from tfagents_system import plot
+    from tfagents_system.tools import plots as plot
 
     match = EXP_PATTERN.match(exp.name)
     settings_file = exp / C.SETTINGS_FILE
@@ -263,7 +264,8 @@ def read_run(exp: Path) -> Run | None:
         return None
     # The learner's wall time at each train step it logged (the latest, after a resume).
     at_step = dict(zip(progress.steps.tolist(), progress.wall_times.tolist()))
-    launches = [datetime.strptime(json.loads(line)["time"], "%Y-%m-%dT%H:%M:%S%z").timestamp()
+    launches = [datetime.strptime(LaunchRecord.from_json(json.loads(line)).time,
+                                  "%Y-%m-%dT%H:%M:%S%z").timestamp()
                 for line in (exp / C.LAUNCHES_FILE).read_text().splitlines() if line.strip()]
     first = min(launches)
     at_step.setdefault(0, first)
@@ -274,9 +276,9 @@ def read_run(exp: Path) -> Run | None:
     final = exp / FINAL_EVAL_DIR / C.EVAL_SUMMARY_FILE
     by_benchmark = False
     if final.is_file():  # the final policy, evaluated by the benchmark (see evaluate_final)
-        summary = json.loads(final.read_text())
-        by_benchmark = int(summary["train_step"]) not in evals
-        evals.setdefault(int(summary["train_step"]), float(summary["mean_return"]))
+        summary = EvalSummary.read(final)
+        by_benchmark = int(summary.train_step) not in evals
+        evals.setdefault(int(summary.train_step), float(summary.mean_return))
     eval_steps = [s for s in sorted(evals) if s in at_step]
     eval_returns = [evals[s] for s in eval_steps]
     eval_times = np.array([at_step[s] for s in eval_steps])
@@ -652,11 +654,11 @@ def train_all(args, overrides: dict) -> None:
 
 def benchmark(argv: list[str]) -> Path:
     """Train what the arguments ask for, then write the report; its path."""
-    from tfagents_system import runtime
+    from tfagents_system import cli
 
     args = parse_args(argv)
     overrides = dict(parse_override(o) for o in args.override)
-    runtime.import_quietly()
+    cli.import_quietly()
     args.work.mkdir(parents=True, exist_ok=True)
     if not args.report_only:
         train_all(args, overrides)

@@ -25,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tfagents_system import plot
+from tfagents_system.tools import plots as plot
 
 VARIANTS = {  # name: (label, how it differs from plain SAC)
     "plain": ("plain SAC", "-"),

@@ -348,7 +348,7 @@ def write_document(path: Path, machine: dict, settings: dict, quick: bool, rows,
         f"- **worker**: env steps per second over {worker['steps']} steps (whole 1000-step "
         "episodes). *raw*: the env as `load_gym_env` builds it (TF-Agents' suite_gym "
         "wrappers), uniform random actions, nothing else. *ours*: "
-        "`builders.make_collect_actor` + `Collector` + the experience writer, "
+        "`Builder.collect_actor` + `Collector` + the experience writer, "
         "writing every transition into the replay server, as a worker collects (the "
         "server takes the blocks out of its queue, as the learner does). *all "
         "perturbations on*: *ours* on envs with dynamics randomization (mass and friction "

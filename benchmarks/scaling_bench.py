@@ -65,11 +65,11 @@ class Workers:
                 proc.wait()
 
 
-def read_status(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
+def read_status(path: Path):
+    """A worker's status record (None while it has none)."""
+    from tfagents_system.core.records import WorkerStatus
+
+    return WorkerStatus.read_or_none(path)
 
 
 def measure_staleness(weights, variables, status_files, publishes: int,
@@ -80,8 +80,8 @@ def measure_staleness(weights, variables, status_files, publishes: int,
     def poll() -> None:
         for i, path in enumerate(status_files):
             s = read_status(path)
-            if s and "weights_time" in s:
-                record = (int(s["train_step_seen"]), float(s["weights_time"]))
+            if s and s.weights_time is not None:
+                record = (int(s.train_step_seen), float(s.weights_time))
                 if record not in seen[i]:
                     seen[i].append(record)
 
@@ -123,12 +123,14 @@ def main(argv=None) -> int:
     from tf_agents.policies import greedy_policy
     from tf_agents.utils import common as tfa_common
 
-    from tfagents_system import builders, runtime
-    from tfagents_system import constants as C
-    from tfagents_system.paths import ExperimentPaths
-    from tfagents_system.replay import layouts, tables
+    from tfagents_system.agents.export import export_policy
+    from tfagents_system.builder import Builder
+    from tfagents_system.core import constants as C
+    from tfagents_system.core.paths import ExperimentPaths
+    from tfagents_system.replay import tables
     from tfagents_system.replay.auth import BlockCheck
     from tfagents_system.replay.client import WeightsExchange
+    from tfagents_system.replay.format import LAYOUT_BLOCKS
     from tfagents_system.replay.memory import drain_queue
     from tfagents_system.replay.packing import TransitionPacker
 
@@ -143,18 +145,18 @@ def main(argv=None) -> int:
     (exp / C.PARAMS_COPY).write_text(common.PARAMS_FILE.format(
         num_envs=params.num_envs_per_worker))
     (exp / C.CONFIG_COPY).write_text(json.dumps(params.env_config))
-    (exp / C.SETTINGS_FILE).write_text("{}\n")
-    env = builders.make_env(params, builders.COLLECT, seed=0)
+    common.bench_settings(2_000_000).write(exp / C.SETTINGS_FILE)
     train_step = tfa_common.create_variable("train_step", 0, dtype=tf.int64)
-    agent = builders.make_agent(params, env.time_step_spec(), env.action_spec(), train_step)
-    env.close()
-    layout, reason = layouts.choose_layout(agent, 1_000_000)  # the default capacity
-    runtime.write_json_atomic(paths.layout, {"layout": layout, "reason": reason})
-    builders.export_policy(agent.collect_policy, train_step, paths.policy(C.COLLECT_POLICY))
-    builders.export_policy(greedy_policy.GreedyPolicy(agent.policy), train_step,
-                          paths.policy(C.GREEDY_POLICY))
+    agent = Builder(params).agent(train_step)
+    ours = Builder(params).choose_replay_format(agent, 1_000_000)  # the default capacity
+    layout = ours.layout
+    ours.write(paths.layout)
+    export_policy(agent.collect_policy, train_step, paths.policy(C.COLLECT_POLICY))
+    export_policy(greedy_policy.GreedyPolicy(agent.policy), train_step,
+                  paths.policy(C.GREEDY_POLICY))
     variables = agent.collect_policy.variables()
-    server = reverb.Server(tables.make_tables(params, 2_000_000), port=None)
+    server = reverb.Server(tables.make_tables(params.replay_settings(2_000_000), ours),
+                           port=None)
     address = f"localhost:{server.port}"
     client = reverb.Client(address)
     paths.replay_key.write_bytes(common.BENCH_KEY)  # the workers read it there
@@ -173,11 +175,11 @@ def main(argv=None) -> int:
             taken[0] += 0 if rows is None else len(rows)
 
     drainer = threading.Thread(target=drain, daemon=True)
-    if layout == layouts.LAYOUT_BLOCKS:
+    if layout == LAYOUT_BLOCKS:
         drainer.start()
 
     def size() -> int:
-        if layout != layouts.LAYOUT_BLOCKS:
+        if layout != LAYOUT_BLOCKS:
             return client.server_info()[C.EXPERIENCE_TABLE].current_size
         return taken[0]
 
@@ -191,7 +193,7 @@ def main(argv=None) -> int:
         try:
             status_files = [exp / "status" / f"{C.worker_name(i)}.json" for i in range(n)]
             deadline = time.monotonic() + 300
-            while not all((s := read_status(p)) and s.get("env_steps", 0) > 0
+            while not all((s := read_status(p)) and s.env_steps > 0
                           for p in status_files):
                 workers.check()
                 if time.monotonic() > deadline:

@@ -4,7 +4,7 @@ one process on one CPU, writing into a running replay server (another process).
 - raw: the env as `load_gym_env` builds it (TF-Agents' suite_gym wrappers around
   the pybullet env), uniform random actions, reset at episode ends; nothing else;
 - ours: `collect_worker`'s collection path as a worker runs it with the default
-  settings: `make_collect_actor` (the SAC collect policy), a `Collector` and the
+  settings: `Builder.collect_actor` (the SAC collect policy), a `Collector` and the
   experience writer of the layout the learner picks, into Reverb;
 - perturbed: ours, on envs with dynamics randomization and every perturbation
   wrapper switched on (`common.PERTURBED_CONFIG`);
@@ -51,10 +51,13 @@ def main(argv=None) -> int:
     from tf_agents.policies import py_tf_eager_policy
     from tf_agents.utils import common as tfa_common
 
-    from tfagents_system import actors, builders, collection, runtime
-    from tfagents_system import constants as C
-    from tfagents_system.paths import ExperimentPaths
-    from tfagents_system.replay import layouts, packing, writers
+    from tfagents_system import actors, collection, process
+    from tfagents_system.agents.export import export_policy
+    from tfagents_system.builder import COLLECT, Builder, make_env
+    from tfagents_system.core import constants as C
+    from tfagents_system.core.paths import ExperimentPaths
+    from tfagents_system.replay import packing, writers
+    from tfagents_system.replay.format import LAYOUT_PACKED, LAYOUT_STEPS, ReplayFormat
 
     ports = json.loads(args.ports)
     client = {layout: reverb.Client(f"localhost:{port}") for layout, port in ports.items()}
@@ -65,13 +68,18 @@ def main(argv=None) -> int:
     # An exported collect policy, as the learner writes it (random initial weights).
     root = Path(tempfile.mkdtemp(prefix="worker_bench_"))
     paths = ExperimentPaths(root)
-    env = builders.make_env(params, builders.COLLECT, seed=0)
+    env = make_env(params, COLLECT, seed=0)
     train_step = tfa_common.create_variable("train_step", 0, dtype=tf.int64)
-    agent = builders.make_agent(params, env.time_step_spec(), env.action_spec(), train_step)
-    builders.export_policy(agent.collect_policy, train_step, paths.policy(C.COLLECT_POLICY))
+    agent = Builder(params).agent(train_step)
+    export_policy(agent.collect_policy, train_step, paths.policy(C.COLLECT_POLICY))
     weights = [v.numpy() for v in agent.collect_policy.variables()]
-    layout, _ = layouts.choose_layout(agent, 1_000_000)  # the default capacity
+    ours = Builder(params).choose_replay_format(agent, 1_000_000)  # the default capacity
+    layout = ours.layout
     act_spec = env.action_spec()
+
+    def bound(layout_name, obs_spec=None, window=None):
+        return ReplayFormat(layout_name, window=window).bind(
+            obs_spec or env.observation_spec(), act_spec)
 
     variants = {}
 
@@ -87,28 +95,27 @@ def main(argv=None) -> int:
 
     variants["raw"] = raw_run
 
-    def collector_variant(actor, num_envs, item_layout, chunk_length=None, env_params=None,
-                          spreads=None, sequence=None):
+    def collector_variant(actor, num_envs, replay_format, chunk_length=None, env_params=None,
+                          spreads=None):
         if env_params is None:
-            envs = [env] + [builders.make_env(params, builders.COLLECT, seed=j)
-                            for j in range(1, num_envs)]
+            envs = [env] + [make_env(params, COLLECT, seed=j) for j in range(1, num_envs)]
         else:
-            envs = [builders.make_env(env_params, builders.COLLECT, seed=j)
-                    for j in range(num_envs)]
+            envs = [make_env(env_params, COLLECT, seed=j) for j in range(num_envs)]
         for e in envs if spreads else []:
             e.set_state(spreads)
         env_obs_spec = envs[0].observation_spec()
         stats = collection.EpisodeStats(num_envs)
         collector = collection.Collector(envs, stats, lambda: None, lambda: False,
                                          collection.TaskMetrics(params, C.COLLECT_METRICS_WINDOW))
+        item_client = client[replay_format.layout]
         if chunk_length:
             collector.writers = [writers.PackedExperienceWriter(
-                client[item_layout], packing.TransitionPacker(env_obs_spec, act_spec),
+                item_client, packing.TransitionPacker(env_obs_spec, act_spec),
                 lambda: False, chunk_length=chunk_length) for _ in envs]
         else:
             collector.writers = [writers.make_experience_writer(
-                client[item_layout], item_layout, env_obs_spec, act_spec, lambda: False,
-                common.bench_signer(), sequence) for _ in envs]
+                item_client, replay_format, lambda: False, common.bench_signer())
+                for _ in envs]
 
         def run(n):
             collector.reset()
@@ -118,35 +125,35 @@ def main(argv=None) -> int:
             return stats.env_steps - before
         return run
 
-    actor, tf_variables = builders.make_collect_actor(params, paths, env, 0, log)
+    actor, tf_variables = Builder(params, paths).collect_actor(env, 0, log)
     if isinstance(actor, actors.NumpyActor):
         actor.set_weights(weights)
-    variants["ours"] = collector_variant(actor, params.num_envs_per_worker, layout)
+    variants["ours"] = collector_variant(actor, params.num_envs_per_worker, ours)
     perturbed = common.bench_params()
     perturbed.env_config.update(common.PERTURBED_CONFIG)
-    variants["perturbed"] = collector_variant(actor, params.num_envs_per_worker, layout,
+    variants["perturbed"] = collector_variant(actor, params.num_envs_per_worker, ours,
                                               env_params=perturbed,
                                               spreads=common.PERTURBED_SPREADS)
     # The same numbers as a dict: its actor network has the flat one's variables (the
     # combiner has none) and its packed rows the same size, so the same layout.
     dict_params = common.dict_bench_params()
-    dict_env = builders.make_env(dict_params, builders.COLLECT, seed=0)
-    dict_actor, _ = builders.make_collect_actor(dict_params, paths, dict_env, 0, log)
+    dict_env = make_env(dict_params, COLLECT, seed=0)
+    dict_actor, _ = Builder(dict_params, paths).collect_actor(dict_env, 0, log)
     if isinstance(dict_actor, actors.NumpyActor):
         dict_actor.set_weights(weights)
+    dict_format = bound(layout, dict_env.observation_spec())
     dict_env.close()
-    variants["ours_dict"] = collector_variant(dict_actor, params.num_envs_per_worker, layout,
-                                              env_params=dict_params)
+    variants["ours_dict"] = collector_variant(dict_actor, params.num_envs_per_worker,
+                                              dict_format, env_params=dict_params)
     # The LSTM agent: its exported collect policy (the numpy path is feed-forward only).
     lstm_params = common.recurrent_bench_params()
     lstm_paths = ExperimentPaths(root / "lstm")
-    lstm_agent = builders.make_agent(lstm_params, env.time_step_spec(), act_spec, train_step)
-    builders.export_policy(lstm_agent.collect_policy, train_step,
-                           lstm_paths.policy(C.COLLECT_POLICY))
-    lstm_actor, _ = builders.make_collect_actor(lstm_params, lstm_paths, env, 0, log)
+    lstm_agent = Builder(lstm_params).agent(train_step)
+    export_policy(lstm_agent.collect_policy, train_step, lstm_paths.policy(C.COLLECT_POLICY))
+    lstm_actor, _ = Builder(lstm_params, lstm_paths).collect_actor(env, 0, log)
     variants["ours_recurrent"] = collector_variant(
-        lstm_actor, params.num_envs_per_worker, layout, env_params=lstm_params,
-        sequence=lstm_params.sequence)
+        lstm_actor, params.num_envs_per_worker, bound(layout, window=lstm_params.window),
+        env_params=lstm_params)
 
     if args.ideas:
         def tf_actor(num_envs):
@@ -155,26 +162,26 @@ def main(argv=None) -> int:
                 batch_time_steps=False)
             return actors.TFPolicyActor(policy, num_envs)
 
-        variants["idea_tf_policy_1_env"] = collector_variant(tf_actor(1), 1, layout)
-        variants["idea_tf_policy_8_envs"] = collector_variant(tf_actor(8), 8, layout)
+        variants["idea_tf_policy_1_env"] = collector_variant(tf_actor(1), 1, ours)
+        variants["idea_tf_policy_8_envs"] = collector_variant(tf_actor(8), 8, ours)
         numpy_actor, _ = actors.NumpyActor.from_network(
             params.actor_net_ctor(*(agent.time_step_spec.observation, agent.action_spec)),
             act_spec, 0)
         if numpy_actor is not None:
             numpy_actor.set_weights(weights)
             variants["idea_numpy_steps_layout"] = collector_variant(
-                numpy_actor, 1, layouts.LAYOUT_STEPS)
-            variants["idea_numpy_4_envs"] = collector_variant(numpy_actor, 4, layout)
+                numpy_actor, 1, bound(LAYOUT_STEPS))
+            variants["idea_numpy_4_envs"] = collector_variant(numpy_actor, 4, ours)
             variants["idea_packed_items"] = collector_variant(numpy_actor, 1,
-                                                              layouts.LAYOUT_PACKED)
+                                                              bound(LAYOUT_PACKED))
             for chunk in (1, 16):
                 variants[f"idea_chunk_{chunk}"] = collector_variant(
-                    numpy_actor, 1, layouts.LAYOUT_PACKED, chunk)
+                    numpy_actor, 1, bound(LAYOUT_PACKED), chunk)
 
         # The worker before this work: PyDriver, PyTFEagerPolicy, 2-step items.
         old_policy = py_tf_eager_policy.SavedModelPyTFEagerPolicy(
             str(paths.policy(C.COLLECT_POLICY)), load_specs_from_pbtxt=True)
-        old_writer = writers.ExperienceWriter(client[layouts.LAYOUT_STEPS], lambda: False)
+        old_writer = writers.ExperienceWriter(client[LAYOUT_STEPS], lambda: False)
         counted = [0]
 
         def count(traj):
@@ -188,7 +195,7 @@ def main(argv=None) -> int:
 
         variants["idea_previous_path"] = previous_run
 
-    runtime.freeze_heap()  # as a worker does before it collects
+    process.freeze_heap()  # as a worker does before it collects
     for name, run in variants.items():
         common.log(f"warming up {name}")
         run(episode_steps)

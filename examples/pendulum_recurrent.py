@@ -13,17 +13,11 @@ class TrainParams(GymTrainParams):
     critic_learning_rate = 7.3e-4
     alpha_learning_rate = 7.3e-4
 
+    # The recurrent defaults (agents/settings.py, measured in docs/recurrent.md): 32
+    # windows of 10 burn-in + 20 trained steps per gradient step (each trained step gets
+    # 10 steps or more of history), 64-unit layers around an LSTM of 40, which keep a
+    # gradient step about 4x the feed-forward agent's cost.
     recurrent = True
-    recurrent_sequence_length = 20
-    # Each trained step gets 10 steps or more of history (docs/recurrent.md).
-    recurrent_burn_in = 10
-    # Windows of 20 steps: 32 of them train on 640 transitions a gradient step; smaller
-    # layers than the feed-forward agent's keep a gradient step about 4x its cost.
-    batch_size = 32
-    actor_fc_layers = (64,)
-    critic_joint_fc_layers = (64,)
-    lstm_size = (40,)
-    recurrent_output_fc_layers = (64,)
 
     num_iter = 20
     num_steps_per_iter = 1000

@@ -38,7 +38,7 @@ class NumpyActor:
     a = clip(mid + half_range * tanh(loc + std * eps)), eps ~ N(0, I), as the
     policy's SquashToSpecNormal and TF-Agents' action clipping do. Noise comes
     from a numpy generator seeded with the env seed. A structured observation goes
-    through the default combiner first (`observations.NumpyCombiner`: the
+    through the default combiner first (`agents.encoders.NumpyCombiner`: the
     ObservationCombiner in front of the encoder, in numpy). `from_network` returns
     None (and the reason) for any other architecture, which then runs in
     TensorFlow.
@@ -53,7 +53,7 @@ class NumpyActor:
 
     def __init__(self, layers, projection, num_variables, action_spec, clip_std, seed,
                  combiner=None):
-        self._combiner = combiner  # observations.NumpyCombiner, or None: one float32 array
+        self._combiner = combiner  # agents.encoders.NumpyCombiner, or None: one float32 array
         self._layers = layers  # [(kernel index, bias index or None, activation)]
         self._projection = projection  # (kernel index, bias index or None)
         self._num_variables = num_variables
@@ -194,7 +194,7 @@ def _unsupported_network(actor_net, action_spec) -> str | None:
     from tf_agents.agents.sac import sac_agent, tanh_normal_projection_network
     from tf_agents.networks import actor_distribution_network, encoding_network
 
-    from tfagents_system.observations import ObservationCombiner
+    from tfagents_system.agents.encoders import ObservationCombiner
 
     if type(actor_net) is not actor_distribution_network.ActorDistributionNetwork:
         return f"actor network is a {type(actor_net).__name__}"

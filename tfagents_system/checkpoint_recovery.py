@@ -18,7 +18,7 @@ import re
 import shutil
 from pathlib import Path
 
-from tfagents_system.runtime import FatalError
+from tfagents_system.core.errors import FatalError
 
 _INDEX = re.compile(r"^(ckpt-(\d+))\.index$")
 

@@ -11,29 +11,29 @@ A worker steps its `num_envs_per_worker` collect envs in lockstep with one
 policy call for all of them; the default SAC actor network runs in numpy
 (`actors.NumpyActor`), any other in TensorFlow. Evaluation runs the greedy
 policy on one env: the same numpy network's mode for the default actor network,
-else the exported greedy policy.
+else the exported greedy policy. Every part it works with comes from the
+`builder.Builder` of its experiment.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import time
 
 import numpy as np
 
-from tfagents_system import builders, runtime
-from tfagents_system import constants as C
+from tfagents_system import process
 from tfagents_system.actors import NumpyActor, RandomActor
+from tfagents_system.builder import COLLECT, EVAL, Builder, warmup_for_worker, worker_env_seeds
 from tfagents_system.collection import Collector, EpisodeStats, TaskMetrics, play_episode
-from tfagents_system.curriculum import CurriculumApplier, check_env_supports, parse_curriculum
-from tfagents_system.paths import ExperimentPaths
-from tfagents_system.replay.auth import ForgedItem, Signer, read_key
-from tfagents_system.replay.client import ServerLink, WeightsExchange
-from tfagents_system.replay.layouts import wait_for_layout
-from tfagents_system.replay.writers import make_experience_writer
-from tfagents_system.runtime import StopRequested
-from tfagents_system.triggers import IntervalTrigger
+from tfagents_system.core import constants as C
+from tfagents_system.core.errors import StopRequested
+from tfagents_system.core.records import WorkerStatus
+from tfagents_system.core.triggers import IntervalTrigger, RateMeter
+from tfagents_system.replay.auth import ForgedItem
+from tfagents_system.replay.client import WeightsExchange
 
 
 def wait_for_policy(path, should_stop) -> None:
@@ -44,68 +44,33 @@ def wait_for_policy(path, should_stop) -> None:
         time.sleep(0.5)
 
 
-class WorkerLink(ServerLink):
-    """A worker's connection to the replay server, with its experience writers (one
-    per collect env), reopened when the server restarts."""
-
-    def __init__(self, address: str, should_stop, log, signer: Signer, give_up_writing):
-        self._give_up_writing = give_up_writing
-        self.writers: list = []
-        self._writer_args = None
-        super().__init__(address, should_stop, log, signer)
-
-    def on_connect(self) -> None:
-        if self._writer_args is not None:
-            self.open_writers(*self._writer_args)
-
-    def open_writers(self, layout: str, observation_spec, action_spec, count: int,
-                     sequence: tuple[int, int] | None = None,
-                     n_step: tuple[int, float] | None = None) -> list:
-        """One experience writer of `layout` per collect env (of replay windows when
-        `sequence` is given, of n-step transitions with `n_step`)."""
-        self._writer_args = (layout, observation_spec, action_spec, count, sequence, n_step)
-        self.writers = [make_experience_writer(self.client, layout, observation_spec,
-                                               action_spec, self._give_up_writing, self.signer,
-                                               sequence, n_step)
-                        for _ in range(count)]
-        return self.writers
-
-    def close(self) -> None:
-        """Close the writers (a block writer sends its last, partly filled block)."""
-        for writer in self.writers:
-            writer.close()
-
-
 class Worker:
     """A worker's state and its named steps (see `run_worker`)."""
 
-    def __init__(self, params, paths: ExperimentPaths, address: str, worker_index: int,
-                 num_workers: int, should_stop, log, heartbeat=None):
-        self.params, self.paths, self.log = params, paths, log
+    def __init__(self, builder: Builder, address: str, worker_index: int, num_workers: int,
+                 should_stop, log, heartbeat=None):
+        self.builder = builder
+        self.params, self.paths, self.log = builder.params, builder.paths, log
         self.index, self.num_workers = worker_index, num_workers
         self.name = C.worker_name(worker_index)
         self.beat = heartbeat.beat if heartbeat is not None else (lambda: None)
         self._stop_requested = should_stop
-        self.target = params.total_train_steps
-        collect_seeds = builders.collect_env_seeds(params, worker_index)
-        self.collect_seed, eval_seed = builders.worker_env_seeds(params, worker_index)
-        self.collect_envs = [builders.make_env(params, builders.COLLECT, seed, worker_index)
-                             for seed in collect_seeds]
-        self.eval_env = builders.make_env(params, builders.EVAL, eval_seed, worker_index)
-        log.info("collect env seed%s %s, eval env seed %d", "s" if len(collect_seeds) > 1 else "",
-                 ", ".join(map(str, collect_seeds)), eval_seed)
-        self.applier = self._curriculum()
+        self.target = self.params.total_train_steps
+        self.collect_seed = worker_env_seeds(self.params, worker_index)[0]
+        self.collect_envs, self.eval_env = builder.worker_envs(worker_index, log)
+        self.applier = builder.curriculum(self.collect_envs, self.eval_env, log)
+        self.replay_format = builder.replay_format()
         # Inserts may block on the rate limiter once the learner has finished: give up then.
-        self.link = WorkerLink(address, self.should_stop, log,
-                               Signer(read_key(paths.replay_key)),
-                               lambda: self.should_stop() or paths.complete.exists())
+        self.link = builder.writer_link(
+            address, self.replay_format, len(self.collect_envs), self.should_stop,
+            lambda: self.should_stop() or self.paths.complete.exists(), log)
         self._restore_counters()
-        self.collect_tb = builders.make_summary_writer(paths, C.COLLECT_TB_DIR, self.name)
-        self.eval_tb = builders.make_summary_writer(paths, C.EVAL_TB_DIR, self.name)
-        self.task_metrics = TaskMetrics(params, C.COLLECT_METRICS_WINDOW)
+        self.collect_tb = builder.summary_writer(C.COLLECT_TB_DIR, self.name)
+        self.eval_tb = builder.summary_writer(C.EVAL_TB_DIR, self.name)
+        self.task_metrics = TaskMetrics(self.params, C.COLLECT_METRICS_WINDOW)
         self.collector = Collector(self.collect_envs, self.stats, self.beat, self.should_stop,
                                    self.task_metrics)
-        self.eval_trigger = IntervalTrigger(params.eval_period_itrs, self.evaluate)
+        self.eval_trigger = IntervalTrigger(self.params.eval_period_itrs, self.evaluate)
         self.actor = self.eval_policy = None
         self.variable_lists: list = []
         self.last_eval_step = -1
@@ -118,21 +83,17 @@ class Worker:
         self.beat()
         return self._stop_requested()
 
-    def _curriculum(self) -> CurriculumApplier:
-        curriculum = parse_curriculum(self.params.env_config, str(self.paths.config))
-        for env in self.collect_envs:
-            check_env_supports(curriculum, env, builders.COLLECT, str(self.paths.config))
-        check_env_supports(curriculum, self.eval_env, builders.EVAL, str(self.paths.config))
-        return CurriculumApplier(curriculum, {builders.COLLECT: self.collect_envs,
-                                              builders.EVAL: self.eval_env}, self.log)
-
     def _restore_counters(self) -> None:
         """A restarted worker continues its counters: its TensorBoard steps never go back."""
-        previous = runtime.read_json_or_none(self.paths.status_file(self.name), self.log) or {}
+        previous = WorkerStatus.read_or_none(self.paths.status_file(self.name), self.log)
         self.stats = EpisodeStats(len(self.collect_envs))
-        self.stats.env_steps = int(previous.get("env_steps", 0))
-        self.status = {"pid": os.getpid(), "env_steps": self.stats.env_steps,
-                       "episodes": int(previous.get("episodes", 0))}
+        self.stats.env_steps = 0 if previous is None else int(previous.env_steps)
+        self.status = WorkerStatus(os.getpid(), self.stats.env_steps,
+                                   0 if previous is None else int(previous.episodes))
+
+    def _write_status(self, **changes) -> None:
+        self.status = dataclasses.replace(self.status, **changes)
+        self.status.write(self.paths.status_file(self.name))
 
     # --- the steps ---
 
@@ -145,7 +106,7 @@ class Worker:
                              self.train_step_seen)
 
     def start(self) -> int:
-        """Wait for the learner's weights and layout, open the writers; the train step."""
+        """Wait for the learner's weights, open the writers; the train step."""
         self.link.weights.wait_until_available(self.should_stop)
         while True:
             try:
@@ -157,21 +118,14 @@ class Worker:
                     raise StopRequested() from None
                 time.sleep(0.5)
         self.train_step_seen = train_step
-        layout, sequence, n_step = wait_for_layout(self.paths, self.should_stop)
-        env = self.collect_envs[0]
-        self.collector.writers = self.link.open_writers(
-            layout, env.observation_spec(), env.action_spec(), len(self.collect_envs), sequence,
-            n_step)
-        rows = "" if sequence is None else (
-            f" of windows of {sequence[1]}+{sequence[0]} steps (burn-in + trained)")
-        rows += "" if n_step is None else f" of {n_step[0]}-step transitions"
-        self.log.info("experience items: %s layout%s", layout, rows)
+        self.collector.writers = self.link.open_writers()
+        self.log.info("%s", self.replay_format.describe())
         return train_step
 
     def warm_up(self, train_step: int) -> None:
         """A new experiment's share of uniform-random actions."""
-        warmup = builders.warmup_for_worker(self.params, self.num_workers, self.index)
-        self.applier.apply(builders.COLLECT, train_step // self.params.num_steps_per_iter)
+        warmup = warmup_for_worker(self.params, self.num_workers, self.index)
+        self.applier.apply(COLLECT, train_step // self.params.num_steps_per_iter)
         if train_step != 0 or not any(warmup.values()):
             return
         self.log.info("seeding the buffer with uniform random actions: %s",
@@ -189,12 +143,12 @@ class Worker:
         """The collect actor and the evaluation policy, once the learner exported them."""
         wait_for_policy(self.paths.policy(C.COLLECT_POLICY), self.should_stop)
         wait_for_policy(self.paths.policy(C.GREEDY_POLICY), self.should_stop)
-        self.actor, collect_variables = builders.make_collect_actor(
-            self.params, self.paths, self.collect_envs[0], self.collect_seed, self.log)
-        self.eval_policy, eval_variables = builders.make_eval_policy(self.paths, self.actor)
+        self.actor, collect_variables = self.builder.collect_actor(
+            self.collect_envs[0], self.collect_seed, self.log)
+        self.eval_policy, eval_variables = self.builder.eval_policy(self.actor)
         self.variable_lists = [v for v in (eval_variables, collect_variables) if v]
-        self.meter = runtime.RateMeter(self.stats.env_steps)  # collection speed from here
-        runtime.freeze_heap()
+        self.meter = RateMeter(self.stats.env_steps)  # collection speed from here
+        process.freeze_heap()
 
     def refresh_weights(self) -> tuple[int, float]:
         """Act with the latest published weights from now on; (their train step, now).
@@ -228,7 +182,7 @@ class Worker:
             return
         import tensorflow as tf
 
-        self.applier.apply(builders.EVAL, step // self.params.num_steps_per_iter)
+        self.applier.apply(EVAL, step // self.params.num_steps_per_iter)
         task_metrics = TaskMetrics(self.params)
         results = []
         for _ in range(self.params.n_eval_episodes):
@@ -244,7 +198,8 @@ class Worker:
                 tf.summary.scalar(f"{C.M_EVAL_METRIC_PREFIX}{name}", value)
         self.eval_tb.flush()
         self.last_eval_step = step
-        self.status.update(eval_return=mean_return, eval_train_step=step, eval_metrics=metrics)
+        self._write_status(eval_return=mean_return, eval_train_step=step, eval_metrics=metrics,
+                           time=time.time())
         self.log.info("eval at train step %d: mean return %.2f over %d episodes "
                       "(min %.2f, max %.2f)%s", step, mean_return, len(returns), min(returns),
                       max(returns), "".join(f", {k} {v:.3g}" for k, v in metrics.items()))
@@ -280,15 +235,12 @@ class Worker:
             tf.summary.scalar(C.M_ENV_STEPS_PER_SEC, rate)
             for param, value in stage.items():
                 tf.summary.scalar(f"{C.M_CURRICULUM_PREFIX}{param}", value)
-        self.status.update(env_steps=stats.env_steps,
-                           episodes=self.status["episodes"] + len(finished),
+        self._write_status(env_steps=stats.env_steps,
+                           episodes=self.status.episodes + len(finished),
                            env_steps_per_sec=rate, train_step_seen=train_step, time=time.time(),
-                           curriculum=stage, weights_time=weights_time)
-        if finished:
-            self.status["return"] = finished[-1][0]
-        if metrics:
-            self.status["collect_metrics"] = metrics
-        runtime.write_json_atomic(self.paths.status_file(self.name), self.status)
+                           curriculum=stage, weights_time=weights_time,
+                           last_return=finished[-1][0] if finished else self.status.last_return,
+                           collect_metrics=metrics or self.status.collect_metrics)
 
     def one_round(self) -> bool:
         """Refresh weights, maybe evaluate, collect, summarise; True once training is
@@ -301,7 +253,7 @@ class Worker:
             self.wait_for_learner(train_step)
             return False
         iteration = train_step // self.params.num_steps_per_iter
-        stage = self.applier.apply(builders.COLLECT, iteration)
+        stage = self.applier.apply(COLLECT, iteration)
         self.eval_trigger(iteration, train_step)
         if not self.collect():
             return False
@@ -319,17 +271,15 @@ class Worker:
     def finish(self) -> None:
         """The final status; the worker is done."""
         self.collect_tb.flush()
-        self.status.update(env_steps=self.stats.env_steps, time=time.time(), finished=True)
-        runtime.write_json_atomic(self.paths.status_file(self.name), self.status)
+        self._write_status(env_steps=self.stats.env_steps, time=time.time(), finished=True)
         self.log.info("done: %d env steps, %d episodes", self.stats.env_steps,
-                      self.status["episodes"])
+                      self.status.episodes)
 
 
-def run_worker(params, paths: ExperimentPaths, address: str, worker_index: int,
-               num_workers: int, should_stop, log, heartbeat=None) -> None:
+def run_worker(builder: Builder, address: str, worker_index: int, num_workers: int,
+               should_stop, log, heartbeat=None) -> None:
     """Collect and evaluate until the learner publishes the target train step."""
-    worker = Worker(params, paths, address, worker_index, num_workers, should_stop, log,
-                    heartbeat)
+    worker = Worker(builder, address, worker_index, num_workers, should_stop, log, heartbeat)
     try:
         worker.warm_up(worker.start())
         worker.load_policies()
@@ -356,18 +306,14 @@ def main(argv=None) -> int:
     parser.add_argument("--worker_index", type=int, required=True)
     parser.add_argument("--num_workers", type=int, required=True)
     args = parser.parse_args(argv)
-    program = runtime.start_program(C.worker_name(args.worker_index), args.exp_dir)
-    runtime.seed_tensorflow(builders.worker_env_seeds(program.params, args.worker_index)[0])
-    try:
-        run_worker(program.params, program.paths, args.address, args.worker_index,
-                   args.num_workers, program.stop, program.log, program.heartbeat)
-    except StopRequested:
-        program.log.info("stopped (%s)", program.stop.signal_name)
-    except runtime.FatalError as exc:  # a restart would fail the same way
-        program.log.error("%s", exc)
-        runtime.report_fatal(program.paths, C.worker_name(args.worker_index), exc)
-        return 1
-    return 0
+
+    def work(program: process.Program) -> None:
+        run_worker(Builder(program.params, program.paths, program.settings), args.address,
+                   args.worker_index, args.num_workers, program.stop, program.log,
+                   program.heartbeat)
+
+    return process.run_program(C.worker_name(args.worker_index), args.exp_dir, work,
+                               lambda params: worker_env_seeds(params, args.worker_index)[0])
 
 
 if __name__ == "__main__":

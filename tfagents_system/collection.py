@@ -9,8 +9,8 @@ import time
 from collections import deque
 from collections.abc import Mapping
 
-from tfagents_system import constants as C
-from tfagents_system.runtime import FatalError, StopRequested
+from tfagents_system.core import constants as C
+from tfagents_system.core.errors import FatalError, StopRequested
 
 LAST = 2  # tf_agents.trajectories.time_step.StepType.LAST
 

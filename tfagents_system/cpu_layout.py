@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from tfagents_system import constants as C
+from tfagents_system.core import constants as C
 
 
 class LayoutError(ValueError):
@@ -104,10 +104,18 @@ def plan_layout(
         learner, cpus = cpus[:train], cpus[train:]
         slices = [tuple(cpus[i * per_worker:(i + 1) * per_worker]) for i in range(workers)]
         return CpuLayout(tuple(replay), tuple(learner), tuple(slices), tuple(available), False)
+    return _shared_layout(available, reverb, train, per_worker, workers,
+                          (reverb_cpus, train_cpus, worker_cpus))
 
-    # Auto values did not fit: the learner keeps its own CPUs when it can and the
-    # replay server and workers share the rest, round robin. Explicit values are
-    # never shrunk to make this work.
+
+def _shared_layout(available: list[int], reverb: int, train: int, per_worker: int,
+                   workers: int, explicit: tuple) -> CpuLayout:
+    """Auto values did not fit: the learner keeps its own CPUs when it can and the
+    replay server and workers share the rest, round robin. Explicit values
+    (`explicit`: SAC_REVERB_CPUS, SAC_TRAIN_CPUS, SAC_COLLECT_WORKER_CPUS) are never
+    shrunk to make this work."""
+    n = len(available)
+    reverb_cpus, train_cpus, worker_cpus = explicit
     shrunk = [f"{name}={value}" for name, value, room in (
         ("SAC_TRAIN_CPUS", train_cpus, max(1, n - 1)),
         ("SAC_REVERB_CPUS", reverb_cpus, max(1, n - min(train, max(1, n - 1)))),

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from tfagents_system.params import is_number
+from tfagents_system.core.values import is_number
 
 ROLES = ("collect", "eval")
 DEFAULT_APPLY_TO = ("collect",)

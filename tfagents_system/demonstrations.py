@@ -11,7 +11,7 @@ convention:
   give no transition.
 - `observation` [T, ...] for a flat observation; for a dict (nested) observation
   one array per leaf, `observation/<leaf path>` (the path of
-  `observations.leaves(spec)`: `observation/position`, `observation/arm/joints`).
+  `core.specs.leaves(spec)`: `observation/position`, `observation/arm/joints`).
 - `action` [T, ...]: the action taken at that step. A LAST step takes none: any
   finite value (the Recorder writes zeros), never used or bound-checked.
 - `reward` [T] and `discount` [T]: received on arriving at that step (a FIRST
@@ -37,6 +37,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
+
+from tfagents_system.core.specs import leaves
 
 FIRST, MID, LAST = 0, 1, 2
 STEP_TYPE_NAMES = {FIRST: "FIRST", MID: "MID", LAST: "LAST"}
@@ -81,8 +83,6 @@ def check_new_file(path: Path) -> None:
 def observation_fields(observation_spec) -> list[str]:
     """The file's field of each observation leaf, in tf.nest order."""
     import tensorflow as tf
-
-    from tfagents_system.observations import leaves
 
     if not tf.nest.is_nested(observation_spec):
         return [OBSERVATION]
@@ -356,7 +356,7 @@ def pack_rows(paths: list[Path], time_step_spec, action_spec, packer) -> np.ndar
 # --- recording -------------------------------------------------------------------------
 
 def _observation_items(observation) -> dict[str, np.ndarray]:
-    """An observation's leaves by field name (the paths of `observations.leaves`)."""
+    """An observation's leaves by field name (the paths of `core.specs.leaves`)."""
     import tensorflow as tf
     from tensorflow.python.util import nest  # tf.nest has no public flatten-with-paths
 

@@ -3,36 +3,36 @@
 At launch (a new experiment only) `plan_init` checks the source: an experiment
 directory with a readable checkpoint at the requested train step, trained on the
 same observation and action specs, whose checkpoint fits this experiment's agent
-(restored once into a throwaway agent: a mismatch fails the launch, not the learner) and,
-for its replay buffer, kept in the learner's memory. `create_experiment` then copies
+(restored once into a throwaway agent the launch builds: a mismatch fails the launch, not
+the learner) and, for its replay buffer, kept in the learner's memory in the same
+replay format. The launch then copies
 that checkpoint into the new experiment (`init_from_checkpoint/`) and records the
 choice in `init_from.json`: the experiment is self-describing, and its learner never
 depends on the source again for weights (the source may go on training and rotate
 its checkpoints, or be moved).
 
 The learner, when it has no checkpoint of its own, restores the chosen parts from
-the copy (`initialize_agent`) and imports the source's replay rows once, read-only
-(`import_replay`). Its train step stays 0. Nothing is ever written to the source.
+the copy (`initialize_agent`), and the builder imports the source's replay rows into
+its empty replay memory once, read-only (`rows_to_import`). Its train step stays 0.
+Nothing is ever written to the source.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
 from pathlib import Path
 
-from tfagents_system import constants as C
-from tfagents_system.checkpoint_recovery import checkpoint_prefixes
-from tfagents_system.checks import CheckError
-from tfagents_system.paths import ExperimentPaths
-from tfagents_system.runtime import (
-    FatalError,
-    read_json,
-    read_json_or_none,
-    write_json_atomic,
-)
+from tfagents_system.checkpoint_recovery import checkpoint_prefixes, readable
+from tfagents_system.core import constants as C
+from tfagents_system.core.errors import CheckError, FatalError
+from tfagents_system.core.files import JsonRecord
+from tfagents_system.core.paths import ExperimentPaths
+from tfagents_system.core.records import ExperimentSettings
+from tfagents_system.core.specs import spec_shapes
+from tfagents_system.replay.format import LAYOUT_BLOCKS, ReplayFormat
+from tfagents_system.replay.memory import ReplayLog, log_segments, read_rows
 
 NETWORKS, OPTIMIZERS, ALPHA, REPLAY = "networks", "optimizers", "alpha", "replay"
 # The SacAgent attributes each part restores, under the names the learner's
@@ -43,6 +43,19 @@ AGENT_PARTS = {
     OPTIMIZERS: ("_actor_optimizer", "_critic_optimizer", "_alpha_optimizer"),
     ALPHA: ("_log_alpha",),
 }
+
+
+@dataclasses.dataclass(frozen=True)
+class InitFromRecord(JsonRecord):
+    """init_from.json: what a fine-tuned experiment started from (the source, its
+    checkpoint and the experiment's copy of it, the parts loaded, the rows imported)."""
+
+    source: str
+    checkpoint: str
+    copy: str
+    train_step: int
+    parts: list
+    replay_rows: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,12 +73,11 @@ class InitFrom:
         """The source's checkpoint (prefix), read at launch only."""
         return checkpoint_prefix(ExperimentPaths(self.source).checkpoints, self.train_step)
 
-    def record(self) -> dict:
-        """The content of the new experiment's init_from.json."""
-        return {"source": str(self.source), "checkpoint": str(self.checkpoint),
-                "copy": f"{C.INIT_FROM_CHECKPOINT_DIR}/{self.checkpoint.name}",
-                "train_step": self.train_step, "parts": list(self.parts),
-                "replay_rows": self.replay_rows}
+    def record(self) -> InitFromRecord:
+        """The new experiment's init_from.json."""
+        return InitFromRecord(str(self.source), str(self.checkpoint),
+                              f"{C.INIT_FROM_CHECKPOINT_DIR}/{self.checkpoint.name}",
+                              self.train_step, list(self.parts), self.replay_rows)
 
     def describe(self) -> str:
         """The launch's line saying what is loaded from where."""
@@ -111,8 +123,6 @@ def source_steps(source: Path) -> list[int]:
 def choose_step(source: Path, step: int | None, where: str) -> int:
     """The source checkpoint's train step: `step`, or the latest; CheckError if the
     source is no experiment, has no checkpoint, or none at `step`, or it is unreadable."""
-    from tfagents_system.checkpoint_recovery import readable
-
     if not (source / C.SETTINGS_FILE).is_file():
         what = "does not exist" if not source.exists() else f"holds no {C.SETTINGS_FILE}"
         raise CheckError(f"{where} {source} {what}: it is not an experiment directory; "
@@ -140,8 +150,6 @@ def check_specs(source: Path, time_step_spec, action_spec, where: str) -> None:
     experiment's env (read from its exported greedy policy's specs file)."""
     from tf_agents.policies import policy_saver
     from tf_agents.specs import tensor_spec
-
-    from tfagents_system.run import spec_shapes
 
     spec_file = ExperimentPaths(source).policy(C.GREEDY_POLICY) / policy_saver.POLICY_SPECS_PBTXT
     try:
@@ -211,67 +219,56 @@ def check_restore(agent, init: InitFrom, where: str) -> None:
                          "(actor_fc_layers, critic_joint_fc_layers) and networks") from exc
 
 
-def replay_rows(source: Path, agent, params, capacity: int, where: str) -> int:
-    """How many of the source's logged transitions the learner will import; CheckError
-    if either experiment does not keep its buffer in the learner's memory."""
-    from tfagents_system.replay.layouts import LAYOUT_BLOCKS, recorded_n_step, recorded_sequence
-    from tfagents_system.replay.memory import ReplayLog, log_segments
-    from tfagents_system.replay.packing import item_capacity, make_packer
-
+def replay_rows(source: Path, replay_format: ReplayFormat, capacity: int, where: str) -> int:
+    """How many of the source's logged rows the learner will import into this new
+    experiment's memory (of `replay_format`, bound to its env's specs); CheckError
+    unless both keep their buffer in the learner's memory in the same format."""
     src = ExperimentPaths(source)
-    record = read_json_or_none(src.layout) or {}
-    layout = record.get("layout")
-    if layout != LAYOUT_BLOCKS or not params.learner_keeps_replay:
-        whose = (f"the source's layout is {layout} ({src.layout})" if layout != LAYOUT_BLOCKS
-                 else "this experiment sets learner_keeps_replay = False")
+    try:
+        theirs = ReplayFormat.read(src.layout)
+    except ValueError:
+        theirs = None
+    if theirs is None or theirs.layout != LAYOUT_BLOCKS or replay_format.layout != LAYOUT_BLOCKS:
+        whose = (f"the source's layout is {None if theirs is None else theirs.layout} "
+                 f"({src.layout})" if theirs is None or theirs.layout != LAYOUT_BLOCKS
+                 else f"this experiment's is {replay_format.layout}")
         raise CheckError(f"{where} {source}: init_from_replay imports a replay buffer the "
                          f"learner keeps in memory ({LAYOUT_BLOCKS} layout), but {whose}; set "
                          "init_from_replay = False")
-    sequence = params.sequence
-    if recorded_sequence(record) != sequence:
-        raise CheckError(f"{where} {source}: its replay buffer holds windows of "
-                         f"{recorded_sequence(record)} (trained, burn-in) steps, this "
-                         f"experiment trains on {sequence} (None: transitions); use the "
-                         "source's recurrent settings, or set init_from_replay = False")
-    if recorded_n_step(record) != params.n_step_returns:
-        raise CheckError(f"{where} {source}: its replay buffer holds rows of (n, discount) = "
-                         f"{recorded_n_step(record)} (None: one-step), this experiment's "
-                         f"n_step and discount give {params.n_step_returns}; use the source's "
-                         "n_step and discount, or set init_from_replay = False")
-    spec = agent.collect_data_spec
-    row_size = make_packer(spec.observation, spec.action, sequence).size
-    meta = src.replay_memory / ReplayLog.META
-    try:
-        logged = json.loads(meta.read_text())["row_size"]
-    except (OSError, ValueError, KeyError, TypeError):
-        logged = None
+    if theirs.window != replay_format.window or theirs.n_step != replay_format.n_step:
+        raise CheckError(f"{where} {source}: its replay buffer holds rows{_rows(theirs)}, "
+                         f"this experiment's params ask for rows{_rows(replay_format)}; use "
+                         "the source's recurrent, n_step and discount settings, or set "
+                         "init_from_replay = False")
+    row_size = replay_format.packer().size
+    logged = ReplayLog.row_size_of(src.replay_memory)
     if logged != row_size:
-        raise CheckError(f"{where} {source}: its replay log {meta} holds rows of "
-                         f"{logged} floats, this experiment's transitions take {row_size}; "
-                         "set init_from_replay = False")
+        raise CheckError(f"{where} {source}: its replay log {src.replay_memory / ReplayLog.META} "
+                         f"holds rows of {logged} floats, this experiment's rows take "
+                         f"{row_size}; set init_from_replay = False")
     rows = sum(path.stat().st_size // (4 * row_size)
                for _, path in log_segments(src.replay_memory))
-    source_capacity = (read_json_or_none(src.settings) or {}).get("replay_capacity")
-    if source_capacity is not None:
-        rows = min(rows, item_capacity(source_capacity, sequence))
-    return min(rows, item_capacity(capacity, sequence))
+    settings = ExperimentSettings.read_or_none(src.settings)
+    if settings is not None:
+        rows = min(rows, theirs.items(settings.replay_capacity))
+    return min(rows, replay_format.items(capacity))
 
 
-def plan_init(source: Path, params, specs: tuple, capacity: int, where: str) -> InitFrom:
-    """Check a fine-tuning source against this new experiment; what will be loaded."""
-    import tensorflow as tf
-    from tf_agents.utils import common
+def _rows(replay_format: ReplayFormat) -> str:
+    return replay_format.rows() or " of one-step transitions"
 
-    from tfagents_system import builders
 
+def plan_init(source: Path, params, specs: tuple, agent, replay_format: ReplayFormat,
+              capacity: int, where: str) -> InitFrom:
+    """Check a fine-tuning source against this new experiment (`agent`: a throwaway
+    agent built as the learner will build it; `replay_format`: the experiment's); what
+    will be loaded."""
     step = choose_step(source, params.init_from_step, where)
     check_specs(source, *specs, where)
-    agent = builders.make_agent(params, *specs, common.create_variable(
-        "init_from_check_step", 0, dtype=tf.int64))
     init = InitFrom(source, step, requested_parts(params))
     check_restore(agent, init, where)
     if REPLAY in init.parts:
-        init = dataclasses.replace(init, replay_rows=replay_rows(source, agent, params,
+        init = dataclasses.replace(init, replay_rows=replay_rows(source, replay_format,
                                                                  capacity, where))
     return init
 
@@ -286,14 +283,14 @@ def copy_into(init: InitFrom, exp_dir: Path) -> None:
     shutil.copyfile(index, paths.init_from_checkpoint / index.name)  # gone: OSError
     for file in init.checkpoint.parent.glob(f"{init.checkpoint.name}.data-*"):
         shutil.copyfile(file, paths.init_from_checkpoint / file.name)
-    write_json_atomic(paths.init_from, init.record(), durable=True)
+    init.record().write(paths.init_from, durable=True)
 
 
 # --- In the learner ---
 
-def read_record(paths: ExperimentPaths) -> dict | None:
+def read_record(paths: ExperimentPaths) -> InitFromRecord | None:
     """The experiment's init_from.json, or None when it was not fine-tuned."""
-    return read_json(paths.init_from) if paths.init_from.is_file() else None
+    return InitFromRecord.read(paths.init_from) if paths.init_from.is_file() else None
 
 
 def initialize_agent(agent, paths: ExperimentPaths, log) -> None:
@@ -301,41 +298,36 @@ def initialize_agent(agent, paths: ExperimentPaths, log) -> None:
     record = read_record(paths)
     if record is None:
         return
-    prefix = checkpoint_prefix(paths.init_from_checkpoint, record["train_step"])
+    prefix = checkpoint_prefix(paths.init_from_checkpoint, record.train_step)
     try:
-        restore_parts(agent, prefix, record["parts"])
+        restore_parts(agent, prefix, record.parts)
     except Exception as exc:  # a file deleted or damaged since the launch checked it
-        raise FatalError(f"cannot load {prefix}, the copy of {record['checkpoint']} this "
+        raise FatalError(f"cannot load {prefix}, the copy of {record.checkpoint} this "
                          f"experiment starts from ({type(exc).__name__}: "
                          f"{str(exc).splitlines()[0] if str(exc) else ''}); copy the source "
                          f"checkpoint's files there again, or start a new experiment") from exc
     log.info("fine-tuning: loaded %s from %s (train step %d of experiment %s); starting at "
-             "train step 0", ", ".join(p for p in record["parts"] if p != REPLAY),
-             record["checkpoint"], record["train_step"], record["source"])
+             "train step 0", ", ".join(p for p in record.parts if p != REPLAY),
+             record.checkpoint, record.train_step, record.source)
 
 
-def import_replay(source, layout: str, paths: ExperimentPaths, log) -> None:
-    """Import the source's logged replay rows into an empty replay memory (once: they
-    are logged in this experiment's memory and survive its restarts)."""
-    from tfagents_system.replay.layouts import LAYOUT_BLOCKS
-    from tfagents_system.replay.memory import read_rows
-
+def rows_to_import(paths: ExperimentPaths, replay_format: ReplayFormat):
+    """The source's logged replay rows a fine-tuned experiment imports into its empty
+    memory (None when it imports none), read-only; FatalError for a replay format
+    without the learner's memory."""
     record = read_record(paths)
-    if record is None or REPLAY not in record["parts"]:
-        return
-    if layout != LAYOUT_BLOCKS:
-        raise FatalError(f"init_from_replay imports {record['source']}'s replay buffer into "
-                         f"the learner's memory, but this experiment's layout is {layout} "
-                         f"({paths.layout}); start a new experiment with init_from_replay = "
-                         "False, or where its buffer fits in a quarter of the RAM")
-    if source.memory.inserted:
-        return
-    directory = ExperimentPaths(Path(record["source"])).replay_memory
+    if record is None or REPLAY not in record.parts:
+        return None
+    if replay_format.layout != LAYOUT_BLOCKS:
+        raise FatalError(f"init_from_replay imports {record.source}'s replay buffer into "
+                         f"the learner's memory, but this experiment's layout is "
+                         f"{replay_format.layout} ({paths.layout}); start a new experiment "
+                         "with init_from_replay = False, or where its buffer fits in a "
+                         "quarter of the RAM")
+    directory = ExperimentPaths(Path(record.source)).replay_memory
     if not directory.is_dir():
         raise FatalError(f"init_from_replay: {directory}, the replay log to import, is gone; "
                          "put the source experiment back, or start a new experiment with "
                          "init_from_replay = False")
-    rows, _ = read_rows(directory, source.memory.row_size, int(record["replay_rows"]))
-    source.import_rows(rows)
-    log.info("fine-tuning: imported %d replay rows (transitions, or windows of recurrent "
-             "training) from %s", len(rows), directory)
+    rows, _ = read_rows(directory, replay_format.packer().size, int(record.replay_rows))
+    return rows

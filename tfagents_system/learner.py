@@ -5,8 +5,8 @@ iteration (`num_steps_per_iter` gradient steps, in compiled chunks, on batches
 from the experiment's `DataSource`), publish the policy weights and the train
 step, and on its triggers write summaries and checkpoints. It finishes with a
 final checkpoint and a full policy export when the train step reaches
-`num_iter * num_steps_per_iter`. A fine-tuned experiment's learner without a
-checkpoint of its own first loads the parts its `init_from.json` names (`finetune`).
+`num_iter * num_steps_per_iter`. Every part it works with comes from the
+`builder.Builder` of its experiment.
 """
 
 from __future__ import annotations
@@ -15,26 +15,22 @@ import argparse
 import os
 import time
 
-from tfagents_system import behaviour_cloning, builders, checkpoint_recovery, finetune, runtime
-from tfagents_system import constants as C
-from tfagents_system.paths import ExperimentPaths
-from tfagents_system.replay import demo_store
-from tfagents_system.replay.auth import Signer, read_key
-from tfagents_system.replay.checkpoints import ReplayCheckpoints
-from tfagents_system.replay.client import ServerLink
-from tfagents_system.replay.layouts import resolve_layout
-from tfagents_system.replay.sources import make_data_source
-from tfagents_system.triggers import IntervalTrigger
+from tfagents_system import process
+from tfagents_system.agents.export import export_policy, policy_saver
+from tfagents_system.builder import Builder
+from tfagents_system.core import constants as C
+from tfagents_system.core.batches import SequenceBatch
+from tfagents_system.core.errors import FatalError
+from tfagents_system.core.records import Completion, LearnerStatus
+from tfagents_system.core.triggers import IntervalTrigger, RateMeter
 
 # Gradient steps per compiled call: bounds how long a stop request waits.
 MAX_STEPS_PER_CALL = 200
 
 
 def batch_time_steps(batch):
-    """The (first) time steps of a sampled batch, in either layout."""
+    """The (first) time steps of a sampled batch, in any replay format."""
     from tf_agents.trajectories import trajectory
-
-    from tfagents_system.replay.packing import SequenceBatch
 
     if isinstance(batch, SequenceBatch):
         return batch.experience.time_step
@@ -46,85 +42,68 @@ def batch_time_steps(batch):
 class Learner:
     """The learner's state and its named steps (see `run_learner`)."""
 
-    def __init__(self, params, paths: ExperimentPaths, address: str, should_stop, log,
-                 heartbeat=None, capacity: int | None = None):
+    def __init__(self, builder: Builder, address: str, should_stop, log, heartbeat=None):
         import tensorflow as tf
         from tf_agents.policies import greedy_policy
         from tf_agents.utils import common
 
-        from tfagents_system import prior
+        from tfagents_system.agents.sac import entropy_estimate
 
-        self.params, self.paths, self.log = params, paths, log
+        self.params, self.paths, self.log = builder.params, builder.paths, log
         self.should_stop = should_stop
         self.beat = heartbeat.beat if heartbeat is not None else (lambda: None)
         self.train_step = common.create_variable("train_step", 0, dtype=tf.int64)
-        prior.use_copy(params, paths)  # a prior-regularized agent loads the experiment's copy
-        self.agent = builders.make_agent(params, *builders.env_specs(params), self.train_step)
-        own = checkpoint_recovery.choose_restorable(paths.checkpoints,
-                                                    paths.checkpoints_damaged, log)
-        self.checkpointer = builders.make_checkpointer(params, paths, self.agent,
-                                                       self.train_step)
-        if own is None:  # before the policies are exported and published
-            finetune.initialize_agent(self.agent, paths, log)
+        self.agent, self.checkpointer, restored = builder.restored_agent(self.train_step, log)
         self.start_step = self.step
-        self.target = params.total_train_steps
+        self.target = self.params.total_train_steps
         log.info("%s at train step %d of %d", "resumed" if self.start_step else "starting",
                  self.start_step, self.target)
         self.greedy = greedy_policy.GreedyPolicy(self.agent.policy)
-        self.policy_saver = builders.make_policy_saver(self.greedy, self.train_step)
+        self.policy_saver = policy_saver(self.greedy, self.train_step)
         self.policy_variables = self.agent.collect_policy.variables()
-        self._build_data_path(address, capacity)
-        self.writer = builders.make_summary_writer(paths, C.TRAIN_TB_DIR)
-        if own is None:
-            self._warm_start()
-        self.entropy = builders.make_entropy_estimate(self.agent)
-        iteration = self.start_step // params.num_steps_per_iter
-        self.log_trigger = IntervalTrigger(params.log_period_itrs, self.summarise, iteration)
-        self.ckpt_trigger = IntervalTrigger(params.checkpoint_period_itrs, self.checkpoint,
+        self._connect(builder, address)
+        self.writer = builder.summary_writer(C.TRAIN_TB_DIR)
+        if not restored:
+            self._warm_start(builder.warm_start(self.agent, self.replay_format, self.writer,
+                                                log))
+        self.entropy = entropy_estimate(self.agent)
+        iteration = self.start_step // self.params.num_steps_per_iter
+        self.log_trigger = IntervalTrigger(self.params.log_period_itrs, self.summarise,
+                                           iteration)
+        self.ckpt_trigger = IntervalTrigger(self.params.checkpoint_period_itrs, self.checkpoint,
                                             iteration)
-        self.meter = runtime.RateMeter(self.start_step)
+        self.meter = RateMeter(self.start_step)
         self.loss_info = None
         self._summarised_at = None
 
-    def _build_data_path(self, address: str, capacity: int | None) -> None:
-        """Export the policies the workers wait for, choose the layout, connect."""
+    def _connect(self, builder: Builder, address: str) -> None:
+        """Export the policies the workers wait for, then reach the replay server and
+        open the data source."""
         self.export(self.paths.policy(C.COLLECT_POLICY), self.paths.policy(C.GREEDY_POLICY))
-        if capacity is None:
-            capacity = int(runtime.read_json(self.paths.settings)["replay_capacity"])
-        # Before publishing: workers read the layout then.
-        sequence = self.params.sequence
-        layout = resolve_layout(self.paths, self.agent, self.log, capacity,
-                                self.params.learner_keeps_replay, sequence,
-                                self.params.n_step_returns)
-        signer = Signer(read_key(self.paths.replay_key))
-        self.link = ServerLink(address, self.should_stop, self.log, signer)
-        self.replay_checkpoints = ReplayCheckpoints(self.paths)
+        self.replay_format = builder.replay_format()
+        self.log.info("%s", self.replay_format.describe())
+        self.link = builder.server_link(address, self.should_stop, self.log)
+        self.replay_checkpoints = builder.replay_checkpoints()
         self.beat()
-        self.source = make_data_source(layout, self.params, self.paths, capacity,
-                                       self.agent.collect_data_spec, self.link,
-                                       self.should_stop, self.log, sequence)
-        finetune.import_replay(self.source, layout, self.paths, self.log)
-        self.source = demo_store.with_demonstrations(self.source, self.params, self.paths,
-                                                     self.agent.collect_data_spec, self.log)
-        self.train_steps = builders.make_train_loop(self.agent, self.source.next_batch)
+        self.source = builder.data_source(self.replay_format, self.agent, self.link,
+                                          self.should_stop, self.log)
+        self.train_steps = builder.train_loop(self.agent, self.source)
         self.link.on_reconnect(self.source.restart_sampling)
         self.link.on_reconnect(lambda: self.link.weights.publish(self.policy_variables,
                                                                  self.step))
         self.beat()
 
-    def _warm_start(self) -> None:
-        """A first start's behaviour cloning on the demonstrations (bc_warm_start_steps),
-        then a checkpoint at train step 0 so that a restart does not repeat it, and the
-        cloned collect policy exported to policies/bc_policy."""
-        steps = int(self.params.bc_warm_start_steps)
-        if not steps or not isinstance(self.source, demo_store.DemoMixSource):
+    def _warm_start(self, warm_start) -> None:
+        """A first start's behaviour cloning on the demonstrations (if the builder made
+        one), then a checkpoint at train step 0 so that a restart does not repeat it, and
+        the cloned collect policy exported to policies/bc_policy."""
+        if warm_start is None:
             return
-        behaviour_cloning.warm_start(self.agent, self.source.demo_batch, steps,
-                                     self.params.actor_learning_rate, self.writer, self.log)
+        warm_start()
         self.checkpointer.save(global_step=self.step)
         # The cloned policy on its own, e.g. as another experiment's prior_policy.
-        builders.export_policy(self.agent.collect_policy, self.train_step,
-                               self.paths.policy(C.BC_POLICY))
+        export_policy(self.agent.collect_policy, self.train_step,
+                      self.paths.policy(C.BC_POLICY))
         self.beat()
 
     @property
@@ -155,7 +134,7 @@ class Learner:
                 if "inf or nan" not in str(exc):
                     raise
                 what = next(line for line in str(exc).splitlines() if "inf or nan" in line)
-                raise runtime.FatalError(
+                raise FatalError(
                     f"training became non-finite after train step {self.step} "
                     f"({what.strip()}); the checkpoints hold the last finite "
                     "weights: lower the learning rates or the reward scale, or check the "
@@ -180,7 +159,7 @@ class Learner:
         import tensorflow as tf
 
         if not all(bool(tf.reduce_all(tf.math.is_finite(v))) for v in self.policy_variables):
-            raise runtime.FatalError(f"the policy's weights are not finite at train step "
+            raise FatalError(f"the policy's weights are not finite at train step "
                                      f"{self.step}; the checkpoints hold the last finite ones")
         iteration = self.step // self.params.num_steps_per_iter
         if self.step < self.target:  # the target step is published only once complete
@@ -194,20 +173,15 @@ class Learner:
         the status file."""
         import tensorflow as tf
 
+        from tfagents_system.agents.sac import loss_scalars
+
         if self.loss_info is None or self._summarised_at == self.step:
             return
-        step, extra = self.step, self.loss_info.extra
-        self._summarised_at = step
+        step = self._summarised_at = self.step
         rate = self.meter.rate(step)  # before the entropy's sample, which may wait
-        values = {C.M_ACTOR_LOSS: float(extra.actor_loss),
-                  C.M_CRITIC_LOSS: float(extra.critic_loss),
-                  C.M_ALPHA_LOSS: float(extra.alpha_loss),
-                  C.M_ALPHA: float(tf.exp(self.agent._log_alpha)),
-                  C.M_ENTROPY: self._entropy(),
-                  C.M_GRAD_STEPS_PER_SEC: rate,
-                  C.M_REPLAY_SIZE: self.source.size(), **self.source.summaries()}
-        if hasattr(extra, "divergence"):  # prior-regularized SAC (tfagents_system.prior)
-            values[C.M_PRIOR_DIVERGENCE] = float(extra.divergence)
+        values = {**loss_scalars(self.agent, self.loss_info), C.M_ENTROPY: self._entropy(),
+                  C.M_GRAD_STEPS_PER_SEC: rate, C.M_REPLAY_SIZE: self.source.size(),
+                  **self.source.summaries()}
         with self.writer.as_default(step=step), tf.summary.record_if(True):
             for name, value in values.items():
                 tf.summary.scalar(name, value)
@@ -216,14 +190,11 @@ class Learner:
         self.log.info("iteration %d train step %d/%d: critic loss %.4g, actor loss %.4g, "
                       "alpha %.3g, %.1f grad steps/s, replay size %d%s", iteration, step,
                       self.target, values[C.M_CRITIC_LOSS], values[C.M_ACTOR_LOSS],
-                      values[C.M_ALPHA], values[C.M_GRAD_STEPS_PER_SEC],
-                      values[C.M_REPLAY_SIZE],
+                      values[C.M_ALPHA], rate, values[C.M_REPLAY_SIZE],
                       f", prior divergence {values[C.M_PRIOR_DIVERGENCE]:.3g}"
                       if C.M_PRIOR_DIVERGENCE in values else "")
-        runtime.write_json_atomic(self.paths.status_file(C.LEARNER), {
-            "train_step": step, "target": self.target, "iteration": iteration,
-            "grad_steps_per_sec": values[C.M_GRAD_STEPS_PER_SEC],
-            "replay_size": values[C.M_REPLAY_SIZE], "time": time.time(), "pid": os.getpid()})
+        LearnerStatus(step, self.target, iteration, rate, values[C.M_REPLAY_SIZE], time.time(),
+                      os.getpid()).write(self.paths.status_file(C.LEARNER))
 
     def _entropy(self) -> float:
         import tensorflow as tf
@@ -248,8 +219,8 @@ class Learner:
 
     def export(self, collect_dir, greedy_dir) -> None:
         """Export the collect and greedy policies (SavedModels, READY sentinel last)."""
-        builders.export_policy(self.agent.collect_policy, self.train_step, collect_dir)
-        builders.export_policy(self.greedy, self.train_step, greedy_dir)
+        export_policy(self.agent.collect_policy, self.train_step, collect_dir)
+        export_policy(self.greedy, self.train_step, greedy_dir)
         self.beat()
 
     def finish(self) -> int:
@@ -267,21 +238,19 @@ class Learner:
             return step
         self.export(self.paths.final_policy(C.COLLECT_POLICY),
                     self.paths.final_policy(C.GREEDY_POLICY))
-        runtime.write_json_atomic(self.paths.complete, {"train_step": step, "time": time.time()},
-                                  durable=True)
+        Completion(step).write(self.paths.complete, durable=True)
         self.link.weights.publish(self.policy_variables, step)  # last: workers see the target
         self.log.info("training complete at train step %d", step)
         return step
 
 
-def run_learner(params, paths: ExperimentPaths, address: str, should_stop, log,
-                heartbeat=None, capacity: int | None = None) -> int:
+def run_learner(builder: Builder, address: str, should_stop, log, heartbeat=None) -> int:
     """Train until the target train step or a stop request; return the train step."""
     import tensorflow as tf
 
-    learner = Learner(params, paths, address, should_stop, log, heartbeat, capacity)
+    learner = Learner(builder, address, should_stop, log, heartbeat)
     learner.publish()
-    runtime.freeze_heap()
+    process.freeze_heap()
     with tf.summary.record_if(False):  # the agent's own summaries: the learner writes its own
         while learner.step < learner.target and not should_stop():
             if not learner.train_iteration():
@@ -296,18 +265,9 @@ def main(argv=None) -> int:
     parser.add_argument("--exp_dir", required=True)
     parser.add_argument("--address", required=True, help="host:port of the replay server")
     args = parser.parse_args(argv)
-    program = runtime.start_program(C.LEARNER, args.exp_dir)
-    runtime.seed_tensorflow(program.params.seed)
-    try:
-        run_learner(program.params, program.paths, args.address, program.stop, program.log,
-                    program.heartbeat, capacity=int(program.settings["replay_capacity"]))
-    except runtime.StopRequested:
-        program.log.info("stopped before training started")
-    except runtime.FatalError as exc:
-        program.log.error("%s", exc)
-        runtime.report_fatal(program.paths, C.LEARNER, exc)
-        return 1
-    return 0
+    return process.run_program(C.LEARNER, args.exp_dir, lambda program: run_learner(
+        Builder(program.params, program.paths, program.settings), args.address, program.stop,
+        program.log, program.heartbeat), seed=lambda params: params.seed)
 
 
 if __name__ == "__main__":

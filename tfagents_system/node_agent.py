@@ -17,9 +17,11 @@ import sys
 import time
 from pathlib import Path
 
-from tfagents_system import constants as C
-from tfagents_system import cpu_layout, launch, runtime
-from tfagents_system.paths import ExperimentPaths
+from tfagents_system import cpu_layout, process
+from tfagents_system.core import constants as C
+from tfagents_system.core.paths import ExperimentPaths
+from tfagents_system.core.records import Outcome
+from tfagents_system.launch.processes import start_supervisor, stop_supervisor, worker_program
 
 
 def node_name() -> str:
@@ -32,31 +34,31 @@ def run_node(exp: Path, address: str, indices: list[int], num_workers: int, work
     """Run this node's workers under their own supervisord until the head stops."""
     node = node_name()
     slices = cpu_layout.worker_slices(cpu_layout.available_cpus(), len(indices), worker_cpus)
-    programs = [launch.worker_program(exp, address, index, num_workers, cpus)
+    programs = [worker_program(exp, address, index, num_workers, cpus)
                 for index, cpus in zip(indices, slices)]
     print(f"node {node} (host {socket.gethostname()}, pid {os.getpid()}): "
           f"{len(programs)} worker(s), replay server {address}", flush=True)
     for program in programs:
         print(f"node {node}: {program.name} on CPUs {cpu_layout.format_cpus(program.cpus)}",
               flush=True)
-    supervisor = launch.start_supervisor(exp, programs, hang_timeout_s, max_restarts, node)
+    supervisor = start_supervisor(exp, programs, hang_timeout_s, max_restarts, node)
     try:
         while supervisor.poll() is None and not should_stop():
             time.sleep(0.5)
     finally:
-        launch.stop_supervisor(supervisor)
+        stop_supervisor(supervisor)
     outcome_file = ExperimentPaths(exp).run_dir(node) / C.OUTCOME_FILE
-    outcome = runtime.read_json(outcome_file) if outcome_file.is_file() else None
-    if outcome is not None and outcome["result"] == "complete":
-        print(f"node {node}: {outcome['reason']}", flush=True)
+    outcome = Outcome.read(outcome_file) if outcome_file.is_file() else None
+    if outcome is not None and outcome.complete:
+        print(f"node {node}: {outcome.reason}", flush=True)
         return 0
     if should_stop():
         print(f"node {node}: stopped by {should_stop.signal_name}", flush=True)
         return 143
-    reason = outcome["reason"] if outcome else "supervisord exited unexpectedly"
+    reason = outcome.reason if outcome else "supervisord exited unexpectedly"
     print(f"node {node}: error: {reason}", flush=True)
-    if outcome and outcome.get("log_tail"):
-        print(f"{outcome['log']}, last lines:\n{outcome['log_tail']}", flush=True)
+    if outcome and outcome.log_tail:
+        print(f"{outcome.log}, last lines:\n{outcome.log_tail}", flush=True)
     return 1
 
 
@@ -76,7 +78,7 @@ def main(argv=None) -> int:
         print(f"error: {args.exp_dir}: not an experiment directory; is it on a filesystem "
               "every node of the job shares?", file=sys.stderr)
         return 2
-    stop = runtime.StopFlag().install()
+    stop = process.StopFlag().install()
     indices = [int(i) for i in args.workers.split(",")]
     return run_node(args.exp_dir, args.address, indices, args.num_workers, args.worker_cpus,
                     args.hang_timeout, args.max_restarts, stop)

@@ -1,25 +1,66 @@
 """The user surface: `TrainParamsBase`, and loading a user's params file.
 
 A params file defines `class TrainParams(TrainParamsBase)` and implements
-`env_ctor`. Hyperparameters are class attributes; their defaults follow the
-SAC paper (Haarnoja et al., 2018, "Soft Actor-Critic Algorithms and
-Applications", table 1).
+`env_ctor`. Settings are class attributes; SAC's follow the SAC paper (Haarnoja et
+al., 2018, "Soft Actor-Critic Algorithms and Applications", table 1). Those whose
+default depends on the kind of networks (`recurrent`) take it from
+`agents.settings` when the params leave them alone. The hooks `actor_net_ctor`,
+`critic_net_ctor` and `agent_ctor` build the agent's parts; their defaults are the
+agent's own (`agents.networks`, `agents.sac`), given `agent_settings()`.
 """
 
 from __future__ import annotations
 
 import abc
+import ast
 import functools
 import importlib.util
-import math
+import inspect
+import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from tfagents_system.agents.settings import (
+    FEED_FORWARD_DEFAULTS,
+    AgentSettings,
+    NetworkSettings,
+    PriorSettings,
+    defaults,
+)
+from tfagents_system.core.errors import ParamsError
+from tfagents_system.envs import EnvError, keep_observation_entries, load_gym_env
+from tfagents_system.replay.format import NStep, Window
+from tfagents_system.replay.limits import ReplaySettings
+from tfagents_system.validation import hyperparameter_problems
 
-class ParamsError(ValueError):
-    """A params file or a hyperparameter is unusable; the message says the fix."""
+__all__ = ["GymTrainParams", "ParamsError", "TrainParamsBase", "load_params",
+           "load_params_class"]
+
+
+class NetworkDefault:
+    """A setting whose default depends on the kind of networks: `agents.settings`'s
+    feed-forward or recurrent default, by the params' `recurrent`, unless the params
+    (or a sweep) set it."""
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.name = name
+
+    def __get__(self, params, owner=None):
+        if params is None:
+            return self
+        if self.name in params.__dict__:
+            return params.__dict__[self.name]
+        return defaults(params.recurrent is True)[self.name]
+
+    def __set__(self, params, value) -> None:
+        params.__dict__[self.name] = value
+
+    @property
+    def default(self):
+        """The feed-forward default (its type tells how a JSON value converts)."""
+        return FEED_FORWARD_DEFAULTS[self.name]
 
 
 class TrainParamsBase(abc.ABC):
@@ -35,15 +76,18 @@ class TrainParamsBase(abc.ABC):
     initial_log_alpha: float = 0.0
     target_entropy: float | None = None  # None: -dim(action space)
     reward_scale_factor: float = 1.0
-    actor_fc_layers: tuple[int, ...] = (256, 256)
-    critic_joint_fc_layers: tuple[int, ...] = (256, 256)
+    # Hidden layers (feed-forward default (256, 256); recurrent: (64,), before the LSTM).
+    actor_fc_layers = NetworkDefault()
+    critic_joint_fc_layers = NetworkDefault()
     # Fixed normalization (x - mean) / std of observation leaves in the default
     # networks' combiner (README, "Structured observations"): {leaf path: (mean, std)},
     # each a number or one per element, e.g. {"velocity": (0.0, 2.0)}. A dict
     # observation's leaf path is its key ("sensors/imu" when nested); a flat one's is
     # "observation". None: no normalization.
     observation_normalization: dict[str, tuple] | None = None
-    batch_size: int = 256
+    # Items per gradient step: transitions (default 256), or replay windows of recurrent
+    # training (default 32).
+    batch_size = NetworkDefault()
 
     # --- Training length: done when train step == num_iter * num_steps_per_iter ---
     num_iter: int = 1000
@@ -126,15 +170,15 @@ class TrainParamsBase(abc.ABC):
     # True: an LSTM actor and critic (actor_fc_layers -> lstm_size ->
     # recurrent_output_fc_layers; critic_joint_fc_layers -> lstm_size -> the same),
     # trained on windows of recurrent_burn_in + recurrent_sequence_length consecutive
-    # steps of one episode, as TF-Agents' recurrent SAC example (sequences of 20, LSTM
-    # of 40, output layer of 100); the burn-in steps only warm the LSTM's state. The
-    # replay buffer then holds windows: batch_size and samples_per_insert count
-    # windows, replay_capacity and min_replay_size still count transitions.
+    # steps of one episode; the burn-in steps only warm the LSTM's state. The replay
+    # buffer then holds windows: batch_size and samples_per_insert count windows,
+    # replay_capacity and min_replay_size still count transitions. Defaults (measured,
+    # agents.settings): 32 windows of 10 burn-in + 20 trained steps, 64 -> LSTM 40 -> 64.
     recurrent: bool = False
-    recurrent_sequence_length: int = 20
-    recurrent_burn_in: int = 0
-    lstm_size: tuple[int, ...] = (40,)
-    recurrent_output_fc_layers: tuple[int, ...] = (100,)
+    recurrent_sequence_length = NetworkDefault()
+    recurrent_burn_in = NetworkDefault()
+    lstm_size = NetworkDefault()
+    recurrent_output_fc_layers = NetworkDefault()
 
     # --- Prior-regularized SAC (README, "Prior-regularized SAC") ---
     # As SPiRL (Pertsch et al., 2020): the entropy bonus becomes a penalty on the
@@ -199,249 +243,86 @@ class TrainParamsBase(abc.ABC):
 
     # --- Networks and agent (override to change architectures) ---
     def actor_net_ctor(self, observation_spec, action_spec):
-        if self.recurrent:
-            from tfagents_system import recurrent
+        """The actor network (default: `agents.networks.actor_network`)."""
+        from tfagents_system.agents import networks
 
-            return recurrent.actor_network(self, observation_spec, action_spec)
-        from tf_agents.agents.sac import tanh_normal_projection_network
-        from tf_agents.networks import actor_distribution_network
-
-        from tfagents_system import observations
-
-        return actor_distribution_network.ActorDistributionNetwork(
-            observation_spec,
-            action_spec,
-            fc_layer_params=tuple(self.actor_fc_layers),
-            continuous_projection_net=(
-                tanh_normal_projection_network.TanhNormalProjectionNetwork
-            ),
-            **observations.actor_combiner_kwargs(observation_spec,
-                                                 self.observation_normalization),
-        )
+        return networks.actor_network(self.agent_settings().networks, observation_spec,
+                                      action_spec)
 
     def critic_net_ctor(self, observation_spec, action_spec):
-        if self.recurrent:
-            from tfagents_system import recurrent
+        """The critic network (default: `agents.networks.critic_network`)."""
+        from tfagents_system.agents import networks
 
-            return recurrent.critic_network(self, observation_spec, action_spec)
-        from tf_agents.agents.ddpg import critic_network
-
-        from tfagents_system import observations
-
-        combined = observations.combined_critic(observation_spec, action_spec,
-                                                tuple(self.critic_joint_fc_layers),
-                                                self.observation_normalization)
-        if combined is not None:  # a dict, nested or non-float observation
-            return combined
-        return critic_network.CriticNetwork(
-            (observation_spec, action_spec),
-            joint_fc_layer_params=tuple(self.critic_joint_fc_layers),
-            kernel_initializer="glorot_uniform",
-            last_kernel_initializer="glorot_uniform",
-        )
+        return networks.critic_network(self.agent_settings().networks, observation_spec,
+                                       action_spec)
 
     def agent_ctor(self, time_step_spec, action_spec, actor_net, critic_net, train_step):
-        if self.recurrent:
-            from tfagents_system import recurrent
+        """The agent (default: `agents.sac.make_agent`, SAC built from the settings)."""
+        from tfagents_system.agents import sac
 
-            return recurrent.make_agent(self, time_step_spec, action_spec, actor_net,
-                                        critic_net, train_step)
-        import tensorflow as tf
-        from tf_agents.agents.sac import sac_agent
+        return sac.make_agent(self.agent_settings(), time_step_spec, action_spec, actor_net,
+                              critic_net, train_step)
 
-        sac_settings = dict(
-            actor_network=actor_net,
-            critic_network=critic_net,
-            actor_optimizer=tf.keras.optimizers.Adam(self.actor_learning_rate),
-            critic_optimizer=tf.keras.optimizers.Adam(self.critic_learning_rate),
-            alpha_optimizer=tf.keras.optimizers.Adam(self.alpha_learning_rate),
-            target_update_tau=self.target_update_tau,
-            target_update_period=self.target_update_period,
-            td_errors_loss_fn=tf.math.squared_difference,
-            gamma=self.discount,
-            reward_scale_factor=self.reward_scale_factor,
-            initial_log_alpha=self.initial_log_alpha,
-            target_entropy=self.target_entropy,
-            train_step_counter=train_step,
-        )
-        if self.prior_policy is not None:
-            from tfagents_system import prior
+    # --- What the parts are built from ---
+    def agent_settings(self) -> AgentSettings:
+        """The agent's settings (`agents.settings`); the prior policy's directory made
+        absolute (relative paths: to the file defining the params class)."""
+        networks = NetworkSettings(
+            tuple(self.actor_fc_layers), tuple(self.critic_joint_fc_layers),
+            self.observation_normalization,
+            tuple(self.lstm_size) if self.recurrent else None,
+            tuple(self.recurrent_output_fc_layers) if self.recurrent else ())
+        prior = None if self.prior_policy is None else PriorSettings(
+            str(self.relative_to_file(self.prior_policy)), self.target_divergence,
+            self.prior_std)
+        return AgentSettings(
+            networks, self.discount, self.actor_learning_rate, self.critic_learning_rate,
+            self.alpha_learning_rate, self.target_update_tau, self.target_update_period,
+            self.initial_log_alpha, self.target_entropy, self.reward_scale_factor, prior)
 
-            return prior.make_agent(self, time_step_spec, action_spec, **sac_settings)
-        return sac_agent.SacAgent(time_step_spec, action_spec, **sac_settings)
+    def replay_settings(self, capacity: int) -> ReplaySettings:
+        """The replay buffer's and the learner's sampling settings (`replay.limits`)."""
+        return ReplaySettings(int(capacity), int(self.min_replay_size), int(self.batch_size),
+                              self.samples_per_insert, self.samples_per_insert_error_buffer)
 
-    # --- Derived values ---
+    def relative_to_file(self, path: str) -> Path:
+        """A path of the params (~ expanded) made absolute: relative to the file defining
+        the params class, so the process's working directory never matters."""
+        path = Path(os.path.expanduser(path))
+        return (path if path.is_absolute()
+                else Path(inspect.getfile(type(self))).parent / path).resolve()
+
     @property
     def total_train_steps(self) -> int:
+        """The train step at which training is complete."""
         return int(self.num_iter) * int(self.num_steps_per_iter)
 
     @property
-    def sequence(self) -> tuple[int, int] | None:
-        """(trained steps, burn-in steps) of a replay window; None without recurrence."""
+    def window(self) -> Window | None:
+        """The replay window of recurrent training; None without recurrence."""
         if not self.recurrent:
             return None
-        return int(self.recurrent_sequence_length), int(self.recurrent_burn_in)
+        return Window(int(self.recurrent_sequence_length), int(self.recurrent_burn_in))
 
     @property
-    def n_step_returns(self) -> tuple[int, float] | None:
-        """(n, discount) of the workers' n-step transitions; None for one-step ones."""
+    def n_step_returns(self) -> NStep | None:
+        """(n, discount) of the workers' n-step rows; None for one-step ones."""
         n = int(self.n_step)
-        return None if n == 1 else (n, float(self.discount))
+        return None if n == 1 else NStep(n, float(self.discount))
 
     def validate(self) -> list[str]:
-        """All problems with the hyperparameters, each naming the field and the fix."""
-        problems = [f"{name}={getattr(self, name)!r}: {what}"
-                    for names, valid, what in _RULES for name in names
-                    if not valid(getattr(self, name))]
-        if (isinstance(self.min_replay_size, int) and isinstance(self.replay_capacity, int)
-                and self.min_replay_size > self.replay_capacity):
-            problems.append(
-                f"min_replay_size={self.min_replay_size} exceeds replay_capacity="
-                f"{self.replay_capacity}: lower min_replay_size or raise the capacity"
-            )
-        problems += self._demonstration_problems() + self._recurrence_problems()
-        spi, slack = self.samples_per_insert, self.samples_per_insert_error_buffer
-        if is_number(spi) and is_number(slack) and slack < max(1.0, spi):
-            problems.append(
-                f"samples_per_insert_error_buffer={slack!r} is below max(1, "
-                f"samples_per_insert={spi!r}), the least Reverb's limiter takes: raise it "
-                "(it is in sampled items: a few batches' worth) or set it to None")
-        return problems
+        """All problems with the settings, each naming the field and the fix."""
+        return hyperparameter_problems(self)
 
-    def _recurrence_problems(self) -> list[str]:
-        """Prior-data settings recurrent training does not take."""
-        if self.recurrent is not True:
-            return []
-        problems = []
-        if self.n_step != 1:
-            problems.append(f"n_step={self.n_step!r} with recurrent = True: replay windows "
-                            "train on one-step transitions; set n_step = 1 or recurrent = False")
-        if self.prior_policy is not None:
-            problems.append(
-                f"prior_policy={self.prior_policy!r} with recurrent=True: a prior policy is "
-                "not supported with recurrent networks; set prior_policy = None or "
-                "recurrent = False")
-        if self.bc_warm_start_steps:
-            problems.append(f"bc_warm_start_steps={self.bc_warm_start_steps!r} with recurrent "
-                            "= True: the warm start clones feed-forward actors only; set it to 0")
-        return problems
-
-    def _demonstration_problems(self) -> list[str]:
-        """Settings that need demonstrations, given none."""
-        given = self.env_config.get("demonstrations") or self.demonstrations
-        problems = []
-        for name, default in (("demo_ratio", None), ("bc_warm_start_steps", 0)):
-            if not given and getattr(self, name) != default:
-                problems.append(f"{name}={getattr(self, name)!r} without demonstrations: "
-                                f"list the files in demonstrations, or set {name} = {default}")
-        return problems
-
-
-def is_number(value) -> bool:
-    """A finite int or float, not a bool (JSON and Python settings alike): NaN and
-    infinity would only show up later, as a learner crash-looping on NaN losses."""
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)
-            and math.isfinite(value))
-
-
-def _layer_sizes(value) -> bool:
-    return isinstance(value, (tuple, list)) and all(
-        isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
-
-
-def _int_at_least(minimum: int):
-    return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= minimum
-
-
-def _number_above(bound: float):
-    return lambda v: is_number(v) and v > bound
-
-
-def _normalization(value) -> bool:
-    """{leaf path: (mean, std)} with numbers or lists of numbers, every std > 0."""
-    def numbers(v, positive=False):
-        items = v if isinstance(v, (list, tuple)) else [v]
-        return len(items) > 0 and all(is_number(x) and (x > 0 or not positive) for x in items)
-
-    return isinstance(value, Mapping) and all(
-        isinstance(key, str) and isinstance(pair, (list, tuple)) and len(pair) == 2
-        and numbers(pair[0]) and numbers(pair[1], positive=True)
-        for key, pair in value.items())
-
-
-def _share(value) -> bool:
-    return is_number(value) and 0 <= value <= 1
-
-
-def _demo_ratio(value) -> bool:
-    """None, a share in [0, 1], or ((train step, share), ...) with increasing steps."""
-    if value is None or _share(value):
-        return True
-    if not isinstance(value, (tuple, list)) or not value:
-        return False
-    points = [p for p in value if isinstance(p, (tuple, list)) and len(p) == 2
-              and _int_at_least(0)(p[0]) and _share(p[1])]
-    return len(points) == len(value) and all(
-        a[0] < b[0] for a, b in zip(points, points[1:]))
-
-
-def _files(value) -> bool:
-    return isinstance(value, (tuple, list)) and all(
-        isinstance(v, str) and v.strip() for v in value)
-
-
-def _or_none(valid):
-    return lambda v: v is None or valid(v)
-
-
-# (hyperparameters, valid(value), what a valid value is), in the order reported.
-_RULES = (
-    (("batch_size", "num_iter", "num_steps_per_iter", "replay_capacity", "min_replay_size",
-      "n_train_episodes_per_iter", "num_envs_per_worker", "eval_period_itrs",
-      "log_period_itrs", "checkpoint_period_itrs", "checkpoints_to_keep",
-      "target_update_period", "recurrent_sequence_length", "n_step"), _int_at_least(1),
-     "must be a positive integer"),
-    (("n_buffer_init_episodes", "n_eval_episodes", "seed", "recurrent_burn_in"),
-     _int_at_least(0),
-     "must be an integer >= 0"),
-    (("n_buffer_init_steps",), _or_none(_int_at_least(0)), "must be an integer >= 0 or None"),
-    (("n_episodes_in_buffer",), _or_none(_int_at_least(1)),
-     "must be a positive integer or None"),
-    (("actor_learning_rate", "critic_learning_rate", "alpha_learning_rate",
-      "target_update_tau", "reward_scale_factor"), _number_above(0),
-     "must be a positive number"),
-    (("discount",), lambda v: is_number(v) and 0 < v <= 1, "must be a number in (0, 1]"),
-    (("samples_per_insert", "samples_per_insert_error_buffer"), _or_none(_number_above(0)),
-     "must be a number > 0 or None"),
-    (("initial_log_alpha",), is_number, "must be a finite number"),
-    (("target_entropy",), _or_none(is_number),
-     "must be a finite number or None (None: -dim(action space))"),
-    (("actor_fc_layers", "critic_joint_fc_layers", "lstm_size", "recurrent_output_fc_layers"),
-     _layer_sizes,
-     "must be a tuple of positive integers (hidden layer sizes), e.g. (256, 256)"),
-    (("learner_keeps_replay", "recurrent", "init_from_optimizers", "init_from_alpha",
-      "init_from_replay"),
-     lambda v: isinstance(v, bool), "must be True or False"),
-    (("init_from",), _or_none(lambda v: isinstance(v, str) and v.strip() != ""),
-     "must be None or a source experiment's directory, e.g. 'logs/pendulum'"),
-    (("observation_normalization",), _or_none(_normalization),
-     "must be None or a dict {leaf path: (mean, std)}, each a number or a list of numbers "
-     "with every std > 0, e.g. {'velocity': (0.0, 2.0)}"),
-    (("demonstrations",), _files,
-     "must be a tuple of demonstration files, e.g. ('demos/pendulum.npz',), or ()"),
-    (("demo_ratio",), _demo_ratio,
-     "must be None, a share in [0, 1], or a schedule ((train step, share), ...) with "
-     "increasing train steps, e.g. ((0, 0.5), (10000, 0.1))"),
-    (("bc_warm_start_steps",), _int_at_least(0), "must be an integer >= 0"),
-    (("prior_policy",), _or_none(lambda v: isinstance(v, str) and v.strip() != ""),
-     "must be None or a SavedModel policy's directory, e.g. "
-     "'../logs/pendulum/policies/final/collect_policy'"),
-    (("target_divergence",), _or_none(is_number),
-     "must be a finite number or None (None: 0.5 per action dimension)"),
-    (("prior_std",), _number_above(0), "must be a positive number"),
-    (("init_from_step",), _or_none(_int_at_least(0)),
-     "must be None (the latest checkpoint) or a train step of the source's checkpoints"),
-)
+    def keep_recorded_defaults(self, hyperparameters: Mapping) -> None:
+        """A resumed experiment keeps the network-dependent defaults it was created with
+        (`settings.json`'s hyperparameters), whatever the framework's defaults are now:
+        its networks, batches and replay windows do not change under it."""
+        for name, value in hyperparameters.items():
+            if isinstance(getattr(type(self), name, None), NetworkDefault) and not any(
+                    name in vars(cls) for cls in type(self).__mro__
+                    if not issubclass(TrainParamsBase, cls)) and name not in vars(self):
+                setattr(self, name, ast.literal_eval(value) if isinstance(value, str) else value)
 
 
 class GymTrainParams(TrainParamsBase):
@@ -464,6 +345,7 @@ class GymTrainParams(TrainParamsBase):
     time_feature: bool = False
 
     def validate(self) -> list[str]:
+        """The base class's problems, and time_feature's."""
         problems = super().validate()
         if not isinstance(self.time_feature, bool):
             problems.append(f"time_feature={self.time_feature!r}: must be True or False")
@@ -471,8 +353,6 @@ class GymTrainParams(TrainParamsBase):
 
     def gym_wrappers(self) -> tuple:
         """The gym wrappers the config switches on, inner first."""
-        from tfagents_system.envs import EnvError
-
         wrappers = []
         if self.env_config.get("domain_randomization"):
             from tfagents_system.domain_randomization import DynamicsRandomizer
@@ -494,14 +374,11 @@ class GymTrainParams(TrainParamsBase):
                                f"known: {known}")
             wrappers.append(functools.partial(perturbations.perturb, **chosen))
         if "observation_indices" in self.env_config:  # outermost: perturbations see all
-            from tfagents_system.envs import keep_observation_entries
-
             wrappers.append(keep_observation_entries(self.env_config["observation_indices"]))
         return tuple(wrappers)
 
     def env_ctor(self, seed=None, *args, **kwargs):
-        from tfagents_system.envs import EnvError, load_gym_env
-
+        """The config's gym/pybullet env (`envs.load_gym_env`), wrapped as configured."""
         if "env_id" not in self.env_config:
             raise EnvError('the config has no "env_id"; add e.g. '
                            '"env_id": "InvertedPendulumBulletEnv-v0"')
@@ -553,11 +430,13 @@ def load_params_class(path: str | Path) -> type[TrainParamsBase]:
 
 def load_params(path: str | Path, env_config: dict[str, Any],
                 overrides: dict[str, Any] | None = None,
-                overrides_source: str = "overrides") -> TrainParamsBase:
+                overrides_source: str = "overrides",
+                recorded: Mapping | None = None) -> TrainParamsBase:
     """Instantiate the user's `TrainParams` with the config dict.
 
     `overrides` (a sweep variant's hyperparameters) replace class attributes on
-    the instance; each must name an existing hyperparameter.
+    the instance; each must name an existing hyperparameter. `recorded`: a resumed
+    experiment's hyperparameters as created (`keep_recorded_defaults`).
     """
     cls = load_params_class(path)
     try:
@@ -571,9 +450,12 @@ def load_params(path: str | Path, env_config: dict[str, Any],
             raise ParamsError(f"{overrides_source}: params.{name} is not a hyperparameter of "
                               f"TrainParams in {path}; use a class attribute such as "
                               "params.actor_learning_rate")
-        if isinstance(attr, tuple) and isinstance(value, list):
+        default = attr.default if isinstance(attr, NetworkDefault) else attr
+        if isinstance(default, tuple) and isinstance(value, list):
             value = tuple(value)  # JSON has no tuples: layer sizes arrive as lists
         setattr(params, name, value)
+    if recorded:
+        params.keep_recorded_defaults(recorded)
     problems = params.validate()
     if problems:
         source = f"params file {path}" + (f" with {overrides_source}" if overrides else "")

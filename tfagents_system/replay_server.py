@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 
-from tfagents_system import constants as C
-from tfagents_system import runtime
+from tfagents_system import process
+from tfagents_system.builder import Builder
+from tfagents_system.core import constants as C
 from tfagents_system.replay.checkpoints import ReplayCheckpoints
-from tfagents_system.replay.tables import make_tables
 
 
-def start_server(params, capacity: int, port: int, checkpoints: ReplayCheckpoints, log):
-    """A Reverb server restored from the newest checkpoint it can load: one that fails
-    to load is set aside (and logged) and the previous kept one is tried."""
+def start_server(make_tables: Callable[[], list], port: int, checkpoints: ReplayCheckpoints,
+                 log):
+    """A Reverb server of `make_tables()` restored from the newest checkpoint it can load:
+    one that fails to load is set aside (and logged) and the previous kept one is tried."""
     import reverb
 
     while True:
@@ -29,31 +31,32 @@ def start_server(params, capacity: int, port: int, checkpoints: ReplayCheckpoint
         checkpoints.root.mkdir(parents=True, exist_ok=True)
         checkpointer = reverb.checkpointers.DefaultCheckpointer(str(checkpoints.root))
         try:
-            return reverb.Server(make_tables(params, capacity), port=port,
-                                 checkpointer=checkpointer)
+            return reverb.Server(make_tables(), port=port, checkpointer=checkpointer)
         except RuntimeError as exc:
             if restoring is None:
                 raise
             # The checkpoint is to blame only if a server without it starts.
-            reverb.Server(make_tables(params, capacity), port=port).stop()
+            reverb.Server(make_tables(), port=port).stop()
             moved = checkpoints.set_aside(restoring)
             log.error("replay checkpoint %s could not be loaded (%s): moved to %s; trying "
                       "the previous one", restoring.name, exc, moved)
 
 
-def run_replay_server(params, capacity: int, port: int, checkpoints: ReplayCheckpoints,
-                      should_stop, log, heartbeat=None) -> None:
-    """Serve the tables (restored from the latest checkpoint) until a stop request, then
-    checkpoint them."""
+def run_replay_server(builder: Builder, port: int, should_stop, log, heartbeat=None) -> None:
+    """Serve the experiment's tables (restored from the latest checkpoint) until a stop
+    request, then checkpoint them."""
     import reverb
 
-    server = start_server(params, capacity, port, checkpoints, log)
+    replay_format = builder.recorded_format()
+    settings = builder.replay_settings()
+    checkpoints = builder.replay_checkpoints()
+    server = start_server(lambda: builder.tables(replay_format), port, checkpoints, log)
     info = reverb.Client(f"localhost:{server.port}").server_info()
-    limiter = (f"samples_per_insert={params.samples_per_insert}" if params.samples_per_insert
-               else f"min size {params.min_replay_size}")
+    limiter = (f"samples_per_insert={settings.samples_per_insert}"
+               if settings.samples_per_insert else f"min size {settings.min_size}")
     log.info("serving on port %d: table %r (capacity %d, %s, %d items restored), queue %r "
-             "(%d blocks restored), table %r", server.port, C.EXPERIENCE_TABLE, capacity,
-             limiter, info[C.EXPERIENCE_TABLE].current_size, C.QUEUE_TABLE,
+             "(%d blocks restored), table %r", server.port, C.EXPERIENCE_TABLE,
+             settings.capacity, limiter, info[C.EXPERIENCE_TABLE].current_size, C.QUEUE_TABLE,
              info[C.QUEUE_TABLE].current_size, C.WEIGHTS_TABLE)
     try:
         while not should_stop():
@@ -80,11 +83,9 @@ def main(argv=None) -> int:
     parser.add_argument("--exp_dir", required=True)
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args(argv)
-    program = runtime.start_program(C.REPLAY_SERVER, args.exp_dir)
-    run_replay_server(program.params, program.settings["replay_capacity"], args.port,
-                      ReplayCheckpoints(program.paths), program.stop, program.log,
-                      program.heartbeat)
-    return 0
+    return process.run_program(C.REPLAY_SERVER, args.exp_dir, lambda program: (
+        run_replay_server(Builder(program.params, program.paths, program.settings), args.port,
+                          program.stop, program.log, program.heartbeat)))
 
 
 if __name__ == "__main__":

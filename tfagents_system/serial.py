@@ -24,11 +24,16 @@ import threading
 import time
 from collections.abc import Callable
 
-from tfagents_system import constants as C
-from tfagents_system import launch, runtime
+from tfagents_system import process
+from tfagents_system.builder import Builder
 from tfagents_system.collect_worker import run_worker
+from tfagents_system.core import constants as C
+from tfagents_system.core.errors import StopRequested
+from tfagents_system.core.records import ExperimentSettings
+from tfagents_system.launch.console import prepared, show_plan
+from tfagents_system.launch.experiment import record_launch
+from tfagents_system.launch.plan import Plan
 from tfagents_system.learner import run_learner
-from tfagents_system.replay.checkpoints import ReplayCheckpoints
 from tfagents_system.replay_server import run_replay_server
 
 # Seconds the replay server keeps serving after a stop request while programs wind down.
@@ -38,7 +43,7 @@ STOP_GRACE_S = 30.0
 class SerialRun:
     """The programs of one experiment as threads sharing one stop flag."""
 
-    def __init__(self, plan: launch.Plan, num_workers: int, stop: runtime.StopFlag):
+    def __init__(self, plan: Plan, num_workers: int, stop: process.StopFlag):
         self.plan = plan
         self.num_workers = num_workers
         self.stop = stop
@@ -62,7 +67,7 @@ class SerialRun:
         def target() -> None:
             try:
                 body(log)
-            except runtime.StopRequested:
+            except StopRequested:
                 log.info("stopped")
             except BaseException as exc:  # a program failed: the others stop too
                 log.exception("failed: %s", exc)
@@ -73,19 +78,21 @@ class SerialRun:
         thread.start()
         return thread
 
+    def _builder(self) -> Builder:
+        """Each program builds its own parts, as its process would."""
+        plan = self.plan
+        return Builder(plan.params, plan.paths, ExperimentSettings.read(plan.paths.settings))
+
     def run(self) -> int:
         """Run until training completes or a stop; the exit code (as run_script.sh's)."""
         plan, stop = self.plan, self.stop
-        settings = runtime.read_json(plan.paths.settings)
         address = f"localhost:{plan.port}"
         server = self._thread(C.REPLAY_SERVER, lambda log: run_replay_server(
-            plan.params, settings["replay_capacity"], plan.port, ReplayCheckpoints(plan.paths),
-            self._server_should_stop, log))
+            self._builder(), plan.port, self._server_should_stop, log))
         programs = [self._thread(C.LEARNER, lambda log: run_learner(
-            plan.params, plan.paths, address, stop, log,
-            capacity=int(settings["replay_capacity"])))]
+            self._builder(), address, stop, log))]
         programs += [self._thread(C.worker_name(i), lambda log, i=i: run_worker(
-            plan.params, plan.paths, address, i, self.num_workers, stop, log))
+            self._builder(), address, i, self.num_workers, stop, log))
             for i in range(self.num_workers)]
         for thread in programs:
             while thread.is_alive():  # join in slices: signals reach the main thread
@@ -110,32 +117,20 @@ class SerialRun:
 
 
 def run_serial(variables_file: str, num_workers: int = 1,
-               stop: runtime.StopFlag | None = None) -> int:
+               stop: process.StopFlag | None = None) -> int:
     """Validate and prepare the launch as run_script.sh does, then run the programs as
     threads; the exit code. `stop` (default: SIGINT/SIGTERM) ends the run early."""
+    launch = prepared(variables_file)
+    if isinstance(launch, int):
+        return launch
+    plan, lock = launch
     try:
-        plan = launch.prepare(variables_file)
-        lock = launch.lock_experiment(plan.paths)
-    except launch.AlreadyFinished as done:
-        print(f"experiment {done.exp_dir} is already finished "
-              f"(see {done.exp_dir / C.COMPLETE_FILE}); nothing to do")
-        return 0
-    except launch.BAD_INPUT as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return C.EXIT_BAD_INPUT
-    try:
-        print(f"{'resuming' if plan.resuming else 'starting'} experiment {plan.paths.root} "
-              f"in serial mode: replay server, learner and {num_workers} worker(s) as threads",
-              flush=True)
-        print(plan.replay_layout)
-        for note in plan.notes:
-            print(f"note: {note}")
-        for warning in plan.warnings:
-            print(f"warning: {warning}", file=sys.stderr)
-        launch.record_launch(plan, mode="serial", num_workers=num_workers,
-                             workers_here=list(range(num_workers)))
-        runtime.seed_tensorflow(plan.params.seed)  # once: the threads share TensorFlow
-        return SerialRun(plan, num_workers, stop or runtime.StopFlag().install()).run()
+        show_plan(plan, f" in serial mode: replay server, learner and {num_workers} worker(s) "
+                        "as threads")
+        record_launch(plan, mode="serial", num_workers=num_workers,
+                      workers_here=list(range(num_workers)))
+        process.seed_tensorflow(plan.params.seed)  # once: the threads share TensorFlow
+        return SerialRun(plan, num_workers, stop or process.StopFlag().install()).run()
     finally:
         lock.close()
 
@@ -150,8 +145,8 @@ def main(argv=None) -> int:
     if args.workers < 1:
         print(f"error: --workers {args.workers}: must be at least 1", file=sys.stderr)
         return C.EXIT_BAD_INPUT
-    runtime.setup_logging("serial", by_logger=True)
-    runtime.configure_threads()
+    process.setup_logging("serial", by_logger=True)
+    process.configure_threads()
     return run_serial(args.training_variables, args.workers)
 
 

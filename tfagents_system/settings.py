@@ -207,22 +207,27 @@ def loads_finite(text: str) -> Any:
     return json.loads(text, parse_constant=_refuse_constant)
 
 
-def load_config(path: str | Path) -> dict[str, Any]:
-    """The JSON config: must exist, parse, and be an object."""
-    path = Path(path)
+def load_json_object(path: Path, where: str, error: type[Exception], not_found: str,
+                     example: str) -> dict:
+    """A JSON file that must exist, parse, hold only finite numbers and be an object;
+    `error` (one line starting with `where`) otherwise. `not_found` says the fix for a
+    missing file, `example` what an object of the file looks like."""
     if not path.is_file():
-        raise SettingsError(f"config file {path}: not found; set SAC_CONFIG to a JSON file")
+        raise error(f"{where}: not found; {not_found}")
     try:
         data = loads_finite(path.read_text())
     except json.JSONDecodeError as exc:
-        raise SettingsError(
-            f"config file {path}: not valid JSON (line {exc.lineno} column {exc.colno}: "
-            f"{exc.msg}); fix the syntax"
-        ) from exc
+        raise error(f"{where}: not valid JSON (line {exc.lineno} column {exc.colno}: "
+                    f"{exc.msg}); fix the syntax") from None
     except NonFiniteJSON as exc:
-        raise SettingsError(f"config file {path}: {exc}") from exc
+        raise error(f"{where}: {exc}") from None
     if not isinstance(data, dict):
-        raise SettingsError(
-            f"config file {path}: must hold a JSON object ({{...}}), not {type(data).__name__}"
-        )
+        raise error(f"{where}: must hold a JSON object {example}, not {type(data).__name__}")
     return data
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """The JSON config: must exist, parse, and be an object."""
+    path = Path(path)
+    return load_json_object(path, f"config file {path}", SettingsError,
+                            "set SAC_CONFIG to a JSON file", "({...})")

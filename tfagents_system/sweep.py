@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tfagents_system import constants as C
-from tfagents_system.settings import NonFiniteJSON, loads_finite
+from tfagents_system.core import constants as C
+from tfagents_system.core.records import VariantRecord
+from tfagents_system.settings import load_json_object
 
 PREFIXES = ("params.", "config.")
 
@@ -54,9 +55,11 @@ class Variant:
     def params_overrides(self) -> dict[str, Any]:
         return {**self.params, **({} if self.seed is None else {"seed": self.seed})}
 
-    def as_dict(self) -> dict:
-        return {"task_id": self.task_id, "label": self.label(),
-                "config_overrides": self.config, "params_overrides": self.params_overrides()}
+    def record(self, sweep_file: Path | None = None) -> VariantRecord:
+        """The variant as the experiment records it (variant.json)."""
+        return VariantRecord(self.task_id, self.label(), dict(self.config),
+                             self.params_overrides(),
+                             None if sweep_file is None else str(sweep_file))
 
 
 def load_sweep(path: str | Path) -> list[Variant]:
@@ -84,18 +87,8 @@ def load_sweep(path: str | Path) -> list[Variant]:
 
 def _read_object(path: Path, where: str) -> dict:
     """The sweep file's JSON object, with only the keys "grid" and "seeds"."""
-    if not path.is_file():
-        raise SweepError(f"{where}: not found; set SAC_SWEEP to an existing JSON file")
-    try:
-        data = loads_finite(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise SweepError(f"{where}: not valid JSON (line {exc.lineno} column {exc.colno}: "
-                         f"{exc.msg}); fix the syntax") from exc
-    except NonFiniteJSON as exc:
-        raise SweepError(f"{where}: {exc}") from exc
-    if not isinstance(data, dict):
-        raise SweepError(f'{where}: must hold a JSON object like {{"grid": {{...}}, '
-                         f'"seeds": [...]}}')
+    data = load_json_object(path, where, SweepError, "set SAC_SWEEP to an existing JSON file",
+                            'like {"grid": {...}, "seeds": [...]}')
     unknown = sorted(set(data) - {"grid", "seeds"})
     if unknown:
         raise SweepError(f"{where}: unknown key(s) {', '.join(unknown)}; use \"grid\" and "
@@ -135,6 +128,24 @@ def variant_for_task(path: str | Path, task_id: int) -> Variant:
         raise SweepError(f"sweep file {path}: task id {task_id} is out of range: it has "
                          f"{len(variants)} variant(s); submit with --array=0-{len(variants) - 1}")
     return variants[task_id]
+
+
+def check_sweep_config_keys(config: dict, dotted_keys, sweep_file: Path | None,
+                            config_file: Path) -> None:
+    """A sweep's `config.<key>` must name a key of the config, or one the framework reads
+    (C.CONFIG_KEYS, anything below `gym_kwargs`): a typo would train the base config."""
+    for dotted in dotted_keys:
+        parts = dotted.split(".")
+        if parts[0] in C.CONFIG_KEYS:
+            continue
+        node = config
+        for part in parts:
+            if not isinstance(node, dict) or part not in node:
+                known = ", ".join(sorted(set(config) | set(C.CONFIG_KEYS)))
+                raise SweepError(f"sweep file {sweep_file}: config.{dotted} names no key of "
+                                 f"config file {config_file} (keys: {known}); fix the "
+                                 "spelling, or add the key to the config with its default")
+            node = node[part]
 
 
 def apply_config_overrides(config: dict, overrides: dict[str, Any]) -> dict:

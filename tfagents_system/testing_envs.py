@@ -13,6 +13,8 @@ from tf_agents.environments import py_environment, wrappers
 from tf_agents.specs import array_spec
 from tf_agents.trajectories import time_step as ts
 
+from tfagents_system.actors import RandomActor
+
 
 class PointMassReach(py_environment.PyEnvironment):
     """Push a 2-D point mass (force in [-1, 1]^2) to a random goal in [-1, 1]^2.
@@ -136,8 +138,6 @@ def random_rows(env, packer, steps: int, seed: int) -> np.ndarray:
     """The packed rows (`replay.packing`: transitions, or replay windows) a worker
     would write for `steps` env steps of uniform random actions, new episodes started
     as episodes end: replay data for tests and benchmarks without a replay server."""
-    from tfagents_system.actors import RandomActor
-
     builder, actor, rows = packer.builder(), RandomActor(env.action_spec(), seed), []
     step = env.reset()
     for _ in range(steps):

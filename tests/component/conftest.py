@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tfagents_system import runtime, serial
+from tfagents_system import process, serial
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 from launch_helpers import write_params, write_variables
@@ -22,6 +22,14 @@ def tiny_experiment(tmp_path_factory) -> Path:
     write_params(workdir / "params.py", num_iter=2, steps=100, ckpt=1,
                  extra="replay_capacity = 20_000\n")
     variables = write_variables(workdir / "vars.sh", SAC_EXP_NAME="tiny")
-    runtime.setup_logging("tiny-experiment")
-    assert serial.run_serial(str(variables), num_workers=1, stop=runtime.StopFlag()) == 0
+    process.setup_logging("tiny-experiment")
+    assert serial.run_serial(str(variables), num_workers=1, stop=process.StopFlag()) == 0
     return workdir / "logs" / "tiny"
+
+
+@pytest.fixture
+def serial_launch(monkeypatch):
+    """A serial-mode launch on this machine: no SLURM job or task id leaks in."""
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    monkeypatch.delenv("SAC_TASK_ID", raising=False)
+    process.setup_logging("serial-test")

@@ -10,7 +10,7 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 
 from tfagents_system.checkpoint_recovery import choose_restorable
-from tfagents_system.runtime import FatalError
+from tfagents_system.core.errors import FatalError
 
 LOG = logging.getLogger("test_checkpoint_recovery")
 

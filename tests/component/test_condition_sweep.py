@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from launch_helpers import one_error_line, write_params
 
-from tfagents_system import condition_sweep, run
+from tfagents_system import run
+from tfagents_system.tools import condition_sweep
 
 
 def cli(*args) -> int:

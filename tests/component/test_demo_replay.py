@@ -11,15 +11,19 @@ import pytest
 reverb = pytest.importorskip("reverb")
 tf = pytest.importorskip("tensorflow")
 
-from tf_agents.utils import common
 
-from tfagents_system import actors, behaviour_cloning, builders, collection, runtime
-from tfagents_system import paths as paths_module
+from parts import agent_of, bound, memory_source, tables_of
+
+from tfagents_system import actors, collection, process
+from tfagents_system.agents import behaviour_cloning
+from tfagents_system.builder import Builder
+from tfagents_system.core.batches import SequenceBatch
 from tfagents_system.params import TrainParamsBase
-from tfagents_system.replay import demo_store, layouts, packing, sources, tables
+from tfagents_system.replay import demo_store, packing, sources
 from tfagents_system.replay import writers as replay_writers
 from tfagents_system.replay.auth import Signer
 from tfagents_system.replay.client import ServerLink
+from tfagents_system.replay.format import LAYOUT_BLOCKS, LAYOUT_PACKED, Window
 from tfagents_system.testing_envs import point_mass_reach
 
 SIGNER = Signer(b"a test key of the right length!!")
@@ -40,9 +44,7 @@ class Params(TrainParamsBase):
 
 def make_agent(params):
     env = params.env_ctor(0)
-    agent = builders.make_agent(params, env.time_step_spec(), env.action_spec(),
-                                common.create_variable("train_step", 0, dtype=tf.int64))
-    return agent, env
+    return agent_of(params, env), env
 
 
 def demo_rows(env, count: int) -> np.ndarray:
@@ -60,15 +62,14 @@ def demo_rows(env, count: int) -> np.ndarray:
 
 @pytest.fixture
 def server():
-    srv = reverb.Server(tables.make_tables(Params(), capacity=1000), port=None)
+    srv = reverb.Server(tables_of(Params(), 1000), port=None)
     yield f"localhost:{srv.port}"
     srv.stop()
 
 
 def fill(server, layout: str, env, episodes: int) -> None:
-    writer = replay_writers.make_experience_writer(
-        reverb.Client(server), layout, env.observation_spec(), env.action_spec(),
-        lambda: False, SIGNER)
+    writer = replay_writers.make_experience_writer(reverb.Client(server), bound(env, layout),
+                                                   lambda: False, SIGNER)
     collector = collection.Collector([env], collection.EpisodeStats(1), lambda: None,
                                      lambda: False)
     collector.writers = [writer]
@@ -91,14 +92,14 @@ def demo_counts(mix, batches: int, *loop_args):
 def test_demonstrations_survive_fifo_eviction_in_the_learners_memory(server, tmp_path):
     params = Params()
     agent, env = make_agent(params)
-    fill(server, layouts.LAYOUT_BLOCKS, env, episodes=10)  # 100 rows into a ring of 30
-    log = runtime.setup_logging("test")
+    fill(server, LAYOUT_BLOCKS, env, episodes=10)  # 100 rows into a ring of 30
+    log = process.setup_logging("test")
     link = ServerLink(server, lambda: False, log, SIGNER)
-    memory = sources.MemorySource(params, paths_module.ExperimentPaths(tmp_path), 30,
-                                  agent.collect_data_spec, link, lambda: False, log)
+    memory = memory_source(params, bound(env, LAYOUT_BLOCKS), tmp_path / "memory", 30, link,
+                           log)
     rows = demo_rows(env, 20)
-    mix = demo_store.DemoMixSource(memory, rows, memory.packer, params.batch_size,
-                                   demo_store.DemoShare(0.25, len(rows)))
+    mix = demo_store.DemoMixSource(memory, demo_store.Demonstrations(rows, memory.packer),
+                                   params.batch_size, demo_store.DemoShare(0.25, len(rows)))
     mix.take_in(0)
     assert memory.memory.inserted == 100 and memory.size() == 30  # 70 evicted
     counts, drawn = demo_counts(mix, 60)
@@ -113,7 +114,7 @@ def test_demonstrations_survive_fifo_eviction_in_the_learners_memory(server, tmp
     mix._share_at = demo_store.DemoShare(((0, 1.0), (2000, 0.0)), len(rows))
     mix.take_in(1000)
     assert set(demo_counts(mix, 5)[0]) == {4}
-    train = builders.make_train_loop(agent, mix.next_batch)
+    train = Builder.train_loop(agent, mix)
     assert np.isfinite(float(train(tf.constant(3, tf.int64)).loss))
     memory.close()
 
@@ -121,18 +122,19 @@ def test_demonstrations_survive_fifo_eviction_in_the_learners_memory(server, tmp
 def test_demonstrations_mix_into_reverb_sampled_batches(server):
     params = Params()
     agent, env = make_agent(params)
-    fill(server, layouts.LAYOUT_PACKED, env, episodes=3)
-    link = ServerLink(server, lambda: False, runtime.setup_logging("test"), SIGNER)
-    reverb_source = sources.ReverbSource(params, layouts.LAYOUT_PACKED,
-                                         agent.collect_data_spec, link)
+    fill(server, LAYOUT_PACKED, env, episodes=3)
+    link = ServerLink(server, lambda: False, process.setup_logging("test"), SIGNER)
+    reverb_source = sources.ReverbSource(bound(env, LAYOUT_PACKED),
+                                         params.replay_settings(1000), link,
+                                         agent.collect_data_spec)
     rows = demo_rows(env, 20)
     packer = packing.TransitionPacker(env.observation_spec(), env.action_spec())
-    mix = demo_store.DemoMixSource(reverb_source, rows, packer, params.batch_size,
-                                   demo_store.DemoShare(0.5, len(rows)))
+    mix = demo_store.DemoMixSource(reverb_source, demo_store.Demonstrations(rows, packer),
+                                   params.batch_size, demo_store.DemoShare(0.5, len(rows)))
     mix.take_in(0)
     counts, _ = demo_counts(mix, 10, *mix.loop_args())
     assert set(counts) == {4}
-    train = builders.make_train_loop(agent, mix.next_batch)
+    train = Builder.train_loop(agent, mix)
     assert np.isfinite(float(train(tf.constant(2, tf.int64), *mix.loop_args()).loss))
 
 
@@ -140,11 +142,9 @@ def test_behaviour_cloning_moves_the_actor_to_the_demonstrated_actions(tmp_path)
     params = Params()
     agent, env = make_agent(params)
     rows = demo_rows(env, 256)
-    mix = demo_store.DemoMixSource(None, rows,  # no replay: BC draws demonstrations only
-                                   packing.TransitionPacker(env.observation_spec(),
-                                                            env.action_spec()),
-                                   64, demo_store.DemoShare(1.0, len(rows)))
-    observations = mix.packer.unpack(tf.constant(rows[:64])).time_step.observation
+    packer = packing.TransitionPacker(env.observation_spec(), env.action_spec())
+    demonstrations = demo_store.Demonstrations(rows, packer)
+    observations = packer.unpack(tf.constant(rows[:64])).time_step.observation
 
     def greedy_actions():
         distribution, _ = agent._actor_network(observations, step_type=(), network_state=(),
@@ -153,8 +153,8 @@ def test_behaviour_cloning_moves_the_actor_to_the_demonstrated_actions(tmp_path)
 
     before = np.abs(greedy_actions() - DEMO_ACTION).mean()
     writer = tf.summary.create_file_writer(str(tmp_path / "tb"))
-    loss = behaviour_cloning.warm_start(agent, mix.demo_batch, 300, 3e-3, writer,
-                                        runtime.setup_logging("test"))
+    loss = behaviour_cloning.warm_start(agent, lambda: demonstrations.batch(64), 300, 3e-3,
+                                        writer, process.setup_logging("test"))
     after = np.abs(greedy_actions() - DEMO_ACTION).mean()
     assert np.isfinite(loss)
     assert after < 0.05 < before, (before, after)
@@ -181,15 +181,16 @@ def test_demonstration_windows_mix_into_batches_of_windows():
     from tfagents_system.testing_envs import random_rows
 
     env = point_mass_reach(seed=0, flat=True, episode_steps=10)
-    packer = packing.make_packer(env.observation_spec(), env.action_spec(), (4, 2))
+    packer = packing.make_packer(env.observation_spec(), env.action_spec(), Window(4, 2))
     replay = np.zeros((6, packer.size), np.float32)  # 6 windows of zeros: masks all 0
     demos = random_rows(env, packer, 40, seed=2)  # 4 episodes: 3 windows each (4+4+2)
     assert len(demos) == 12
-    mix = demo_store.DemoMixSource(FixedSource(packer, replay), demos, packer, 6,
+    mix = demo_store.DemoMixSource(FixedSource(packer, replay),
+                                   demo_store.Demonstrations(demos, packer), 6,
                                    demo_store.DemoShare(0.5, len(demos)))
     mix.take_in(0)
     batch = tf.function(mix.next_batch)()
-    assert isinstance(batch, packing.SequenceBatch)
+    assert isinstance(batch, SequenceBatch)
     kept = batch.mask.numpy().sum(1)
     assert (kept[:3] > 0).all() and (kept[3:] == 0).all()  # 3 windows of demonstrations
     assert batch.experience.time_step.observation.shape == (6, 6, 6)

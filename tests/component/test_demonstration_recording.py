@@ -12,6 +12,7 @@ import numpy as np
 from launch_helpers import one_error_line
 
 from tfagents_system import demonstrations, run
+from tfagents_system.tools import evaluation
 
 CHECKPOINT = "policy_checkpoint_0000000200"
 
@@ -34,7 +35,7 @@ def test_record_writes_the_printed_greedy_episodes(tiny_experiment, tmp_path, ca
                "--seed", 5) == 0
     out = capsys.readouterr().out
     arrays = demonstrations.read_file(path)
-    _, env = run.load_eval_setup(tiny_experiment, None, None, seed=0)
+    _, env = evaluation.load_eval_setup(tiny_experiment, None, None, seed=0)
     demonstrations.validate(arrays, env.time_step_spec(), env.action_spec(), path)
     env.close()
     step_type = arrays["step_type"]

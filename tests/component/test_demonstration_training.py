@@ -14,10 +14,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tfagents_system import builders, demonstrations, prior, run, runtime, serial
-from tfagents_system import constants as C
-from tfagents_system.paths import ExperimentPaths
-from tfagents_system.replay import demo_store, layouts
+from tfagents_system import demonstrations, process, run, serial
+from tfagents_system.agents import prior
+from tfagents_system.builder import env_specs
+from tfagents_system.core import constants as C
+from tfagents_system.core import files
+from tfagents_system.core.paths import ExperimentPaths
+from tfagents_system.params import load_params
+from tfagents_system.replay import demo_store
+from tfagents_system.replay.format import NStep, ReplayFormat
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 from launch_helpers import one_error_line, tensorboard_tags, write_params, write_variables
@@ -27,7 +32,7 @@ from launch_helpers import one_error_line, tensorboard_tags, write_params, write
 def _no_slurm(monkeypatch):
     monkeypatch.delenv("SLURM_JOB_ID", raising=False)
     monkeypatch.delenv("SAC_TASK_ID", raising=False)
-    runtime.setup_logging("demonstration-test")
+    process.setup_logging("demonstration-test")
 
 
 def _launch_files(tmp_path: Path, extra: str) -> tuple[Path, ExperimentPaths]:
@@ -50,12 +55,12 @@ def test_demonstrations_seed_an_experiment_and_stay_with_it(tiny_experiment, tmp
                                      "n_step = 3\n")
     caplog.set_level(logging.INFO)
 
-    assert serial.run_serial(str(variables), stop=runtime.StopFlag()) == 0
+    assert serial.run_serial(str(variables), stop=process.StopFlag()) == 0
 
-    meta = runtime.read_json(paths.demonstrations / demo_store.META_FILE)
+    meta = files.read_json(paths.demonstrations / demo_store.META_FILE)
     assert meta["rows"] == transitions and meta["n_step"] == [3, 0.99]
     assert meta["files"] == [str(demo.resolve())]
-    assert layouts.recorded_n_step(runtime.read_json(paths.layout)) == (3, 0.99)
+    assert ReplayFormat.read(paths.layout).n_step == NStep(3, 0.99)
     lines = [r.getMessage() for r in caplog.records if r.name == C.LEARNER]
     assert sum("behaviour cloning warm start: 20 steps" in m for m in lines) == 1
     assert any(m.startswith(f"demonstrations: {transitions} rows from {demo.resolve()}")
@@ -63,8 +68,7 @@ def test_demonstrations_seed_an_experiment_and_stay_with_it(tiny_experiment, tmp
     assert {C.M_DEMO_SHARE, C.M_BC_LOSS} <= tensorboard_tags(paths.tensorboard(C.TRAIN_TB_DIR))
     # The cloned policy alone, usable as another experiment's prior.
     bc_policy = paths.policy(C.BC_POLICY)
-    specs = builders.env_specs(serial.launch.load_params(paths.params,
-                                                         runtime.read_json(paths.config)))
+    specs = env_specs(load_params(paths.params, files.read_json(paths.config)))
     assert prior.check_policy(bc_policy, specs, "prior_policy") is None
     demo.unlink()  # a restarted learner needs only the experiment's own copy
     rows, _ = demo_store.load(paths.demonstrations, 4 + 2 * 5 + 1)  # pendulum: 5 obs, 1 act
@@ -80,7 +84,7 @@ def test_demonstrations_that_do_not_fit_the_env_stop_the_launch(tmp_path, capsys
         recorder.add(step, None if step.is_last() else np.zeros(2, np.float32))  # env: 1-D
     recorder.save()
     variables, paths = _launch_files(tmp_path, "demonstrations = ('wrong.npz',)\n")
-    line = one_error_line(capsys, serial.run_serial(str(variables), stop=runtime.StopFlag()))
+    line = one_error_line(capsys, serial.run_serial(str(variables), stop=process.StopFlag()))
     assert line.startswith(f"error: params file {tmp_path / 'params.py'}: demonstrations: "
                            f"{(tmp_path / 'wrong.npz').resolve()}")
     assert "action" in line

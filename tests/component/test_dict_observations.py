@@ -10,18 +10,23 @@ import pytest
 reverb = pytest.importorskip("reverb")
 tf = pytest.importorskip("tensorflow")
 
+from parts import agent_of, bound, format_of, memory_source, tables_of
 from tf_agents.policies import greedy_policy
 from tf_agents.specs import array_spec, tensor_spec
 from tf_agents.trajectories import time_step as ts
 from tf_agents.utils import common, nest_utils
 
-from tfagents_system import actors, builders, collection, runtime
-from tfagents_system import paths as paths_module
+from tfagents_system import actors, collection, process
+from tfagents_system.agents.export import export_policy
+from tfagents_system.builder import Builder
+from tfagents_system.core import errors, files
+from tfagents_system.core import paths as paths_module
 from tfagents_system.params import TrainParamsBase
-from tfagents_system.replay import layouts, packing, sources, tables
+from tfagents_system.replay import packing
 from tfagents_system.replay import writers as replay_writers
 from tfagents_system.replay.auth import Signer
 from tfagents_system.replay.client import ServerLink
+from tfagents_system.replay.format import LAYOUT_BLOCKS, ReplayFormat
 from tfagents_system.testing_envs import point_mass_reach
 
 SIGNER = Signer(b"a test key of the right length!!")
@@ -35,11 +40,6 @@ class DictParams(TrainParamsBase):
 
     def env_ctor(self, seed=None):
         return point_mass_reach(seed, episode_steps=20, counter_dtype="int32")
-
-
-def _agent(params, env):
-    return builders.make_agent(params, env.time_step_spec(), env.action_spec(),
-                               common.create_variable("train_step", 0, dtype=tf.int64))
 
 
 def test_every_exact_dtype_round_trips_through_the_packer():
@@ -95,7 +95,7 @@ def test_numpy_actor_matches_the_tf_policies_on_a_dict_observation():
     (in-process and exported), and its evaluation policy the same one by one."""
     params = DictParams()
     env = params.env_ctor(0)
-    agent = _agent(params, env)
+    agent = agent_of(params, env)
     for var in agent.collect_policy.variables():
         var.assign(tf.random.normal(var.shape, stddev=0.3, seed=1))
     net = params.actor_net_ctor(tensor_spec.from_spec(env.observation_spec()),
@@ -136,14 +136,13 @@ def test_exported_policy_and_checkpoint_of_the_combined_networks(tmp_path):
 
     params = DictParams()
     env = params.env_ctor(0)
-    agent = _agent(params, env)
+    agent = agent_of(params, env)
     critics = [agent._critic_network_1, agent._critic_network_2,
                agent._target_critic_network_1]
     assert len({id(v) for c in critics for v in c.variables}) == sum(
         len(c.variables) for c in critics)
     train_step = common.create_variable("export_step", 0, dtype=tf.int64)
-    builders.export_policy(greedy_policy.GreedyPolicy(agent.policy), train_step,
-                           tmp_path / "greedy")
+    export_policy(greedy_policy.GreedyPolicy(agent.policy), train_step, tmp_path / "greedy")
     loaded = py_tf_eager_policy.SavedModelPyTFEagerPolicy(
         str(tmp_path / "greedy"), load_specs_from_pbtxt=True, batch_time_steps=False)
     steps = [env.reset(), env.step(np.array([0.5, 0.5], np.float32))]
@@ -154,7 +153,7 @@ def test_exported_policy_and_checkpoint_of_the_combined_networks(tmp_path):
     checkpointer = common.Checkpointer(str(tmp_path / "ckpt"), agent=agent)
     checkpointer.save(0)
     before = [v.numpy() for v in agent._critic_network_2.variables]
-    fresh = _agent(params, env)
+    fresh = agent_of(params, env)
     common.Checkpointer(str(tmp_path / "ckpt"), agent=fresh).initialize_or_restore(
     ).assert_existing_objects_matched()
     for got, want in zip(fresh._critic_network_2.variables, before):
@@ -166,23 +165,21 @@ def test_blocks_of_dict_transitions_reach_the_learner_and_train(tmp_path):
     leaves' own dtypes and a few gradient steps."""
     params = DictParams()
     env = params.env_ctor(0)
-    agent = _agent(params, env)
-    assert layouts.choose_layout(agent, 1000)[0] == layouts.LAYOUT_BLOCKS
-    srv = reverb.Server(tables.make_tables(params, capacity=1000), port=None)
+    agent = agent_of(params, env)
+    assert format_of(params, agent, 1000).layout == LAYOUT_BLOCKS
+    srv = reverb.Server(tables_of(params, 1000), port=None)
     try:
         client = reverb.Client(f"localhost:{srv.port}")
-        writer = replay_writers.make_experience_writer(
-            client, layouts.LAYOUT_BLOCKS, env.observation_spec(), env.action_spec(),
-            lambda: False, SIGNER)
+        fmt = bound(env, LAYOUT_BLOCKS)
+        writer = replay_writers.make_experience_writer(client, fmt, lambda: False, SIGNER)
         stats = collection.EpisodeStats(1)
         collector = collection.Collector([env], stats, lambda: None, lambda: False)
         collector.writers = [writer]
         collector.run(actors.RandomActor(env.action_spec(), seed=1), 3)
         writer.close()
-        log = runtime.setup_logging("test")
+        log = process.setup_logging("test")
         link = ServerLink(f"localhost:{srv.port}", lambda: False, log, SIGNER)
-        source = sources.MemorySource(params, paths_module.ExperimentPaths(tmp_path), 1000,
-                                      agent.collect_data_spec, link, lambda: False, log)
+        source = memory_source(params, fmt, tmp_path / "memory", 1000, link, log)
         source.take_in(0)
         assert source.size() == stats.env_steps == 60
         batch = source.sample()
@@ -190,7 +187,7 @@ def test_blocks_of_dict_transitions_reach_the_learner_and_train(tmp_path):
         assert observation["steps_left"].dtype == tf.int32
         assert observation["near_goal"].dtype == tf.bool
         assert set(observation["steps_left"].numpy()) <= set(range(1, 21))
-        train_steps = builders.make_train_loop(agent, source.next_batch)
+        train_steps = Builder.train_loop(agent, source)
         loss = train_steps(tf.constant(3, dtype=tf.int64))
         assert np.isfinite(float(loss.loss)) and int(agent.train_step_counter.numpy()) == 3
         source.close()
@@ -198,31 +195,29 @@ def test_blocks_of_dict_transitions_reach_the_learner_and_train(tmp_path):
         srv.stop()
 
 
-def test_the_layout_record_keeps_the_structure_and_refuses_another(tmp_path):
+def test_the_format_record_keeps_the_structure_and_refuses_another(tmp_path):
     params = DictParams()
     env = params.env_ctor(0)
-    agent = _agent(params, env)
-    log = runtime.setup_logging("test")
+    agent = agent_of(params, env)
     paths = paths_module.ExperimentPaths(tmp_path / "exp")
     paths.root.mkdir()
-    assert layouts.resolve_layout(paths, agent, log, 1000) == layouts.LAYOUT_BLOCKS
-    record = runtime.read_json(paths.layout)
+    format_of(params, agent, 1000).write(paths.layout)
+    record = files.read_json(paths.layout)
     assert [leaf["path"] for leaf in record["observation"]] == [
         "goal", "near_goal", "position", "steps_left", "velocity"]
     assert record["observation"][3] == {"path": "steps_left", "shape": [], "dtype": "int32"}
-    assert layouts.resolve_layout(paths, agent, log) == layouts.LAYOUT_BLOCKS  # again
+    assert Builder(params, paths).replay_format().layout == LAYOUT_BLOCKS  # it matches
 
     class Flat(TrainParamsBase):
         def env_ctor(self, seed=None):
             return point_mass_reach(seed, flat=True)
 
-    flat_agent = _agent(Flat(), Flat().env_ctor(0))
-    with pytest.raises(runtime.FatalError, match=r"observation is now \[observation "
+    with pytest.raises(errors.FatalError, match=r"observation is now \[observation "
                        r"float32\[6\]\], the experiment was created with \[goal float32"):
-        layouts.resolve_layout(paths, flat_agent, log)
+        Builder(Flat(), paths).replay_format()
     # A record from before structures were recorded is taken as it is.
-    runtime.write_json_atomic(paths.layout, {"layout": "packed_blocks", "reason": "old"})
-    assert layouts.resolve_layout(paths, flat_agent, log) == layouts.LAYOUT_BLOCKS
+    files.write_json_atomic(paths.layout, {"layout": "packed_blocks", "reason": "old"})
+    assert Builder(Flat(), paths).replay_format() == ReplayFormat(LAYOUT_BLOCKS, "old")
 
 
 def test_split_observation_gives_the_flat_numbers_as_a_dict():

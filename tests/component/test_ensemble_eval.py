@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 from launch_helpers import one_error_line
 
-from tfagents_system import ensemble, run
+from tfagents_system import run
+from tfagents_system.tools import ensemble, evaluation
 
 REPO = Path(__file__).resolve().parents[2]
 CKPT_100, CKPT_200 = "policy_checkpoint_0000000100", "policy_checkpoint_0000000200"
@@ -47,8 +48,8 @@ def summary(output: Path) -> dict:
 def policies(tiny_experiment) -> dict:
     """The two checkpoints' greedy policies, and ensembles of one and of both, loaded once."""
     def single(checkpoint):
-        return run.load_greedy_policy(tiny_experiment,
-                                      run.find_checkpoint(tiny_experiment, checkpoint))
+        return evaluation.load_greedy_policy(
+            tiny_experiment, evaluation.find_checkpoint(tiny_experiment, checkpoint))
 
     def members(*arguments):
         return ensemble.load_ensemble(ensemble.resolve_members(list(arguments), "latest"))

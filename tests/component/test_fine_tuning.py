@@ -18,12 +18,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tfagents_system import constants as C
-from tfagents_system import finetune, launch, runtime, serial
+from tfagents_system import finetune, process, serial
+from tfagents_system.core import constants as C
+from tfagents_system.core import errors
+from tfagents_system.core.paths import ExperimentPaths
+from tfagents_system.launch import plan
 from tfagents_system.params import TrainParamsBase
-from tfagents_system.paths import ExperimentPaths
 from tfagents_system.replay.auth import Signer
-from tfagents_system.replay.memory import read_rows
+from tfagents_system.replay.format import LAYOUT_BLOCKS, ReplayFormat
+from tfagents_system.replay.memory import ReplayMemory, read_rows
 from tfagents_system.replay.sources import MemorySource
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
@@ -40,7 +43,7 @@ HEAVY_DR = {"env_id": "InvertedPendulumBulletEnv-v0", "domain_randomization": Tr
 def _no_slurm(monkeypatch):
     monkeypatch.delenv("SLURM_JOB_ID", raising=False)
     monkeypatch.delenv("SAC_TASK_ID", raising=False)
-    runtime.setup_logging("finetune-test")
+    process.setup_logging("finetune-test")
 
 
 @pytest.fixture
@@ -64,7 +67,7 @@ def _fine_tuning(tmp_path: Path, source: ExperimentPaths, config: dict = HEAVY_D
     return path, ExperimentPaths(tmp_path / "logs" / "finetuned")
 
 
-class StopAtFirstCheckpoint(runtime.StopFlag):
+class StopAtFirstCheckpoint(process.StopFlag):
     """A stop request as soon as the experiment has a checkpoint of its own."""
 
     def __init__(self, paths: ExperimentPaths):
@@ -117,7 +120,7 @@ def test_fine_tuning_starts_from_the_source_and_resumes_itself(tmp_path, source,
                                   source_rows)
 
     # (d) Resumed, it goes on from its own checkpoint, not from the source's.
-    assert serial.run_serial(str(variables), stop=runtime.StopFlag()) == 0
+    assert serial.run_serial(str(variables), stop=process.StopFlag()) == 0
     messages = [r.getMessage() for r in caplog.records if r.name == C.LEARNER]
     loaded = "fine-tuning: loaded networks, optimizers, alpha"
     assert sum(m.startswith(loaded) for m in messages) == 1
@@ -133,7 +136,7 @@ def test_fine_tuning_starts_from_the_source_and_resumes_itself(tmp_path, source,
 
 def _refused(tmp_path: Path, capsys, variables: Path, paths: ExperimentPaths) -> str:
     """The launch's one error line; nothing was created."""
-    assert serial.run_serial(str(variables), stop=runtime.StopFlag()) == C.EXIT_BAD_INPUT
+    assert serial.run_serial(str(variables), stop=process.StopFlag()) == C.EXIT_BAD_INPUT
     errors = capsys.readouterr().err.strip().splitlines()
     assert len(errors) == 1 and errors[0].startswith("error: ")
     assert not paths.root.exists()
@@ -162,8 +165,8 @@ def test_a_replay_buffer_kept_by_reverb_cannot_be_imported(tmp_path, source):
     ExperimentPaths(copy).layout.write_text(json.dumps({"layout": "packed_transition"}))
     variables, paths = _fine_tuning(tmp_path, ExperimentPaths(copy),
                                     extra="init_from_replay = True")
-    with pytest.raises(launch.BAD_INPUT, match="the source's layout is packed_transition"):
-        launch.prepare(str(variables))
+    with pytest.raises(plan.BAD_INPUT, match="the source's layout is packed_transition"):
+        plan.prepare(str(variables))
     assert not paths.root.exists()
 
 
@@ -175,12 +178,12 @@ def _agent(params):
     from tf_agents.trajectories import time_step as ts
     from tf_agents.utils import common
 
-    from tfagents_system import builders
+    from tfagents_system.builder import Builder
 
     observation = tensor_spec.TensorSpec([5], tf.float32)
     action = tensor_spec.BoundedTensorSpec([1], tf.float32, -1.0, 1.0)
     step = common.create_variable("train_step", 0, dtype=tf.int64)
-    return builders.make_agent(params, ts.time_step_spec(observation), action, step), step
+    return Builder(params).agent(step, (ts.time_step_spec(observation), action)), step
 
 
 def _train(agent, steps: int) -> None:
@@ -207,12 +210,12 @@ class Params(TrainParamsBase):
 
 
 def test_each_part_loads_only_when_asked(tmp_path):
-    from tfagents_system import builders
+    from tf_agents.utils import common
 
     source, source_step = _agent(Params())
     _train(source, 3)
-    builders.make_checkpointer(Params(), ExperimentPaths(tmp_path), source,
-                               source_step).save(global_step=source_step)
+    common.Checkpointer(str(ExperimentPaths(tmp_path).checkpoints), agent=source,
+                        train_step=source_step).save(global_step=source_step)
     prefix = finetune.checkpoint_prefix(tmp_path / C.CHECKPOINT_DIR, 3)
     params = Params()
     params.actor_learning_rate = 0.5
@@ -239,10 +242,9 @@ def test_each_part_loads_only_when_asked(tmp_path):
     assert float(optimizer.learning_rate.numpy()) == pytest.approx(0.5)  # its own rate
 
     paths = ExperimentPaths(tmp_path / "fine_tuned")  # its copy is gone: the learner stops
-    runtime.write_json_atomic(paths.init_from, {
-        "source": str(tmp_path), "checkpoint": str(prefix), "train_step": 3,
-        "parts": ["networks"]})
-    with pytest.raises(runtime.FatalError, match="cannot load .*init_from_checkpoint/ckpt-3"):
+    finetune.InitFromRecord(str(tmp_path), str(prefix), "init_from_checkpoint/ckpt-3", 3,
+                            ["networks"]).write(paths.init_from)
+    with pytest.raises(errors.FatalError, match="cannot load .*init_from_checkpoint/ckpt-3"):
         finetune.initialize_agent(_agent(params)[0], paths, logging.getLogger("test"))
 
 
@@ -252,16 +254,23 @@ def test_imported_rows_are_not_counted_as_inserts(tmp_path):
     params = Params()
     params.batch_size, params.min_replay_size, params.samples_per_insert = 4, 8, 1.0
     spec = _agent(params)[0].collect_data_spec
+    fmt = ReplayFormat(LAYOUT_BLOCKS).bind(spec.observation, spec.action)
     drains = []  # the learner's calls to drain the experience queue (none waiting)
     link = type("Link", (), {"signer": Signer(b"k" * 32),
                              "call": lambda self, fn: drains.append(fn)})()
     paths = ExperimentPaths(tmp_path)
     log = logging.getLogger("test")
-    memory = MemorySource(params, paths, 1000, spec, link, lambda: False, log)
-    memory.import_rows(np.zeros((100, memory.packer.size), np.float32))
-    restarted = MemorySource(params, paths, 1000, spec, link, lambda: False, log)
-    for source in (memory, restarted):
-        assert source.size() == 100 and source.imported == 100
+
+    def open_source():
+        memory = ReplayMemory(1000, fmt.packer().size, paths.replay_memory)
+        memory.restore()
+        return MemorySource(memory, fmt, params.replay_settings(1000), link, lambda: False,
+                            log)
+
+    first = open_source()
+    first.memory.import_rows(np.zeros((100, first.packer.size), np.float32))
+    for source in (first, open_source()):
+        assert source.size() == 100 and source.memory.imported == 100
         # The warm-up's slack (error buffer 8 + 10 batches = 48 samples less the 8 of
         # min_replay_size) is 10 steps, as for an experiment that inserted nothing yet.
         assert source.steps_allowed(0, 50) == 10

@@ -12,7 +12,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 from launch_helpers import write_params, write_variables
 
-from tfagents_system import checks, launch, runtime
+from tfagents_system.core import files
+from tfagents_system.core.errors import CheckError
+from tfagents_system.launch import plan as launch
 
 NO_LIMIT = """
 from tfagents_system.envs import load_gym_env
@@ -37,21 +39,21 @@ def _no_slurm(monkeypatch):
 def test_a_good_env_passes_and_records_its_limit(tmp_path):
     write_params(tmp_path / "params.py")
     plan = launch.prepare(str(write_variables(tmp_path / "vars.sh")))
-    assert not plan.warnings
-    settings = runtime.read_json(plan.paths.settings)
+    assert not plan.inputs.warnings
+    settings = files.read_json(plan.paths.settings)
     assert settings["max_episode_steps"] == 1000 and settings["replay_capacity"] == 1_000_000
 
 
 def test_an_env_without_a_step_limit_gets_a_warning(tmp_path):
     (tmp_path / "params.py").write_text(NO_LIMIT)
     plan = launch.prepare(str(write_variables(tmp_path / "vars.sh")))
-    assert len(plan.warnings) == 1
-    assert "no step limit" in plan.warnings[0] and "max_episode_steps" in plan.warnings[0]
+    (warning,) = plan.inputs.warnings
+    assert "no step limit" in warning and "max_episode_steps" in warning
 
 
 def test_a_failed_check_creates_no_experiment(tmp_path):
     (tmp_path / "params.py").write_text(NO_LIMIT + "    n_episodes_in_buffer = 3\n")
-    with pytest.raises(checks.CheckError, match="n_episodes_in_buffer=3 needs the env's step"):
+    with pytest.raises(CheckError, match="n_episodes_in_buffer=3 needs the env's step"):
         launch.prepare(str(write_variables(tmp_path / "vars.sh")))
     assert not (tmp_path / "logs" / "tiny").exists()
 
@@ -67,26 +69,31 @@ def test_a_new_experiment_records_and_prints_its_layout_and_a_resume_checks_it(t
         "from dict_observation import TrainParams\n")
     variables = write_variables(tmp_path / "vars.sh", SAC_CONFIG=str(tmp_path / "config.json"))
     plan = launch.prepare(str(variables))
-    assert plan.replay_layout.startswith("experience items: packed_blocks (SacAgent on ")
-    print(plan.replay_layout)
-    record = runtime.read_json(plan.paths.layout)
+    assert plan.replay_line.startswith("experience items: packed_blocks (SacAgent on ")
+    print(plan.replay_line)
+    record = files.read_json(plan.paths.layout)
     assert {leaf["path"]: leaf["dtype"] for leaf in record["observation"]}["near_goal"] == "bool"
     again = launch.prepare(str(variables))
-    assert again.replay_layout == (f"experience items: packed_blocks ({record['reason']}; "
-                                   f"recorded in {plan.paths.layout})")
+    assert again.replay_line == (f"experience items: packed_blocks ({record['reason']}; "
+                                 f"recorded in {plan.paths.layout})")
     # The experiment's own config copy now builds the env with an int16 counter.
     plan.paths.config.write_text('{"counter_dtype": "int16"}')
-    with pytest.raises(checks.CheckError, match="the env's observation is now .*steps_left "
+    with pytest.raises(CheckError, match="the env's observation is now .*steps_left "
                        r"int16\[\].* the experiment was created with .*steps_left int32\[\]"):
         launch.prepare(str(variables))
 
 
-def test_an_experiment_without_a_layout_record_leaves_it_to_the_learner(tmp_path):
+def test_an_experiment_without_a_format_record_gets_it_once_at_its_next_launch(tmp_path):
     write_params(tmp_path / "params.py")
     plan = launch.prepare(str(write_variables(tmp_path / "vars.sh")))
-    plan.paths.layout.unlink()  # created before launches recorded it
+    record = plan.paths.layout.read_text()
+    plan.paths.layout.unlink()  # created before launches recorded it, never trained
     again = launch.prepare(str(write_variables(tmp_path / "vars.sh")))
-    assert again.replay_layout.startswith("experience items: chosen by the learner")
+    assert again.replay_line.startswith("experience items: packed_blocks (")
+    assert again.replay_line.endswith(f"derived now in {plan.paths.layout})")
+    assert plan.paths.layout.read_text() == record  # what a new experiment records
+    third = launch.prepare(str(write_variables(tmp_path / "vars.sh")))
+    assert third.replay_line.endswith(f"recorded in {plan.paths.layout})")
 
 
 def test_a_normalization_naming_no_leaf_stops_the_launch_in_one_line(tmp_path):

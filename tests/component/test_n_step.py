@@ -11,19 +11,29 @@ import pytest
 reverb = pytest.importorskip("reverb")
 tf = pytest.importorskip("tensorflow")
 
+from parts import agent_of, bound, format_of, memory_source, tables_of
 from tf_agents.environments import py_environment
 from tf_agents.specs import array_spec
 from tf_agents.trajectories import time_step as ts
-from tf_agents.utils import common
 
-from tfagents_system import actors, builders, collection, runtime
-from tfagents_system import paths as paths_module
+from tfagents_system import actors, collection, process
+from tfagents_system.builder import Builder
+from tfagents_system.core import files
+from tfagents_system.core import paths as paths_module
+from tfagents_system.core.errors import FatalError
 from tfagents_system.params import TrainParamsBase
-from tfagents_system.replay import datasets, layouts, sources, tables
+from tfagents_system.replay import datasets
 from tfagents_system.replay import writers as replay_writers
 from tfagents_system.replay.auth import Signer
 from tfagents_system.replay.client import ServerLink
-from tfagents_system.runtime import FatalError
+from tfagents_system.replay.format import (
+    LAYOUT_BLOCKS,
+    LAYOUT_PACKED,
+    FormatError,
+    NStep,
+    ReplayFormat,
+    choose,
+)
 
 SIGNER = Signer(b"a test key of the right length!!")
 GAMMA = 0.9
@@ -113,7 +123,7 @@ class Params(TrainParamsBase):
 
 @pytest.fixture
 def server():
-    srv = reverb.Server(tables.make_tables(Params(), capacity=1000), port=None)
+    srv = reverb.Server(tables_of(Params(), 1000), port=None)
     yield f"localhost:{srv.port}"
     srv.stop()
 
@@ -133,18 +143,14 @@ def test_n_step_rows_give_the_hand_computed_targets_on_both_packed_paths(server,
     expected = hand_targets()
     assert len(expected) == 9  # 5 + 4 transitions: a row each
     client = reverb.Client(server)
-    for layout in (layouts.LAYOUT_BLOCKS, layouts.LAYOUT_PACKED):
-        writer = replay_writers.make_experience_writer(
-            client, layout, env.observation_spec(), env.action_spec(), lambda: False, SIGNER,
-            None, params.n_step_returns)
+    blocks, packed = (bound(env, layout, n_step=params.n_step_returns)
+                      for layout in (LAYOUT_BLOCKS, LAYOUT_PACKED))
+    for fmt in (blocks, packed):
+        writer = replay_writers.make_experience_writer(client, fmt, lambda: False, SIGNER)
         assert collect(writer).env_steps == 9
-    spec = builders.make_agent(params, env.time_step_spec(), env.action_spec(),
-                               common.create_variable("step", 0, dtype=tf.int64)
-                               ).collect_data_spec
-    log = runtime.setup_logging("test")
-    memory = sources.MemorySource(params, paths_module.ExperimentPaths(tmp_path), 1000, spec,
-                                  ServerLink(server, lambda: False, log, SIGNER),
-                                  lambda: False, log)
+    log = process.setup_logging("test")
+    memory = memory_source(params, blocks, tmp_path / "memory", 1000,
+                           ServerLink(server, lambda: False, log, SIGNER), log)
     memory.take_in(0)
     assert memory.size() == 9  # one row per env step, as with one-step transitions
     rows = memory.memory.rows[:9]
@@ -153,33 +159,80 @@ def test_n_step_rows_give_the_hand_computed_targets_on_both_packed_paths(server,
     for key, target in expected.items():
         assert got[key] == pytest.approx(target, rel=1e-6), key
     memory.close()
-    batch = next(iter(datasets.experience_dataset(server, spec, 30,
-                                                  layout=layouts.LAYOUT_PACKED)))
+    batch = next(iter(datasets.experience_dataset(server, packed, 30)))
     for key, target in sac_targets(batch).items():  # rows sampled from Reverb's table
         assert target == pytest.approx(expected[key], rel=1e-6), key
 
 
-def test_the_layout_records_n_and_a_resumed_learner_refuses_another(tmp_path):
+class Windows(Params):
+    """Recurrent training on windows of n-step rows: 1 burn-in + 2 trained steps."""
+
+    recurrent = True
+    recurrent_sequence_length = 2
+    recurrent_burn_in = 1
+    lstm_size = (8,)
+    recurrent_output_fc_layers = (8,)
+
+
+def test_windows_of_n_step_rows_train_every_row_once_on_its_hand_computed_target(
+        server, tmp_path):
+    """Recurrence composes with n-step returns: the workers cut the n-step rows into
+    replay windows, and the steps the mask trains on are every row once, each with
+    the target of the hand computation (through both packed paths)."""
+    params, env = Windows(), Countdown()
+    expected = hand_targets()
+    client = reverb.Client(server)
+    blocks, packed = (bound(env, layout, window=params.window, n_step=params.n_step_returns)
+                      for layout in (LAYOUT_BLOCKS, LAYOUT_PACKED))
+    for fmt in (blocks, packed):
+        writer = replay_writers.make_experience_writer(client, fmt, lambda: False, SIGNER)
+        assert collect(writer).env_steps == 9
+    log = process.setup_logging("test")
+    memory = memory_source(params, blocks, tmp_path / "memory", 1000,
+                           ServerLink(server, lambda: False, log, SIGNER), log)
+    memory.take_in(0)
+    windows = memory.packer.unpack(memory.memory.rows[:memory.size()])
+    assert memory.size() == 3 + 2  # 5 and 4 rows in windows of 2 trained steps
+    batch = next(iter(datasets.experience_dataset(server, packed, 20)))
+    for sampled in (windows, batch):
+        trained = sampled.mask.numpy() == 1.0
+        steps = tf.nest.map_structure(lambda x, k=trained: tf.boolean_mask(x, k),
+                                      sampled.experience)
+        got = sac_targets(steps)
+        assert got.keys() == expected.keys()
+        for key, target in got.items():
+            assert target == pytest.approx(expected[key], rel=1e-6), key
+    counts = windows.experience.time_step.observation.numpy()[windows.mask.numpy() == 1.0]
+    assert len(counts) == len(expected)  # every row trained in exactly one window
+    agent = agent_of(params, env)
+    info = agent.train(windows.experience, weights=windows.mask)
+    assert np.isfinite(float(info.loss))
+    memory.close()
+
+
+def test_the_format_records_n_and_a_resumed_learner_refuses_another(tmp_path):
     params, env = Params(), Countdown()
-    agent = builders.make_agent(params, env.time_step_spec(), env.action_spec(),
-                                common.create_variable("step", 0, dtype=tf.int64))
+    agent = agent_of(params, env)
     paths = paths_module.ExperimentPaths(tmp_path)
-    log = runtime.setup_logging("test")
-    layouts.resolve_layout(paths, agent, log, 1000, True, None, params.n_step_returns)
-    record = runtime.read_json(paths.layout)
+    format_of(params, agent, 1000).write(paths.layout)
+    record = files.read_json(paths.layout)
     assert record["n_step"] == {"n": 3, "discount": GAMMA}
     assert "3-step returns" in record["reason"]
-    assert layouts.wait_for_layout(paths, lambda: False)[2] == (3, GAMMA)
-    for n_step in (None, (5, GAMMA), (3, 0.99)):
-        with pytest.raises(FatalError, match=r"holds rows of \(n, discount\) = \(3, 0.9\)"):
-            layouts.resolve_layout(paths, agent, log, 1000, True, None, n_step)
+    assert ReplayFormat.read(paths.layout).n_step == NStep(3, GAMMA)
+    assert Builder(params, paths).replay_format().n_step == NStep(3, GAMMA)
+    for n_step, discount in ((1, GAMMA), (5, GAMMA), (3, 0.99)):
+        other = Params()
+        other.n_step, other.discount = n_step, discount
+        with pytest.raises(FatalError, match="holds rows of 3-step returns with discount 0.9"):
+            Builder(other, paths).replay_format()
 
 
 def test_n_step_is_refused_where_rows_cannot_hold_it():
     params = Params()
     params.recurrent = True
-    assert any("n_step=3 with recurrent = True" in p for p in params.validate())
+    assert params.validate() == []  # windows of n-step rows: see the test above
     # An agent the packed layouts cannot take (not a SacAgent): TF-Agents' 2-step items.
-    with pytest.raises(layouts.LayoutError, match="n_step=3 needs the packed replay layouts"):
-        layouts.choose_layout(object(), 1000, True, None, (3, GAMMA))
-    assert layouts.choose_layout(object(), 1000, True, None, None)[0] == layouts.LAYOUT_STEPS
+    spec = agent_of(Params(), Countdown()).collect_data_spec
+    with pytest.raises(FormatError, match="n_step=3 needs the packed replay layouts"):
+        choose(spec, 1000, True, None, NStep(3, GAMMA), "the agent is a DqnAgent")
+    assert choose(spec, 1000, True, None, None, "the agent is a DqnAgent").layout == "steps2"

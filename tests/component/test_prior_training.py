@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from tfagents_system import constants as C
-from tfagents_system import prior, runtime, serial
-from tfagents_system.paths import ExperimentPaths
+from tfagents_system import process, serial
+from tfagents_system.agents import prior
+from tfagents_system.core import constants as C
+from tfagents_system.core import files
+from tfagents_system.core.paths import ExperimentPaths
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 from launch_helpers import one_error_line, tensorboard_tags, write_params, write_variables
@@ -24,7 +26,7 @@ from launch_helpers import one_error_line, tensorboard_tags, write_params, write
 def _no_slurm(monkeypatch):
     monkeypatch.delenv("SLURM_JOB_ID", raising=False)
     monkeypatch.delenv("SAC_TASK_ID", raising=False)
-    runtime.setup_logging("prior-test")
+    process.setup_logging("prior-test")
 
 
 def _launch_files(tmp_path: Path, prior_policy: str) -> tuple[Path, ExperimentPaths]:
@@ -46,10 +48,10 @@ def test_a_prior_regularized_experiment_trains_on_its_copy(tiny_experiment, tmp_
     monkeypatch.setattr(prior, "load", lambda directory, *args: (
         loaded.append(Path(directory)), real_load(directory, *args))[1])
 
-    assert serial.run_serial(str(variables), stop=runtime.StopFlag()) == 0
+    assert serial.run_serial(str(variables), stop=process.StopFlag()) == 0
 
     assert (paths.prior_policy / "saved_model.pb").is_file()
-    settings = runtime.read_json(paths.settings)
+    settings = files.read_json(paths.settings)
     assert settings["hyperparameters"]["prior_policy"] == str(source.resolve())
     # The launch's agent (replay layout) loads the source; the learner, the copy.
     assert loaded == [source.resolve(), paths.prior_policy]
@@ -60,7 +62,7 @@ def test_a_prior_regularized_experiment_trains_on_its_copy(tiny_experiment, tmp_
 
 def test_a_missing_prior_stops_the_launch(tmp_path, capsys):
     variables, paths = _launch_files(tmp_path, "no/such/policy")
-    line = one_error_line(capsys, serial.run_serial(str(variables), stop=runtime.StopFlag()))
+    line = one_error_line(capsys, serial.run_serial(str(variables), stop=process.StopFlag()))
     assert line == (f"error: params file {tmp_path / 'params.py'}: prior_policy "
                     f"{tmp_path / 'no/such/policy'} does not exist: point it at a SavedModel "
                     "policy, e.g. another experiment's policies/final/collect_policy")

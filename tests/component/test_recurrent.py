@@ -10,21 +10,28 @@ import pytest
 reverb = pytest.importorskip("reverb")
 tf = pytest.importorskip("tensorflow")
 
+from parts import agent_of, bound, format_of, memory_source, tables_of
 from tf_agents.agents.sac import sac_agent
 from tf_agents.policies import greedy_policy, py_tf_eager_policy
 from tf_agents.specs import tensor_spec
 from tf_agents.trajectories import time_step as ts
-from tf_agents.utils import common
 
-from tfagents_system import actors, builders, collection, recurrent, runtime
-from tfagents_system import paths as paths_module
+from tfagents_system import actors, collection, process
+from tfagents_system.agents import networks, sac
+from tfagents_system.agents.export import export_policy, policy_saver
+from tfagents_system.agents.settings import NetworkSettings
+from tfagents_system.builder import Builder
+from tfagents_system.core import paths as paths_module
+from tfagents_system.core.batches import SequenceBatch
 from tfagents_system.envs import load_gym_env
 from tfagents_system.params import TrainParamsBase
-from tfagents_system.replay import datasets, layouts, packing, sources, tables
+from tfagents_system.replay import datasets, packing
 from tfagents_system.replay import writers as replay_writers
 from tfagents_system.replay.auth import Signer
 from tfagents_system.replay.client import ServerLink
+from tfagents_system.replay.format import LAYOUT_BLOCKS, LAYOUT_PACKED, FormatError
 from tfagents_system.testing_envs import random_rows
+from tfagents_system.tools import evaluation
 
 SIGNER = Signer(b"a test key of the right length!!")
 
@@ -47,8 +54,7 @@ class Params(TrainParamsBase):
 def make_agent(params=None, env=None):
     params = params or Params()
     env = env or params.env_ctor(0)
-    train_step = common.create_variable("train_step", 0, dtype=tf.int64)
-    agent = builders.make_agent(params, env.time_step_spec(), env.action_spec(), train_step)
+    agent = agent_of(params, env)
     for var in agent.collect_policy.variables():  # weights that make the state matter
         var.assign(tf.random.normal(var.shape, stddev=0.5, seed=3))
     return agent, env
@@ -58,14 +64,14 @@ def random_windows(agent, batch=4):
     """A SequenceBatch of random windows (FIRST at the start, then MID)."""
     params = Params()
     spec = agent.collect_data_spec
-    packer = packing.make_packer(spec.observation, spec.action, params.sequence)
+    packer = packing.make_packer(spec.observation, spec.action, params.window)
     rng = np.random.default_rng(0)
     rows = rng.normal(size=(batch, packer.size)).astype(np.float32)
     t = packer.transitions.size
     steps = rows[:, :packer.steps * t].reshape(batch, packer.steps, t)
     steps[:, :, 0], steps[:, :, 1], steps[:, :, 3] = 1.0, 1.0, 1.0
     steps[:, 0, 0] = 0.0
-    rows[:, packer.steps * t:] = [0.0] * params.recurrent_burn_in + [1.0] * params.sequence[0]
+    rows[:, packer.steps * t:] = [0.0] * params.recurrent_burn_in + [1.0] * params.window.length
     return packer, rows
 
 
@@ -73,7 +79,7 @@ def test_sequence_losses_are_sac_losses_over_the_masked_steps():
     agent, _ = make_agent()
     packer, rows = random_windows(agent)
 
-    def losses(rows, mask="windows", agent_class=recurrent.SequenceSacAgent):
+    def losses(rows, mask="windows", agent_class=sac.SacAgent):
         batch = packer.unpack(tf.constant(rows))
         time_steps, action_steps, next_time_steps = batch.experience
         weights = batch.mask if isinstance(mask, str) else mask
@@ -105,28 +111,41 @@ class FeedForward(Params):
     recurrent = False
 
 
+class LstmWithoutRecurrence(FeedForward):
+    """LSTM networks of its own, but recurrent = False."""
+
+    def actor_net_ctor(self, observation_spec, action_spec):
+        return networks.actor_network(LSTM, observation_spec, action_spec)
+
+    def critic_net_ctor(self, observation_spec, action_spec):
+        return networks.critic_network(LSTM, observation_spec, action_spec)
+
+
+LSTM = NetworkSettings((16,), (16,), lstm_size=(8,), output_layers=(8,))
+
+
 def test_configurations_sac_cannot_train_are_refused():
     lstm_agent, env = make_agent()
     ff_agent, _ = make_agent(FeedForward(), env)
-    with pytest.raises(layouts.LayoutError, match="set recurrent = True"):
-        layouts.choose_layout(lstm_agent, 1000, True, None)
-    with pytest.raises(layouts.LayoutError, match="feed-forward"):
-        layouts.choose_layout(ff_agent, 1000, True, (6, 2))
+    assert "set recurrent = True" in sac.training_problem(lstm_agent, False)
+    assert "feed-forward" in sac.training_problem(ff_agent, True)
     plain = sac_agent.SacAgent(
         tensor_spec.from_spec(env.time_step_spec()), tensor_spec.from_spec(env.action_spec()),
         actor_network=lstm_agent._actor_network,
         critic_network=lstm_agent._critic_network_1,
         actor_optimizer=tf.keras.optimizers.Adam(), critic_optimizer=tf.keras.optimizers.Adam(),
         alpha_optimizer=tf.keras.optimizers.Adam())
-    with pytest.raises(layouts.LayoutError, match="SequenceSacAgent"):
-        layouts.choose_layout(plain, 1000, True, (6, 2))
-    layout, reason = layouts.choose_layout(lstm_agent, 1000, True, (6, 2))
-    assert layout == layouts.LAYOUT_BLOCKS and "windows of 2+6 steps" in reason
+    assert "agent_ctor returned a tf_agents.agents.sac.sac_agent.SacAgent" in (
+        sac.training_problem(plain, True))
+    assert sac.training_problem(lstm_agent, True) is None
+    chosen = format_of(Params(), lstm_agent, 1000)
+    assert chosen.layout == LAYOUT_BLOCKS and "windows of 2+6 steps" in chosen.reason
+    with pytest.raises(FormatError, match="set recurrent = True"):  # the builder refuses
+        agent_of(LstmWithoutRecurrence(), env)
 
 
 def export_greedy(agent, directory):
-    builders.export_policy(greedy_policy.GreedyPolicy(agent.policy), agent.train_step_counter,
-                           directory)
+    export_policy(greedy_policy.GreedyPolicy(agent.policy), agent.train_step_counter, directory)
 
 
 def test_workers_carry_the_policy_state_and_reset_it_at_episode_starts(tmp_path):
@@ -160,17 +179,14 @@ def test_evaluation_carries_the_state_as_the_workers_do(tmp_path):
     """The workers' evaluation and tfagents_system.run play an episode with the same
     greedy policy the same way (same returns for the same env seed), and that way
     carries the LSTM's state: a policy that forgets it every step scores otherwise."""
-    from tfagents_system import run
-
     agent, _ = make_agent()
     paths = paths_module.ExperimentPaths(tmp_path)
     export_greedy(agent, paths.policy("greedy_policy"))
-    saver = builders.make_policy_saver(greedy_policy.GreedyPolicy(agent.policy),
-                                       agent.train_step_counter)
+    saver = policy_saver(greedy_policy.GreedyPolicy(agent.policy), agent.train_step_counter)
     saver.save_checkpoint(str(paths.policy_checkpoint(0)))
-    worker_policy, _ = builders.make_eval_policy(paths, actor=None)
-    ckpt = run.choose_checkpoint(tmp_path, None)
-    cli_policy = run.load_greedy_policy(tmp_path, ckpt)
+    worker_policy, _ = Builder(Params(), paths).eval_policy(actor=None)
+    ckpt = evaluation.choose_checkpoint(tmp_path, None)
+    cli_policy = evaluation.load_greedy_policy(tmp_path, ckpt)
     worker = collection.play_episode(Params().env_ctor(4), worker_policy)
     cli = collection.play_episode(Params().env_ctor(4), cli_policy)
     assert worker == cli and worker[1] == 15
@@ -188,7 +204,7 @@ def test_evaluation_carries_the_state_as_the_workers_do(tmp_path):
 
 @pytest.fixture
 def server():
-    srv = reverb.Server(tables.make_tables(Params(), capacity=10_000), port=None)
+    srv = reverb.Server(tables_of(Params(), 10_000), port=None)
     yield f"localhost:{srv.port}"
     srv.stop()
 
@@ -205,30 +221,28 @@ def collect(env, writer, episodes):
 def test_windows_reach_the_learner_through_its_memory_and_through_reverb(server, tmp_path):
     params = Params()
     agent, env = make_agent(params)
-    spec, client = agent.collect_data_spec, reverb.Client(server)
-    for layout in (layouts.LAYOUT_BLOCKS, layouts.LAYOUT_PACKED):
-        writer = replay_writers.make_experience_writer(
-            client, layout, env.observation_spec(), env.action_spec(), lambda: False, SIGNER,
-            params.sequence)
+    client = reverb.Client(server)
+    blocks, packed = (bound(env, layout, window=params.window)
+                      for layout in (LAYOUT_BLOCKS, LAYOUT_PACKED))
+    for fmt in (blocks, packed):
+        writer = replay_writers.make_experience_writer(client, fmt, lambda: False, SIGNER)
         stats = collect(env, writer, episodes=3)  # 3 x 15 steps: 3 windows per episode
         assert stats.env_steps == 45
-    log = runtime.setup_logging("test")
+    log = process.setup_logging("test")
     link = ServerLink(server, lambda: False, log, SIGNER)
-    memory = sources.MemorySource(params, paths_module.ExperimentPaths(tmp_path), 1000, spec,
-                                  link, lambda: False, log, params.sequence)
+    memory = memory_source(params, blocks, tmp_path / "memory", 1000, link, log)
     memory.take_in(0)
     assert memory.size() == 9 and memory.memory.capacity == 167  # 1000 transitions / 6
-    from_reverb = next(iter(datasets.experience_dataset(
-        server, spec, 9, layout=layouts.LAYOUT_PACKED, sequence=params.sequence)))
+    from_reverb = next(iter(datasets.experience_dataset(server, packed, 9)))
     for batch in (memory.sample(), from_reverb):
-        assert isinstance(batch, packing.SequenceBatch)
+        assert isinstance(batch, SequenceBatch)
         assert batch.experience.time_step.observation.shape == (4 if batch is not from_reverb
                                                                 else 9, 8, 3)
         # Every window trains on 5 or 6 new steps (15 = 6 + 6 + 3, masked 1 at the end).
         kept = batch.mask.numpy().sum(1)
         assert set(kept) <= {6.0, 3.0} and batch.mask.numpy()[:, -1].all()
     before = [v.numpy().copy() for v in agent._actor_network.variables]
-    train = builders.make_train_loop(agent, memory.next_batch)
+    train = Builder.train_loop(agent, memory)
     assert np.isfinite(float(train(tf.constant(2, tf.int64)).loss))
     assert int(agent.train_step_counter.numpy()) == 2
     assert any(not np.allclose(a, b.numpy()) for a, b in
@@ -249,11 +263,11 @@ class DictParams(Params):
 def test_recurrent_agent_on_a_dict_observation_trains_on_windows_and_acts(tmp_path):
     params = DictParams()
     agent, env = make_agent(params)
-    assert isinstance(agent._critic_network_1, recurrent.RecurrentCriticNetwork)
+    assert isinstance(agent._critic_network_1, networks.RecurrentCriticNetwork)
     assert agent._critic_network_1._encoder._input_encoder._preprocessing_combiner is not None
-    assert layouts.choose_layout(agent, 1000, True, params.sequence)[0] == layouts.LAYOUT_BLOCKS
+    assert format_of(params, agent, 1000).layout == LAYOUT_BLOCKS
     spec = agent.collect_data_spec
-    packer = packing.make_packer(spec.observation, spec.action, params.sequence)
+    packer = packing.make_packer(spec.observation, spec.action, params.window)
     # Three 10-step episodes: windows of 6 then 4 steps each.
     rows = random_rows(env, packer, 30, seed=1)
     assert len(rows) == 6
@@ -277,6 +291,5 @@ def test_recurrence_on_an_observation_the_windows_cannot_hold_is_refused():
 
     params = Int64Params()
     agent, _ = make_agent(params)
-    with pytest.raises(layouts.LayoutError, match="recurrent training needs packed windows.*"
-                                                  "int64"):
-        layouts.choose_layout(agent, 1000, True, params.sequence)
+    with pytest.raises(FormatError, match="recurrent training needs packed windows.*int64"):
+        format_of(params, agent, 1000)

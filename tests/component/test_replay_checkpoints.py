@@ -13,9 +13,11 @@ import pytest
 
 reverb = pytest.importorskip("reverb")
 
+from tfagents_system.core.paths import ExperimentPaths
 from tfagents_system.params import TrainParamsBase
-from tfagents_system.paths import ExperimentPaths
 from tfagents_system.replay.checkpoints import DONE, LockTimeout, ReplayCheckpoints, is_complete
+from tfagents_system.replay.format import LAYOUT_BLOCKS, ReplayFormat
+from tfagents_system.replay.tables import make_tables
 from tfagents_system.replay_server import start_server
 
 LOG = logging.getLogger("test_replay_checkpoints")
@@ -43,8 +45,12 @@ def store(tmp_path):
     return ReplayCheckpoints(ExperimentPaths(tmp_path))
 
 
+def _tables():
+    return make_tables(Params().replay_settings(100), ReplayFormat(LAYOUT_BLOCKS))
+
+
 def _serve(store):
-    server = start_server(Params(), 100, None, store, LOG)
+    server = start_server(_tables, None, store, LOG)
     return server, reverb.Client(f"localhost:{server.port}")
 
 
@@ -55,10 +61,8 @@ def _dirs(path):
 def test_bare_reverb_deletes_its_complete_checkpoint_after_a_killed_save(tmp_path):
     """The finding: a directory left by a killed save (no DONE) that sorts last makes
     Reverb's next save delete the complete checkpoint it has just written."""
-    from tfagents_system.replay.tables import make_tables
-
     root = tmp_path / "replay_checkpoints"
-    server = reverb.Server(make_tables(Params(), 100), port=None,
+    server = reverb.Server(_tables(), port=None,
                            checkpointer=reverb.checkpointers.DefaultCheckpointer(str(root)))
     client = reverb.Client(f"localhost:{server.port}")
     _weights_item(client, 1.0)

@@ -11,19 +11,20 @@ import pytest
 reverb = pytest.importorskip("reverb")
 tf = pytest.importorskip("tensorflow")
 
+from parts import agent_of, tables_of
 from tf_agents.drivers import py_driver
 from tf_agents.policies import random_py_policy
 from tf_agents.trajectories import trajectory
-from tf_agents.utils import common
 
-from tfagents_system import builders, runtime
-from tfagents_system import constants as C
+from tfagents_system.core import constants as C
+from tfagents_system.core import errors
 from tfagents_system.envs import load_gym_env
 from tfagents_system.params import TrainParamsBase
 from tfagents_system.replay import client as replay_client
 from tfagents_system.replay import datasets, tables
 from tfagents_system.replay import writers as replay_writers
 from tfagents_system.replay.auth import Signer
+from tfagents_system.replay.format import LAYOUT_STEPS, ReplayFormat
 
 
 class PendulumParams(TrainParamsBase):
@@ -41,7 +42,7 @@ class PendulumParams(TrainParamsBase):
 @pytest.fixture
 def server():
     params = PendulumParams()
-    srv = reverb.Server(tables.make_tables(params, capacity=1000), port=None)
+    srv = reverb.Server(tables_of(params, 1000), port=None)
     yield srv, f"localhost:{srv.port}", params
     srv.stop()
 
@@ -62,10 +63,9 @@ def test_items_are_two_step_transitions_within_episodes(server):
     _collect(address, params, episodes=3)
     size = reverb.Client(address).server_info()[C.EXPERIENCE_TABLE].current_size
     assert size == 3 * 6
-    env = params.env_ctor()
-    agent = builders.make_agent(params, env.time_step_spec(), env.action_spec(),
-                                common.create_variable("s", 0, dtype=tf.int64))
-    batch = next(iter(datasets.experience_dataset(address, agent.collect_data_spec, 64)))
+    agent = agent_of(params, params.env_ctor())
+    batch = next(iter(datasets.experience_dataset(address, ReplayFormat(LAYOUT_STEPS), 64,
+                                                  collect_data_spec=agent.collect_data_spec)))
     first_types = batch.step_type[:, 0].numpy()
     assert not np.any(first_types == 2), "an item starts at a LAST step: it spans two episodes"
 
@@ -75,10 +75,9 @@ def test_time_limit_keeps_bootstrapping_in_the_critic(server):
     depends on the target critic (bootstrapping); a real terminal would not."""
     _, address, params = server
     _collect(address, params, episodes=2)
-    env = params.env_ctor()
-    train_step = common.create_variable("s", 0, dtype=tf.int64)
-    agent = builders.make_agent(params, env.time_step_spec(), env.action_spec(), train_step)
-    batch = next(iter(datasets.experience_dataset(address, agent.collect_data_spec, 256)))
+    agent = agent_of(params, params.env_ctor())
+    batch = next(iter(datasets.experience_dataset(address, ReplayFormat(LAYOUT_STEPS), 256,
+                                                  collect_data_spec=agent.collect_data_spec)))
     time_steps, policy_steps, next_time_steps = trajectory.to_transition(batch)
     truncated = next_time_steps.step_type.numpy() == 2
     assert truncated.any(), "no time-limit transition sampled"
@@ -136,7 +135,7 @@ def test_samples_per_insert_blocks_writer_and_stop_is_honoured():
         min_replay_size = 2
 
     params = RatioParams()
-    srv = reverb.Server(tables.make_tables(params, capacity=1000), port=None)
+    srv = reverb.Server(tables_of(params, 1000), port=None)
     stop = threading.Event()
     outcome = {}
 
@@ -144,7 +143,7 @@ def test_samples_per_insert_blocks_writer_and_stop_is_honoured():
         try:
             _collect(f"localhost:{srv.port}", params, episodes=5, should_stop=stop.is_set)
             outcome["result"] = "finished"
-        except runtime.StopRequested:
+        except errors.StopRequested:
             outcome["result"] = "stopped"
 
     try:
@@ -165,5 +164,6 @@ def test_samples_per_insert_blocks_writer_and_stop_is_honoured():
 
 
 def test_min_size_rate_limiter_without_ratio():
-    limiter = tables.experience_rate_limiter(PendulumParams())
+    limiter = tables.experience_rate_limiter(PendulumParams().replay_settings(1000),
+                                             ReplayFormat(LAYOUT_STEPS))
     assert isinstance(limiter, reverb.rate_limiters.MinSize)

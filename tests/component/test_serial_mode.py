@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tfagents_system import constants as C
-from tfagents_system import runtime, serial
-from tfagents_system.paths import ExperimentPaths
+from tfagents_system import process, serial
+from tfagents_system.core import constants as C
+from tfagents_system.core.paths import ExperimentPaths
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 from launch_helpers import write_params, write_variables
@@ -36,13 +36,13 @@ def _checkpoint_steps(paths: ExperimentPaths) -> list[int]:
 
 @pytest.fixture(autouse=True)
 def _logging():
-    runtime.setup_logging("serial-test")
+    process.setup_logging("serial-test")
 
 
 @pytest.mark.timeout(300)
 def test_serial_run_completes_with_checkpoints_and_policies(tmp_path):
     variables, paths = _experiment(tmp_path, num_iter=3)
-    assert serial.run_serial(str(variables), num_workers=2, stop=runtime.StopFlag()) == 0
+    assert serial.run_serial(str(variables), num_workers=2, stop=process.StopFlag()) == 0
     complete = json.loads(paths.complete.read_text())
     assert complete["train_step"] == 300
     assert json.loads(paths.status_file(C.LEARNER).read_text())["train_step"] == 300
@@ -57,14 +57,14 @@ def test_serial_run_completes_with_checkpoints_and_policies(tmp_path):
     launch = json.loads(paths.launches.read_text().splitlines()[-1])
     assert launch["mode"] == "serial" and launch["num_workers"] == 2
     # A finished experiment: nothing runs, nothing changes.
-    assert serial.run_serial(str(variables), stop=runtime.StopFlag()) == 0
+    assert serial.run_serial(str(variables), stop=process.StopFlag()) == 0
     assert len(paths.launches.read_text().splitlines()) == 1
 
 
 @pytest.mark.timeout(300)
 def test_serial_run_stopped_midway_resumes(tmp_path):
     variables, paths = _experiment(tmp_path, num_iter=8)
-    stop = runtime.StopFlag()
+    stop = process.StopFlag()
 
     def stop_after_a_checkpoint():
         deadline = time.monotonic() + 300
@@ -82,7 +82,7 @@ def test_serial_run_stopped_midway_resumes(tmp_path):
     assert 200 <= stopped_at < 800  # the stop checkpoint, before the target
     stored = json.loads(paths.status_file(C.worker_name(0)).read_text())["env_steps"]
 
-    assert serial.run_serial(str(variables), stop=runtime.StopFlag()) == 0
+    assert serial.run_serial(str(variables), stop=process.StopFlag()) == 0
     assert json.loads(paths.complete.read_text())["train_step"] == 800
     launches = [json.loads(line) for line in paths.launches.read_text().splitlines()]
     assert [launch["resumed"] for launch in launches] == [False, True]

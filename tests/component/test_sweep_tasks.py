@@ -16,8 +16,11 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 from launch_helpers import write_params, write_variables
 
-from tfagents_system import checks, launch, runtime
+from tfagents_system.core import files
+from tfagents_system.experiment import load_experiment
+from tfagents_system.launch import plan as launch
 from tfagents_system.params import ParamsError
+from tfagents_system.sweep import SweepError
 
 
 @pytest.fixture
@@ -36,22 +39,22 @@ def test_array_task_gets_its_directory_variant_and_seed(sweep_vars, tmp_path, mo
     plan = launch.prepare(str(sweep_vars))
     exp = tmp_path / "logs" / "tiny_task_3"
     assert plan.paths.root == exp
-    variant = runtime.read_json(exp / "variant.json")
+    variant = files.read_json(exp / "variant.json")
     assert variant["task_id"] == 3
     assert variant["params_overrides"] == {"target_update_tau": 0.01, "seed": 2}
     assert variant["config_overrides"] == {"max_episode_steps": 80}
     assert variant["sweep_file"] == str(tmp_path / "sweep.json")
-    assert runtime.read_json(exp / "config.json")["max_episode_steps"] == 80
-    _, params, settings = runtime.load_experiment(exp)
-    assert (params.seed, params.target_update_tau) == (2, 0.01)
-    assert settings["max_episode_steps"] == 80 and settings["exp_name"] == "tiny_task_3"
+    assert files.read_json(exp / "config.json")["max_episode_steps"] == 80
+    loaded = load_experiment(exp)
+    assert (loaded.params.seed, loaded.params.target_update_tau) == (2, 0.01)
+    assert loaded.settings.max_episode_steps == 80 and loaded.settings.exp_name == "tiny_task_3"
 
     # SAC_TASK_ID (a workstation) picks a variant the same way.
     monkeypatch.delenv("SLURM_ARRAY_TASK_ID")
     monkeypatch.setenv("SAC_TASK_ID", "4")
     other = launch.prepare(str(sweep_vars))
     assert other.paths.root.name == "tiny_task_4"
-    assert runtime.load_experiment(other.paths.root)[1].target_update_tau == 0.03
+    assert load_experiment(other.paths.root).params.target_update_tau == 0.03
 
 
 def test_resumed_task_keeps_its_recorded_variant(sweep_vars, tmp_path, monkeypatch):
@@ -63,7 +66,7 @@ def test_resumed_task_keeps_its_recorded_variant(sweep_vars, tmp_path, monkeypat
     plan = launch.prepare(str(sweep_vars))
     assert plan.resuming and plan.params.target_update_tau == 0.01 and plan.params.seed == 1
     assert plan.params.env_config["max_episode_steps"] == 50
-    assert not plan.notes  # the config file itself did not change
+    assert not plan.inputs.notes  # the config file itself did not change
     # Even without the sweep file (deleted, or a shorter grid) the task resumes.
     (tmp_path / "sweep.json").unlink()
     assert launch.prepare(str(sweep_vars)).params.target_update_tau == 0.01
@@ -75,9 +78,9 @@ def test_task_without_sweep_changes_only_the_seed(tmp_path, monkeypatch):
     write_params(tmp_path / "params.py", extra="seed = 10")
     plan = launch.prepare(str(write_variables(tmp_path / "vars.sh")))
     assert plan.paths.root.name == "tiny_task_5" and plan.params.seed == 15
-    assert runtime.read_json(plan.paths.variant)["params_overrides"] == {"seed": 15}
+    assert files.read_json(plan.paths.variant)["params_overrides"] == {"seed": 15}
     assert (plan.paths.config.read_bytes()
-            == Path(runtime.read_json(plan.paths.settings)["source_config"]).read_bytes())
+            == Path(files.read_json(plan.paths.settings)["source_config"]).read_bytes())
 
 
 def test_bad_override_names_the_sweep_file(tmp_path, monkeypatch):
@@ -99,7 +102,7 @@ def test_a_sweep_key_naming_no_config_key_is_refused(tmp_path, monkeypatch, key)
     write_params(tmp_path / "params.py")
     (tmp_path / "sweep.json").write_text(json.dumps({"grid": {key: [1, 2]}}))
     variables = write_variables(tmp_path / "vars.sh", SAC_SWEEP="sweep.json")
-    with pytest.raises(checks.CheckError) as err:
+    with pytest.raises(SweepError) as err:
         launch.prepare(str(variables))
     message = str(err.value)
     assert str(tmp_path / "sweep.json") in message and f"{key} names no key" in message

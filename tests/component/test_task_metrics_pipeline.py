@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from tfagents_system import constants as C
-from tfagents_system import plot, run, runtime, serial, status
-from tfagents_system.paths import ExperimentPaths
+from tfagents_system import process, serial
+from tfagents_system.core import constants as C
+from tfagents_system.core.paths import ExperimentPaths
+from tfagents_system.tools import evaluation, status
+from tfagents_system.tools import plots as plot
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 from launch_helpers import write_variables
@@ -77,7 +79,7 @@ class TrainParams(TrainParamsBase):
 
 @pytest.fixture(autouse=True)
 def _logging():
-    runtime.setup_logging("task-metrics-test")
+    process.setup_logging("task-metrics-test")
 
 
 @pytest.fixture(scope="module")
@@ -89,8 +91,8 @@ def trained(tmp_path_factory):
     (tmp / "config.json").write_text(json.dumps({"record_file": str(record)}))
     variables = write_variables(tmp / "vars.sh", SAC_EXP_NAME="metrics",
                                 SAC_CONFIG=str(tmp / "config.json"))
-    runtime.setup_logging("task-metrics-test")
-    assert serial.run_serial(str(variables), num_workers=2, stop=runtime.StopFlag()) == 0
+    process.setup_logging("task-metrics-test")
+    assert serial.run_serial(str(variables), num_workers=2, stop=process.StopFlag()) == 0
     return ExperimentPaths(tmp / "logs" / "metrics"), record
 
 
@@ -129,12 +131,12 @@ def test_success_rate_and_metrics_reach_tensorboard_and_status(trained):
 @pytest.mark.timeout(120)
 def test_the_evaluation_cli_reports_the_success_rate(trained, capsys):
     paths, record = trained
-    policy = run.single_policy(paths.root, run.find_checkpoint(paths.root, None))
-    summary = run.evaluate(policy, num_episodes=3, seed=0, output=None, video=False, fps=30,
-                           frame_size=(320, 240), progress=False)
-    assert summary["success_rate"] == pytest.approx(2 / 3)  # episodes 1 and 3 of 3
-    assert summary["metrics"] == {"steps": LIMIT}
-    stored = json.loads((paths.evaluation(summary["checkpoint"], 0)
+    policy = evaluation.single_policy(paths.root, evaluation.find_checkpoint(paths.root, None))
+    summary = evaluation.evaluate(policy, num_episodes=3, seed=0, output=None, video=False,
+                                  fps=30, frame_size=(320, 240), progress=False)
+    assert summary.success_rate == pytest.approx(2 / 3)  # episodes 1 and 3 of 3
+    assert summary.metrics == {"steps": LIMIT}
+    stored = json.loads((paths.evaluation(summary.checkpoint, 0)
                          / C.EVAL_SUMMARY_FILE).read_text())
     assert stored["success_rate"] == pytest.approx(2 / 3)
     assert stored["metrics"] == {"steps": LIMIT}

@@ -13,28 +13,28 @@ import pytest
 reverb = pytest.importorskip("reverb")
 tf = pytest.importorskip("tensorflow")
 
+from parts import agent_of, bound, format_of, memory_source, tables_of
 from tf_agents.environments import py_environment, wrappers
 from tf_agents.specs import array_spec, tensor_spec
 from tf_agents.trajectories import time_step as ts
 from tf_agents.trajectories import trajectory
-from tf_agents.utils import common
 
-from tfagents_system import actors, builders, collection, runtime
-from tfagents_system import constants as C
-from tfagents_system import paths as paths_module
+from tfagents_system import actors, collection, process
+from tfagents_system.agents.export import export_policy
+from tfagents_system.builder import Builder
+from tfagents_system.core import constants as C
+from tfagents_system.core import errors, files
+from tfagents_system.core import paths as paths_module
 from tfagents_system.envs import load_gym_env
+from tfagents_system.launch.experiment import recorded_format
 from tfagents_system.params import TrainParamsBase
-from tfagents_system.replay import (
-    datasets,
-    layouts,
-    packing,
-    sources,
-    tables,
-)
+from tfagents_system.replay import datasets, limits, packing
+from tfagents_system.replay import format as replay_format
 from tfagents_system.replay import memory as replay_memory
 from tfagents_system.replay import writers as replay_writers
 from tfagents_system.replay.auth import BlockCheck, Signer
 from tfagents_system.replay.client import ServerLink
+from tfagents_system.replay.format import LAYOUT_BLOCKS, LAYOUT_PACKED, LAYOUT_STEPS, ReplayFormat
 
 SIGNER = Signer(b"a test key of the right length!!")
 
@@ -87,14 +87,9 @@ class CountdownParams(TrainParamsBase):
 
 @pytest.fixture
 def server():
-    srv = reverb.Server(tables.make_tables(CountdownParams(), capacity=10_000), port=None)
+    srv = reverb.Server(tables_of(CountdownParams(), 10_000), port=None)
     yield f"localhost:{srv.port}"
     srv.stop()
-
-
-def _agent(params, env):
-    train_step = common.create_variable("train_step", 0, dtype=tf.int64)
-    return builders.make_agent(params, env.time_step_spec(), env.action_spec(), train_step)
 
 
 class _Recorder:
@@ -125,10 +120,11 @@ def _collect(envs, writers, episodes, actor=None, should_stop=lambda: False, bea
     return stats
 
 
-def _sample_all(address, spec, layout, size):
+def _sample_all(address, spec, fmt, size):
     """Every distinct transition in the table (uniform sampling, many draws)."""
-    batch = next(iter(datasets.experience_dataset(address, spec, 40 * size, layout=layout)))
-    if layout == layouts.LAYOUT_STEPS:
+    batch = next(iter(datasets.experience_dataset(address, fmt, 40 * size,
+                                                  collect_data_spec=spec)))
+    if fmt.layout == LAYOUT_STEPS:
         batch = tf.nest.map_structure(lambda x: tf.squeeze(x, 1), trajectory.to_transition(batch))
     flat = [np.asarray(x).reshape(40 * size, -1).astype(np.float64)
             for x in tf.nest.flatten(batch)]
@@ -141,16 +137,15 @@ def test_packed_items_equal_tf_agents_transitions(server):
     one item per env step, none starting at a LAST step."""
     params = CountdownParams()
     env = countdown_env()
-    agent = _agent(params, env)
-    srv2 = reverb.Server(tables.make_tables(params, capacity=10_000), port=None)
+    agent = agent_of(params, env)
+    srv2 = reverb.Server(tables_of(params, 10_000), port=None)
     try:
         steps_address = f"localhost:{srv2.port}"
+        packed_format, steps_format = bound(env, LAYOUT_PACKED), bound(env, LAYOUT_STEPS)
         packed = replay_writers.make_experience_writer(
-            reverb.Client(server), layouts.LAYOUT_PACKED, env.observation_spec(),
-            env.action_spec(), lambda: False, SIGNER)
+            reverb.Client(server), packed_format, lambda: False, SIGNER)
         steps = replay_writers.make_experience_writer(
-            reverb.Client(steps_address), layouts.LAYOUT_STEPS, env.observation_spec(),
-            env.action_spec(), lambda: False, SIGNER)
+            reverb.Client(steps_address), steps_format, lambda: False, SIGNER)
         stats = _collect([env], [_Tee(packed, steps)], episodes=4)
         packed.close()
         steps.close()
@@ -159,8 +154,8 @@ def test_packed_items_equal_tf_agents_transitions(server):
             size = reverb.Client(address).server_info()[C.EXPERIENCE_TABLE].current_size
             assert size == stats.env_steps
         spec = agent.collect_data_spec
-        from_packed = _sample_all(server, spec, layouts.LAYOUT_PACKED, stats.env_steps)
-        from_steps = _sample_all(steps_address, spec, layouts.LAYOUT_STEPS, stats.env_steps)
+        from_packed = _sample_all(server, spec, packed_format, stats.env_steps)
+        from_steps = _sample_all(steps_address, spec, steps_format, stats.env_steps)
         assert len(from_packed) == stats.env_steps
         assert from_packed == from_steps
     finally:
@@ -200,21 +195,21 @@ def test_packed_transitions_keep_truncation_bootstrapping(server):
     trajectory.to_transition."""
     params = CountdownParams()
     env = countdown_env()
-    agent = _agent(params, env)
-    writer = replay_writers.make_experience_writer(reverb.Client(server), layouts.LAYOUT_PACKED,
-                                             env.observation_spec(), env.action_spec(),
-                                             lambda: False, SIGNER)
+    agent = agent_of(params, env)
+    fmt = bound(env, LAYOUT_PACKED)
+    writer = replay_writers.make_experience_writer(reverb.Client(server), fmt, lambda: False,
+                                                   SIGNER)
     _collect([env], [writer], episodes=6)
     writer.close()
-    batch = next(iter(datasets.experience_dataset(server, agent.collect_data_spec, 512,
-                                                  layout=layouts.LAYOUT_PACKED)))
+    batch = next(iter(datasets.experience_dataset(server, fmt, 512,
+                                                  collect_data_spec=agent.collect_data_spec)))
     _assert_countdown_transitions(batch)
 
 
 def test_packed_batch_gives_the_same_sac_losses_as_the_two_step_batch(server):
     params = CountdownParams()
     env = countdown_env()
-    agent = _agent(params, env)
+    agent = agent_of(params, env)
     recorder = _Recorder()
     _collect([env], [recorder], episodes=4)
     spec = agent.collect_data_spec
@@ -260,9 +255,8 @@ def test_lockstep_envs_write_whole_episodes_per_env(server):
     assert len(stats.pop_finished()) == ended
     # The same with real writers: one item per env step.
     client = reverb.Client(server)
-    writers = [replay_writers.make_experience_writer(client, layouts.LAYOUT_PACKED,
-                                               envs[0].observation_spec(),
-                                               envs[0].action_spec(), lambda: False, SIGNER)
+    writers = [replay_writers.make_experience_writer(client, bound(envs[0], LAYOUT_PACKED),
+                                                     lambda: False, SIGNER)
                for _ in envs]
     stats = _collect([countdown_env(s) for s in (4, 5, 6)], writers, episodes=6)
     for writer in writers:
@@ -300,7 +294,7 @@ def test_collector_serves_heartbeats_and_stop_requests():
         stop.set()
 
     threading.Timer(0.5, request_stop).start()
-    with pytest.raises(runtime.StopRequested):
+    with pytest.raises(errors.StopRequested):
         _collect([env], [_Recorder()], episodes=1, should_stop=stop.is_set,
                  beat=lambda: beats.append(time.monotonic()))
     # Seen within a check period (0.5 s) of the request, or of collection's start if
@@ -322,7 +316,7 @@ def test_numpy_actor_matches_the_tf_collect_policy():
 
     params = Params()
     env = params.env_ctor(0)
-    agent = _agent(params, env)
+    agent = agent_of(params, env)
     for var in agent.collect_policy.variables():  # non-trivial weights, biases included
         var.assign(tf.random.normal(var.shape, stddev=0.3, seed=1))
     published = [v.numpy() for v in agent.collect_policy.variables()]
@@ -379,36 +373,42 @@ def test_numpy_actor_declines_other_networks():
     assert actor is None and "NormalProjectionNetwork" in reason
 
 
-def test_layout_choice_and_record(tmp_path, monkeypatch):
-    log = runtime.setup_logging("test")
+def test_replay_format_choice_and_record(tmp_path, monkeypatch):
     env = countdown_env()
-    agent = _agent(CountdownParams(), env)
-    assert layouts.choose_layout(agent)[0] == layouts.LAYOUT_PACKED
+    params = CountdownParams()
+    agent = agent_of(params, env)
+    assert format_of(params, agent).layout == LAYOUT_PACKED
+    chosen = format_of(params, agent, 1000)
+    assert chosen.layout == LAYOUT_BLOCKS
     paths = paths_module.ExperimentPaths(tmp_path / "new")
     paths.root.mkdir()
-    assert layouts.resolve_layout(paths, agent, log, 1000) == layouts.LAYOUT_BLOCKS
-    assert runtime.read_json(paths.root / C.LAYOUT_FILE)["layout"] == "packed_blocks"
+    chosen.write(paths.layout)
+    assert files.read_json(paths.root / C.LAYOUT_FILE)["layout"] == "packed_blocks"
+    assert ReplayFormat.read(paths.layout) == chosen  # the record, read back as it was
     # learner_keeps_replay = False: Reverb keeps the buffer, and the record says why.
-    in_reverb = paths_module.ExperimentPaths(tmp_path / "in_reverb")
-    in_reverb.root.mkdir()
-    assert layouts.resolve_layout(in_reverb, agent, log, 1000,
-                                  learner_keeps=False) == layouts.LAYOUT_PACKED
-    assert "learner_keeps_replay = False" in runtime.read_json(
-        in_reverb.root / C.LAYOUT_FILE)["reason"]
+    params.learner_keeps_replay = False
+    in_reverb = format_of(params, agent, 1000)
+    assert in_reverb.layout == LAYOUT_PACKED
+    assert "learner_keeps_replay = False" in in_reverb.reason
     # A buffer too big for the learner's RAM stays in Reverb (rows of 4 + 3 + 2 + 3
     # floats: 1000 of them take 48000 bytes).
-    monkeypatch.setattr(layouts, "memory_budget_bytes", lambda: 47_999)
-    layout, reason = layouts.choose_layout(agent, 1000)
-    assert layout == layouts.LAYOUT_PACKED and "exceeds a quarter" in reason
-    big = paths_module.ExperimentPaths(tmp_path / "big")
-    big.root.mkdir()
-    assert layouts.resolve_layout(big, agent, log, 1000) == layouts.LAYOUT_PACKED
-    # An experiment checkpointed before layouts were recorded keeps 2-step items.
+    params.learner_keeps_replay = True
+    monkeypatch.setattr(replay_format, "memory_budget_bytes", lambda: 47_999)
+    big = format_of(params, agent, 1000)
+    assert big.layout == LAYOUT_PACKED and "exceeds a quarter" in big.reason
+    # An experiment checkpointed before formats were recorded keeps 2-step items; the
+    # launch records that once, and reads the record afterwards.
     old = paths_module.ExperimentPaths(tmp_path / "old")
     old.checkpoints.mkdir(parents=True)
     (old.checkpoints / "checkpoint").write_text("")
-    assert layouts.resolve_layout(old, agent, log) == layouts.LAYOUT_STEPS
-    assert layouts.resolve_layout(old, agent, log) == layouts.LAYOUT_STEPS  # recorded
+    never = lambda: pytest.fail("an experiment that has trained is not given a new format")  # noqa: E731
+    assert recorded_format(old, never) == (ReplayFormat.legacy(), True)
+    assert recorded_format(old, never) == (ReplayFormat.legacy(), False)
+    assert recorded_format(paths_module.ExperimentPaths(tmp_path / "new"), never)[0] == chosen
+    # One that never trained gets the format a new experiment would.
+    fresh = paths_module.ExperimentPaths(tmp_path / "fresh")
+    fresh.root.mkdir()
+    assert recorded_format(fresh, lambda: chosen) == (chosen, True)
     # int32 observations pack exactly; int64 ones cannot, and the reason names the leaf.
     int_spec = agent.collect_data_spec._replace(
         observation=tf.TensorSpec((3,), tf.int32))
@@ -424,8 +424,6 @@ def test_custom_actor_network_runs_the_exported_tf_policy_in_lockstep(server, tm
     the ones a weight refresh assigns."""
     from tf_agents.networks import actor_distribution_network
 
-    from tfagents_system.builders import export_policy
-
     class Params(CountdownParams):
         num_envs_per_worker = 3
 
@@ -436,12 +434,12 @@ def test_custom_actor_network_runs_the_exported_tf_policy_in_lockstep(server, tm
 
     params = Params()
     env = countdown_env()
-    agent = _agent(params, env)
+    agent = agent_of(params, env)
     paths = paths_module.ExperimentPaths(tmp_path)
     export_policy(agent.collect_policy, agent.train_step_counter,
                   paths.policy(C.COLLECT_POLICY))
-    actor, variables = builders.make_collect_actor(
-        params, paths, env, 0, runtime.setup_logging("test"))
+    actor, variables = Builder(params, paths).collect_actor(env, 0,
+                                                            process.setup_logging("test"))
     assert isinstance(actor, actors.TFPolicyActor)
     assert [v.shape for v in variables] == [
         v.shape for v in agent.collect_policy.variables()]
@@ -499,21 +497,19 @@ def test_memory_batches_keep_truncation_bootstrapping(server, tmp_path):
     Reverb-sampled packed items, and every stored transition comes up."""
     params = CountdownParams()
     env = countdown_env()
-    agent = _agent(params, env)
+    agent = agent_of(params, env)
     client = reverb.Client(server)
-    writer = replay_writers.make_experience_writer(client, layouts.LAYOUT_BLOCKS,
-                                             env.observation_spec(), env.action_spec(),
-                                             lambda: False, SIGNER)
+    fmt = bound(env, LAYOUT_BLOCKS)
+    writer = replay_writers.make_experience_writer(client, fmt, lambda: False, SIGNER)
     stats = _collect([env], [writer], episodes=6)
     writer.close()
     params.batch_size = 512
-    log = runtime.setup_logging("test")
+    log = process.setup_logging("test")
     link = ServerLink(server, lambda: False, log, SIGNER)
-    source = sources.MemorySource(params, paths_module.ExperimentPaths(tmp_path), 1000,
-                                  agent.collect_data_spec, link, lambda: False, log)
+    source = memory_source(params, fmt, tmp_path / "memory", 1000, link, log)
     source.take_in(0)  # the learner's take-in: the queue's blocks into its memory
     assert source.size() == stats.env_steps
-    train_steps = builders.make_train_loop(agent, source.next_batch)
+    train_steps = Builder.train_loop(agent, source)
     batch = source.sample()
     _assert_countdown_transitions(batch)
     seen = {tuple(o) for o in batch.time_step.observation.numpy()[:, :2]}
@@ -523,8 +519,8 @@ def test_memory_batches_keep_truncation_bootstrapping(server, tmp_path):
 
 
 def test_a_full_queue_makes_writers_wait_and_see_stop_requests(monkeypatch):
-    monkeypatch.setattr(tables, "QUEUE_MAX_BLOCKS", 2)
-    srv = reverb.Server(tables.make_tables(CountdownParams(), capacity=100), port=None)
+    monkeypatch.setattr(limits, "QUEUE_MAX_BLOCKS", 2)
+    srv = reverb.Server(tables_of(CountdownParams(), 100), port=None)
     try:
         client = reverb.Client(f"localhost:{srv.port}")
         env = countdown_env()
@@ -534,7 +530,7 @@ def test_a_full_queue_makes_writers_wait_and_see_stop_requests(monkeypatch):
                                                       block_rows=1)
         threading.Timer(1.5, stop.set).start()
         start = time.monotonic()
-        with pytest.raises(runtime.StopRequested):
+        with pytest.raises(errors.StopRequested):
             _collect([env], [writer], episodes=10)
         assert 1.5 <= time.monotonic() - start < 5
         assert client.server_info()[C.QUEUE_TABLE].current_size == 2

@@ -171,13 +171,17 @@ CASES = {
     "recurrent networks without recurrent = True": (
         lambda t: write_variables(t / "v.sh", SAC_EXP_NAME="new", SAC_PARAMS=write_params(
             t / "lstm.py", extra="""
+            def lstm(self):
+                from tfagents_system.agents.settings import NetworkSettings
+                return NetworkSettings((32,), (32,), lstm_size=(8,), output_layers=(8,))
+
             def actor_net_ctor(self, observation_spec, action_spec):
-                from tfagents_system import recurrent
-                return recurrent.actor_network(self, observation_spec, action_spec)
+                from tfagents_system.agents import networks
+                return networks.actor_network(self.lstm(), observation_spec, action_spec)
 
             def critic_net_ctor(self, observation_spec, action_spec):
-                from tfagents_system import recurrent
-                return recurrent.critic_network(self, observation_spec, action_spec)
+                from tfagents_system.agents import networks
+                return networks.critic_network(self.lstm(), observation_spec, action_spec)
             """)),
         "the actor or critic network is recurrent but TrainParams.recurrent is False"),
     "recurrent = True with feed-forward networks": (
@@ -204,10 +208,6 @@ CASES = {
         lambda t: write_variables(t / "v.sh", SAC_EXP_NAME="new", SAC_PARAMS=write_params(
             t / "demos.py", extra="demonstrations = ('demos/nope.npz',)\n")),
         "demos/nope.npz: no such file; check the path"),
-    "n-step returns with recurrence": (
-        lambda t: write_variables(t / "v.sh", SAC_EXP_NAME="new", SAC_PARAMS=write_params(
-            t / "nstep.py", extra="n_step = 3\nrecurrent = True\n")),
-        "n_step=3 with recurrent = True"),
     "env_ctor hangs": (
         lambda t: write_variables(t / "v.sh", SAC_EXP_NAME="new", SAC_LAUNCH_TIMEOUT=20,
                                   SAC_PARAMS=_write(

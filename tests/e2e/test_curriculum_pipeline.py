@@ -130,7 +130,7 @@ def test_values_follow_the_schedule_and_survive_a_worker_restart(tmp_path):
     assert restart_values["x"] >= 10 and restart_values["y"] == 1.5
     assert [v for r, v, _ in second if r == "collect"][-1] == {"x": 30, "y": 1.5}
     # The schedule is visible in TensorBoard.
-    from tfagents_system.plot import read_scalars
+    from tfagents_system.tools.plots import read_scalars
 
     scalars = read_scalars(exp / "collect" / "worker_0")
     assert set(scalars["curriculum/x"].values) <= {0, 10, 20, 30}

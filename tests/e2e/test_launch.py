@@ -23,7 +23,7 @@ from launch_helpers import (
     write_variables,
 )
 
-from tfagents_system import runtime
+from tfagents_system import process
 
 pytestmark = pytest.mark.e2e
 
@@ -45,7 +45,7 @@ def test_tiny_run_completes_with_every_artifact(tiny_finished):
                        ("learner", layout["learner"]),
                        ("worker_0", layout["workers"][0]), ("worker_1", layout["workers"][1])]:
         log = (exp / "process_logs" / f"{name}.log").read_text()
-        intra, inter = runtime.thread_pools(len(cpus))
+        intra, inter = process.thread_pools(len(cpus))
         assert f"pinned to CPUs {cpus}, {intra} TF intra-op threads, {inter} inter-op" in log, \
             name
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from launch_helpers import start_script, wait_for, write_params, write_variables
 
-from tfagents_system import constants as C
+from tfagents_system.core import constants as C
 
 pytestmark = pytest.mark.e2e
 

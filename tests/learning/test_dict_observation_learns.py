@@ -30,7 +30,8 @@ def train_and_evaluate(flat: bool, seed: int = 0) -> float:
     from tf_agents.specs import tensor_spec
     from tf_agents.utils import common
 
-    from tfagents_system import actors, builders
+    from tfagents_system import actors
+    from tfagents_system.builder import Builder
     from tfagents_system.params import TrainParamsBase
     from tfagents_system.replay.packing import TransitionPacker
     from tfagents_system.testing_envs import point_mass_reach
@@ -46,8 +47,8 @@ def train_and_evaluate(flat: bool, seed: int = 0) -> float:
     params = Params()
     tf.random.set_seed(seed)
     env = params.env_ctor(seed)
-    agent = builders.make_agent(params, env.time_step_spec(), env.action_spec(),
-                                common.create_variable("train_step", 0, dtype=tf.int64))
+    agent = Builder(params).agent(common.create_variable("train_step", 0, dtype=tf.int64),
+                                  (env.time_step_spec(), env.action_spec()))
     actor, reason = actors.NumpyActor.from_network(
         params.actor_net_ctor(tensor_spec.from_spec(env.observation_spec()),
                               tensor_spec.from_spec(env.action_spec())), env.action_spec(), seed)

@@ -75,7 +75,8 @@ def test_the_key_is_created_once_and_only_its_owner_reads_it(tmp_path):
 
 
 def test_a_host_with_a_public_address_is_refused_unless_allowed():
-    from tfagents_system.checks import CheckError, check_exposure
+    from tfagents_system.core.errors import CheckError
+    from tfagents_system.launch.host import check_exposure
 
     check_exposure(False, "v.sh", addresses=[])  # private addresses only: fine
     with pytest.raises(CheckError, match=r"v.sh: this host has public address\(es\) 8\.8\.4\.4"):
@@ -89,7 +90,7 @@ def test_public_addresses_are_only_global_ones(monkeypatch):
 
     import psutil
 
-    from tfagents_system.checks import public_addresses
+    from tfagents_system.launch.host import public_addresses
 
     def addr(ip, family=socket.AF_INET):
         return SimpleNamespace(family=family, address=ip)

@@ -1,17 +1,17 @@
-"""Unit tests for the pure helpers of tfagents_system.builders (no TF, no Reverb)."""
+"""Unit tests for the pure helpers of tfagents_system.builder (no TF, no Reverb)."""
 
 import itertools
 
 import pytest
 
-from tfagents_system.builders import (
+from tfagents_system.builder import (
     derive_seed,
     warmup_for_worker,
     worker_env_seeds,
     worker_share,
 )
+from tfagents_system.launch.checks import replay_capacity
 from tfagents_system.params import TrainParamsBase
-from tfagents_system.replay.tables import replay_capacity
 
 
 class _Params(TrainParamsBase):

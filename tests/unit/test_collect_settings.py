@@ -3,7 +3,7 @@ hyperparameter and the seeds of a worker's envs (no TF, no Reverb)."""
 
 import pytest
 
-from tfagents_system.builders import collect_env_seeds, worker_env_seeds
+from tfagents_system.builder import collect_env_seeds, worker_env_seeds
 from tfagents_system.params import TrainParamsBase
 
 

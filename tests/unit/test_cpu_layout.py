@@ -80,7 +80,7 @@ def test_two_cpus_explicit_learner_cpus_are_its_own():
                                             (8, (4, 2))])
 def test_thread_pools_two_streams_of_half_the_cpus(cpus, pools):
     """Two inter-op threads (SAC's critics and actor at once), each op on half the CPUs."""
-    from tfagents_system.runtime import thread_pools
+    from tfagents_system.process import thread_pools
 
     assert thread_pools(cpus) == pools
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from tfagents_system.paths import ExperimentPaths
-from tfagents_system.replay import layouts
-from tfagents_system.runtime import read_json_or_none
+from tfagents_system.core.files import read_json_or_none
+from tfagents_system.core.paths import ExperimentPaths
+from tfagents_system.replay.format import ReplayFormat
 
 
 @pytest.mark.parametrize("text", ["", '{"layout": "packed_bl', "[]"])
@@ -16,7 +16,7 @@ def test_a_damaged_layout_record_is_named_with_the_fix(tmp_path, text):
     paths.layout.write_text(text)
     with pytest.raises(ValueError, match=r"replay_layout.json is damaged .*write the "
                                          r"experiment's layout back"):
-        layouts._read_record(paths.layout)
+        ReplayFormat.read(paths.layout)
 
 
 @pytest.mark.parametrize("text", ["", '{"train_st', "\0\0\0"])

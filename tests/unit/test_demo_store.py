@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tfagents_system.core.errors import FatalError
 from tfagents_system.params import TrainParamsBase
 from tfagents_system.replay import demo_store
-from tfagents_system.runtime import FatalError
+from tfagents_system.replay.format import NStep
 
 
 class Params(TrainParamsBase):
@@ -28,10 +29,10 @@ def problems(config=None, **values):
 def test_store_round_trips_and_refuses_damage(tmp_path):
     rows = np.arange(12, dtype=np.float32).reshape(3, 4)
     assert demo_store.load(tmp_path / "none", 4) is None
-    demo_store.store(tmp_path / "d", rows, {"rows": 3, "row_size": 4, "files": ["a.npz"]})
+    demo_store.store(tmp_path / "d", rows, demo_store.DemoMeta(["a.npz"], 3, 4))
     loaded, meta = demo_store.load(tmp_path / "d", 4)
     np.testing.assert_array_equal(loaded, rows)
-    assert meta["files"] == ["a.npz"]
+    assert meta.files == ["a.npz"]
     with pytest.raises(FatalError, match="rows of 4, this experiment's rows take 5"):
         demo_store.load(tmp_path / "d", 5)
     with open(tmp_path / "d" / demo_store.ROWS_FILE, "ab") as fh:  # a torn extra row
@@ -76,11 +77,8 @@ def test_files_come_from_the_config_or_the_params(tmp_path):
     ({"bc_warm_start_steps": 100}, "bc_warm_start_steps=100 without demonstrations"),
     ({"bc_warm_start_steps": -1, "demonstrations": ("a.npz",)},
      "bc_warm_start_steps=-1: must be an integer >= 0"),
-    ({"bc_warm_start_steps": 10, "demonstrations": ("a.npz",), "recurrent": True},
-     "with recurrent = True: the warm start clones feed-forward actors only"),
     ({"demonstrations": "a.npz"}, "must be a tuple of demonstration files"),
     ({"n_step": 0}, "n_step=0: must be a positive integer"),
-    ({"n_step": 3, "recurrent": True}, "n_step=3 with recurrent = True"),
 ])
 def test_bad_settings_name_the_field_and_the_fix(values, expected):
     found = problems(**values)
@@ -91,7 +89,11 @@ def test_good_settings_pass():
     assert problems(demonstrations=("a.npz",), demo_ratio=((0, 0.5), (10_000, 0.1)),
                     bc_warm_start_steps=500, n_step=3) == []
     assert problems({"demonstrations": ["a.npz"]}, demo_ratio=0.25) == []
+    # Recurrence combines with n-step returns and the warm start (README, "Recurrent
+    # networks"): nothing to refuse.
+    assert problems(demonstrations=("a.npz",), bc_warm_start_steps=10, n_step=3,
+                    recurrent=True, prior_policy="prior") == []
     assert Params().n_step_returns is None
     params = Params()
     params.n_step, params.discount = 3, 0.95
-    assert params.n_step_returns == (3, 0.95)
+    assert params.n_step_returns == NStep(3, 0.95)

@@ -13,6 +13,7 @@ pytest.importorskip("h5py")
 
 from tfagents_system import demonstrations as D
 from tfagents_system.replay import packing
+from tfagents_system.replay.format import Window
 from tfagents_system.testing_envs import point_mass_reach
 
 EPISODE_STEPS = 4
@@ -137,12 +138,12 @@ def test_pack_rows_are_the_packers_rows_of_every_files_transitions(tmp_path):
 
 
 def test_a_files_unfinished_episode_leaves_no_window_for_the_next_file(tmp_path):
-    """Replay windows (SequenceBuilder) of two files: the first ends mid-episode with
+    """Replay windows (WindowBuilder) of two files: the first ends mid-episode with
     steps not yet in a window; they are not written, and no window mixes the files."""
     time_step_spec, action_spec = specs()
     np.savez(tmp_path / "a.npz", **hand_arrays((5,), end_with_last=False))  # 4 transitions
     np.savez(tmp_path / "b.npz", **hand_arrays((2,)))
-    packer = packing.make_packer(time_step_spec.observation, action_spec, (3, 0))
+    packer = packing.make_packer(time_step_spec.observation, action_spec, Window(3, 0))
     rows = D.pack_rows([tmp_path / "a.npz", tmp_path / "b.npz"], time_step_spec, action_spec,
                        packer)
     assert len(rows) == 2  # a: one full window of 3 (the 4th step waits), b: its 2 steps

@@ -7,8 +7,11 @@ import errno
 
 import pytest
 
-from tfagents_system import checks, runtime, supervision
-from tfagents_system import constants as C
+from tfagents_system import supervision
+from tfagents_system.core import constants as C
+from tfagents_system.core import files
+from tfagents_system.core.errors import CheckError
+from tfagents_system.launch import host
 
 
 class FakeRpc:
@@ -35,10 +38,10 @@ def test_a_crash_on_a_full_disk_ends_the_run_naming_the_disk(tmp_path, monkeypat
         supervision.DISK_RESERVE_BYTES
     monkeypatch.setattr(supervision, "disk_full", lambda path: f"the disk holding {path} is full")
     monitor.on_event("PROCESS_STATE_EXITED", {"processname": "learner", "expected": "0"})
-    assert monitor.outcome["result"] == "failed"
-    assert monitor.outcome["reason"] == f"learner stopped: the disk holding {tmp_path} is full"
+    assert monitor.outcome.result == "failed"
+    assert monitor.outcome.reason == f"learner stopped: the disk holding {tmp_path} is full"
     assert monitor.restarts["learner"] == 0 and rpc.calls == ["shutdown"]
-    assert runtime.read_json(tmp_path / "run" / C.OUTCOME_FILE)["result"] == "failed"
+    assert files.read_json(tmp_path / "run" / C.OUTCOME_FILE)["result"] == "failed"
     assert not (tmp_path / "run" / C.DISK_RESERVE_FILE).exists()  # released at the end
 
 
@@ -52,27 +55,27 @@ def test_the_outcome_is_written_into_the_kept_room(tmp_path, monkeypatch):
     (tmp_path / "run").mkdir()
     monitor, _, logged = make(tmp_path)
     reserve = tmp_path / "run" / C.DISK_RESERVE_FILE
-    real = supervision.write_json_atomic
+    real = files.write_json_atomic
 
     def full_until_the_reserve_is_freed(path, data, durable=False):
         if reserve.exists():
             raise OSError(errno.ENOSPC, "No space left on device")
         real(path, data, durable)
 
-    monkeypatch.setattr(supervision, "write_json_atomic", full_until_the_reserve_is_freed)
+    monkeypatch.setattr(files, "write_json_atomic", full_until_the_reserve_is_freed)
     monitor.on_event("PROCESS_STATE_EXITED", {"processname": "worker_0", "expected": "0"})
     assert "could not record the restart counts" in logged[0]  # no crash of the monitor
     monitor._fail("worker_0", "disk full")
     assert not reserve.exists()
-    assert runtime.read_json(tmp_path / "run" / C.OUTCOME_FILE)["reason"] == "disk full"
+    assert files.read_json(tmp_path / "run" / C.OUTCOME_FILE)["reason"] == "disk full"
 
 
 def test_disk_full_reads_the_real_file_system(tmp_path):
-    assert runtime.disk_full(tmp_path) is None  # the test machine has room
-    assert runtime.mount_point(tmp_path / "not" / "yet").is_dir()
+    assert files.disk_full(tmp_path) is None  # the test machine has room
+    assert files.mount_point(tmp_path / "not" / "yet").is_dir()
 
 
 def test_a_launch_onto_a_full_disk_is_refused(tmp_path):
-    with pytest.raises(checks.CheckError, match=r"only 2\.0 MiB free on .*free space there"):
-        checks.check_free_space(tmp_path / "exp", free=2 << 20)
-    checks.check_free_space(tmp_path / "exp")  # the test machine has room
+    with pytest.raises(CheckError, match=r"only 2\.0 MiB free on .*free space there"):
+        host.check_free_space(tmp_path / "exp", free=2 << 20)
+    host.check_free_space(tmp_path / "exp")  # the test machine has room

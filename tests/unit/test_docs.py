@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from tfagents_system import constants as C
+from tfagents_system.core import constants as C
 from tfagents_system.settings import VARIABLES
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,7 +43,8 @@ def test_readme_evaluation_commands_parse():
     and names sweep files that load."""
     import shlex
 
-    from tfagents_system import condition_sweep, run
+    from tfagents_system import run
+    from tfagents_system.tools import condition_sweep
 
     commands = [line.split("#")[0] for line in README.splitlines()
                 if line.startswith("python -m tfagents_system.run ")]
@@ -58,7 +59,7 @@ def test_readme_evaluation_commands_parse():
 def test_readme_sweep_file_examples_load(tmp_path):
     import re
 
-    from tfagents_system import condition_sweep
+    from tfagents_system.tools import condition_sweep
 
     blocks = [b for b in re.findall(r"```json\n(.*?)```", README, re.S)
               if '"values"' in b or '"conditions"' in b]

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from tfagents_system import finetune
-from tfagents_system.checks import CheckError
+from tfagents_system.core.errors import CheckError
 from tfagents_system.params import TrainParamsBase
 from tfagents_system.replay.memory import ReplayLog, read_rows
 from tfagents_system.settings import load_training_variables
@@ -116,12 +116,16 @@ def test_another_experiments_log_is_read_without_changing_it(tmp_path, monkeypat
 @pytest.mark.parametrize("source_window,recurrent", [((20, 0), False), (None, True),
                                                       ((10, 5), True)])
 def test_replay_rows_import_only_between_the_same_windows(tmp_path, source_window, recurrent):
-    from tfagents_system.paths import ExperimentPaths
+    from tfagents_system.core.paths import ExperimentPaths
+    from tfagents_system.replay.format import LAYOUT_BLOCKS, ReplayFormat
 
     record = {"layout": "packed_blocks", "reason": "test"}
     if source_window is not None:
         record["sequence"] = {"length": source_window[0], "burn_in": source_window[1]}
     ExperimentPaths(tmp_path).layout.write_text(json.dumps(record))
     params = _params(recurrent=recurrent, recurrent_sequence_length=20, recurrent_burn_in=0)
-    with pytest.raises(CheckError, match=f"windows of {re.escape(str(source_window))}"):
-        finetune.replay_rows(tmp_path, None, params, 1000, "init_from")
+    ours = ReplayFormat(LAYOUT_BLOCKS, window=params.window, n_step=params.n_step_returns)
+    theirs = ReplayFormat.read(ExperimentPaths(tmp_path).layout)
+    held, asked = (re.escape(f.rows() or " of one-step") for f in (theirs, ours))
+    with pytest.raises(CheckError, match=f"holds rows{held}.*ask for rows{asked}"):
+        finetune.replay_rows(tmp_path, ours, 1000, "init_from")

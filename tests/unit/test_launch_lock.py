@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from types import SimpleNamespace
 
 import pytest
 
-from tfagents_system import constants as C
-from tfagents_system.launch import LaunchError, create_experiment, lock_experiment
-from tfagents_system.paths import ExperimentPaths
+from tfagents_system.core import constants as C
+from tfagents_system.core.paths import ExperimentPaths
+from tfagents_system.core.records import ExperimentSettings
+from tfagents_system.launch.errors import LaunchError
+from tfagents_system.launch.experiment import NewExperiment, create_experiment, lock_experiment
+from tfagents_system.replay.format import ReplayFormat
 
 
 def test_a_second_lock_is_refused_naming_the_holder(tmp_path):
@@ -48,10 +50,11 @@ def test_a_new_experiment_created_meanwhile_by_another_launch_is_left_alone(tmp_
     config.write_text("{}")
     params_file = tmp_path / "params.py"
     params_file.write_text("")
-    variables = SimpleNamespace(config=config)
-    params = SimpleNamespace(total_train_steps=10, env_config={})
+    settings = ExperimentSettings("exp", "now", str(config), str(params_file), 10, {}, {}, None,
+                                  1000)
+    new = NewExperiment(paths, config, params_file, {}, settings, ReplayFormat.legacy())
     with pytest.raises(LaunchError, match="just created by another launch, which runs it"):
-        create_experiment(paths, variables, params, {}, params_file, {})
+        create_experiment(new)
     assert json.loads(paths.settings.read_text()) == {"exp_name": "exp"}
     assert sorted(p.name for p in paths.root.iterdir()) == [C.SETTINGS_FILE]
     assert [p.name for p in paths.root.parent.iterdir()] == ["exp"]  # no temporary left

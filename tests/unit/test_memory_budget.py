@@ -1,7 +1,7 @@
 """The learner's in-RAM replay buffer respects a memory cgroup's limit (SLURM --mem, a
 container), cgroup v2 or v1, not only the machine's free memory."""
 
-from tfagents_system.replay import layouts
+from tfagents_system.replay import budget
 
 
 def _tree(tmp_path, files: dict, membership: str):
@@ -16,7 +16,7 @@ def _tree(tmp_path, files: dict, membership: str):
 def test_cgroup_v2_limit_less_usage(tmp_path):
     root, membership = _tree(tmp_path, {"job/memory.max": "4294967296\n",
                                         "job/memory.current": "1073741824\n"}, "0::/job\n")
-    assert layouts.cgroup_memory_room(root, membership) == 3 * 2**30
+    assert budget.cgroup_memory_room(root, membership) == 3 * 2**30
 
 
 def test_cgroup_v1_limit_less_usage(tmp_path):
@@ -24,18 +24,18 @@ def test_cgroup_v1_limit_less_usage(tmp_path):
         "memory/slurm/job_7/memory.limit_in_bytes": "2147483648\n",
         "memory/slurm/job_7/memory.usage_in_bytes": "147483648\n"},
         "4:memory:/slurm/job_7\n3:cpuset:/slurm/job_7\n")
-    assert layouts.cgroup_memory_room(root, membership) == 2 * 10**9
+    assert budget.cgroup_memory_room(root, membership) == 2 * 10**9
 
 
 def test_no_limit_means_none(tmp_path):
     root, membership = _tree(tmp_path, {"memory.max": "max\n",
                                         "memory/memory.limit_in_bytes": "9223372036854771712\n"},
                              "0::/\n")
-    assert layouts.cgroup_memory_room(root, membership) is None
+    assert budget.cgroup_memory_room(root, membership) is None
 
 
 def test_the_budget_is_a_quarter_of_the_smaller(monkeypatch):
-    monkeypatch.setattr(layouts, "cgroup_memory_room", lambda: 4 * 2**20)
-    assert layouts.memory_budget_bytes() == 2**20
-    monkeypatch.setattr(layouts, "cgroup_memory_room", lambda: None)
-    assert layouts.memory_budget_bytes() > 2**20  # the machine's free RAM / 4
+    monkeypatch.setattr(budget, "cgroup_memory_room", lambda: 4 * 2**20)
+    assert budget.memory_budget_bytes() == 2**20
+    monkeypatch.setattr(budget, "cgroup_memory_room", lambda: None)
+    assert budget.memory_budget_bytes() > 2**20  # the machine's free RAM / 4

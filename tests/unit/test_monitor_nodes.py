@@ -1,8 +1,8 @@
 """The supervision state machine on a workers-only node of a multi-node job."""
 
-from tfagents_system import constants as C
-from tfagents_system import supervision
-from tfagents_system.paths import ExperimentPaths
+from tfagents_system import supervision, supervisord
+from tfagents_system.core import constants as C
+from tfagents_system.core.paths import ExperimentPaths
 
 
 class FakeSupervisor:
@@ -31,7 +31,7 @@ def test_workers_only_node_finishes_without_a_learner(tmp_path):
     monitor.on_event("PROCESS_STATE_EXITED", {"processname": "worker_1", "expected": "1"})
     assert monitor.outcome is None
     monitor.on_event("PROCESS_STATE_EXITED", {"processname": "worker_3", "expected": "1"})
-    assert monitor.outcome["result"] == "complete" and rpc.supervisor.calls == ["shutdown"]
+    assert monitor.outcome.result == "complete" and rpc.supervisor.calls == ["shutdown"]
     # The node's outcome goes to its own run dir, not the head node's.
     assert (tmp_path / "run" / "node-n2" / C.OUTCOME_FILE).is_file()
     assert not (tmp_path / "run" / C.OUTCOME_FILE).exists()
@@ -43,11 +43,11 @@ def test_head_node_still_waits_for_the_learner(tmp_path):
     monitor.on_event("PROCESS_STATE_EXITED", {"processname": "worker_0", "expected": "1"})
     assert monitor.outcome is None
     monitor.on_event("PROCESS_STATE_EXITED", {"processname": "learner", "expected": "1"})
-    assert monitor.outcome["result"] == "complete"
+    assert monitor.outcome.result == "complete"
 
 
 def test_node_sockets_and_run_dirs_are_distinct(tmp_path):
-    assert supervision.socket_path(tmp_path) != supervision.socket_path(tmp_path, "n2")
+    assert supervisord.socket_path(tmp_path) != supervisord.socket_path(tmp_path, "n2")
     assert ExperimentPaths(tmp_path).run_dir("n2") == tmp_path / "run" / "node-n2"
 
 
@@ -60,13 +60,13 @@ def test_worker_restarted_after_completion_finishes_within_startsecs(tmp_path):
     (tmp_path / "TRAINING_COMPLETE.json").write_text("{}")
     monitor.on_event("PROCESS_STATE_EXITED", {"processname": "learner", "expected": "1"})
     monitor.on_event("PROCESS_STATE_BACKOFF", {"processname": "worker_0"})
-    assert monitor.outcome["result"] == "complete" and rpc.supervisor.calls == ["shutdown"]
+    assert monitor.outcome.result == "complete" and rpc.supervisor.calls == ["shutdown"]
 
 
 def test_fatal_start_before_completion_still_fails_the_run(tmp_path):
     monitor, _ = make(tmp_path, ["replay_server", "learner", "worker_0"], None)
     monitor.on_event("PROCESS_STATE_FATAL", {"processname": "worker_0"})
-    assert monitor.outcome["result"] == "failed"
+    assert monitor.outcome.result == "failed"
 
 
 class Clock:
@@ -103,8 +103,8 @@ def test_a_program_that_hangs_at_every_start_ends_the_run(tmp_path):
     clock.now += 601
     monitor.on_tick()
     monitor.on_event("PROCESS_STATE_EXITED", {"processname": "learner", "expected": "0"})
-    assert monitor.outcome["result"] == "failed"
-    assert "hung 3 times within 1815s" in monitor.outcome["reason"]
+    assert monitor.outcome.result == "failed"
+    assert "hung 3 times within 1815s" in monitor.outcome.reason
 
 
 def test_hangs_hours_apart_are_restarted(tmp_path):

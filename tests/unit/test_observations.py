@@ -10,7 +10,8 @@ tf = pytest.importorskip("tensorflow")
 
 from tf_agents.agents.ddpg import critic_network
 
-from tfagents_system import observations
+from tfagents_system.agents import encoders, networks
+from tfagents_system.core.specs import leaves
 from tfagents_system.params import ParamsError, TrainParamsBase
 
 SPEC = {
@@ -31,14 +32,14 @@ class Params(TrainParamsBase):
 
 
 def test_leaves_follow_tf_nest_order_with_joined_paths():
-    assert [(leaf.path, leaf.shape, leaf.dtype) for leaf in observations.leaves(SPEC)] == [
+    assert [(leaf.path, leaf.shape, leaf.dtype) for leaf in leaves(SPEC)] == [
         ("arm/gripper_closed", (), "bool"), ("arm/joints", (2, 2), "float32"),
         ("steps_left", (), "int32"), ("velocity", (2,), "float32")]
-    assert observations.leaves(ACTION)[0].path == "observation"
+    assert leaves(ACTION)[0].path == "observation"
 
 
 def test_the_combiner_flattens_casts_normalizes_and_concatenates():
-    combiner = observations.ObservationCombiner.for_spec(
+    combiner = encoders.ObservationCombiner.for_spec(
         SPEC, {"steps_left": (10.0, 5.0), "velocity": ([1.0, -1.0], 2.0)})
     assert combiner.size == 1 + 4 + 1 + 2
     batch = {"velocity": tf.constant([[3.0, 1.0]] * 3),
@@ -61,17 +62,17 @@ def test_the_combiner_flattens_casts_normalizes_and_concatenates():
 def test_flat_float32_observations_build_todays_networks():
     flat = tf.TensorSpec((3,), tf.float32)
     params = Params()
-    assert not observations.needs_combiner(flat, None)
+    assert not encoders.needs_combiner(flat, None)
     actor = params.actor_net_ctor(flat, ACTION)
     assert actor._encoder._preprocessing_combiner is None
     assert type(params.critic_net_ctor(flat, ACTION)) is critic_network.CriticNetwork
     # Nested, integer, or normalized: the combiner.
-    assert observations.needs_combiner(SPEC, None)
-    assert observations.needs_combiner(tf.TensorSpec((3,), tf.int32), None)
-    assert observations.needs_combiner(flat, {"observation": (0.0, 1.0)})
-    assert type(params.critic_net_ctor(SPEC, ACTION)) is observations.CombinedCriticNetwork
+    assert encoders.needs_combiner(SPEC, None)
+    assert encoders.needs_combiner(tf.TensorSpec((3,), tf.int32), None)
+    assert encoders.needs_combiner(flat, {"observation": (0.0, 1.0)})
+    assert type(params.critic_net_ctor(SPEC, ACTION)) is networks.CombinedCriticNetwork
     assert type(params.actor_net_ctor(SPEC, ACTION)._encoder._preprocessing_combiner) is (
-        observations.ObservationCombiner)
+        encoders.ObservationCombiner)
 
 
 @pytest.mark.parametrize("normalization,message", [
@@ -82,7 +83,7 @@ def test_flat_float32_observations_build_todays_networks():
 ])
 def test_normalization_that_does_not_fit_the_spec_is_named(normalization, message):
     with pytest.raises(ParamsError) as error:
-        observations.ObservationCombiner.for_spec(SPEC, normalization)
+        encoders.ObservationCombiner.for_spec(SPEC, normalization)
     assert message in str(error.value)
 
 

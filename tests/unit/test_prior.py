@@ -1,8 +1,8 @@
-"""Prior-regularized SAC (tfagents_system.prior) on a tiny point-mass agent: the
-divergence, the alpha loss's direction, the critic's target and the actor's loss against
-hand computations (and TF-Agents' own SAC losses with log pi replaced by log pi - log p),
-a greedy prior read through prior_std, gradient steps, and the one-line refusals of a
-prior that does not fit."""
+"""Prior-regularized SAC (agents.prior, agents.losses.PriorDivergence) on a tiny
+point-mass agent: the divergence, the alpha loss's direction, the critic's target and
+the actor's loss against hand computations (and TF-Agents' own SAC losses with log pi
+replaced by log pi - log p), a greedy prior read through prior_std, gradient steps, the
+prior on replay windows, and the one-line refusals of a prior that does not fit."""
 
 from __future__ import annotations
 
@@ -17,8 +17,11 @@ from tf_agents.specs import tensor_spec
 from tf_agents.trajectories import time_step as ts
 from tf_agents.utils import common
 
-from tfagents_system import builders, prior, testing_envs
-from tfagents_system.checks import CheckError
+from tfagents_system import testing_envs
+from tfagents_system.agents import losses, prior, sac
+from tfagents_system.agents.export import export_policy
+from tfagents_system.builder import Builder, env_specs
+from tfagents_system.core.errors import CheckError
 from tfagents_system.params import TrainParamsBase
 
 BATCH = 8
@@ -35,9 +38,9 @@ class PointMass(TrainParamsBase):
 
 
 def _agent(params, action_spec=None):
-    time_step_spec, env_action_spec = builders.env_specs(params)
+    time_step_spec, env_action_spec = env_specs(params)
     step = common.create_variable("train_step", 0, dtype=tf.int64)
-    return builders.make_agent(params, time_step_spec, action_spec or env_action_spec, step)
+    return Builder(params).agent(step, (time_step_spec, action_spec or env_action_spec))
 
 
 @pytest.fixture(scope="module")
@@ -46,16 +49,16 @@ def exported(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("priors")
     agent = _agent(PointMass())
     step = agent.train_step_counter
-    builders.export_policy(agent.collect_policy, step, root / "collect")
-    builders.export_policy(agent.collect_policy, step, root / "policies" / "collect_policy")
-    builders.export_policy(greedy_policy.GreedyPolicy(agent.policy), step, root / "greedy")
+    export_policy(agent.collect_policy, step, root / "collect")
+    export_policy(agent.collect_policy, step, root / "policies" / "collect_policy")
+    export_policy(greedy_policy.GreedyPolicy(agent.policy), step, root / "greedy")
     wide = _agent(PointMass(), tensor_spec.BoundedTensorSpec([3], tf.float32, -1.0, 1.0))
-    builders.export_policy(wide.collect_policy, step, root / "wide")
+    export_policy(wide.collect_policy, step, root / "wide")
     return {"collect": root / "collect", "greedy": root / "greedy", "wide": root / "wide",
             "first_export": root / "policies" / "collect_policy"}
 
 
-def _prior_agent(prior_dir: Path, **settings) -> prior.PriorSacAgent:
+def _prior_agent(prior_dir: Path, **settings) -> sac.SacAgent:
     params = PointMass()
     params.prior_policy = str(prior_dir)
     for name, value in settings.items():
@@ -105,7 +108,7 @@ def test_alpha_rises_above_the_target_divergence_and_falls_below(exported, offse
     time_steps = _time_steps(1)
     tf.random.set_seed(3)
     agent.alpha_loss(time_steps)  # the divergence of this seed's actions
-    agent._target_divergence = float(agent._divergence) + offset
+    agent._penalty.budget = float(agent._divergence) + offset
     tf.random.set_seed(3)
     with tf.GradientTape() as tape:
         loss = agent.alpha_loss(time_steps)
@@ -148,13 +151,13 @@ def test_a_greedy_prior_is_a_normal_of_prior_std(exported):
     mode = loaded.action(time_steps, ()).action.numpy()
     normal = (-0.5 * ((ACTIONS.numpy() - mode) / 0.3) ** 2 - np.log(0.3)
               - 0.5 * np.log(2 * np.pi)).sum(axis=1)
-    np.testing.assert_allclose(agent._prior.log_prob(time_steps, ACTIONS).numpy(), normal,
+    np.testing.assert_allclose(agent._penalty._prior.log_prob(time_steps, ACTIONS).numpy(), normal,
                                rtol=1e-5)
 
 
 def test_gradient_steps_report_finite_losses_and_divergence(exported):
     agent = _prior_agent(exported["collect"], target_divergence=None)
-    assert agent._target_divergence == 1.0  # 0.5 nats per action dimension
+    assert agent._penalty.budget == 1.0  # 0.5 nats per action dimension
     batch = tensor_spec.sample_spec_nest(agent.collect_data_spec, outer_dims=(BATCH, 2))
     batch = tf.nest.map_structure(
         lambda x: tf.random.uniform(x.shape, -1, 1, x.dtype) if x.dtype.is_floating else x,
@@ -163,7 +166,7 @@ def test_gradient_steps_report_finite_losses_and_divergence(exported):
     before = [v.numpy() for v in agent._actor_network.trainable_variables]
     for _ in range(3):
         info = train(batch)
-    assert isinstance(info.extra, prior.PriorLossInfo)
+    assert isinstance(info.extra, losses.PriorLossInfo)
     assert all(np.isfinite(float(value)) for value in info.extra)
     assert float(info.extra.divergence) != 0.0
     after = agent._actor_network.trainable_variables
@@ -171,14 +174,16 @@ def test_gradient_steps_report_finite_losses_and_divergence(exported):
     assert int(agent.train_step_counter) == 3
 
 
-def test_a_plain_params_builds_the_plain_sac_agent():
-    assert type(_agent(PointMass())) is sac_agent.SacAgent
+def test_a_plain_params_builds_sac_with_its_entropy_penalty():
+    agent = _agent(PointMass())
+    assert type(agent._penalty) is losses.Entropy and agent._divergence is None
+    assert agent._penalty.budget == -agent._target_entropy == 1.0  # -dim(actions) / 2
 
 
 # --- Refusals ---
 
 def _check(directory: Path):
-    specs = builders.env_specs(PointMass())
+    specs = env_specs(PointMass())
     return prior.check_policy(directory, specs, "params file p.py: prior_policy")
 
 
@@ -208,15 +213,23 @@ def test_a_prior_that_does_not_fit_is_refused_in_one_line(exported, tmp_path, ca
     assert message in line
 
 
-def test_a_prior_with_recurrent_networks_is_refused():
-    params = PointMass()
-    params.prior_policy, params.recurrent = "prior", True
-    assert any("prior_policy='prior' with recurrent=True: a prior policy is not supported "
-               "with recurrent networks" in problem for problem in params.validate())
+def test_the_prior_scores_each_step_of_replay_windows(exported):
+    """With recurrent networks the penalty is taken per step of a window: the feed-forward
+    prior scores each step's observation on its own."""
+    agent = _prior_agent(exported["collect"])
+    windows = tf.nest.map_structure(lambda *steps: tf.stack(steps, axis=1),
+                                    _time_steps(5), _time_steps(6), _time_steps(7))
+    actions = tf.stack([ACTIONS, ACTIONS[::-1], ACTIONS * 0.5], axis=1)
+    per_step = agent._penalty._prior.log_prob(windows, actions).numpy()
+    assert per_step.shape == (BATCH, 3)
+    for t, seed in enumerate((5, 6, 7)):
+        np.testing.assert_allclose(per_step[:, t], agent._penalty._prior.log_prob(
+            _time_steps(seed), actions[:, t]).numpy(), rtol=1e-6)
 
 
-def test_a_relative_prior_is_found_next_to_the_params_file(tmp_path):
+def test_a_relative_prior_is_found_next_to_the_params_file():
     params = PointMass()
     params.prior_policy = "../other/policies/final/collect_policy"
-    assert prior.requested(params, tmp_path / "exp" / "params.py") == (
-        tmp_path / "other" / "policies" / "final" / "collect_policy")
+    here = Path(__file__).resolve().parent
+    assert Path(params.agent_settings().prior.directory) == (
+        here.parent / "other" / "policies" / "final" / "collect_policy")

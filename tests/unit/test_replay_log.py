@@ -4,9 +4,11 @@ only: no TF, no Reverb)."""
 import numpy as np
 import pytest
 
-from tfagents_system.replay import packing, tables
+from tfagents_system.replay import packing
 from tfagents_system.replay.auth import BlockCheck, Signer
-from tfagents_system.replay.memory import RatioLimit, ReplayLog
+from tfagents_system.replay.format import LAYOUT_BLOCKS, ReplayFormat, Window
+from tfagents_system.replay.limits import QUEUE_MAX_BLOCKS, RatioLimit, ReplaySettings
+from tfagents_system.replay.memory import ReplayLog
 
 
 def _rows(start, n, size=3):
@@ -59,24 +61,22 @@ def test_log_refuses_rows_of_another_size(tmp_path):
         ReplayLog(tmp_path, row_size=5, capacity=10)
 
 
-class _Params:
-    def __init__(self, spi=None, error_buffer=None, min_size=8, batch=4, sequence=None):
-        self.samples_per_insert = spi
-        self.samples_per_insert_error_buffer = error_buffer
-        self.min_replay_size = min_size
-        self.batch_size = batch
-        self.sequence = sequence  # (trained steps, burn-in) of recurrent training
+TRANSITIONS = ReplayFormat(LAYOUT_BLOCKS)
+
+
+def _settings(spi=None, error_buffer=None, min_size=8, batch=4) -> ReplaySettings:
+    return ReplaySettings(1000, min_size, batch, spi, error_buffer)
 
 
 def test_with_replay_windows_min_size_counts_windows_of_transitions():
-    limit = RatioLimit(_Params(min_size=100, sequence=(20, 5)))
+    limit = RatioLimit(_settings(min_size=100), ReplayFormat(LAYOUT_BLOCKS, window=Window(20, 5)))
     assert limit.min_size == 5  # 100 transitions in windows of 20 trained steps
     assert limit.steps_allowed(size=4, inserted=4, train_step=0, wanted=50) == 0
     assert limit.steps_allowed(size=5, inserted=5, train_step=0, wanted=50) == 50
 
 
 def test_without_a_ratio_the_learner_waits_only_for_min_size():
-    limit = RatioLimit(_Params())
+    limit = RatioLimit(_settings(), TRANSITIONS)
     assert limit.steps_allowed(size=7, inserted=7, train_step=0, wanted=50) == 0
     assert limit.steps_allowed(size=8, inserted=8, train_step=0, wanted=50) == 50
     assert limit.may_take_in(inserted=10**9, train_step=0)
@@ -84,7 +84,7 @@ def test_without_a_ratio_the_learner_waits_only_for_min_size():
 
 def test_samples_per_insert_bounds_both_sides():
     """spi 1, batch 4, min size 8: Reverb's default error buffer 8 + 40 = 48."""
-    limit = RatioLimit(_Params(spi=1.0))
+    limit = RatioLimit(_settings(spi=1.0), TRANSITIONS)
     assert limit.error_buffer == 48
     # (1 * 8 - (8 - 48)) / 4 = 12 gradient steps after the first 8 transitions.
     assert limit.steps_allowed(size=8, inserted=8, train_step=0, wanted=50) == 12
@@ -110,11 +110,11 @@ def test_queue_holds_about_the_ratio_slack():
     """Without a ratio the queue is large; with one it holds about error_buffer /
     samples_per_insert transitions, as Reverb's limiter would let workers run ahead."""
 
-    assert tables.queue_blocks(_Params()) == tables.QUEUE_MAX_BLOCKS
+    assert _settings().queue_blocks(TRANSITIONS) == QUEUE_MAX_BLOCKS
     # spi 32, min size 64, batch 32: slack 32 * 64 + 320 = 2368 samples = 74 transitions.
-    assert tables.queue_blocks(_Params(spi=32.0, min_size=64, batch=32)) == 2
+    assert _settings(spi=32.0, min_size=64, batch=32).queue_blocks(TRANSITIONS) == 2
     # spi 1, error buffer 1280: 1280 transitions = 10 blocks of 128.
-    assert tables.queue_blocks(_Params(spi=1.0, error_buffer=1280.0)) == 10
+    assert _settings(spi=1.0, error_buffer=1280.0).queue_blocks(TRANSITIONS) == 10
 
 
 def test_a_torn_meta_file_is_rewritten_when_the_log_is_empty(tmp_path):
@@ -132,7 +132,7 @@ def test_a_torn_meta_file_is_rewritten_when_the_log_is_empty(tmp_path):
 
 
 def test_durable_json_writes_leave_no_temporary_file(tmp_path):
-    from tfagents_system.runtime import read_json_or_none, write_json_atomic
+    from tfagents_system.core.files import read_json_or_none, write_json_atomic
 
     write_json_atomic(tmp_path / "a.json", {"x": 1}, durable=True)
     assert [p.name for p in tmp_path.iterdir()] == ["a.json"]

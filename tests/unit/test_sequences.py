@@ -12,6 +12,7 @@ tf = pytest.importorskip("tensorflow")
 from tf_agents.specs import array_spec
 
 from tfagents_system.replay import packing
+from tfagents_system.replay.format import LAYOUT_BLOCKS, ReplayFormat, Window
 
 Step = namedtuple("Step", "step_type reward discount observation")
 OBS = array_spec.ArraySpec((2,), np.float32)
@@ -33,7 +34,7 @@ def episode_steps(lengths, truncated=()):
 
 
 def windows(lengths, length, burn_in, truncated=()):
-    packer = packing.make_packer(OBS, ACT, (length, burn_in))
+    packer = packing.make_packer(OBS, ACT, Window(length, burn_in))
     builder = packer.builder()
     rows = []
     for step, action, nxt in episode_steps(lengths, truncated):
@@ -107,9 +108,9 @@ def test_window_batches_unpack_to_sequences_and_their_mask():
 
 
 def test_item_capacity_counts_windows():
-    assert packing.item_capacity(1000, None) == 1000
-    assert packing.item_capacity(1000, (20, 5)) == 50
-    assert packing.item_capacity(1001, (20, 0)) == 51
+    assert ReplayFormat(LAYOUT_BLOCKS).items(1000) == 1000
+    assert ReplayFormat(LAYOUT_BLOCKS, window=Window(20, 5)).items(1000) == 50
+    assert ReplayFormat(LAYOUT_BLOCKS, window=Window(20, 0)).items(1001) == 51
 
 
 def test_pads_lead_to_the_episodes_first_observation():

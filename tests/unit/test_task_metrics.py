@@ -4,17 +4,18 @@ command shows them. No TensorFlow: fake envs."""
 
 from __future__ import annotations
 
-import json
 from types import SimpleNamespace
 
 import pytest
 
-from tfagents_system import constants as C
-from tfagents_system import status
-from tfagents_system.builders import env_ctor_context
+from tfagents_system.builder import env_ctor_context
 from tfagents_system.collection import LAST, Collector, EpisodeStats, TaskMetrics
+from tfagents_system.core import constants as C
+from tfagents_system.core import progress
+from tfagents_system.core.paths import ExperimentPaths
+from tfagents_system.core.records import ExperimentSettings, WorkerStatus
 from tfagents_system.params import TrainParamsBase
-from tfagents_system.paths import ExperimentPaths
+from tfagents_system.tools import status
 
 
 class _Params(TrainParamsBase):
@@ -119,7 +120,7 @@ def test_bad_episode_metrics_name_the_hook_and_the_fix(returned, message):
 
 
 def test_a_hook_that_raises_ends_the_run_as_a_fatal_error():
-    from tfagents_system.runtime import FatalError
+    from tfagents_system.core.errors import FatalError
 
     class Params(_Params):
         def episode_success(self, info):
@@ -211,14 +212,17 @@ def test_env_ctors_that_do_not_name_them_are_called_as_before():
 # --- the status command ---
 
 def _worker_status(paths, index, **fields):
-    path = paths.status_file(C.worker_name(index))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"env_steps": 10, "time": 0, **fields}))
+    WorkerStatus(pid=1, env_steps=10, **fields).write(paths.status_file(C.worker_name(index)))
+
+
+def _settings(paths):
+    ExperimentSettings("exp", "now", "config.json", "params.py", 100, {}, {}, None,
+                       1000).write(paths.settings)
 
 
 def test_status_shows_the_success_rate_and_task_metrics(tmp_path):
     paths = ExperimentPaths(tmp_path)
-    paths.settings.write_text(json.dumps({"total_train_steps": 100}))
+    _settings(paths)
     _worker_status(paths, 0, eval_return=1.0, eval_train_step=50,
                    eval_metrics={C.SUCCESS_RATE: 0.5, "energy": 2.0},
                    collect_metrics={C.SUCCESS_RATE: 0.25, "energy": 1.0})
@@ -227,19 +231,20 @@ def test_status_shows_the_success_rate_and_task_metrics(tmp_path):
                    collect_metrics={"energy": 3.0})
     _worker_status(paths, 2, eval_return=9.0, eval_train_step=40,  # an older evaluation
                    eval_metrics={C.SUCCESS_RATE: 0.0})
-    snap = status.progress(paths, 3)
-    assert snap["eval_success_rate"] == 0.75 and snap["collect_success_rate"] == 0.25
-    assert snap["eval_metrics"] == {"energy": 3.0}
-    assert snap["collect_metrics"] == {"energy": 2.0}
+    snap = progress.progress(paths, 3)
+    assert snap.eval_success_rate == 0.75 and snap.collect_success_rate == 0.25
+    assert snap.eval_metrics == {"energy": 3.0}
+    assert snap.collect_metrics == {"energy": 2.0}
     text = status.render(tmp_path)
+    assert "train step      0 / 100" in text
     assert "success rate    75% eval / 25% collect" in text
     assert "eval metrics    energy 3" in text and "collect metrics energy 2" in text
 
 
 def test_status_without_task_metrics_is_unchanged(tmp_path):
     paths = ExperimentPaths(tmp_path)
-    paths.settings.write_text(json.dumps({"total_train_steps": 100}))
+    _settings(paths)
     _worker_status(paths, 0, eval_return=1.0, eval_train_step=50)
-    snap = status.progress(paths, 1)
-    assert status.success_text(snap) is None
+    snap = progress.progress(paths, 1)
+    assert progress.success_text(snap) is None
     assert "success" not in status.render(tmp_path) and "metrics" not in status.render(tmp_path)

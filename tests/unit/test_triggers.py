@@ -2,7 +2,7 @@
 
 import pytest
 
-from tfagents_system.triggers import IntervalTrigger
+from tfagents_system.core.triggers import IntervalTrigger
 
 
 def test_fires_when_a_multiple_is_crossed_after_the_start():

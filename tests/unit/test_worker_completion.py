@@ -12,8 +12,8 @@ import pytest
 
 from tfagents_system import collect_worker
 from tfagents_system.collect_worker import Worker
-from tfagents_system.paths import ExperimentPaths
-from tfagents_system.runtime import StopRequested
+from tfagents_system.core.errors import StopRequested
+from tfagents_system.core.paths import ExperimentPaths
 
 
 def make_worker(tmp_path, published: list[int], stop=lambda: False) -> tuple[Worker, list]:

@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tfagents_system import constants as C
+from tfagents_system.core import constants as C
 
 DONE = "DONE"  # Reverb's marker of a complete checkpoint directory
 LOCK_TIMEOUT_S = 300.0

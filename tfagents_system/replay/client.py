@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tfagents_system import constants as C
+from tfagents_system.core import constants as C
+from tfagents_system.core.errors import StopRequested
 from tfagents_system.replay.auth import ForgedItem, Signer
-from tfagents_system.runtime import StopRequested
 
 # A bound on a server-info call: a server that does not answer within it is treated as
 # lost (the caller reconnects) instead of blocking a program without its heartbeat.
@@ -179,3 +179,32 @@ class ServerLink:
         """Reverb's own checkpoint of every table, kept by `checkpoints`
         (a replay.checkpoints.ReplayCheckpoints)."""
         return checkpoints.save(self.client.checkpoint, on_wait)
+
+
+class WriterLink(ServerLink):
+    """A worker's connection to the replay server, with its experience writers (one
+    per collect env, each made by `open_writer(client)`), reopened when the server
+    restarts."""
+
+    def __init__(self, address: str, should_stop: Callable[[], bool], log, signer: Signer,
+                 open_writer: Callable, count: int):
+        self._open_writer = open_writer
+        self._count = count
+        self._opened = False
+        self.writers: list = []
+        super().__init__(address, should_stop, log, signer)
+
+    def on_connect(self) -> None:
+        if self._opened:
+            self.open_writers()
+
+    def open_writers(self) -> list:
+        """(Re)open one experience writer per collect env."""
+        self._opened = True
+        self.writers = [self._open_writer(self.client) for _ in range(self._count)]
+        return self.writers
+
+    def close(self) -> None:
+        """Close the writers (a block writer sends its last, partly filled block)."""
+        for writer in self.writers:
+            writer.close()

@@ -17,19 +17,34 @@ of all rows (demonstrations + replay buffer), as if they sat in the buffer.
 
 from __future__ import annotations
 
-import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from tfagents_system import constants as C
-from tfagents_system.replay.packing import make_packer
+from tfagents_system.core import constants as C
+from tfagents_system.core.errors import FatalError
+from tfagents_system.core.files import JsonRecord
+from tfagents_system.demonstrations import DemonstrationError, pack_rows
+from tfagents_system.replay.format import ReplayFormat
 from tfagents_system.replay.sources import DataSource
-from tfagents_system.runtime import FatalError, write_json_atomic
 
 ROWS_FILE = "rows.f32"
 META_FILE = "meta.json"
+
+
+@dataclass(frozen=True)
+class DemoMeta(JsonRecord):
+    """meta.json of a demonstration store (written last: a store without it is torn):
+    the source files, the rows and their size, and the window and n-step they were
+    packed with (None: transitions, one-step)."""
+
+    files: list
+    rows: int
+    row_size: int
+    sequence: list | None = None
+    n_step: list | None = None
 
 
 def requested_files(params, params_file: Path, config_file: Path) -> list[Path]:
@@ -44,53 +59,50 @@ def requested_files(params, params_file: Path, config_file: Path) -> list[Path]:
         listed = [listed]
     if not isinstance(listed, (list, tuple)) or not all(
             isinstance(name, str) and name.strip() for name in listed):
-        from tfagents_system.demonstrations import DemonstrationError
-
         raise DemonstrationError(f"{listed!r} is not a list of files; give e.g. "
                                  '["demos/pendulum.npz"]')
     return [(base / os.path.expanduser(name)).resolve() for name in listed]
 
 
-def build_rows(files: list[Path], time_step_spec, action_spec, sequence, n_step,
-               ) -> tuple[np.ndarray, dict]:
+def build_rows(files: list[Path], replay_format: ReplayFormat, time_step_spec
+               ) -> tuple[np.ndarray, DemoMeta]:
     """(rows, meta) of the demonstration files: the rows the workers would write for
-    their steps. Raises demonstrations.DemonstrationError naming a bad file."""
-    from tfagents_system import demonstrations
-
-    packer = make_packer(time_step_spec.observation, action_spec, sequence, n_step)
-    rows = demonstrations.pack_rows(files, time_step_spec, action_spec, packer)
-    meta = {"files": [str(f) for f in files], "rows": int(len(rows)),
-            "row_size": int(packer.size),
-            "sequence": None if sequence is None else list(sequence),
-            "n_step": None if n_step is None else list(n_step)}
+    their steps in this replay format (bound to the env's specs). Raises
+    demonstrations.DemonstrationError naming a bad file."""
+    packer = replay_format.packer()
+    rows = pack_rows(files, time_step_spec, replay_format.action_spec, packer)
+    window, n_step = replay_format.window, replay_format.n_step
+    meta = DemoMeta([str(f) for f in files], int(len(rows)), int(packer.size),
+                    None if window is None else [window.length, window.burn_in],
+                    None if n_step is None else [n_step.n, n_step.discount])
     return rows, meta
 
 
-def store(directory: Path, rows: np.ndarray, meta: dict) -> None:
+def store(directory: Path, rows: np.ndarray, meta: DemoMeta) -> None:
     """Write the rows, then their meta (the sentinel: a store without it is torn)."""
     directory.mkdir(parents=True, exist_ok=True)
     with open(directory / ROWS_FILE, "wb") as fh:
         fh.write(np.ascontiguousarray(rows, np.float32).tobytes())
         fh.flush()
         os.fsync(fh.fileno())
-    write_json_atomic(directory / META_FILE, meta, durable=True)
+    meta.write(directory / META_FILE, durable=True)
 
 
-def load(directory: Path, row_size: int) -> tuple[np.ndarray, dict] | None:
+def load(directory: Path, row_size: int) -> tuple[np.ndarray, DemoMeta] | None:
     """(rows, meta) of an experiment's stored demonstrations; None without any.
     FatalError if the store is damaged or holds rows of another size."""
     meta_path = directory / META_FILE
     if not meta_path.is_file():
         return None
     try:
-        meta = json.loads(meta_path.read_text())
+        meta = DemoMeta.read(meta_path)
         rows = np.fromfile(directory / ROWS_FILE, np.float32)
     except (OSError, ValueError) as exc:
         raise FatalError(f"{directory} is damaged ({exc}): restore it from a backup, or "
                          "start a new experiment with the demonstrations") from exc
-    if meta.get("row_size") != row_size or len(rows) != meta.get("rows", -1) * row_size:
+    if meta.row_size != row_size or len(rows) != meta.rows * row_size:
         raise FatalError(f"{directory}: holds {len(rows)} floats in rows of "
-                         f"{meta.get('row_size')}, this experiment's rows take {row_size}: "
+                         f"{meta.row_size}, this experiment's rows take {row_size}: "
                          "restore the store from a backup, or start a new experiment")
     return rows.reshape(-1, row_size), meta
 
@@ -112,18 +124,36 @@ class DemoShare:
         return float(np.interp(train_step, steps, [float(r) for _, r in ratio]))
 
 
+class Demonstrations:
+    """An experiment's demonstration rows in a TF variable, drawn uniformly with
+    replacement (the batches of `DemoMixSource` and of the behaviour-cloning warm
+    start)."""
+
+    def __init__(self, rows: np.ndarray, packer):
+        import tensorflow as tf
+
+        self.packer = packer
+        self.count = len(rows)
+        self._rows = tf.Variable(rows, trainable=False, name="demonstration_rows")
+
+    def batch(self, batch_size: int):
+        """`batch_size` rows drawn uniformly with replacement, unpacked (graph code)."""
+        import tensorflow as tf
+
+        index = tf.random.uniform([batch_size], maxval=self.count, dtype=tf.int64)
+        return self.packer.unpack(tf.gather(self._rows, index))
+
+
 class DemoMixSource(DataSource):
     """Another data source's batches with their first round(share x batch) rows
     replaced by demonstration rows drawn uniformly (inside the compiled loop)."""
 
-    def __init__(self, inner: DataSource, rows: np.ndarray, packer, batch_size: int,
+    def __init__(self, inner: DataSource, demonstrations: Demonstrations, batch_size: int,
                  share: DemoShare):
         import tensorflow as tf
 
         self.inner = inner
-        self.packer = packer
-        self.count = len(rows)
-        self._rows = tf.Variable(rows, trainable=False, name="demonstration_rows")
+        self._demonstrations = demonstrations
         self._batch_size = int(batch_size)
         self._share_at = share
         self.share = tf.Variable(0.0, trainable=False, name="demonstration_share")
@@ -137,19 +167,11 @@ class DemoMixSource(DataSource):
     def steps_allowed(self, train_step: int, wanted: int) -> int:
         return self.inner.steps_allowed(train_step, wanted)
 
-    def demo_batch(self, batch_size: int | None = None):
-        """Demonstration rows drawn uniformly with replacement, unpacked (graph code)."""
-        import tensorflow as tf
-
-        index = tf.random.uniform([batch_size or self._batch_size], maxval=self.count,
-                                  dtype=tf.int64)
-        return self.packer.unpack(tf.gather(self._rows, index))
-
     def next_batch(self, *loop_args):
         import tensorflow as tf
 
         replay = self.inner.next_batch(*loop_args)
-        demo = self.demo_batch()
+        demo = self._demonstrations.batch(self._batch_size)
         take = tf.range(self._batch_size) < tf.cast(
             tf.round(self.share * self._batch_size), tf.int32)
 
@@ -176,24 +198,3 @@ class DemoMixSource(DataSource):
 
     def close(self) -> None:
         self.inner.close()
-
-
-def with_demonstrations(source: DataSource, params, paths, collect_data_spec, log,
-                        ) -> DataSource:
-    """The learner's data source, mixed with the experiment's stored demonstrations
-    when it has some (else `source` itself)."""
-    packer = make_packer(collect_data_spec.observation, collect_data_spec.action,
-                         params.sequence)
-    found = load(paths.demonstrations, packer.size)
-    if found is None:
-        if params.env_config.get("demonstrations") or params.demonstrations:
-            raise FatalError(f"{paths.demonstrations} is missing: the experiment's "
-                             "demonstrations are stored there when the launcher creates it; "
-                             "start a new experiment to load them")
-        return source
-    rows, meta = found
-    share = DemoShare(params.demo_ratio, len(rows))
-    log.info("demonstrations: %d rows from %s (stored at creation), share of each batch: "
-             "%s", len(rows), ", ".join(meta.get("files", [])),
-             "their share of all rows" if params.demo_ratio is None else params.demo_ratio)
-    return DemoMixSource(source, rows, packer, params.batch_size, share)

@@ -20,18 +20,37 @@ learner restart too, those few are stored twice); none is lost.
 
 from __future__ import annotations
 
-import json
-import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from tfagents_system import constants as C
+from tfagents_system.core import constants as C
+from tfagents_system.core.files import JsonRecord
 from tfagents_system.replay.auth import BlockCheck
 from tfagents_system.replay.client import SERVER_CALL_TIMEOUT_S
-from tfagents_system.replay.tables import min_items, ratio_error_buffer
-from tfagents_system.runtime import write_json_atomic
+
+
+@dataclass(frozen=True)
+class LogMeta(JsonRecord):
+    """A replay log's meta.json: the floats in each of its rows."""
+
+    row_size: int
+
+    def refusal(self, row_size: int, path: Path) -> str | None:
+        """Why a log of these rows cannot take rows of `row_size` (None: it can)."""
+        if self.row_size == row_size:
+            return None
+        return (f"{path}: transitions of {self.row_size} floats, but this experiment's "
+                f"specs give {row_size}: the env's observation or action spec changed")
+
+
+@dataclass(frozen=True)
+class ImportedRows(JsonRecord):
+    """imported.json: how many of the memory's first rows fine-tuning imported."""
+
+    rows: int
 
 
 def log_segments(directory: Path) -> list[tuple[int, Path]]:
@@ -78,23 +97,26 @@ class ReplayLog:
         self._file_rows = 0
         self._dir.mkdir(parents=True, exist_ok=True)
         meta = self._dir / self.META
-        if meta.is_file():
-            try:
-                recorded = json.loads(meta.read_text())["row_size"]
-            except (ValueError, KeyError, TypeError):
-                recorded = None  # torn by a power cut: the segments' sizes tell
-            if recorded is None and not self._segments():
-                write_json_atomic(meta, {"row_size": row_size}, durable=True)
-            elif recorded is None:
-                raise ValueError(f"{meta} is damaged and the log holds rows: write "
-                                 f'{{"row_size": {row_size}}} into it if this experiment\'s '
-                                 "specs are unchanged, then relaunch")
-            elif recorded != row_size:
-                raise ValueError(
-                    f"{meta}: transitions of {recorded} floats, but this experiment's specs "
-                    f"give {row_size}: the env's observation or action spec changed")
-        else:
-            write_json_atomic(meta, {"row_size": row_size}, durable=True)
+        if not meta.is_file():
+            LogMeta(row_size).write(meta, durable=True)
+            return
+        recorded = self.row_size_of(self._dir)  # None: torn by a power cut
+        if recorded is None and not self._segments():
+            LogMeta(row_size).write(meta, durable=True)
+        elif recorded is None:
+            raise ValueError(f"{meta} is damaged and the log holds rows: write "
+                             f'{{"row_size": {row_size}}} into it if this experiment\'s '
+                             "specs are unchanged, then relaunch")
+        elif problem := LogMeta(recorded).refusal(row_size, meta):
+            raise ValueError(problem)
+
+    @classmethod
+    def row_size_of(cls, directory: Path) -> int | None:
+        """The row size a log's meta.json records; None if it is missing or torn."""
+        try:
+            return int(LogMeta.read(Path(directory) / cls.META).row_size)
+        except (OSError, ValueError, TypeError):
+            return None
 
     def _segments(self) -> list[tuple[int, Path]]:
         return log_segments(self._dir)
@@ -138,43 +160,10 @@ class ReplayLog:
             self._file = None
 
 
-class RatioLimit:
-    """When the learner may sample and take in more data: Reverb's rate limiters,
-    applied to the learner's own memory.
-
-    Without `samples_per_insert`: sample once `min_replay_size` transitions are
-    in, take in everything. With it: as Reverb's SampleToInsertRatio (same
-    default error buffer), with the counts of transitions sampled (train step x
-    batch size) and inserted; the learner takes in one block at a time while
-    inserts are not too far ahead, so the queue (sized to the slack,
-    `tables.queue_blocks`) fills up and the workers wait.
-    """
-
-    def __init__(self, params):
-        self.min_size = min_items(params)
-        self.batch_size = int(params.batch_size)
-        self.spi = None if params.samples_per_insert is None else float(
-            params.samples_per_insert)
-        self.error_buffer = ratio_error_buffer(params)
-
-    def steps_allowed(self, size: int, inserted: int, train_step: int, wanted: int) -> int:
-        if size < self.min_size:
-            return 0
-        if self.spi is None:
-            return wanted
-        min_diff = self.spi * self.min_size - self.error_buffer
-        room = self.spi * inserted - min_diff - train_step * self.batch_size
-        return int(max(0, min(wanted, math.floor(room / self.batch_size))))
-
-    def may_take_in(self, inserted: int, train_step: int) -> bool:
-        if self.spi is None:
-            return True
-        max_diff = self.spi * self.min_size + self.error_buffer
-        return self.spi * inserted - train_step * self.batch_size <= max_diff
-
-
 class ReplayMemory:
-    """A ring buffer of packed transitions in a TF variable, with its log."""
+    """A ring buffer of packed rows in a TF variable, with its log. Rows imported from
+    another experiment (fine-tuning) are counted apart (`imported`): they are no
+    inserts of this experiment's workers."""
 
     def __init__(self, capacity: int, row_size: int, directory: Path | None):
         import tensorflow as tf
@@ -184,7 +173,9 @@ class ReplayMemory:
         self.rows = tf.Variable(tf.zeros([self.capacity, self.row_size], tf.float32),
                                 trainable=False, name="replay_rows")
         self.size = tf.Variable(0, dtype=tf.int64, trainable=False, name="replay_size")
-        self.inserted = 0  # transitions ever stored (the log's row count)
+        self.inserted = 0  # rows ever stored (the log's row count)
+        self.imported = 0  # of which imported from another experiment
+        self._directory = None if directory is None else Path(directory)
         self._log = ReplayLog(directory, self.row_size, self.capacity) if directory else None
 
     def restore(self) -> int:
@@ -194,7 +185,24 @@ class ReplayMemory:
         rows, total = self._log.load()
         self._store(rows, total - len(rows))
         self.inserted = total
+        imported = self._directory / C.REPLAY_IMPORTED_FILE
+        self.imported = ImportedRows.read(imported).rows if imported.is_file() else 0
         return len(rows)
+
+    @property
+    def collected(self) -> int:
+        """Rows this experiment's workers inserted (imported ones left out)."""
+        return self.inserted - self.imported
+
+    def import_rows(self, rows: np.ndarray) -> None:
+        """Store another experiment's rows first, outside the workers' count (the count
+        is recorded before the rows: a crash between leaves a replay ratio that waits a
+        little longer, never one that lets the learner run ahead)."""
+        if self._directory is not None:
+            ImportedRows(len(rows)).write(self._directory / C.REPLAY_IMPORTED_FILE,
+                                          durable=True)
+        self.add(rows)
+        self.imported = len(rows)
 
     def _store(self, rows: np.ndarray, first_index: int) -> None:
         if not len(rows):

@@ -1,15 +1,20 @@
-"""One (s, a, r, s') transition <-> one float32 vector, and blocks of them.
+"""One (s, a, r, s') transition <-> one float32 vector, and the rows built of them.
 
-The packed layouts (`layouts.LAYOUT_PACKED`, `layouts.LAYOUT_BLOCKS`) move and
-store transitions as these vectors; `unpack` turns a batch of them back into the
-Transition that SacAgent.train takes.
+The packed layouts (`format.LAYOUT_PACKED`, `format.LAYOUT_BLOCKS`) move and store
+experience as these rows; `unpack` turns a batch of them back into what the agent
+trains on. A row is a transition (`TransitionPacker`), an n-step transition
+(`NStepPacker`), or a replay window of either (`SequencePacker`). Each worker env
+writes its rows through a row builder (`builder()`), which keeps what it needs
+between steps: `NStepBuilder` the last n - 1 transitions, `WindowBuilder` the
+window's rows (from an inner builder, so windows of n-step rows compose).
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
+
+from tfagents_system.core.batches import SequenceBatch
+from tfagents_system.core.specs import leaves
 
 # Rows per block of the packed_blocks layout, and the step type of the unused rows
 # at the end of a short block (an episode ended before the block was full).
@@ -24,8 +29,6 @@ EXACT_OBSERVATION_DTYPES = ("float32", "bool", "int8", "int16", "int32", "uint8"
 def observation_problem(observation_spec) -> str | None:
     """Why an observation cannot be packed exactly (naming the first such leaf), or
     None if it can."""
-    from tfagents_system.observations import leaves
-
     for leaf in leaves(observation_spec):
         if leaf.dtype not in EXACT_OBSERVATION_DTYPES:
             return (f"observation leaf {leaf.path!r} is {leaf.dtype}, which float32 vectors "
@@ -166,17 +169,9 @@ class TransitionPacker:
         )
 
 
-class SequenceBatch(NamedTuple):
-    """A batch of replay windows: a Transition of [B, T, ...] tensors and the [B, T]
-    mask of the steps to train on (`SequenceSacAgent` takes it as `weights`)."""
-
-    experience: object
-    mask: object
-
-
 class SequencePacker:
-    """A window of `burn_in + length` consecutive transitions of one episode <-> one
-    float32 vector: the transitions' vectors (`TransitionPacker`), then the mask.
+    """A window of `burn_in + length` consecutive rows of one episode <-> one float32
+    vector: the rows of `transitions` (one-step or n-step transitions), then the mask.
 
     The row's first values are its first transition's step types, so rows pass the
     same checks (`auth.BlockCheck`) and block padding (`PAD_STEP_TYPE`) as
@@ -202,55 +197,68 @@ class SequencePacker:
             lambda t: tf.reshape(t, tf.concat([[batch, self.steps], tf.shape(t)[1:]], 0)), flat)
         return SequenceBatch(experience, packed[:, self._mask_at:])
 
-    def builder(self) -> SequenceBuilder:
-        """A worker env's window builder."""
-        return SequenceBuilder(self)
+    def builder(self) -> WindowBuilder:
+        """A worker env's window builder, over its transitions' own row builder."""
+        return WindowBuilder(self)
 
 
-class SequenceBuilder:
-    """Cuts one env's episodes into replay windows (`SequencePacker` rows).
+class WindowBuilder:
+    """Cuts one env's episodes into replay windows (`SequencePacker` rows) of the rows
+    an inner builder writes (a transition per step, or n-step transitions).
 
-    A window is written every `length` steps, and at the episode's end for the steps
-    left: it holds the last `burn_in + length` transitions of the episode, the new
-    ones masked 1 and the older ones 0. So every transition is trained on in exactly
-    one window and never shares a window with another episode. A window of the first
-    steps is padded at its start with mask-0 steps FIRST -> FIRST (zeros otherwise),
-    the last of them leading to the episode's first observation: the networks reset
-    at every pad, so the online pass over the observations and the target pass over
-    the next observations both start the episode from the initial state, at its
-    first observation.
+    A window is written every `length` new rows, and at the episode's end for the rows
+    left: it holds the last `burn_in + length` rows of the episode, the new ones masked
+    1 and the older ones 0. So every row is trained on in exactly one window and never
+    shares a window with another episode. A window of the first steps is padded at
+    its start with mask-0 steps FIRST -> FIRST (zeros otherwise), the last of them
+    leading to the episode's first observation: the networks reset at every pad, so
+    the online pass over the observations and the target pass over the next
+    observations both start the episode from the initial state, at its first
+    observation. (With n-step rows the target pass then goes on from the n-th
+    observation: see README, "Recurrent networks".)
     """
-
-    max_rows = 1
 
     def __init__(self, packer: SequencePacker):
         self._packer = packer
+        self._inner = packer.transitions.builder()
         size = packer.transitions.size
         self._pad = np.zeros(size, np.float32)  # FIRST -> FIRST, reward 0, discount 1
         self._pad[3] = 1.0
         self._window = np.tile(self._pad, (packer.steps, 1))
+        self._rows = np.zeros((self._inner.max_rows, size), np.float32)
         self._new = 0
+        # Windows one step can complete: those its inner rows fill, and the rest.
+        self.max_rows = -(-(packer.length - 1 + self._inner.max_rows) // packer.length)
 
     def write(self, time_step, action, next_time_step, out) -> int:
-        """Add a transition; 1 when a window was written into `out[0]`, else 0."""
+        """Add a transition; returns the windows written into `out` ([max_rows, size])."""
         window = self._window
         if time_step.step_type == 0:  # StepType.FIRST: a new episode
             window[:] = self._pad
             self._new = 0
             self._packer.transitions.pack_next(time_step, window[-1])
-        window[:-1] = window[1:]
-        self._packer.transitions.pack(time_step, action, next_time_step, out=window[-1])
-        self._new += 1
-        last = next_time_step.step_type == 2  # StepType.LAST
-        if self._new < self._packer.length and not last:
-            return 0
-        steps, row = self._packer.steps, out[0]
-        row[:steps * len(self._pad)] = window.reshape(-1)
-        mask = row[steps * len(self._pad):]
+        written = 0
+        for row in self._rows[:self._inner.write(time_step, action, next_time_step,
+                                                 self._rows)]:
+            window[:-1] = window[1:]
+            window[-1] = row
+            self._new += 1
+            if self._new == self._packer.length:
+                self._emit(out[written])
+                written += 1
+        if next_time_step.step_type == 2 and self._new:  # StepType.LAST: the rest
+            self._emit(out[written])
+            written += 1
+        return written
+
+    def _emit(self, row) -> None:
+        """Write the window, its newest `_new` rows masked 1, into `row`."""
+        steps, size = self._packer.steps, self._packer.transitions.size
+        row[:steps * size] = self._window.reshape(-1)
+        mask = row[steps * size:]
         mask[:] = 0.0
         mask[steps - self._new:] = 1.0
         self._new = 0
-        return 1
 
 
 class NStepPacker(TransitionPacker):
@@ -321,18 +329,10 @@ class NStepBuilder:
         row[at:] = steps[-1][at:]
 
 
-def item_capacity(transitions: int, sequence: tuple[int, int] | None) -> int:
-    """Replay items (rows) holding `transitions` transitions: one each, or one window
-    of `sequence[0]` trained steps each (rounded up)."""
-    return int(transitions) if sequence is None else -(-int(transitions) // sequence[0])
-
-
-def make_packer(observation_spec, action_spec, sequence: tuple[int, int] | None = None,
-                n_step: tuple[int, float] | None = None):
-    """The row packer of the packed layouts: a transition per row, with `sequence`
-    (trained steps, burn-in) a replay window per row, with `n_step` (n, discount) an
-    n-step transition per row (the layouts refuse both at once)."""
-    if n_step is not None:
-        return NStepPacker(observation_spec, action_spec, *n_step)
-    packer = TransitionPacker(observation_spec, action_spec)
-    return packer if sequence is None else SequencePacker(packer, *sequence)
+def make_packer(observation_spec, action_spec, window=None, n_step=None):
+    """The row packer of the packed layouts: a transition per row; with `n_step`
+    (`format.NStep`) an n-step transition per row; with `window` (`format.Window`) a
+    replay window of those per row."""
+    packer = (TransitionPacker(observation_spec, action_spec) if n_step is None
+              else NStepPacker(observation_spec, action_spec, n_step.n, n_step.discount))
+    return packer if window is None else SequencePacker(packer, window.length, window.burn_in)

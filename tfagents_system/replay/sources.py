@@ -8,7 +8,8 @@ methods, so it does not know which layout it runs.
 - `ReverbSource` (packed_transition, steps2): batches sampled from Reverb's
   experience table, whose rate limiter holds the ratio.
 
-A third layout (images, sequences) is a third implementation.
+`DemoMixSource` (`demo_store`) wraps either. The builder makes the experiment's
+source (`builder.Builder.data_source`); the learner only calls these methods.
 """
 
 from __future__ import annotations
@@ -16,14 +17,13 @@ from __future__ import annotations
 import abc
 import time
 
-from tfagents_system import constants as C
+from tfagents_system.core import constants as C
 from tfagents_system.replay import memory as replay_memory
 from tfagents_system.replay.auth import BlockCheck
 from tfagents_system.replay.client import SERVER_CALL_TIMEOUT_S, ServerLink
 from tfagents_system.replay.datasets import experience_dataset
-from tfagents_system.replay.layouts import LAYOUT_BLOCKS
-from tfagents_system.replay.packing import item_capacity, make_packer
-from tfagents_system.runtime import read_json, write_json_atomic
+from tfagents_system.replay.format import ReplayFormat
+from tfagents_system.replay.limits import RatioLimit, ReplaySettings
 
 # Blocks taken from the experience queue per drain without a replay ratio
 # (x BLOCK_ROWS transitions).
@@ -69,32 +69,22 @@ class DataSource(abc.ABC):
 
 
 class MemorySource(DataSource):
-    """The learner's own replay memory, fed from Reverb's experience queue."""
+    """The learner's own replay memory (restored, and filled by fine-tuning's import,
+    by the builder), fed from Reverb's experience queue."""
 
-    def __init__(self, params, paths, capacity: int, collect_data_spec, link: ServerLink,
-                 should_stop, log, sequence: tuple[int, int] | None = None):
+    def __init__(self, memory: replay_memory.ReplayMemory, replay_format: ReplayFormat,
+                 settings: ReplaySettings, link: ServerLink, should_stop, log):
         import tensorflow as tf
 
         self._link = link
         self._should_stop = should_stop
         self._log = log
-        self._batch_size = int(params.batch_size)
-        self.packer = make_packer(collect_data_spec.observation, collect_data_spec.action,
-                                  sequence)
+        self._batch_size = int(settings.batch_size)
+        self.packer = replay_format.packer()
         self.check = BlockCheck(link.signer, self.packer.size)
         self._rejected_logged = 0
-        capacity = item_capacity(capacity, sequence)
-        self.memory = replay_memory.ReplayMemory(capacity, self.packer.size, paths.replay_memory)
-        restored = self.memory.restore()
-        self._imported_record = paths.replay_imported
-        # Rows imported from another experiment (fine-tuning) are no inserts of this one:
-        # the replay ratio counts without them, or the workers would wait until the
-        # learner had sampled them all samples_per_insert times.
-        self.imported = (read_json(self._imported_record)["rows"]
-                         if self._imported_record.is_file() else 0)
-        self.limit = replay_memory.RatioLimit(params)
-        log.info("replay memory: %d transitions restored (%d stored in all), capacity %d",
-                 restored, self.memory.inserted, capacity)
+        self.memory = memory
+        self.limit = RatioLimit(settings, replay_format)
         self._sample = tf.function(self.next_batch)
 
     def take_in(self, train_step: int) -> None:
@@ -110,17 +100,9 @@ class MemorySource(DataSource):
             if self.limit.spi is None:
                 return
 
-    def import_rows(self, rows) -> None:
-        """Store another experiment's rows first, outside the replay ratio's count (the
-        count is recorded before the rows: a crash between leaves a ratio that waits a
-        little longer, never one that lets the learner run ahead)."""
-        write_json_atomic(self._imported_record, {"rows": len(rows)}, durable=True)
-        self.memory.add(rows)
-        self.imported = len(rows)
-
     def _inserted(self) -> int:
-        """Transitions this experiment's workers inserted."""
-        return self.memory.inserted - self.imported
+        """Rows this experiment's workers inserted."""
+        return self.memory.collected
 
     def _log_rejections(self) -> None:
         total = sum(self.check.rejected.values())
@@ -156,20 +138,18 @@ class ReverbSource(DataSource):
     # (heartbeat, stop requests) while it waits for experience.
     SAMPLE_TIMEOUT_MS = 5000
 
-    def __init__(self, params, layout: str, collect_data_spec, link: ServerLink,
-                 sequence: tuple[int, int] | None = None):
+    def __init__(self, replay_format: ReplayFormat, settings: ReplaySettings, link: ServerLink,
+                 collect_data_spec):
         self._link = link
-        self._layout = layout
+        self._format = replay_format
         self._spec = collect_data_spec
-        self._sequence = sequence
-        self._batch_size = int(params.batch_size)
+        self._batch_size = int(settings.batch_size)
         self.restart_sampling()
 
     def restart_sampling(self) -> None:
         self._iterator = iter(experience_dataset(
-            self._link.address, self._spec, self._batch_size,
-            rate_limiter_timeout_ms=self.SAMPLE_TIMEOUT_MS, layout=self._layout,
-            sequence=self._sequence))
+            self._link.address, self._format, self._batch_size,
+            rate_limiter_timeout_ms=self.SAMPLE_TIMEOUT_MS, collect_data_spec=self._spec))
 
     def next_batch(self, iterator):
         return next(iterator)
@@ -184,13 +164,3 @@ class ReverbSource(DataSource):
         return self._link.call(
             lambda: self._link.client.server_info(timeout=SERVER_CALL_TIMEOUT_S)[
                 C.EXPERIENCE_TABLE].current_size, -1)
-
-
-def make_data_source(layout: str, params, paths, capacity: int, collect_data_spec,
-                     link: ServerLink, should_stop, log,
-                     sequence: tuple[int, int] | None = None) -> DataSource:
-    """The data source of an experiment's layout (of replay windows with `sequence`)."""
-    if layout == LAYOUT_BLOCKS:
-        return MemorySource(params, paths, capacity, collect_data_spec, link, should_stop, log,
-                            sequence)
-    return ReverbSource(params, layout, collect_data_spec, link, sequence)

@@ -12,17 +12,16 @@ from collections.abc import Callable
 
 import numpy as np
 
-from tfagents_system import constants as C
+from tfagents_system.core import constants as C
+from tfagents_system.core.errors import StopRequested
 from tfagents_system.replay.auth import Signer
-from tfagents_system.replay.layouts import LAYOUT_BLOCKS, LAYOUT_PACKED, LAYOUT_STEPS, LAYOUTS
+from tfagents_system.replay.format import LAYOUT_BLOCKS, LAYOUT_PACKED, LAYOUT_STEPS, ReplayFormat
 from tfagents_system.replay.packing import (
     BLOCK_ROWS,
     PAD_STEP_TYPE,
     SequencePacker,
     TransitionPacker,
-    make_packer,
 )
-from tfagents_system.runtime import StopRequested
 
 _LAST = 2  # tf_agents.trajectories.time_step.StepType.LAST
 
@@ -229,19 +228,12 @@ class BlockExperienceWriter(_BlockingWrites):
         super().close()
 
 
-def make_experience_writer(client, layout: str, observation_spec, action_spec,
-                           should_stop: Callable[[], bool], signer: Signer,
-                           sequence: tuple[int, int] | None = None,
-                           n_step: tuple[int, float] | None = None):
-    """The writer of a layout; `add(time_step, action_step, next_time_step)` per env step.
-    `sequence` (trained steps, burn-in): the packed layouts write replay windows;
-    `n_step` (n, discount): they write n-step transitions."""
-    if layout not in LAYOUTS:
-        raise ValueError(f"unknown replay item layout {layout!r}; known: {', '.join(LAYOUTS)}")
-    if layout == LAYOUT_STEPS:
+def make_experience_writer(client, replay_format: ReplayFormat,
+                           should_stop: Callable[[], bool], signer: Signer):
+    """The writer of a replay format (bound to the env's specs); `add(time_step,
+    action_step, next_time_step)` per env step."""
+    if replay_format.layout == LAYOUT_STEPS:
         return ExperienceWriter(client, should_stop)
-    packer = make_packer(observation_spec, action_spec, sequence, n_step)
-    if layout == LAYOUT_PACKED:
-        return PackedExperienceWriter(client, packer, should_stop)
-    return BlockExperienceWriter(client, packer, should_stop, signer)
-
+    if replay_format.layout == LAYOUT_PACKED:
+        return PackedExperienceWriter(client, replay_format.packer(), should_stop)
+    return BlockExperienceWriter(client, replay_format.packer(), should_stop, signer)

@@ -38,18 +38,18 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from tfagents_system import constants as C
-from tfagents_system.paths import ExperimentPaths
-from tfagents_system.run import (
+from tfagents_system.core import constants as C
+from tfagents_system.core.files import write_json_atomic
+from tfagents_system.core.paths import ExperimentPaths
+from tfagents_system.core.specs import spec_shapes
+from tfagents_system.tools.evaluation import (
     EvalError,
     EvalPolicy,
     PolicyCheckpoint,
     check_experiment,
     find_checkpoint,
     load_greedy_policy,
-    spec_shapes,
 )
-from tfagents_system.runtime import write_json_atomic
 
 
 @dataclass(frozen=True)

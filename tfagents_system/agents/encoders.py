@@ -1,69 +1,32 @@
-"""The default combiner of structured observations (a dict or other nest of arrays).
+"""Encoders: what turns an observation into the networks' input.
 
 SAC's default networks take one float vector. For an observation spec that is a
 nest, has a non-float32 leaf, or has `observation_normalization` set, the default
-`actor_net_ctor` and `critic_net_ctor` put a combiner in front of the usual MLPs:
-each leaf, in tf.nest order (dict keys sorted), is flattened, cast to float32,
-optionally normalized as (x - mean) / std, and the leaves are concatenated. A flat
-float32 observation without normalization builds exactly the networks it always did.
+networks put the combiner in front of their layers: each leaf, in tf.nest order
+(dict keys sorted), is flattened, cast to float32, optionally normalized as
+(x - mean) / std, and the leaves are concatenated. A flat float32 observation
+without normalization builds exactly the networks it always did.
 
-Leaves are named by their nest path, the keys joined with "/" ("position",
-"sensors/imu", "0" for a tuple's first element); a non-nested observation is
-named "observation". `ObservationCombiner` is the Keras layer (for the actor's
-EncodingNetwork and `CombinedCriticNetwork`); `NumpyCombiner` computes the same in
-numpy for the workers' `actors.NumpyActor`.
+Leaves are named by their nest path (`core.specs.leaves`: "position",
+"sensors/imu", "0" for a tuple's first element; a non-nested observation is
+"observation"). `ObservationCombiner` is the Keras layer (the actor's
+EncodingNetwork and `networks.CombinedCriticNetwork`); `NumpyCombiner` computes the
+same in numpy for the workers' `actors.NumpyActor`. Image encoders go here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
-from tf_agents.agents.ddpg import critic_network
-from tf_agents.networks import network
 
-from tfagents_system.params import ParamsError
-
-# The name of a non-nested observation's only leaf.
-SINGLE_LEAF = "observation"
+from tfagents_system.core.errors import ParamsError
+from tfagents_system.core.specs import leaves
 
 
 class ObservationError(ParamsError):
     """The observation normalization does not fit the env's observation spec."""
-
-
-@dataclass(frozen=True)
-class Leaf:
-    """One leaf of an observation spec: its nest path, shape and dtype name."""
-
-    path: str
-    shape: tuple[int, ...]
-    dtype: str
-
-    @property
-    def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
-
-    def as_record(self) -> dict:
-        return {"path": self.path, "shape": list(self.shape), "dtype": self.dtype}
-
-
-def leaves(spec) -> list[Leaf]:
-    """The spec's leaves in tf.nest order (the order of the packed vector and the
-    combined features)."""
-    from tensorflow.python.util import nest  # tf.nest has no public flatten-with-paths
-
-    if not tf.nest.is_nested(spec):
-        return [Leaf(SINGLE_LEAF, tuple(spec.shape), tf.as_dtype(spec.dtype).name)]
-    return [Leaf(path, tuple(leaf.shape), tf.as_dtype(leaf.dtype).name)
-            for path, leaf in nest.flatten_with_joined_string_paths(spec, separator="/")]
-
-
-def structure_record(spec) -> list[dict]:
-    """The spec's leaves as JSON (replay_layout.json): what a resumed run must match."""
-    return [leaf.as_record() for leaf in leaves(spec)]
 
 
 def needs_combiner(spec, normalization: Mapping | None) -> bool:
@@ -171,40 +134,8 @@ class NumpyCombiner:
         return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
 
 
-class CombinedCriticNetwork(network.Network):
-    """SAC's default critic (ddpg CriticNetwork, which reads a single observation
-    tensor) behind an `ObservationCombiner`. Built from plain values, so the copies
-    SacAgent makes (second critic, targets) get their own variables."""
-
-    def __init__(self, input_tensor_spec, joint_fc_layer_params=(256, 256),
-                 normalization=None, name="CombinedCriticNetwork"):
-        observation_spec, action_spec = input_tensor_spec
-        super().__init__(input_tensor_spec, state_spec=(), name=name)
-        self._combiner = ObservationCombiner.for_spec(observation_spec, normalization)
-        combined = tf.TensorSpec((self._combiner.size,), tf.float32)
-        self._critic = critic_network.CriticNetwork(
-            (combined, action_spec), joint_fc_layer_params=tuple(joint_fc_layer_params),
-            kernel_initializer="glorot_uniform", last_kernel_initializer="glorot_uniform",
-            name=f"{name}MLP")
-
-    def call(self, inputs, step_type=(), network_state=(), training=False):
-        observation, action = inputs
-        return self._critic((self._combiner(observation), action), step_type=step_type,
-                            network_state=network_state, training=training)
-
-
 def actor_combiner_kwargs(spec, normalization: Mapping | None) -> dict:
     """Extra ActorDistributionNetwork arguments: the combiner where one is needed."""
     if not needs_combiner(spec, normalization):
         return {}
     return {"preprocessing_combiner": ObservationCombiner.for_spec(spec, normalization)}
-
-
-def combined_critic(observation_spec, action_spec, joint_fc_layer_params,
-                    normalization: Mapping | None):
-    """The default critic for an observation that needs the combiner, else None."""
-    if not needs_combiner(observation_spec, normalization):
-        return None
-    return CombinedCriticNetwork((observation_spec, action_spec),
-                                 joint_fc_layer_params=joint_fc_layer_params,
-                                 normalization=normalization)

@@ -46,14 +46,15 @@ from typing import Any
 
 import numpy as np
 
-from tfagents_system import constants as C
 from tfagents_system.collection import TaskMetrics, play_episode
-from tfagents_system.params import is_number
-from tfagents_system.paths import ExperimentPaths
-from tfagents_system.run import EvalError, EvalPolicy, check_specs, load_eval_setup
-from tfagents_system.runtime import write_json_atomic
-from tfagents_system.settings import NonFiniteJSON, loads_finite
+from tfagents_system.core import constants as C
+from tfagents_system.core.files import write_json_atomic
+from tfagents_system.core.paths import ExperimentPaths
+from tfagents_system.core.values import is_number
+from tfagents_system.curriculum import supports_set_state
+from tfagents_system.settings import load_json_object
 from tfagents_system.sweep import SweepError
+from tfagents_system.tools.evaluation import EvalError, EvalPolicy, check_specs, load_eval_setup
 
 FILE_KEYS = ("parameter", "values", "apply", "conditions", "config")
 CONDITION_KEYS = ("label", "set_state", "config")
@@ -86,18 +87,9 @@ class ConditionSweep:
 
 def _read_object(path: Path, where: str) -> dict:
     """The file's JSON object, with known keys only."""
-    if not path.is_file():
-        raise EvalError(f"{where}: not found; pass an existing JSON file to --sweep_config")
-    try:
-        data = loads_finite(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise EvalError(f"{where}: not valid JSON (line {exc.lineno} column {exc.colno}: "
-                        f"{exc.msg}); fix the syntax") from None
-    except NonFiniteJSON as exc:
-        raise EvalError(f"{where}: {exc}") from None
-    if not isinstance(data, dict):
-        raise EvalError(f'{where}: must hold a JSON object like {{"parameter": "joint_damping", '
-                        '"values": [0.0, 5.0]}')
+    data = load_json_object(path, where, EvalError,
+                            "pass an existing JSON file to --sweep_config",
+                            'like {"parameter": "joint_damping", "values": [0.0, 5.0]}')
     _check_keys(data, FILE_KEYS, where)
     return data
 
@@ -192,8 +184,6 @@ def condition_env(sweep: ConditionSweep, condition: Condition, source: EvalPolic
 
 def apply_condition(env, sweep: ConditionSweep, condition: Condition, policy) -> None:
     """Check the env against the policy and give it the condition's set_state."""
-    from tfagents_system.curriculum import supports_set_state
-
     where = f'sweep file {sweep.path}: condition "{condition.label}"'
     try:
         check_specs(env, policy)

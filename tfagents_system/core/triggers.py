@@ -1,8 +1,9 @@
 """Periodic work as small objects that carry their action (checkpoints, summaries,
-evaluations), instead of `if step % n` scattered through the loops."""
+evaluations), instead of `if step % n` scattered through the loops, and rates."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 
@@ -30,3 +31,18 @@ class IntervalTrigger:
         self._action(*args)
         self._last = iteration // self._period
         return True
+
+
+class RateMeter:
+    """Events per second since the previous call."""
+
+    def __init__(self, start: int = 0):
+        self._last_count = start
+        self._last_time = time.monotonic()
+
+    def rate(self, count: int) -> float:
+        now = time.monotonic()
+        elapsed = max(now - self._last_time, 1e-9)
+        value = (count - self._last_count) / elapsed
+        self._last_count, self._last_time = count, now
+        return value

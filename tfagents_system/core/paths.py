@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from tfagents_system import constants as C
+from tfagents_system.core import constants as C
 
 
 def _under_root(name: str, doc: str) -> property:
@@ -21,31 +21,25 @@ class ExperimentPaths:
 
     root: Path
 
-    config = _under_root(C.CONFIG_COPY, "the config the experiment trains with (a copy)")
+    config = _under_root(C.CONFIG_COPY, "the config it trains with (a copy)")
     params = _under_root(C.PARAMS_COPY, "the params file it trains with (a copy)")
-    settings = _under_root(C.SETTINGS_FILE, "its resolved settings")
+    settings = _under_root(C.SETTINGS_FILE, "its settings record")
     variant = _under_root(C.VARIANT_FILE, "a sweep task's variant (absent otherwise)")
     launches = _under_root(C.LAUNCHES_FILE, "one JSON line per launch")
     launch_lock = _under_root(C.LAUNCH_LOCK_FILE, "held by the launch that runs it")
-    layout = _under_root(C.LAYOUT_FILE, "the experience-item layout and observation structure")
+    layout = _under_root(C.LAYOUT_FILE, "the replay format record")
     replay_key = _under_root(C.REPLAY_KEY_FILE, "the key signing experience and weights")
     complete = _under_root(C.COMPLETE_FILE, "written when training is complete")
     checkpoints = _under_root(C.CHECKPOINT_DIR, "the learner's checkpoints")
-    checkpoints_damaged = _under_root(C.DAMAGED_CHECKPOINT_DIR,
-                                      "learner checkpoints set aside as unreadable")
+    checkpoints_damaged = _under_root(C.DAMAGED_CHECKPOINT_DIR, "unreadable ones, set aside")
     replay_checkpoints = _under_root(C.REPLAY_CHECKPOINT_DIR, "Reverb's table checkpoints")
-    replay_checkpoints_kept = _under_root(C.REPLAY_CHECKPOINTS_KEPT_DIR,
-                                          "the newest complete ones, as hard links")
-    replay_checkpoints_damaged = _under_root(C.REPLAY_CHECKPOINTS_DAMAGED_DIR,
-                                             "checkpoints Reverb failed to load")
-    replay_checkpoint_lock = _under_root(C.REPLAY_CHECKPOINT_LOCK,
-                                         "held by the learner or the server while saving")
+    replay_checkpoints_kept = _under_root(C.REPLAY_CHECKPOINTS_KEPT_DIR, "hard links to them")
+    replay_checkpoints_damaged = _under_root(C.REPLAY_CHECKPOINTS_DAMAGED_DIR, "set aside")
+    replay_checkpoint_lock = _under_root(C.REPLAY_CHECKPOINT_LOCK, "held while one saves")
     replay_memory = _under_root(C.REPLAY_MEMORY_DIR, "the learner's replay memory log")
-    demonstrations = _under_root(C.DEMONSTRATIONS_DIR,
-                                 "the demonstrations' replay rows, stored at creation")
+    demonstrations = _under_root(C.DEMONSTRATIONS_DIR, "the demonstrations' replay rows")
     init_from = _under_root(C.INIT_FROM_FILE, "what a fine-tuned experiment started from")
-    init_from_checkpoint = _under_root(C.INIT_FROM_CHECKPOINT_DIR,
-                                       "its copy of the source's learner checkpoint")
+    init_from_checkpoint = _under_root(C.INIT_FROM_CHECKPOINT_DIR, "its copy of that checkpoint")
     prior_policy = _under_root(C.PRIOR_POLICY_DIR, "its copy of the prior policy (SavedModel)")
     policies = _under_root(C.POLICY_DIR, "exported policies and policy checkpoints")
     process_logs = _under_root(C.PROCESS_LOG_DIR, "one log per program")

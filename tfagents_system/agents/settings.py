@@ -1,0 +1,85 @@
+"""The agent's settings, and the defaults of each kind of network.
+
+`AgentSettings` is everything the agent's parts are built from; `TrainParamsBase.
+agent_settings()` makes it from a params file. The defaults that depend on the kind
+of networks live here: SAC's published networks and batch (Haarnoja et al., 2018,
+"Soft Actor-Critic Algorithms and Applications", table 1) for the feed-forward
+agent, and for the recurrent one the settings measured in docs/recurrent.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import MappingProxyType
+
+# Hyperparameters whose default depends on the kind of networks. Feed-forward: SAC's
+# published MLPs and batch. Recurrent (README, "Recurrent networks"): 32 windows of 10
+# burn-in + 20 trained steps and small layers around a 40-unit LSTM, which learned the
+# partially observed pendulum at a gradient step about 4x a feed-forward one's cost
+# (docs/recurrent.md); SAC's 256 windows of 256x256 layers cost 50x.
+FEED_FORWARD_DEFAULTS = MappingProxyType({
+    "batch_size": 256,
+    "actor_fc_layers": (256, 256),
+    "critic_joint_fc_layers": (256, 256),
+    "lstm_size": (40,),
+    "recurrent_output_fc_layers": (64,),
+    "recurrent_sequence_length": 20,
+    "recurrent_burn_in": 10,
+})
+RECURRENT_DEFAULTS = MappingProxyType({
+    **FEED_FORWARD_DEFAULTS,
+    "batch_size": 32,
+    "actor_fc_layers": (64,),
+    "critic_joint_fc_layers": (64,),
+})
+
+
+def defaults(recurrent: bool):
+    """The kind-dependent defaults of feed-forward or recurrent networks."""
+    return RECURRENT_DEFAULTS if recurrent else FEED_FORWARD_DEFAULTS
+
+
+@dataclass(frozen=True)
+class NetworkSettings:
+    """The actor's and critics' layers. With `lstm_size` the networks are recurrent:
+    `actor_layers` / `critic_layers` -> LSTM -> `output_layers`."""
+
+    actor_layers: tuple[int, ...]
+    critic_layers: tuple[int, ...]
+    observation_normalization: dict | None = None
+    lstm_size: tuple[int, ...] | None = None
+    output_layers: tuple[int, ...] = ()
+
+    @property
+    def recurrent(self) -> bool:
+        """Whether the networks keep a state."""
+        return self.lstm_size is not None
+
+
+@dataclass(frozen=True)
+class PriorSettings:
+    """A prior policy the agent is regularized toward (`prior`): its SavedModel, the
+    divergence it may take (None: 0.5 nats per action dimension) and the scale of a
+    greedy prior's normal."""
+
+    directory: str
+    target_divergence: float | None
+    std: float
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    """SAC's hyperparameters (their published defaults: `TrainParamsBase`) and the parts
+    the agent is built from."""
+
+    networks: NetworkSettings
+    discount: float
+    actor_learning_rate: float
+    critic_learning_rate: float
+    alpha_learning_rate: float
+    target_update_tau: float
+    target_update_period: int
+    initial_log_alpha: float
+    target_entropy: float | None  # None: TF-Agents' default, -dim(actions) / 2
+    reward_scale_factor: float
+    prior: PriorSettings | None = None
