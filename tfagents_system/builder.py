@@ -127,7 +127,6 @@ def env_specs(params) -> tuple:
         env.close()
 
 
-
 class Builder:
     """Makes an experiment's parts from its params. `paths` and `settings`: the
     experiment the parts belong to (None at launch, before it exists). An experiment
@@ -161,8 +160,10 @@ class Builder:
         eval_seed = worker_env_seeds(self.params, worker_index)[1]
         log.info("collect env seed%s %s, eval env seed %d", "s" if len(collect_seeds) > 1
                  else "", ", ".join(map(str, collect_seeds)), eval_seed)
-        return ([self.env(COLLECT, seed, worker_index) for seed in collect_seeds],
-                self.env(EVAL, eval_seed, worker_index))
+        collect_envs = [self.env(COLLECT, seed, worker_index) for seed in collect_seeds]
+        if self._specs is None:  # the worker's own env: no other is built for the specs
+            self._specs = collect_envs[0].time_step_spec(), collect_envs[0].action_spec()
+        return collect_envs, self.env(EVAL, eval_seed, worker_index)
 
     def curriculum(self, collect_envs: list, eval_env, log) -> CurriculumApplier:
         """The config's curriculum, applied to a worker's envs (which must take it)."""
@@ -267,7 +268,7 @@ class Builder:
         if there is none, or the env or the params no longer match it."""
         recorded = self.recorded_format()
         time_step_spec, action_spec = self.specs()
-        problem = recorded.mismatch(time_step_spec.observation, self.params.window,
+        problem = recorded.mismatch(time_step_spec.observation, action_spec, self.params.window,
                                     self.params.n_step_returns, str(self.paths.layout))
         if problem:
             raise FatalError(problem)

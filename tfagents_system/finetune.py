@@ -231,7 +231,7 @@ def replay_rows(source: Path, replay_format: ReplayFormat, capacity: int, where:
     if theirs is None or theirs.layout != LAYOUT_BLOCKS or replay_format.layout != LAYOUT_BLOCKS:
         whose = (f"the source's layout is {None if theirs is None else theirs.layout} "
                  f"({src.layout})" if theirs is None or theirs.layout != LAYOUT_BLOCKS
-                 else f"this experiment's is {replay_format.layout}")
+                 else f"this experiment's is {replay_format.layout} ({replay_format.reason})")
         raise CheckError(f"{where} {source}: init_from_replay imports a replay buffer the "
                          f"learner keeps in memory ({LAYOUT_BLOCKS} layout), but {whose}; set "
                          "init_from_replay = False")

@@ -74,7 +74,7 @@ class TrainParamsBase(abc.ABC):
     target_update_tau: float = 0.005
     target_update_period: int = 1
     initial_log_alpha: float = 0.0
-    target_entropy: float | None = None  # None: -dim(action space)
+    target_entropy: float | None = None  # None: TF-Agents' default, -dim(action space) / 2
     reward_scale_factor: float = 1.0
     # Hidden layers (feed-forward default (256, 256); recurrent: (64,), before the LSTM).
     actor_fc_layers = NetworkDefault()
@@ -189,8 +189,8 @@ class TrainParamsBase(abc.ABC):
     # file). The launch checks it and copies it into the experiment. None: plain SAC.
     prior_policy: str | None = None
     # Nats the policy may diverge from the prior (a one-sample estimate of KL(pi || p)).
-    # None: 0.5 per action dimension, scaled with the action space as SAC's default
-    # target entropy (-1 per dimension) is: the policy stays close to the prior yet can
+    # None: 0.5 per action dimension, scaled with the action space as the default
+    # target entropy is (-0.5 per dimension): the policy stays close to the prior yet can
     # improve on it. SPiRL tunes this per task; so may you.
     target_divergence: float | None = None
     # A greedy prior (a deterministic action, no density) is read as an independent
@@ -285,12 +285,13 @@ class TrainParamsBase(abc.ABC):
         return ReplaySettings(int(capacity), int(self.min_replay_size), int(self.batch_size),
                               self.samples_per_insert, self.samples_per_insert_error_buffer)
 
-    def relative_to_file(self, path: str) -> Path:
-        """A path of the params (~ expanded) made absolute: relative to the file defining
-        the params class, so the process's working directory never matters."""
+    def relative_to_file(self, path: str, params_file: Path | None = None) -> Path:
+        """A path of the params (~ expanded) made absolute, so the process's working
+        directory never matters: relative to `params_file` (the launch's params file),
+        else to the file defining the params class."""
         path = Path(os.path.expanduser(path))
-        return (path if path.is_absolute()
-                else Path(inspect.getfile(type(self))).parent / path).resolve()
+        base = Path(params_file) if params_file is not None else Path(inspect.getfile(type(self)))
+        return (path if path.is_absolute() else base.parent / path).resolve()
 
     @property
     def total_train_steps(self) -> int:
@@ -319,9 +320,9 @@ class TrainParamsBase(abc.ABC):
         (`settings.json`'s hyperparameters), whatever the framework's defaults are now:
         its networks, batches and replay windows do not change under it."""
         for name, value in hyperparameters.items():
-            if isinstance(getattr(type(self), name, None), NetworkDefault) and not any(
-                    name in vars(cls) for cls in type(self).__mro__
-                    if not issubclass(TrainParamsBase, cls)) and name not in vars(self):
+            # Still the framework's default: no params class or instance has set it.
+            if isinstance(getattr(type(self), name, None), NetworkDefault) and (
+                    name not in vars(self)):
                 setattr(self, name, ast.literal_eval(value) if isinstance(value, str) else value)
 
 

@@ -16,9 +16,9 @@ experiment's own copies of the params and config), and renders frames
 headless through `render('rgb_array')`.
 
 `--ensemble` acts with the mean of several policies' greedy actions and
-`--export` writes it as one SavedModel (`tfagents_system.ensemble`); the eval
+`--export` writes it as one SavedModel (`tfagents_system.tools.ensemble`); the eval
 env is the first member's. `--sweep_config` evaluates across environment
-conditions instead (`tfagents_system.condition_sweep`). `--record FILE` also
+conditions instead (`tfagents_system.tools.condition_sweep`). `--record FILE` also
 writes every step of the episodes to FILE as demonstrations
 (`tfagents_system.demonstrations`), without videos unless `--output` is given.
 """

@@ -111,7 +111,7 @@ _RULES = (
      "must be a number > 0 or None"),
     (("initial_log_alpha",), is_number, "must be a finite number"),
     (("target_entropy",), _or_none(is_number),
-     "must be a finite number or None (None: -dim(action space))"),
+     "must be a finite number or None (None: -dim(action space) / 2)"),
     (("actor_fc_layers", "critic_joint_fc_layers", "lstm_size", "recurrent_output_fc_layers"),
      _layer_sizes,
      "must be a tuple of positive integers (hidden layer sizes), e.g. (256, 256)"),

@@ -19,27 +19,15 @@ from tfagents_system.agents import prior
 from tfagents_system.builder import env_specs
 from tfagents_system.core import constants as C
 from tfagents_system.core import files
-from tfagents_system.core.paths import ExperimentPaths
 from tfagents_system.params import load_params
 from tfagents_system.replay import demo_store
 from tfagents_system.replay.format import NStep, ReplayFormat
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
-from launch_helpers import one_error_line, tensorboard_tags, write_params, write_variables
+from launch_helpers import one_error_line, tensorboard_tags
+from parts import serial_experiment
 
-
-@pytest.fixture(autouse=True)
-def _no_slurm(monkeypatch):
-    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
-    monkeypatch.delenv("SAC_TASK_ID", raising=False)
-    process.setup_logging("demonstration-test")
-
-
-def _launch_files(tmp_path: Path, extra: str) -> tuple[Path, ExperimentPaths]:
-    write_params(tmp_path / "params.py", num_iter=1, steps=100, ckpt=1,
-                 extra="replay_capacity = 20_000\n" + extra)
-    variables = write_variables(tmp_path / "vars.sh", SAC_EXP_NAME="with_demos")
-    return variables, ExperimentPaths(tmp_path / "logs" / "with_demos")
+pytestmark = pytest.mark.usefixtures("serial_launch")
 
 
 @pytest.mark.timeout(300)
@@ -50,7 +38,7 @@ def test_demonstrations_seed_an_experiment_and_stay_with_it(tiny_experiment, tmp
                      "--num_episodes", "2"]) == 0
     step_types = demonstrations.read_file(demo)["step_type"]
     transitions = int((step_types != 2).sum())  # one n-step row per transition
-    variables, paths = _launch_files(tmp_path, "demonstrations = ('demo.npz',)\n"
+    variables, paths = serial_experiment(tmp_path, "with_demos", "demonstrations = ('demo.npz',)\n"
                                      "demo_ratio = 0.5\nbc_warm_start_steps = 20\n"
                                      "n_step = 3\n")
     caplog.set_level(logging.INFO)
@@ -83,7 +71,8 @@ def test_demonstrations_that_do_not_fit_the_env_stop_the_launch(tmp_path, capsys
     for step in (ts.restart(obs), ts.transition(obs, 1.0), ts.termination(obs, 1.0)):
         recorder.add(step, None if step.is_last() else np.zeros(2, np.float32))  # env: 1-D
     recorder.save()
-    variables, paths = _launch_files(tmp_path, "demonstrations = ('wrong.npz',)\n")
+    variables, paths = serial_experiment(tmp_path, "with_demos",
+                                         "demonstrations = ('wrong.npz',)\n")
     line = one_error_line(capsys, serial.run_serial(str(variables), stop=process.StopFlag()))
     assert line.startswith(f"error: params file {tmp_path / 'params.py'}: demonstrations: "
                            f"{(tmp_path / 'wrong.npz').resolve()}")

@@ -14,6 +14,7 @@ from launch_helpers import write_params, write_variables
 
 from tfagents_system.core import files
 from tfagents_system.core.errors import CheckError
+from tfagents_system.launch import console
 from tfagents_system.launch import plan as launch
 
 NO_LIMIT = """
@@ -88,7 +89,11 @@ def test_an_experiment_without_a_format_record_gets_it_once_at_its_next_launch(t
     plan = launch.prepare(str(write_variables(tmp_path / "vars.sh")))
     record = plan.paths.layout.read_text()
     plan.paths.layout.unlink()  # created before launches recorded it, never trained
-    again = launch.prepare(str(write_variables(tmp_path / "vars.sh")))
+    planned = launch.prepare(str(write_variables(tmp_path / "vars.sh")))
+    assert planned.replay_line.endswith(f"derived now in {plan.paths.layout})")
+    assert not plan.paths.layout.exists()  # written only by a launch holding the lock
+    again, lock = console.prepared(str(write_variables(tmp_path / "vars.sh")))
+    lock.close()
     assert again.replay_line.startswith("experience items: packed_blocks (")
     assert again.replay_line.endswith(f"derived now in {plan.paths.layout})")
     assert plan.paths.layout.read_text() == record  # what a new experiment records

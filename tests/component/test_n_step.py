@@ -138,12 +138,12 @@ def collect(writer) -> collection.EpisodeStats:
     return stats
 
 
-def test_n_step_rows_give_the_hand_computed_targets_on_both_packed_paths(server, tmp_path):
-    params, env = Params(), Countdown()
-    expected = hand_targets()
-    assert len(expected) == 9  # 5 + 4 transitions: a row each
-    client = reverb.Client(server)
-    blocks, packed = (bound(env, layout, n_step=params.n_step_returns)
+def written_both_ways(server, params, tmp_path):
+    """The Countdown's two episodes written by a worker's writer in each packed layout
+    of `params`: (the packed-rows format, the learner's memory taken in from the
+    blocks table)."""
+    env, client = Countdown(), reverb.Client(server)
+    blocks, packed = (bound(env, layout, window=params.window, n_step=params.n_step_returns)
                       for layout in (LAYOUT_BLOCKS, LAYOUT_PACKED))
     for fmt in (blocks, packed):
         writer = replay_writers.make_experience_writer(client, fmt, lambda: False, SIGNER)
@@ -152,6 +152,13 @@ def test_n_step_rows_give_the_hand_computed_targets_on_both_packed_paths(server,
     memory = memory_source(params, blocks, tmp_path / "memory", 1000,
                            ServerLink(server, lambda: False, log, SIGNER), log)
     memory.take_in(0)
+    return packed, memory
+
+
+def test_n_step_rows_give_the_hand_computed_targets_on_both_packed_paths(server, tmp_path):
+    expected = hand_targets()
+    assert len(expected) == 9  # 5 + 4 transitions: a row each
+    packed, memory = written_both_ways(server, Params(), tmp_path)
     assert memory.size() == 9  # one row per env step, as with one-step transitions
     rows = memory.memory.rows[:9]
     got = sac_targets(memory.packer.unpack(rows))
@@ -179,18 +186,8 @@ def test_windows_of_n_step_rows_train_every_row_once_on_its_hand_computed_target
     """Recurrence composes with n-step returns: the workers cut the n-step rows into
     replay windows, and the steps the mask trains on are every row once, each with
     the target of the hand computation (through both packed paths)."""
-    params, env = Windows(), Countdown()
-    expected = hand_targets()
-    client = reverb.Client(server)
-    blocks, packed = (bound(env, layout, window=params.window, n_step=params.n_step_returns)
-                      for layout in (LAYOUT_BLOCKS, LAYOUT_PACKED))
-    for fmt in (blocks, packed):
-        writer = replay_writers.make_experience_writer(client, fmt, lambda: False, SIGNER)
-        assert collect(writer).env_steps == 9
-    log = process.setup_logging("test")
-    memory = memory_source(params, blocks, tmp_path / "memory", 1000,
-                           ServerLink(server, lambda: False, log, SIGNER), log)
-    memory.take_in(0)
+    params, expected = Windows(), hand_targets()
+    packed, memory = written_both_ways(server, params, tmp_path)
     windows = memory.packer.unpack(memory.memory.rows[:memory.size()])
     assert memory.size() == 3 + 2  # 5 and 4 rows in windows of 2 trained steps
     batch = next(iter(datasets.experience_dataset(server, packed, 20)))
@@ -204,7 +201,7 @@ def test_windows_of_n_step_rows_train_every_row_once_on_its_hand_computed_target
             assert target == pytest.approx(expected[key], rel=1e-6), key
     counts = windows.experience.time_step.observation.numpy()[windows.mask.numpy() == 1.0]
     assert len(counts) == len(expected)  # every row trained in exactly one window
-    agent = agent_of(params, env)
+    agent = agent_of(params, Countdown())
     info = agent.train(windows.experience, weights=windows.mask)
     assert np.isfinite(float(info.loss))
     memory.close()

@@ -19,21 +19,10 @@ from tfagents_system.core import files
 from tfagents_system.core.paths import ExperimentPaths
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
-from launch_helpers import one_error_line, tensorboard_tags, write_params, write_variables
+from launch_helpers import one_error_line, tensorboard_tags
+from parts import serial_experiment
 
-
-@pytest.fixture(autouse=True)
-def _no_slurm(monkeypatch):
-    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
-    monkeypatch.delenv("SAC_TASK_ID", raising=False)
-    process.setup_logging("prior-test")
-
-
-def _launch_files(tmp_path: Path, prior_policy: str) -> tuple[Path, ExperimentPaths]:
-    write_params(tmp_path / "params.py", num_iter=1, steps=100, ckpt=1,
-                 extra=f"replay_capacity = 20_000\nprior_policy = {prior_policy!r}\n")
-    variables = write_variables(tmp_path / "vars.sh", SAC_EXP_NAME="with_prior")
-    return variables, ExperimentPaths(tmp_path / "logs" / "with_prior")
+pytestmark = pytest.mark.usefixtures("serial_launch")
 
 
 @pytest.mark.timeout(300)
@@ -42,7 +31,7 @@ def test_a_prior_regularized_experiment_trains_on_its_copy(tiny_experiment, tmp_
     caplog.set_level(logging.INFO)
     source = ExperimentPaths(tiny_experiment).final_policy(C.COLLECT_POLICY)
     relative = os.path.relpath(source, tmp_path)  # relative to the params file
-    variables, paths = _launch_files(tmp_path, relative)
+    variables, paths = serial_experiment(tmp_path, "with_prior", f"prior_policy = {relative!r}\n")
     loaded = []
     real_load = prior.load
     monkeypatch.setattr(prior, "load", lambda directory, *args: (
@@ -61,7 +50,8 @@ def test_a_prior_regularized_experiment_trains_on_its_copy(tiny_experiment, tmp_
 
 
 def test_a_missing_prior_stops_the_launch(tmp_path, capsys):
-    variables, paths = _launch_files(tmp_path, "no/such/policy")
+    variables, paths = serial_experiment(tmp_path, "with_prior",
+                                         "prior_policy = 'no/such/policy'\n")
     line = one_error_line(capsys, serial.run_serial(str(variables), stop=process.StopFlag()))
     assert line == (f"error: params file {tmp_path / 'params.py'}: prior_policy "
                     f"{tmp_path / 'no/such/policy'} does not exist: point it at a SavedModel "

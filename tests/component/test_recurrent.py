@@ -60,6 +60,30 @@ def make_agent(params=None, env=None):
     return agent, env
 
 
+def test_params_files_of_the_previous_revision_build_their_agents_by_the_old_names():
+    """`tfagents_system.recurrent` and `.observations` still give what a params file of
+    the previous revision imported for networks and agents of its own."""
+    from tfagents_system import observations, recurrent
+
+    class OldStyle(Params):
+        def actor_net_ctor(self, observation_spec, action_spec):
+            return recurrent.actor_network(self, observation_spec, action_spec)
+
+        def critic_net_ctor(self, observation_spec, action_spec):
+            return recurrent.critic_network(self, observation_spec, action_spec)
+
+        def agent_ctor(self, *args):
+            return recurrent.make_agent(self, *args)
+
+    agent, env = make_agent(OldStyle())
+    assert isinstance(agent, recurrent.SequenceSacAgent)
+    assert isinstance(agent._critic_network_1, recurrent.RecurrentCriticNetwork)
+    spec = tensor_spec.from_spec(env.observation_spec())
+    assert observations.actor_combiner_kwargs(spec, None) == {}  # a flat float observation
+    assert "preprocessing_combiner" in observations.actor_combiner_kwargs(
+        {"a": spec, "b": spec}, None)
+
+
 def random_windows(agent, batch=4):
     """A SequenceBatch of random windows (FIRST at the start, then MID)."""
     params = Params()

@@ -19,17 +19,16 @@ from tfagents_system.tools import evaluation, status
 from tfagents_system.tools import plots as plot
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
-from launch_helpers import write_variables
+from launch_helpers import TINY_BASE, write_variables
 
 LIMIT = 10
 
-PARAMS = f'''
+PARAMS = TINY_BASE + f'''
 import json
 
 import gym
 
 from tfagents_system.envs import load_gym_env
-from tfagents_system.params import TrainParamsBase
 
 LIMIT = {LIMIT}
 
@@ -53,18 +52,13 @@ class Reporting(gym.Wrapper):
         return obs, reward, done, dict(info, is_success=success, steps=self.t)
 
 
-class TrainParams(TrainParamsBase):
+class TrainParams(TinyParams):  # the learner waits for collection: collect rounds happen
     num_iter = 3
     num_steps_per_iter = 50
-    batch_size = 32
-    min_replay_size = 64
-    actor_fc_layers = (16,)
-    critic_joint_fc_layers = (16,)
     n_buffer_init_episodes = 8
     n_eval_episodes = 2
     eval_period_itrs = 2
     checkpoint_period_itrs = 3
-    samples_per_insert = 32.0  # the learner waits for collection: collect rounds happen
 
     def env_ctor(self, seed=None, worker_index=None, env_role=None):
         with open(self.env_config["record_file"], "a") as record:

@@ -397,12 +397,14 @@ def test_replay_format_choice_and_record(tmp_path, monkeypatch):
     big = format_of(params, agent, 1000)
     assert big.layout == LAYOUT_PACKED and "exceeds a quarter" in big.reason
     # An experiment checkpointed before formats were recorded keeps 2-step items; the
-    # launch records that once, and reads the record afterwards.
+    # launch derives that once, and reads the record afterwards.
     old = paths_module.ExperimentPaths(tmp_path / "old")
     old.checkpoints.mkdir(parents=True)
     (old.checkpoints / "checkpoint").write_text("")
     never = lambda: pytest.fail("an experiment that has trained is not given a new format")  # noqa: E731
-    assert recorded_format(old, never) == (ReplayFormat.legacy(), True)
+    derived, now = recorded_format(old, never)
+    assert (derived, now) == (ReplayFormat.legacy(), True)
+    derived.write(old.layout)  # as the launch does once it holds the experiment's lock
     assert recorded_format(old, never) == (ReplayFormat.legacy(), False)
     assert recorded_format(paths_module.ExperimentPaths(tmp_path / "new"), never)[0] == chosen
     # One that never trained gets the format a new experiment would.

@@ -14,6 +14,13 @@ import psutil
 
 REPO = Path(__file__).resolve().parents[2]
 
+# The head of a params file whose TrainParams builds on tiny_params.TinyParams.
+TINY_BASE = f"""
+import sys
+sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})
+from tiny_params import TinyParams
+"""
+
 # A tiny InvertedPendulum experiment: seconds of training, real everything.
 TINY_PARAMS = """
 import sys

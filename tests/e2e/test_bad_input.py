@@ -32,6 +32,27 @@ def _write(tmp_path, name, text):
     return path
 
 
+def _new(t, **variables):
+    """The variables file of a new experiment "new" in `t`."""
+    return write_variables(t / "v.sh", SAC_EXP_NAME="new", **variables)
+
+
+def _with(**variables):
+    return lambda t: _new(t, **variables)
+
+
+def _with_config(name, text):
+    return lambda t: _new(t, SAC_CONFIG=_write(t, name, text))
+
+
+def _with_params_file(name, text, **variables):
+    return lambda t: _new(t, SAC_PARAMS=_write(t, name, text), **variables)
+
+
+def _with_params(name, **fields):
+    return lambda t: _new(t, SAC_PARAMS=write_params(t / name, **fields))
+
+
 def _stray_dir(tmp_path):
     """A user's own directory where the experiment would go."""
     stray = tmp_path / "logs" / "stray"
@@ -66,80 +87,69 @@ def _broken(t, body, params="", limit=None, **variables):
     text = BROKEN_ENV.format(body=body, params=params)
     if limit is not None:
         text = text.replace("seed=seed, **kwargs", f"seed=seed, max_episode_steps={limit}")
-    return write_variables(t / "v.sh", SAC_EXP_NAME="new",
-                           SAC_PARAMS=_write(t, "broken.py", text), **variables)
+    return _new(t, SAC_PARAMS=_write(t, "broken.py", text), **variables)
 
 
 CASES = {
     "missing variables file": (lambda t: t / "nope.sh", "training variables file"),
     "unknown variable": (
-        lambda t: write_variables(t / "v.sh", SAC_EXP_NAME="new", SAC_NUM_COLLECT_WORKER=2),
+        _with(SAC_NUM_COLLECT_WORKER=2),
         "unknown variable(s) SAC_NUM_COLLECT_WORKER"),
     "missing config": (
-        lambda t: write_variables(t / "v.sh", SAC_EXP_NAME="new", SAC_CONFIG="missing.json"),
+        _with(SAC_CONFIG="missing.json"),
         "missing.json: not found"),
     "malformed config": (
-        lambda t: write_variables(t / "v.sh", SAC_EXP_NAME="new",
-                                  SAC_CONFIG=_write(t, "bad.json", '{"env_id": }')),
+        _with_config("bad.json", '{"env_id": }'),
         "bad.json: not valid JSON (line 1"),
     "config not an object": (
-        lambda t: write_variables(t / "v.sh", SAC_EXP_NAME="new",
-                                  SAC_CONFIG=_write(t, "list.json", "[1, 2]")),
+        _with_config("list.json", "[1, 2]"),
         "must hold a JSON object"),
     "params missing": (
-        lambda t: write_variables(t / "v.sh", SAC_EXP_NAME="new", SAC_PARAMS="gone.py"),
+        _with(SAC_PARAMS="gone.py"),
         "gone.py: not found"),
     "params without TrainParams": (
-        lambda t: write_variables(t / "v.sh", SAC_EXP_NAME="new",
-                                  SAC_PARAMS=_write(t, "empty.py", "x = 1\n")),
+        _with_params_file("empty.py", "x = 1\n"),
         "defines no class TrainParams"),
     "env_ctor raises": (
-        lambda t: write_variables(t / "v.sh", SAC_EXP_NAME="new", SAC_PARAMS=_write(
-            t, "raises.py",
+        _with_params_file(
+            "raises.py",
             "from tfagents_system.params import TrainParamsBase\n"
             "class TrainParams(TrainParamsBase):\n"
             "    def env_ctor(self, seed=None):\n"
-            "        raise RuntimeError('no robot attached')\n")),
+            "        raise RuntimeError('no robot attached')\n"),
         "env_ctor raised RuntimeError building the collect env: no robot attached"),
     "unknown gym id": (
-        lambda t: write_variables(t / "v.sh", SAC_EXP_NAME="new", SAC_CONFIG=_write(
-            t, "gym.json", '{"env_id": "NoSuchEnvBulletEnv-v0"}')),
+        _with_config("gym.json", '{"env_id": "NoSuchEnvBulletEnv-v0"}'),
         "unknown gym id 'NoSuchEnvBulletEnv-v0'"),
     "zero workers": (
-        lambda t: write_variables(t / "v.sh", SAC_EXP_NAME="new", SAC_NUM_COLLECT_WORKERS=0),
+        _with(SAC_NUM_COLLECT_WORKERS=0),
         "SAC_NUM_COLLECT_WORKERS='0' must be a positive integer or auto"),
     "negative cpus": (
-        lambda t: write_variables(t / "v.sh", SAC_EXP_NAME="new", SAC_TRAIN_CPUS=-1),
+        _with(SAC_TRAIN_CPUS=-1),
         "SAC_TRAIN_CPUS='-1' must be a positive integer"),
     "zero iterations": (
-        lambda t: write_variables(t / "v.sh", SAC_EXP_NAME="new", SAC_PARAMS=write_params(
-            t / "zero.py", num_iter=0)),
+        _with_params("zero.py", num_iter=0),
         "num_iter=0: must be a positive integer"),
     "too many cpus": (
-        lambda t: write_variables(t / "v.sh", SAC_EXP_NAME="new", SAC_TRAIN_CPUS=4096),
+        _with(SAC_TRAIN_CPUS=4096),
         "SAC_TRAIN_CPUS=4096 need 4096 CPUs but this launch may use"),
     "sweep without a task id": (
-        lambda t: write_variables(t / "v.sh", SAC_EXP_NAME="new", SAC_SWEEP=_write(
-            t, "sweep.json", '{"seeds": [0, 1]}')),
+        lambda t: _new(t, SAC_SWEEP=_write(t, "sweep.json", '{"seeds": [0, 1]}')),
         "SAC_SWEEP is set but this launch has no task id"),
     "sweep with a bad key": (
-        lambda t: write_variables(t / "v.sh", SAC_EXP_NAME="new", SAC_SWEEP=_write(
-            t, "sweep.json", '{"grid": {"tau": [0.1]}}')),
+        lambda t: _new(t, SAC_SWEEP=_write(t, "sweep.json", '{"grid": {"tau": [0.1]}}')),
         'grid key "tau" must start with "params."'),
     "NaN learning rate": (
-        lambda t: write_variables(t / "v.sh", SAC_EXP_NAME="new", SAC_PARAMS=write_params(
-            t / "nan.py", extra="actor_learning_rate = float('nan')")),
+        _with_params("nan.py", extra="actor_learning_rate = float('nan')"),
         "actor_learning_rate=nan: must be a positive number"),
     "NaN in the config": (
-        lambda t: write_variables(t / "v.sh", SAC_EXP_NAME="new", SAC_CONFIG=_write(
-            t, "nan.json", '{"env_id": "InvertedPendulumBulletEnv-v0", "scale": NaN}')),
+        _with_config("nan.json", '{"env_id": "InvertedPendulumBulletEnv-v0", "scale": NaN}'),
         "nan.json: NaN is not a number JSON allows"),
     "episodes in the buffer without a step limit": (
         lambda t: _broken(t, "    pass", "    n_episodes_in_buffer = 2\n", limit=0),
         "n_episodes_in_buffer=2 needs the env's step limit"),
     "buffer smaller than the warm-up": (
-        lambda t: write_variables(t / "v.sh", SAC_EXP_NAME="new", SAC_PARAMS=write_params(
-            t / "small.py", extra="n_episodes_in_buffer = 1\nmin_replay_size = 5000")),
+        _with_params("small.py", extra="n_episodes_in_buffer = 1\nmin_replay_size = 5000"),
         "the replay buffer would hold 1000 transitions (n_episodes_in_buffer=1 x 1000 steps), "
         "fewer than min_replay_size=5000"),
     "observation not as its spec says": (
@@ -156,8 +166,8 @@ CASES = {
                              "        return array_spec.ArraySpec((1,), np.float32, 'a')\n"),
         "has unbounded actions"),
     "eval env unlike the collect env": (
-        lambda t: write_variables(t / "v.sh", SAC_EXP_NAME="new", SAC_PARAMS=_write(
-            t, "evaldiff.py",
+        _with_params_file(
+            "evaldiff.py",
             "from tfagents_system.envs import load_gym_env\n"
             "from tfagents_system.params import TrainParamsBase\n"
             "from tfagents_system.time_feature import TimeFeature\n"
@@ -166,11 +176,10 @@ CASES = {
             "        env = load_gym_env('Pendulum-v1', seed=seed)\n"
             "        return TimeFeature(env) if timed else env\n"
             "    def eval_env_args_kwargs(self):\n"
-            "        return (), {'timed': True}\n")),
+            "        return (), {'timed': True}\n"),
         "the collect and eval envs differ in time_step_spec"),
     "recurrent networks without recurrent = True": (
-        lambda t: write_variables(t / "v.sh", SAC_EXP_NAME="new", SAC_PARAMS=write_params(
-            t / "lstm.py", extra="""
+        _with_params("lstm.py", extra="""
             def lstm(self):
                 from tfagents_system.agents.settings import NetworkSettings
                 return NetworkSettings((32,), (32,), lstm_size=(8,), output_layers=(8,))
@@ -182,11 +191,10 @@ CASES = {
             def critic_net_ctor(self, observation_spec, action_spec):
                 from tfagents_system.agents import networks
                 return networks.critic_network(self.lstm(), observation_spec, action_spec)
-            """)),
+            """),
         "the actor or critic network is recurrent but TrainParams.recurrent is False"),
     "recurrent = True with feed-forward networks": (
-        lambda t: write_variables(t / "v.sh", SAC_EXP_NAME="new", SAC_PARAMS=write_params(
-            t / "ff.py", extra="""
+        _with_params("ff.py", extra="""
             recurrent = True
 
             def actor_net_ctor(self, observation_spec, action_spec):  # the feed-forward one
@@ -202,29 +210,26 @@ CASES = {
                     return super().critic_net_ctor(observation_spec, action_spec)
                 finally:
                     self.recurrent = True
-            """)),
+            """),
         "TrainParams.recurrent is True but the actor and critic networks are feed-forward"),
     "a demonstrations file that does not exist": (
-        lambda t: write_variables(t / "v.sh", SAC_EXP_NAME="new", SAC_PARAMS=write_params(
-            t / "demos.py", extra="demonstrations = ('demos/nope.npz',)\n")),
+        _with_params("demos.py", extra="demonstrations = ('demos/nope.npz',)\n"),
         "demos/nope.npz: no such file; check the path"),
     "env_ctor hangs": (
-        lambda t: write_variables(t / "v.sh", SAC_EXP_NAME="new", SAC_LAUNCH_TIMEOUT=20,
-                                  SAC_PARAMS=_write(
-            t, "hangs.py",
+        _with_params_file(
+            "hangs.py",
             "import time\n"
             "from tfagents_system.params import TrainParamsBase\n"
             "class TrainParams(TrainParamsBase):\n"
             "    def env_ctor(self, seed=None):\n"
-            "        time.sleep(3600)\n")),
+            "        time.sleep(3600)\n", SAC_LAUNCH_TIMEOUT=20),
         "TrainParams.env_ctor building the collect env"),
     "logs directory that cannot be made": (
-        lambda t: _write(t, "a_file", "not a directory") and write_variables(
-            t / "v.sh", SAC_EXP_NAME="new", SAC_LOGS_DIR=t / "a_file" / "logs"),
+        lambda t: _write(t, "a_file", "not a directory") and _new(
+            t, SAC_LOGS_DIR=t / "a_file" / "logs"),
         "cannot create experiment directory"),
     "logs directory in a read-only filesystem": (
-        lambda t: write_variables(t / "v.sh", SAC_EXP_NAME="new",
-                                  SAC_LOGS_DIR="/proc/sac_test_logs"),
+        _with(SAC_LOGS_DIR="/proc/sac_test_logs"),
         "cannot create experiment directory /proc/sac_test_logs/new"),
     "damaged settings of an experiment to resume": (
         lambda t: _write(t / "logs" / "tiny", "settings.json", '{"exp_na') and write_variables(

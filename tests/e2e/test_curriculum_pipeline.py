@@ -8,6 +8,7 @@ import re
 
 import pytest
 from launch_helpers import (
+    TINY_BASE,
     kill_leftovers,
     log_sections,
     program_processes,
@@ -18,11 +19,10 @@ from launch_helpers import (
 
 pytestmark = pytest.mark.e2e
 
-RECORDING_PARAMS = '''
+RECORDING_PARAMS = TINY_BASE + '''
 import json, os
 from tf_agents.environments import wrappers
 from tfagents_system.envs import load_gym_env
-from tfagents_system.params import TrainParamsBase
 
 
 class Recording(wrappers.PyEnvironmentBaseWrapper):
@@ -37,20 +37,13 @@ class Recording(wrappers.PyEnvironmentBaseWrapper):
             fh.write(json.dumps({"pid": os.getpid(), "role": self._role, "state": state}) + "\\n")
 
 
-class TrainParams(TrainParamsBase):
+class TrainParams(TinyParams):
+    # The learner waits while the worker is down (TinyParams' one gradient step per
+    # env step), so the restarted worker still has stages ahead of it.
     num_iter = 12
     num_steps_per_iter = 100
-    batch_size = 32
-    min_replay_size = 64
-    actor_fc_layers = (16,)
-    critic_joint_fc_layers = (16,)
-    n_buffer_init_episodes = 2
-    n_eval_episodes = 1
     eval_period_itrs = 1
     checkpoint_period_itrs = 100
-    # One gradient step per env step: the learner waits while the worker is down,
-    # so the restarted worker still has stages ahead of it.
-    samples_per_insert = 32.0
 
     def env_ctor(self, seed=None, role="collect"):
         env = load_gym_env("Pendulum-v1", seed=seed, max_episode_steps=20)

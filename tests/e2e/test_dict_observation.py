@@ -7,32 +7,20 @@ from __future__ import annotations
 import json
 
 import pytest
-from launch_helpers import REPO, kill_leftovers, programs_of, run_script, write_variables
+from launch_helpers import (
+    REPO,
+    kill_leftovers,
+    programs_of,
+    run_script,
+    write_params,
+    write_variables,
+)
 
 pytestmark = pytest.mark.e2e
 
-TINY = """
-import sys
-sys.path.insert(0, {examples!r})
-from dict_observation import TrainParams as Base
-
-
-class TrainParams(Base):
-    num_iter = 2
-    num_steps_per_iter = 100
-    batch_size = 32
-    min_replay_size = 64
-    actor_fc_layers = (16, 16)
-    critic_joint_fc_layers = (16, 16)
-    n_buffer_init_episodes = 2
-    n_eval_episodes = 1
-    eval_period_itrs = 1
-    checkpoint_period_itrs = 1
-"""
-
-
 def _experiment(tmp_path, config: dict):
-    (tmp_path / "params.py").write_text(TINY.format(examples=str(REPO / "examples")))
+    write_params(tmp_path / "params.py", num_iter=2, steps=100, ckpt=1, base="dict_observation",
+                 extra="eval_period_itrs = 1\n")
     (tmp_path / "config.json").write_text(json.dumps(config))
     return write_variables(tmp_path / "vars.sh", SAC_CONFIG=str(tmp_path / "config.json"),
                            SAC_NUM_COLLECT_WORKERS=1)

@@ -11,20 +11,9 @@ import subprocess
 import time
 from pathlib import Path
 
+import launch_helpers as lh
 import psutil
 import pytest
-from launch_helpers import (
-    kill_leftovers,
-    latest_checkpoint_step,
-    log_sections,
-    program_processes,
-    programs_of,
-    run_script,
-    start_script,
-    wait_for,
-    write_params,
-    write_variables,
-)
 
 pytestmark = pytest.mark.e2e
 
@@ -43,7 +32,7 @@ def small_disk(workdir):
     try:
         yield mount
     finally:
-        kill_leftovers(mount)
+        lh.kill_leftovers(mount)
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
@@ -66,12 +55,12 @@ def _fill(path: Path) -> None:
 
 
 def test_a_full_disk_stops_the_run_naming_it_and_a_relaunch_resumes(workdir, small_disk):
-    write_params(workdir / "params.py", num_iter=8, steps=100, ckpt=1, extra=PACED)
-    variables = write_variables(workdir / "vars.sh", SAC_LOGS_DIR=small_disk)
+    lh.write_params(workdir / "params.py", num_iter=8, steps=100, ckpt=1, extra=PACED)
+    variables = lh.write_variables(workdir / "vars.sh", SAC_LOGS_DIR=small_disk)
     exp = small_disk / "tiny"
-    proc = start_script(variables, workdir / "first.log")
+    proc = lh.start_script(variables, workdir / "first.log")
     try:
-        assert wait_for(lambda: (exp / "checkpoints" / "checkpoint").is_file(), 240), \
+        assert lh.wait_for(lambda: (exp / "checkpoints" / "checkpoint").is_file(), 240), \
             (workdir / "first.log").read_text()
         _fill(small_disk / "filler")
         code = proc.wait(timeout=180)
@@ -82,17 +71,17 @@ def test_a_full_disk_stops_the_run_naming_it_and_a_relaunch_resumes(workdir, sma
     assert code == 1, out
     assert f"is full (0 KiB free on {small_disk})" in out or \
         f"free on {small_disk}): free space there" in out, out
-    assert wait_for(lambda: not programs_of(exp), 30), programs_of(exp)
-    stopped_at = latest_checkpoint_step(exp)
+    assert lh.wait_for(lambda: not lh.programs_of(exp), 30), lh.programs_of(exp)
+    stopped_at = lh.latest_checkpoint_step(exp)
 
-    relaunch = run_script(variables, timeout=60)  # still full: refused at once
+    relaunch = lh.run_script(variables, timeout=60)  # still full: refused at once
     assert relaunch.returncode == 2, relaunch.stdout + relaunch.stderr
     assert "MiB free on" in relaunch.stderr and "free space there" in relaunch.stderr
 
     (small_disk / "filler").unlink()
-    result = run_script(variables, timeout=400)
+    result = lh.run_script(variables, timeout=400)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert latest_checkpoint_step(exp) == 800 >= stopped_at
+    assert lh.latest_checkpoint_step(exp) == 800 >= stopped_at
     memory = exp / "replay_memory"
     row_bytes = 4 * json.loads((memory / "meta.json").read_text())["row_size"]
     segments = sorted(memory.glob("rows_*.f32"))
@@ -102,29 +91,29 @@ def test_a_full_disk_stops_the_run_naming_it_and_a_relaunch_resumes(workdir, sma
 def test_sigterm_to_every_program_at_once_keeps_loadable_checkpoints(workdir):
     """A SLURM preemption signals the launcher and every program together: the learner's
     and the server's replay saves take turns, and the relaunch restores both."""
-    write_params(workdir / "params.py", num_iter=8, steps=100, ckpt=100, extra=PACED)
-    variables = write_variables(workdir / "vars.sh")
+    lh.write_params(workdir / "params.py", num_iter=8, steps=100, ckpt=100, extra=PACED)
+    variables = lh.write_variables(workdir / "vars.sh")
     exp = workdir / "logs" / "tiny"
-    proc = start_script(variables, workdir / "first.log")
+    proc = lh.start_script(variables, workdir / "first.log")
     try:
-        assert wait_for(lambda: len(program_processes(exp)) == 3 and
+        assert lh.wait_for(lambda: len(lh.program_processes(exp)) == 3 and
                         (exp / "status" / "learner.json").is_file(), 240)
         time.sleep(3)
-        targets = [psutil.Process(proc.pid)] + list(program_processes(exp).values())
+        targets = [psutil.Process(proc.pid)] + list(lh.program_processes(exp).values())
         for target in targets:
             target.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=90) == 143, (workdir / "first.log").read_text()
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert wait_for(lambda: not programs_of(exp), 30), programs_of(exp)
+    assert lh.wait_for(lambda: not lh.programs_of(exp), 30), lh.programs_of(exp)
     kept = exp / "replay_checkpoints_kept"
     assert [p for p in (exp / "replay_checkpoints").iterdir() if (p / "DONE").is_file()]
     assert [p for p in kept.iterdir() if (p / "DONE").is_file()]
     assert not [p for p in (exp / "replay_checkpoints").iterdir() if not (p / "DONE").exists()]
-    stopped_at = latest_checkpoint_step(exp)
+    stopped_at = lh.latest_checkpoint_step(exp)
 
-    result = run_script(variables, timeout=400)
+    result = lh.run_script(variables, timeout=400)
     assert result.returncode == 0, result.stdout + result.stderr
     server_log = (exp / "process_logs" / "replay_server.log").read_text()
     assert "could not be loaded" not in server_log
@@ -133,23 +122,23 @@ def test_sigterm_to_every_program_at_once_keeps_loadable_checkpoints(workdir):
 
 
 def test_a_torn_learner_checkpoint_falls_back_and_training_completes(workdir):
-    write_params(workdir / "params.py", num_iter=2, steps=100, ckpt=1)
-    variables = write_variables(workdir / "vars.sh")
+    lh.write_params(workdir / "params.py", num_iter=2, steps=100, ckpt=1)
+    variables = lh.write_variables(workdir / "vars.sh")
     exp = workdir / "logs" / "tiny"
-    first = run_script(variables, timeout=400)
+    first = lh.run_script(variables, timeout=400)
     assert first.returncode == 0, first.stdout + first.stderr
     (exp / "TRAINING_COMPLETE.json").unlink()  # as if the power went just before it
-    newest = latest_checkpoint_step(exp)
+    newest = lh.latest_checkpoint_step(exp)
     data = next((exp / "checkpoints").glob(f"ckpt-{newest}.data-*"))
     data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
 
-    result = run_script(variables, timeout=400)
+    result = lh.run_script(variables, timeout=400)
     assert result.returncode == 0, result.stdout + result.stderr
     learner_log = (exp / "process_logs" / "learner.log").read_text()
     assert f"checkpoint ckpt-{newest} cannot be read" in learner_log
     assert (exp / "checkpoints_damaged" / data.name).is_file()
-    assert latest_checkpoint_step(exp) == 200
+    assert lh.latest_checkpoint_step(exp) == 200
     # The replay server restored the weights of step 200 the first run published: the
     # worker went on until training was complete again (tests/unit/test_worker_completion).
-    relaunched = log_sections(exp / "process_logs" / "worker_0.log")[-1]
+    relaunched = lh.log_sections(exp / "process_logs" / "worker_0.log")[-1]
     assert "eval at train step 200" in relaunched and "done:" in relaunched

@@ -20,11 +20,7 @@ def test_recurrent_example_trains_on_windows_and_evaluates(workdir):
                  recurrent_sequence_length = 8
                  recurrent_burn_in = 2
                  batch_size = 8
-                 lstm_size = (8,)
-                 recurrent_output_fc_layers = (8,)
-                 actor_fc_layers = (16,)
-                 critic_joint_fc_layers = (16,)
-                 """)
+                 """)  # the example's recurrent networks, with their defaults
     variables = write_variables(workdir / "vars.sh", SAC_NUM_COLLECT_WORKERS=1,
                                 SAC_CONFIG=str(REPO / "config" / "pendulum_po.json"))
     result = run_script(variables)

@@ -9,21 +9,8 @@ import signal
 import subprocess
 import time
 
+import launch_helpers as lh
 import pytest
-from launch_helpers import (
-    REPO,
-    latest_checkpoint_step,
-    launch_env,
-    launches_in_log,
-    log_sections,
-    program_processes,
-    programs_of,
-    run_script,
-    start_script,
-    wait_for,
-    write_params,
-    write_variables,
-)
 
 pytestmark = pytest.mark.e2e
 
@@ -40,8 +27,8 @@ def train_step(exp):
 
 
 def status_of(exp) -> str:
-    result = subprocess.run([str(REPO / "run_script.sh"), "--status", str(exp)],
-                            capture_output=True, text=True, env=launch_env(), timeout=60)
+    result = subprocess.run([str(lh.REPO / "run_script.sh"), "--status", str(exp)],
+                            capture_output=True, text=True, env=lh.launch_env(), timeout=60)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -49,9 +36,9 @@ def status_of(exp) -> str:
 def test_crashed_programs_are_restarted_and_training_completes(workdir):
     # One gradient step per 4 env steps keeps the learner busy long enough to
     # kill each program while the others are working.
-    write_params(workdir / "params.py", num_iter=60, steps=100, ckpt=2,
+    lh.write_params(workdir / "params.py", num_iter=60, steps=100, ckpt=2,
                  extra="samples_per_insert = 8.0\n")
-    variables = write_variables(workdir / "vars.sh")
+    variables = lh.write_variables(workdir / "vars.sh")
     exp = workdir / "logs" / "tiny"
     logs = exp / "process_logs"
 
@@ -64,9 +51,9 @@ def test_crashed_programs_are_restarted_and_training_completes(workdir):
         except (OSError, ValueError, KeyError):
             return 0
 
-    proc = start_script(variables, workdir / "run.log")
+    proc = lh.start_script(variables, workdir / "run.log")
     try:
-        assert wait_for(lambda: train_step(exp) >= 600, 240), (workdir / "run.log").read_text()
+        assert lh.wait_for(lambda: train_step(exp) >= 600, 240), (workdir / "run.log").read_text()
         running = status_of(exp)
         assert ": running" in running
         for name in ("replay_server", "learner", "worker_0"):
@@ -77,20 +64,20 @@ def test_crashed_programs_are_restarted_and_training_completes(workdir):
         # The replay server: restarted, restores its tables; the others reconnect to it
         # and go on (the learner samples and the worker inserts again).
         step, env_steps = train_step(exp), worker_env_steps(exp)
-        program_processes(exp)["replay_server"].kill()
-        assert wait_for(lambda: launches_in_log(logs / "replay_server.log") == 2, 120)
-        assert wait_for(lambda: train_step(exp) > step + 300
+        lh.program_processes(exp)["replay_server"].kill()
+        assert lh.wait_for(lambda: lh.launches_in_log(logs / "replay_server.log") == 2, 120)
+        assert lh.wait_for(lambda: train_step(exp) > step + 300
                         and worker_env_steps(exp) > env_steps + 300, 180)
-        assert launches_in_log(logs / "learner.log") == 1
-        assert launches_in_log(logs / "worker_0.log") == 1
+        assert lh.launches_in_log(logs / "learner.log") == 1
+        assert lh.launches_in_log(logs / "worker_0.log") == 1
         # The learner: restarted, resumes from its last checkpoint.
         step = train_step(exp)
-        program_processes(exp)["learner"].kill()
-        assert wait_for(lambda: logged("learner", "resumed at train step"), 120)
+        lh.program_processes(exp)["learner"].kill()
+        assert lh.wait_for(lambda: logged("learner", "resumed at train step"), 120)
         # A worker: restarted, goes on collecting.
-        program_processes(exp)["worker_0"].kill()
-        assert wait_for(lambda: launches_in_log(logs / "worker_0.log") == 2, 120)
-        assert wait_for(lambda: train_step(exp) > step + 200, 180), "training did not go on"
+        lh.program_processes(exp)["worker_0"].kill()
+        assert lh.wait_for(lambda: lh.launches_in_log(logs / "worker_0.log") == 2, 120)
+        assert lh.wait_for(lambda: train_step(exp) > step + 200, 180), "training did not go on"
         code = proc.wait(timeout=400)
     finally:
         if proc.poll() is None:
@@ -102,19 +89,18 @@ def test_crashed_programs_are_restarted_and_training_completes(workdir):
     restored = [int(n) for n in re.findall(r"replay memory: (\d+) transitions restored",
                                            (logs / "learner.log").read_text())]
     assert len(restored) == 2 and restored[0] == 0 and restored[1] > 0, restored
-    assert latest_checkpoint_step(exp) == 6000
+    assert lh.latest_checkpoint_step(exp) == 6000
     finished = status_of(exp)
     assert ": finished" in finished and "train step      6000 / 6000 (100%)" in finished
     for name in ("learner", "replay_server", "worker_0"):
         assert re.search(rf"^{name}\s+STOPPED\s+-\s+1\s", finished, re.M), finished
-    assert not programs_of(exp)
+    assert not lh.programs_of(exp)
 
 
-HANGING_ENV = '''
+HANGING_ENV = lh.TINY_BASE + '''
 import os, time
 from tf_agents.environments import wrappers
 from tfagents_system.envs import load_gym_env
-from tfagents_system.params import TrainParamsBase
 
 
 class HangOnce(wrappers.PyEnvironmentBaseWrapper):
@@ -133,18 +119,11 @@ class HangOnce(wrappers.PyEnvironmentBaseWrapper):
         return self._env.step(action)
 
 
-class TrainParams(TrainParamsBase):
+class TrainParams(TinyParams):
     num_iter = 6
     num_steps_per_iter = 100
-    batch_size = 32
-    min_replay_size = 64
-    actor_fc_layers = (16,)
-    critic_joint_fc_layers = (16,)
-    n_buffer_init_episodes = 2
-    n_eval_episodes = 1
     eval_period_itrs = 3
     checkpoint_period_itrs = 2
-    samples_per_insert = 32.0
 
     def env_ctor(self, seed=None, role="collect"):
         env = load_gym_env("Pendulum-v1", seed=seed, max_episode_steps=50)
@@ -158,16 +137,16 @@ class TrainParams(TrainParamsBase):
 def test_hung_worker_is_detected_and_restarted(workdir):
     (workdir / "params.py").write_text(HANGING_ENV)
     (workdir / "config.json").write_text(json.dumps({"marker": str(workdir / "hung")}))
-    variables = write_variables(workdir / "vars.sh", SAC_CONFIG="config.json",
+    variables = lh.write_variables(workdir / "vars.sh", SAC_CONFIG="config.json",
                                 SAC_HANG_TIMEOUT=40)
     exp = workdir / "logs" / "tiny"
     start = time.monotonic()
-    result = run_script(variables, timeout=400)
+    result = lh.run_script(variables, timeout=400)
     assert result.returncode == 0, result.stdout + result.stderr
     assert (workdir / "hung").exists(), "the environment never hung: the test proves nothing"
     monitor = (exp / "process_logs" / "monitor.log").read_text()
     assert re.search(r"worker_0 made no progress for \d+s \(hang timeout 40s\)", monitor)
-    assert launches_in_log(exp / "process_logs" / "worker_0.log") == 2
+    assert lh.launches_in_log(exp / "process_logs" / "worker_0.log") == 2
     assert time.monotonic() - start < 300
 
 
@@ -192,17 +171,17 @@ class TrainParams(TrainParamsBase):
 
 def test_crash_loop_stops_the_run_with_a_clear_message(workdir):
     (workdir / "params.py").write_text(CRASHING_WORKER)
-    variables = write_variables(workdir / "vars.sh", SAC_MAX_RESTARTS=2)
+    variables = lh.write_variables(workdir / "vars.sh", SAC_MAX_RESTARTS=2)
     exp = workdir / "logs" / "tiny"
     start = time.monotonic()
-    result = run_script(variables, timeout=400)
+    result = lh.run_script(variables, timeout=400)
     assert result.returncode == 1, result.stdout + result.stderr
     assert time.monotonic() - start < 240, "the crash loop was not bounded"
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "worker_0" in errors[0], result.stderr
     assert "RuntimeError: robot driver missing on this host" in result.stderr  # its last lines
     assert str(exp / "process_logs" / "worker_0.log") in result.stderr
-    assert not programs_of(exp)
+    assert not lh.programs_of(exp)
     assert "failed" in status_of(exp)
 
 
@@ -210,11 +189,11 @@ def test_non_finite_training_stops_the_run_naming_the_train_step(workdir):
     """A reward scale that overflows the critic: the learner used to crash-loop on
     'Critic loss is inf or nan' until the restart limit; now the run stops at once with
     one line naming the train step, and nothing non-finite is published."""
-    write_params(workdir / "params.py", num_iter=3, steps=100,
+    lh.write_params(workdir / "params.py", num_iter=3, steps=100,
                  extra="reward_scale_factor = 1e38")
-    variables = write_variables(workdir / "vars.sh")
+    variables = lh.write_variables(workdir / "vars.sh")
     exp = workdir / "logs" / "tiny"
-    result = run_script(variables, timeout=400)
+    result = lh.run_script(variables, timeout=400)
     assert result.returncode == 1, result.stdout + result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, result.stderr
@@ -223,23 +202,23 @@ def test_non_finite_training_stops_the_run_naming_the_train_step(workdir):
     restarts = json.loads((exp / "run" / "restarts.json").read_text())["restarts"] \
         if (exp / "run" / "restarts.json").is_file() else {}
     assert not restarts.get("learner"), restarts  # stopped, not restarted in a loop
-    assert not programs_of(exp)
+    assert not lh.programs_of(exp)
     assert "failed" in status_of(exp)
 
 
 def test_preemption_checkpoints_and_relaunch_resumes_everything(workdir):
     # Long enough that a 600 grad steps/s learner is still training when SIGTERM lands.
-    write_params(workdir / "params.py", num_iter=70, steps=200, ckpt=1000, extra=RATIO)
+    lh.write_params(workdir / "params.py", num_iter=70, steps=200, ckpt=1000, extra=RATIO)
     config = workdir / "dr.json"
     config.write_text(json.dumps({
         "env_id": "InvertedPendulumBulletEnv-v0", "domain_randomization": True,
         "curriculum": {"mass_scale_spread": {"iters": [0, 3, 6, 9], "range": [0.0, 0.3]}}}))
-    variables = write_variables(workdir / "vars.sh", SAC_CONFIG=config)
+    variables = lh.write_variables(workdir / "vars.sh", SAC_CONFIG=config)
     exp = workdir / "logs" / "tiny"
     logs = exp / "process_logs"
-    proc = start_script(variables, workdir / "first.log")
+    proc = lh.start_script(variables, workdir / "first.log")
     try:
-        assert wait_for(lambda: train_step(exp) >= 800, 300)
+        assert lh.wait_for(lambda: train_step(exp) >= 800, 300)
         t0 = time.monotonic()
         proc.send_signal(signal.SIGTERM)  # what SLURM preemption and scancel send
         assert proc.wait(timeout=60) == 143
@@ -247,20 +226,20 @@ def test_preemption_checkpoints_and_relaunch_resumes_everything(workdir):
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert not programs_of(exp)
+    assert not lh.programs_of(exp)
     # No periodic checkpoint was due: these were written because of the SIGTERM.
-    stopped_at = latest_checkpoint_step(exp)
+    stopped_at = lh.latest_checkpoint_step(exp)
     assert 800 <= stopped_at < 14000
     assert any((exp / "replay_checkpoints").iterdir())
 
-    result = run_script(variables, timeout=400)
+    result = lh.run_script(variables, timeout=400)
     assert result.returncode == 0, result.stdout + result.stderr
     learner_log = (logs / "learner.log").read_text()
     assert f"resumed at train step {stopped_at} of 14000" in learner_log
     restored = [int(n) for n in re.findall(r"replay memory: (\d+) transitions restored",
                                            learner_log)]
     assert restored[-1] > 0, "the replay buffer was not restored"
-    second_launch = log_sections(logs / "worker_0.log")[-1]
+    second_launch = lh.log_sections(logs / "worker_0.log")[-1]
     first_stage = re.search(r"curriculum: collect env set_state (\{.*\}) at iteration (\d+)",
                             second_launch)
     assert first_stage, second_launch[-2000:]

@@ -102,11 +102,14 @@ def test_as_dict_is_json_serialisable(tmp_path):
     assert data["num_workers"] == 3
 
 
-def test_missing_file(tmp_path):
-    """A missing file is reported with its path."""
-    missing = tmp_path / "nope.sh"
-    with pytest.raises(SettingsError, match="not found") as info:
-        load_training_variables(missing)
+@pytest.mark.parametrize("load, name, hint", [(load_training_variables, "nope.sh", "not found"),
+                                               (load_config, "none.json", "SAC_CONFIG")])
+def test_missing_file(tmp_path, load, name, hint):
+    """A missing variables file or config is reported with its path (and a config with
+    the variable that names it)."""
+    missing = tmp_path / name
+    with pytest.raises(SettingsError, match=hint) as info:
+        load(missing)
     assert str(missing) in str(info.value)
 
 
@@ -226,15 +229,6 @@ def test_config_valid_object(tmp_path):
     """A JSON object is returned as a dict."""
     path = _write(tmp_path, json.dumps({"env_id": "Pendulum-v1", "steps": 5}), "c.json")
     assert load_config(path) == {"env_id": "Pendulum-v1", "steps": 5}
-
-
-def test_config_missing(tmp_path):
-    """A missing config names the file and SAC_CONFIG."""
-    missing = tmp_path / "none.json"
-    with pytest.raises(SettingsError) as info:
-        load_config(missing)
-    assert str(missing) in str(info.value)
-    assert "SAC_CONFIG" in str(info.value)
 
 
 def test_config_malformed_reports_line_and_column(tmp_path):

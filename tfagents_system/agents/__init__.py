@@ -11,4 +11,5 @@
 - `prior`: a prior policy's log-density, loaded from a SavedModel, and its checks.
 - `sac`: `SacAgent`, one SAC whose losses are built from those terms, and `make_agent`.
 - `behaviour_cloning`: the warm start that clones demonstrations into the actor.
+- `export`: the policy savers and the exported policies the workers and tools load.
 """

@@ -14,8 +14,10 @@ this module is the only place that spells them. Where each lives is in
 - `FatalReport` (run/<program>.fatal.json): an error a restart cannot fix.
 - `EvalSummary` (evaluations/<name>/summary.json): one evaluation's results.
 
-The replay format (`replay.format.ReplayFormat`) and fine-tuning's record
-(`finetune.InitFrom`) are records of their own modules.
+The records of one part's own files live with that part: the replay format
+(`replay.format.ReplayFormat`, replay_layout.json), fine-tuning's record
+(`finetune.InitFromRecord`), the replay memory's (`replay.memory.LogMeta`, `ImportedRows`)
+and the demonstration store's (`replay.demo_store.DemoMeta`).
 """
 
 from __future__ import annotations
@@ -200,3 +202,10 @@ class EvalSummary(JsonRecord):
     # An ensemble: its name and members (experiment, checkpoint, train step each).
     ensemble: str | None = None
     members: list | None = None
+
+    def to_json(self) -> dict:
+        """The record, with only the fields of what was evaluated (a policy's or an
+        ensemble's)."""
+        which = ("experiment", "checkpoint", "train_step", "ensemble", "members")
+        return {key: value for key, value in super().to_json().items()
+                if key not in which or value is not None}

@@ -51,11 +51,6 @@ def leaves(spec) -> list[Leaf]:
             for path, leaf in nest.flatten_with_joined_string_paths(spec, separator="/")]
 
 
-def structure_record(spec) -> list[dict]:
-    """The spec's leaves as JSON: what a resumed run's env must match."""
-    return [leaf.as_record() for leaf in leaves(spec)]
-
-
 def spec_shapes(spec) -> list[tuple]:
     """(shape, dtype name) of every array in a spec nest: what two specs must share."""
     import tensorflow as tf

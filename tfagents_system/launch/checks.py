@@ -204,7 +204,7 @@ def check_prior(params, params_file: Path, specs: tuple, timeout: LaunchTimeout
 
     if params.prior_policy is None:
         return None, []
-    source = params.relative_to_file(params.prior_policy)
+    source = params.relative_to_file(params.prior_policy, params_file)
     timeout.stage(f"checking the prior policy {source} ({params_file})")
     warning = check_policy(source, specs, f"params file {params_file}: prior_policy")
     params.prior_policy = str(source)
@@ -297,21 +297,28 @@ def demonstrations_note(params, rows, files: list) -> str:
             f"the experiment ({C.DEMONSTRATIONS_DIR}/); share of each batch: {share}")
 
 
-def check_resumed(builder: Builder, recorded: ReplayFormat, timeout: LaunchTimeout) -> None:
-    """A resumed experiment's env and params must match its recorded replay format (the
-    observation's structure, the replay window and the n-step rows)."""
-    paths = builder.paths
-    if recorded.observation is None and builder.params.window == recorded.window and (
-            builder.params.n_step_returns == recorded.n_step):
-        return  # a record from before structures were recorded: nothing to build the env for
-    timeout.stage(f"TrainParams.env_ctor building the collect env ({paths.params})")
+def collect_env_specs(builder: Builder, params_file: Path, timeout: LaunchTimeout) -> tuple:
+    """(time step spec, action spec) of the collect env the params build; whatever the
+    user's env_ctor raises is one LaunchError line."""
+    timeout.stage(f"TrainParams.env_ctor building the collect env ({params_file})")
     import_quietly()
     try:
-        time_step_spec, _ = builder.specs()
+        return builder.specs()
     except Exception as exc:  # the user's env_ctor: report whatever it raised
-        raise LaunchError(f"params file {paths.params}: TrainParams.env_ctor raised "
+        raise LaunchError(f"params file {params_file}: TrainParams.env_ctor raised "
                           f"{type(exc).__name__} building the collect env: {exc}") from exc
-    problem = recorded.mismatch(time_step_spec.observation, builder.params.window,
+
+
+def check_resumed(builder: Builder, recorded: ReplayFormat, timeout: LaunchTimeout) -> None:
+    """A resumed experiment's env and params must match its recorded replay format (the
+    observation's and the action's structure, the replay window and the n-step rows)."""
+    paths = builder.paths
+    if recorded.observation is None and recorded.action is None and (
+            builder.params.window == recorded.window) and (
+            builder.params.n_step_returns == recorded.n_step):
+        return  # a record from before structures were recorded: nothing to build the env for
+    time_step_spec, action_spec = collect_env_specs(builder, paths.params, timeout)
+    problem = recorded.mismatch(time_step_spec.observation, action_spec, builder.params.window,
                                 builder.params.n_step_returns, f"params file {paths.params}")
     if problem:
         raise CheckError(problem)

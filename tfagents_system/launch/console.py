@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import tfagents_system.launch as launch_package
 from tfagents_system.cli import progress_bar
 from tfagents_system.core import constants as C
 from tfagents_system.core.progress import Snapshot, progress, success_text
@@ -139,7 +140,10 @@ def prepared(variables_file: str) -> tuple[Plan, object] | int:
     that ends here: a finished experiment (0) or bad input (one `error:` line, 2)."""
     try:
         plan = prepare(variables_file)
-        return plan, lock_experiment(plan.paths)
+        lock = lock_experiment(plan.paths)
+        if plan.derived_format is not None:
+            plan.derived_format.write(plan.paths.layout)
+        return plan, lock
     except AlreadyFinished as done:
         print(f"experiment {done.exp_dir} is already finished "
               f"(see {done.exp_dir / C.COMPLETE_FILE}); nothing to do")
@@ -151,7 +155,8 @@ def prepared(variables_file: str) -> tuple[Plan, object] | int:
 
 def main(argv=None) -> int:
     """The launcher: validate, start the programs under supervisord, watch them."""
-    parser = argparse.ArgumentParser(description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m tfagents_system.launch",
+                                     description=launch_package.__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("training_variables", help="training variables .sh file")
     args = parser.parse_args(argv)

@@ -121,9 +121,10 @@ def reopen(paths: ExperimentPaths) -> ExperimentSettings:
 
 def recorded_format(paths: ExperimentPaths, choose) -> tuple[ReplayFormat, bool]:
     """(a resumed experiment's replay format, whether it was derived now). An experiment
-    from before formats were recorded gets its record here, once: the 2-step TF-Agents
-    layout if it has trained (its replay data are such items), else `choose()`, as for a
-    new experiment. A damaged record is a LaunchError."""
+    from before formats were recorded gets its format derived here, in one place: the
+    2-step TF-Agents layout if it has trained (its replay data are such items), else
+    `choose()`, as for a new experiment. The launch writes a derived format once it holds
+    the experiment's lock (`Plan.derived_format`). A damaged record is a LaunchError."""
     if paths.layout.is_file():
         try:
             return ReplayFormat.read(paths.layout), False
@@ -131,9 +132,7 @@ def recorded_format(paths: ExperimentPaths, choose) -> tuple[ReplayFormat, bool]
             raise LaunchError(str(exc)) from exc
     started = paths.has_checkpoint or (
         paths.replay_checkpoints.is_dir() and any(paths.replay_checkpoints.iterdir()))
-    replay_format = ReplayFormat.legacy() if started else choose()
-    replay_format.write(paths.layout)
-    return replay_format, True
+    return (ReplayFormat.legacy() if started else choose()), True
 
 
 def lock_experiment(paths: ExperimentPaths):
@@ -177,8 +176,7 @@ def record_launch(plan, mode: str = "supervised", **overrides) -> None:
         port=plan.port, address=plan.address, resumed=plan.resuming,
         cpu_layout=plan.layout.as_dict(), num_workers=plan.num_workers,
         workers_here=plan.worker_indices,
-        other_nodes=[{"name": n.name, "cpus": n.cpus, "worker_indices": n.worker_indices}
-                     for n in plan.remote],
+        other_nodes=[dataclasses.asdict(node) for node in plan.remote],
         slurm_job=os.environ.get("SLURM_JOB_ID"),
         slurm_restart_count=os.environ.get("SLURM_RESTART_COUNT"),
         variant=(None if plan.inputs.variant_record is None

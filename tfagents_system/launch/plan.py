@@ -31,6 +31,7 @@ from tfagents_system.launch.experiment import (
     reopen,
 )
 from tfagents_system.params import TrainParamsBase, load_params
+from tfagents_system.replay.format import ReplayFormat
 
 # What `prepare` raises for bad input: one `error:` line, exit code 2.
 BAD_INPUT = (LaunchError, settings.SettingsError, ParamsError, cpu_layout.LayoutError,
@@ -85,6 +86,9 @@ class Plan:
     resuming: bool
     inputs: Inputs  # what it trains with: its variant, and the notes and warnings to show
     replay_line: str = ""  # the replay format and why
+    # A resumed experiment's format derived now (it has no record yet), written once the
+    # launch holds the experiment's lock.
+    derived_format: ReplayFormat | None = None
 
     @property
     def layout(self) -> cpu_layout.CpuLayout:
@@ -326,11 +330,16 @@ def prepare_resumed(variables: settings.TrainingVariables, paths: ExperimentPath
         params = _load(inputs, recorded.hyperparameters)
         placement = placement_checked(variables)
         builder = Builder(params, paths, recorded)
-        replay_format, derived = recorded_format(paths, lambda: checks.choose_replay_format(
-            builder, checks.build_agent(builder, builder.specs(), paths.params, timeout),
-            recorded.replay_capacity, paths.params))
+
+        def choose() -> ReplayFormat:  # for an experiment that never trained
+            specs = checks.collect_env_specs(builder, paths.params, timeout)
+            agent = checks.build_agent(builder, specs, paths.params, timeout)
+            return checks.choose_replay_format(builder, agent, recorded.replay_capacity,
+                                               paths.params)
+
+        replay_format, derived = recorded_format(paths, choose)
         checks.check_resumed(builder, replay_format, timeout)
     line = (f"experience items: {replay_format.layout} ({replay_format.reason}; "
             f"{'derived now' if derived else 'recorded'} in {paths.layout})")
     return Plan(variables, paths, params, placement, portpicker.pick_unused_port(), True,
-                inputs, line)
+                inputs, line, replay_format if derived else None)

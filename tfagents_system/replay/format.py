@@ -121,7 +121,8 @@ class ReplayFormat:
     # --- the record ---
 
     def to_json(self) -> dict:
-        """The record in replay_layout.json (keys as every revision wrote them)."""
+        """The record in replay_layout.json (the keys earlier revisions wrote, and the
+        action's structure)."""
         record: dict = {"layout": self.layout, "reason": self.reason}
         if self.observation is not None:
             record["observation"] = [leaf.as_record() for leaf in self.observation]
@@ -172,19 +173,21 @@ class ReplayFormat:
 
     # --- what a run must match ---
 
-    def mismatch(self, observation_spec, window: Window | None, n_step: NStep | None,
-                 where: str) -> str | None:
-        """One line saying how the env's observation, or the params' window or n-step,
-        differ from this record (None: they match, or the record predates the
-        observation's structure)."""
-        now = tuple(leaves(observation_spec))
-        if self.observation is not None and self.observation != now:
-            brief = ", ".join(leaf.describe() for leaf in now)
-            was = ", ".join(leaf.describe() for leaf in self.observation)
-            return (f"{where}: the env's observation is now [{brief}], the experiment was "
-                    f"created with [{was}] and its replay data and networks are packed that "
-                    "way; resume with the env as it was, or start a new experiment "
-                    "(another SAC_EXP_NAME)")
+    def mismatch(self, observation_spec, action_spec, window: Window | None,
+                 n_step: NStep | None, where: str) -> str | None:
+        """One line saying how the env's observation or action, or the params' window or
+        n-step, differ from this record (None: they match; a record from before the
+        observation's or the action's structure was recorded is not checked on it)."""
+        for name, recorded, spec in (("observation", self.observation, observation_spec),
+                                     ("action", self.action, action_spec)):
+            now = tuple(leaves(spec))
+            if recorded is not None and recorded != now:
+                brief = ", ".join(leaf.describe() for leaf in now)
+                was = ", ".join(leaf.describe() for leaf in recorded)
+                return (f"{where}: the env's {name} is now [{brief}], the experiment was "
+                        f"created with [{was}] and its replay data and networks are packed "
+                        "that way; resume with the env as it was, or start a new experiment "
+                        "(another SAC_EXP_NAME)")
         if self.window != window:
             return (f"{where}: the replay buffer holds {_windows(self.window)}, but the params "
                     f"ask for {_windows(window)}: set recurrent, recurrent_sequence_length "
