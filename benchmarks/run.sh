@@ -5,6 +5,8 @@
 # Learning of the locomotion preset against RL Baselines3 Zoo (and SB3 on this machine):
 #   ./benchmarks/run.sh learning [--tasks ...] [--env_steps N] [--seeds K] [--with-sb3]
 #   (writes docs/learning.md and docs/learning.png; hours: see docs/learning.md)
+# One part (worker or learner) against another checkout, alternating (docs/architecture.md):
+#   ./benchmarks/run.sh ab --part worker --before /path/to/old/checkout [--pairs 2]
 # Measures the learner, a worker, N workers and weight staleness against their
 # baselines side by side, prints the table and writes docs/performance.md.
 # Uses the project's Python environment (created on first use, as run_script.sh
@@ -19,6 +21,10 @@ export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 if [[ "${1:-}" == layout_ab ]]; then
   shift
   exec "$SAC_PYTHON" -m benchmarks.layout_ab "$@"
+fi
+if [[ "${1:-}" == ab ]]; then
+  shift
+  exec "$SAC_PYTHON" -m benchmarks.ab "$@"
 fi
 if [[ "${1:-}" == learning ]]; then
   shift

@@ -212,8 +212,8 @@ def test_the_format_record_keeps_the_structure_and_refuses_another(tmp_path):
         def env_ctor(self, seed=None):
             return point_mass_reach(seed, flat=True)
 
-    with pytest.raises(errors.FatalError, match=r"observation is now \[observation "
-                       r"float32\[6\]\], the experiment was created with \[goal float32"):
+    with pytest.raises(errors.FatalError, match=r"observation is now \[float32\[6\]\], "
+                       r"the experiment was created with \[goal float32"):
         Builder(Flat(), paths).replay_format()
     # A record from before structures were recorded is taken as it is.
     files.write_json_atomic(paths.layout, {"layout": "packed_blocks", "reason": "old"})

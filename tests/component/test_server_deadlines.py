@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import psutil
 import pytest
 
 reverb = pytest.importorskip("reverb")
@@ -33,6 +34,11 @@ def frozen_server():
         client = reverb.Client(f"localhost:{port}")
         client.server_info(timeout=30)  # it answers...
         proc.send_signal(signal.SIGSTOP)  # ...then stops answering
+        stopped = psutil.Process(proc.pid)
+        deadline = time.monotonic() + 10  # the signal is delivered, not waited for
+        while stopped.status() != psutil.STATUS_STOPPED and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert stopped.status() == psutil.STATUS_STOPPED
         yield client
     finally:
         proc.send_signal(signal.SIGKILL)

@@ -78,3 +78,20 @@ def test_document_has_machine_table_and_staleness(results, ideas, tmp_path):
     assert "chunks of 16" not in text
     assert "medians of 2 rounds" in text
     assert "Reverb's sampling alone 2.00 ms of CPU per batch" in text
+
+
+def test_the_ab_table_takes_each_runs_round_ratios_and_skips_what_a_checkout_lacks():
+    from benchmarks import ab
+
+    runs = {"raw": [2000.0, 1000.0, 2000.0], "ours": [1800.0, 950.0, 1600.0]}
+    assert ab.ratio(runs, "ours", "raw") == pytest.approx(0.9)  # of 0.9, 0.95, 0.8
+    assert ab.ratio(runs, "ours_dict", "ours") is None
+
+
+def test_the_ab_command_refuses_a_directory_that_is_no_checkout(tmp_path, capsys):
+    from benchmarks import ab
+
+    with pytest.raises(SystemExit) as stop:
+        ab.main(["--part", "worker", "--before", str(tmp_path)])
+    assert stop.value.code == 2
+    assert "not a checkout of this project" in capsys.readouterr().err

@@ -30,7 +30,7 @@ from typing import Any
 
 from tfagents_system.core.errors import FatalError
 from tfagents_system.core.files import read_json, write_json_atomic
-from tfagents_system.core.specs import Leaf, leaves
+from tfagents_system.core.specs import SINGLE_LEAF, Leaf, leaves
 from tfagents_system.replay.budget import memory_budget_bytes
 from tfagents_system.replay.packing import TransitionPacker, make_packer
 
@@ -182,8 +182,7 @@ class ReplayFormat:
                                      ("action", self.action, action_spec)):
             now = tuple(leaves(spec))
             if recorded is not None and recorded != now:
-                brief = ", ".join(leaf.describe() for leaf in now)
-                was = ", ".join(leaf.describe() for leaf in recorded)
+                brief, was = _structure(now), _structure(recorded)
                 return (f"{where}: the env's {name} is now [{brief}], the experiment was "
                         f"created with [{was}] and its replay data and networks are packed "
                         "that way; resume with the env as it was, or start a new experiment "
@@ -197,6 +196,12 @@ class ReplayFormat:
                     f"params give {_n_steps(n_step)}: set n_step and discount back, or start "
                     "a new experiment")
         return None
+
+
+def _structure(structure: tuple[Leaf, ...]) -> str:
+    """e.g. `float32[3]` (one array), or `position float32[2], steps_left int32[]`."""
+    return ", ".join(f"{leaf.dtype}{list(leaf.shape)}" if leaf.path == SINGLE_LEAF
+                     else leaf.describe() for leaf in structure)
 
 
 def _windows(window: Window | None) -> str:
