@@ -58,6 +58,7 @@ class NumpyActor:
         self._projection = projection  # (kernel index, bias index or None)
         self._num_variables = num_variables
         self._weights: list[np.ndarray] | None = None
+        self.variable_specs: list = []  # (shape, dtype) of the published variables
         self._action_shape = tuple(action_spec.shape)
         self._action_size = int(np.prod(self._action_shape))
         low = np.broadcast_to(np.asarray(action_spec.minimum, np.float32), self._action_shape)
@@ -105,8 +106,10 @@ class NumpyActor:
         clip_std = projection._std_transform is not tf.exp  # else SAC's std_clip_transform
         combiner = actor_net._encoder._preprocessing_combiner
         combiner = None if combiner is None else combiner.numpy_combiner()
-        return cls(layers, dense(head), len(index), action_spec, clip_std, seed,
-                   combiner), None
+        actor = cls(layers, dense(head), len(index), action_spec, clip_std, seed, combiner)
+        actor.variable_specs = [(tuple(v.shape.as_list()), np.dtype(v.dtype.as_numpy_dtype))
+                                for v in actor_net.variables]  # what published weights are
+        return actor, None
 
     def set_weights(self, arrays) -> None:
         """The published policy variables, in the actor network's variable order."""

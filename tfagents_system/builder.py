@@ -29,7 +29,13 @@ from tfagents_system.core.paths import ExperimentPaths
 from tfagents_system.core.records import ExperimentSettings
 from tfagents_system.curriculum import CurriculumApplier, check_env_supports, parse_curriculum
 from tfagents_system.replay import demo_store
-from tfagents_system.replay.auth import Signer, read_key
+from tfagents_system.replay.auth import (
+    PublicationCounter,
+    Signer,
+    WeightsGate,
+    newest_acted,
+    read_key,
+)
 from tfagents_system.replay.checkpoints import ReplayCheckpoints
 from tfagents_system.replay.client import ServerLink, WriterLink
 from tfagents_system.replay.format import LAYOUT_BLOCKS, FormatError, ReplayFormat, choose
@@ -287,18 +293,27 @@ class Builder:
         return Signer(read_key(self.paths.replay_key))
 
     def server_link(self, address: str, should_stop, log) -> ServerLink:
-        """The learner's reconnecting link to the replay server."""
-        return ServerLink(address, should_stop, log, self.signer())
+        """The learner's reconnecting link to the replay server; its weights publications
+        are numbered above every earlier one of the experiment."""
+        auth_dir = self.paths.replay_auth
+        auth_dir.mkdir(mode=0o700, exist_ok=True)
+        floor = max((newest_acted(p) for p in auth_dir.glob(f"*{C.WEIGHTS_SEEN_SUFFIX}")),
+                    default=0)
+        return ServerLink(address, should_stop, log, self.signer(),
+                          publications=PublicationCounter(self.paths.publications, floor))
 
     def writer_link(self, address: str, replay_format: ReplayFormat, count: int,
-                    should_stop, give_up_writing, log) -> WriterLink:
+                    should_stop, give_up_writing, log, worker: str) -> WriterLink:
         """A worker's link to the replay server, with `count` experience writers (one per
-        collect env) of the replay format, reopened after a reconnection."""
+        collect env) of the replay format, reopened after a reconnection, and the gate
+        its weights pass (remembering the newest it acted with across restarts)."""
         signer = self.signer()
+        self.paths.replay_auth.mkdir(mode=0o700, exist_ok=True)
+        gate = WeightsGate(signer, self.paths.weights_seen(worker))
         return WriterLink(address, should_stop, log, signer,
                           lambda client: make_experience_writer(client, replay_format,
                                                                 give_up_writing, signer),
-                          count)
+                          count, gate)
 
     def data_source(self, replay_format: ReplayFormat, agent, link: ServerLink, should_stop,
                     log) -> DataSource:
@@ -306,11 +321,12 @@ class Builder:
         with the experiment's demonstrations mixed into every batch when it has any."""
         settings = self.replay_settings()
         if replay_format.layout == LAYOUT_BLOCKS:
+            self.paths.replay_auth.mkdir(mode=0o700, exist_ok=True)
             source = MemorySource(self._memory(replay_format, log), replay_format, settings,
-                                  link, should_stop, log)
+                                  link, should_stop, log, self.paths.block_sequences)
         else:
             finetune.rows_to_import(self.paths, replay_format)  # refused for these layouts
-            source = ReverbSource(replay_format, settings, link, agent.collect_data_spec)
+            source = ReverbSource(replay_format, settings, link, agent.collect_data_spec, log)
         demonstrations = self.demonstrations(replay_format, log)
         if demonstrations is None:
             return source

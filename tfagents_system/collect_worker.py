@@ -32,7 +32,7 @@ from tfagents_system.core import constants as C
 from tfagents_system.core.errors import StopRequested
 from tfagents_system.core.records import WorkerStatus
 from tfagents_system.core.triggers import IntervalTrigger, RateMeter
-from tfagents_system.replay.auth import ForgedItem
+from tfagents_system.replay.auth import ForgedItem, variable_specs
 from tfagents_system.replay.client import WeightsExchange
 
 
@@ -63,7 +63,7 @@ class Worker:
         # Inserts may block on the rate limiter once the learner has finished: give up then.
         self.link = builder.writer_link(
             address, self.replay_format, len(self.collect_envs), self.should_stop,
-            lambda: self.should_stop() or self.paths.complete.exists(), log)
+            lambda: self.should_stop() or self.paths.complete.exists(), log, self.name)
         self._restore_counters()
         self.collect_tb = builder.summary_writer(C.COLLECT_TB_DIR, self.name)
         self.eval_tb = builder.summary_writer(C.EVAL_TB_DIR, self.name)
@@ -75,7 +75,7 @@ class Worker:
         self.variable_lists: list = []
         self.last_eval_step = -1
         self.train_step_seen = 0
-        self._refused = 0
+        self._stale_logged = False
         self._waiting_logged = False
 
     def should_stop(self) -> bool:
@@ -98,19 +98,30 @@ class Worker:
     # --- the steps ---
 
     def _refuse(self, exc: ForgedItem) -> None:
-        """A weights item that is not the learner's: logged (the first and every 100th)."""
-        self._refused += 1
-        if self._refused == 1 or self._refused % 100 == 0:
-            self.log.warning("refused weights from the replay server (%s; %d so far): "
-                             "acting with the weights of train step %d", exc, self._refused,
-                             self.train_step_seen)
+        """Weights that are not the learner's (or none): logged, the first and every
+        100th, and when the refusals have lasted `C.STALE_WEIGHTS_S` (in the status too)."""
+        gate = self.link.gate
+        total = gate.rejected.total
+        stale = self._refusing_for() >= C.STALE_WEIGHTS_S
+        if total == 1 or total % 100 == 0 or (stale and not self._stale_logged):
+            self.log.warning("refused weights from the replay server (%s; %s so far): "
+                             "acting with the weights of train step %d%s", exc,
+                             gate.rejected.describe(), self.train_step_seen,
+                             f"; refusing for {self._refusing_for():.0f}s" if stale else "")
+            self._stale_logged = stale
+
+    def _refusing_for(self) -> float:
+        """Seconds since the worker last accepted weights, while it refuses them (0 if
+        it does not)."""
+        since = self.link.gate.refused_since
+        return 0.0 if since is None else max(0.0, time.time() - since)
 
     def start(self) -> int:
         """Wait for the learner's weights, open the writers; the train step."""
         self.link.weights.wait_until_available(self.should_stop)
         while True:
             try:
-                _, train_step = self.link.weights.fetch()
+                _, train_step, _ = self.link.weights.fetch()
                 break
             except ForgedItem as exc:  # wait for the learner's next publication
                 self._refuse(exc)
@@ -147,6 +158,8 @@ class Worker:
             self.collect_envs[0], self.collect_seed, self.log)
         self.eval_policy, eval_variables = self.builder.eval_policy(self.actor)
         self.variable_lists = [v for v in (eval_variables, collect_variables) if v]
+        self.link.gate.expect(variable_specs(self.variable_lists[0]) if self.variable_lists
+                              else self.actor.variable_specs)
         self.meter = RateMeter(self.stats.env_steps)  # collection speed from here
         process.freeze_heap()
 
@@ -154,13 +167,15 @@ class Worker:
         """Act with the latest published weights from now on; (their train step, now).
         Weights that are not the learner's are refused: the worker goes on with its own."""
         try:
-            arrays, train_step = self.link.weights.fetch()
+            arrays, train_step, publication = self.link.weights.fetch()
         except ForgedItem as exc:
             self._refuse(exc)
             return self.train_step_seen, time.time()
+        self.link.weights.acted(publication)  # recorded before the worker acts with them
         WeightsExchange.assign(arrays, self.variable_lists)
         if isinstance(self.actor, NumpyActor):
             self.actor.set_weights(arrays)
+        self._stale_logged = False
         self.train_step_seen = train_step
         return train_step, time.time()
 
@@ -239,6 +254,8 @@ class Worker:
                            episodes=self.status.episodes + len(finished),
                            env_steps_per_sec=rate, train_step_seen=train_step, time=time.time(),
                            curriculum=stage, weights_time=weights_time,
+                           weights_refused=dict(self.link.gate.rejected.counts),
+                           weights_refused_s=round(self._refusing_for(), 1),
                            last_return=finished[-1][0] if finished else self.status.last_return,
                            collect_metrics=metrics or self.status.collect_metrics)
 

@@ -131,19 +131,24 @@ class Learner:
             except tf.errors.OutOfRangeError:  # no sample within the timeout: data is short
                 self.source.restart_sampling()
             except tf.errors.InvalidArgumentError as exc:
-                if "inf or nan" not in str(exc):
-                    raise
-                what = next(line for line in str(exc).splitlines() if "inf or nan" in line)
-                raise FatalError(
-                    f"training became non-finite after train step {self.step} "
-                    f"({what.strip()}); the checkpoints hold the last finite "
-                    "weights: lower the learning rates or the reward scale, or check the "
-                    "env's rewards, then relaunch") from None
+                if not self.source.sampling_failed(exc):  # else a stranger's item: counted
+                    self._stop_if_non_finite(exc)
             except tf.errors.OpError as exc:
                 if self.link.alive():
                     raise
                 self.link.reconnect(exc)
         self.beat()
+
+    def _stop_if_non_finite(self, exc: Exception) -> None:
+        """A non-finite loss stops the run (FatalError); any other error is raised."""
+        if "inf or nan" not in str(exc):
+            raise exc
+        what = next(line for line in str(exc).splitlines() if "inf or nan" in line)
+        raise FatalError(
+            f"training became non-finite after train step {self.step} "
+            f"({what.strip()}); the checkpoints hold the last finite "
+            "weights: lower the learning rates or the reward scale, or check the "
+            "env's rewards, then relaunch") from None
 
     def train_iteration(self) -> bool:
         """Train to the end of the current iteration; False if a stop came first."""
@@ -194,14 +199,16 @@ class Learner:
                       f", prior divergence {values[C.M_PRIOR_DIVERGENCE]:.3g}"
                       if C.M_PRIOR_DIVERGENCE in values else "")
         LearnerStatus(step, self.target, iteration, rate, values[C.M_REPLAY_SIZE], time.time(),
-                      os.getpid()).write(self.paths.status_file(C.LEARNER))
+                      os.getpid(), self.source.rejected()).write(
+                          self.paths.status_file(C.LEARNER))
 
     def _entropy(self) -> float:
         import tensorflow as tf
 
         try:
             return float(self.entropy(batch_time_steps(self.source.sample())))
-        except tf.errors.OpError:
+        except tf.errors.OpError as exc:
+            self.source.sampling_failed(exc)  # an item of another structure: counted
             return float("nan")
 
     def checkpoint(self) -> None:

@@ -36,8 +36,13 @@ VARIABLES = {
                        "curves when training completes; 0: don't",
     "SAC_SWEEP": "sweep JSON file (grid of overrides x seeds); each array task (or "
                  "SAC_TASK_ID) runs one variant (default: none)",
-    "SAC_ALLOW_PUBLIC_REPLAY": "1: start a one-node run on a host with a public IP address "
-                               "(its replay server is reachable there; see README, Security); "
+    "SAC_PRIVATE_NETWORK": "auto (default): a one-node run's programs share a private "
+                           "network namespace where the host allows it, so no one outside "
+                           "the run reaches the replay port; 0: they use this host's network "
+                           "(then SAC_ALLOW_PUBLIC_REPLAY applies)",
+    "SAC_ALLOW_PUBLIC_REPLAY": "1: start a one-node run whose replay port is reachable from "
+                               "other hosts (no private network namespace, and the host has "
+                               "an address other than loopback; see README, Security); "
                                "0 (default): refuse",
     "SAC_LAUNCH_TIMEOUT": "seconds the launch checks may take running your code (params "
                           "import, env_ctor, first env steps) before the launch stops "
@@ -71,6 +76,7 @@ class TrainingVariables:
     final_video: bool = True
     sweep: Path | None = None
     launch_timeout_s: float = 300.0
+    private_network: bool = True  # SAC_PRIVATE_NETWORK=auto: where the host allows it
     allow_public_replay: bool = False
     init_from: Path | None = None
 
@@ -137,6 +143,14 @@ def _flag(name: str, raw: str, path: Path) -> bool:
     return raw.strip() == "1"
 
 
+def _auto_or_off(name: str, raw: str, path: Path) -> bool:
+    """auto: True (the feature where the host allows it); 0: False."""
+    if raw.strip() not in ("auto", "0"):
+        raise SettingsError(f"training variables file {path}: {name}={raw!r} must be auto "
+                            "or 0")
+    return raw.strip() == "auto"
+
+
 def load_training_variables(path: str | Path) -> TrainingVariables:
     """Read and validate a training variables file; SettingsError names the problem."""
     path = Path(path)
@@ -186,6 +200,8 @@ def load_training_variables(path: str | Path) -> TrainingVariables:
         max_restarts=_count("SAC_MAX_RESTARTS", values.get("SAC_MAX_RESTARTS", ""), path) or 5,
         final_video=_flag("SAC_FINAL_VIDEO", values.get("SAC_FINAL_VIDEO", "1"), path),
         sweep=resolve(values["SAC_SWEEP"]) if values.get("SAC_SWEEP") else None,
+        private_network=_auto_or_off("SAC_PRIVATE_NETWORK",
+                                     values.get("SAC_PRIVATE_NETWORK") or "auto", path),
         allow_public_replay=_flag("SAC_ALLOW_PUBLIC_REPLAY",
                                   values.get("SAC_ALLOW_PUBLIC_REPLAY", "0"), path),
         launch_timeout_s=float(_count("SAC_LAUNCH_TIMEOUT",

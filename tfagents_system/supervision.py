@@ -29,7 +29,14 @@ from pathlib import Path
 from tfagents_system.core import constants as C
 from tfagents_system.core.files import disk_full
 from tfagents_system.core.paths import ExperimentPaths
-from tfagents_system.core.records import COMPLETE, FAILED, FatalReport, Outcome, Restarts
+from tfagents_system.core.records import (
+    COMPLETE,
+    FAILED,
+    FatalReport,
+    Outcome,
+    Restarts,
+    WorkerStatus,
+)
 from tfagents_system.process import die_with_parent
 from tfagents_system.supervisord import (
     COMPLETION_GRACE_S,
@@ -40,6 +47,7 @@ from tfagents_system.supervisord import (
 )
 
 RESTART_WINDOW_S = 600.0
+STALE_CHECK_S = 10.0  # how often the workers' status is read for stale weights
 DISK_RESERVE_BYTES = 256 * 1024
 
 
@@ -65,6 +73,8 @@ class Monitor:
         self._running: set[str] = set()
         self._finished: set[str] = set()
         self._complete_since: float | None = None
+        self._stale_warned: set[str] = set()
+        self._stale_checked = float("-inf")
         self.outcome: Outcome | None = None
         restarts_file = self.run_dir / C.RESTARTS_FILE
         if restarts_file.is_file():  # the monitor itself was restarted
@@ -168,6 +178,9 @@ class Monitor:
                 self._finish(COMPLETE, "training complete; workers did not finish their "
                                          "final evaluation in time and were stopped")
             return
+        if now - self._stale_checked >= STALE_CHECK_S:
+            self._stale_checked = now
+            self._warn_stale_weights()
         for name in sorted(self._running):
             beat = self.paths.heartbeat(name)
             started = self._started_at.get(name, now)
@@ -185,6 +198,25 @@ class Monitor:
                     self._rpc_factory().supervisor.signalProcess(name, "KILL")
                 except Exception as exc:  # the process may have just exited
                     self._log(f"could not kill {name}: {exc}")
+
+    def _warn_stale_weights(self) -> None:
+        """Say, once per episode, that a worker has refused every weights item for
+        `C.STALE_WEIGHTS_S` (forged or removed weights: it acts with stale ones)."""
+        for name in self.programs:
+            if not C.is_worker(name):
+                continue
+            status = WorkerStatus.read_or_none(self.paths.status_file(name))
+            stale = status is not None and status.weights_refused_s >= C.STALE_WEIGHTS_S
+            if stale and name not in self._stale_warned:
+                reasons = ", ".join(f"{n} {why}"
+                                    for why, n in sorted(status.weights_refused.items()))
+                self._log(f"{name} has refused every weights item from the replay server for "
+                          f"{status.weights_refused_s:.0f}s ({reasons}): it acts with the "
+                          f"weights of train step {status.train_step_seen}; someone else may "
+                          "be writing to the replay port (README, Security)")
+                self._stale_warned.add(name)
+            elif not stale:
+                self._stale_warned.discard(name)
 
     def _maybe_finish(self) -> None:
         # The learner, where this supervisord runs it, and every worker have finished.

@@ -13,12 +13,13 @@ from __future__ import annotations
 import hashlib
 import os
 import shlex
+import stat
 import tempfile
 from collections import deque
 from pathlib import Path
 
 from tfagents_system.core import constants as C
-from tfagents_system.core.paths import ExperimentPaths
+from tfagents_system.core.paths import GROUP_OTHER, ExperimentPaths, check_private_dir
 from tfagents_system.core.records import SupervisorInfo
 
 # A program that dies within this many seconds of starting failed to start;
@@ -39,15 +40,40 @@ def _suffix(node: str | None) -> str:
     return "" if node is None else f"-{node}"
 
 
+def _runtime_dir() -> Path | None:
+    """XDG_RUNTIME_DIR where it is usable: a real directory of this user's that no one
+    else may enter. sbatch passes the login session's one, which compute nodes may lack."""
+    runtime_dir = os.environ.get("XDG_RUNTIME_DIR")
+    if not runtime_dir:
+        return None
+    try:
+        status = os.lstat(runtime_dir)
+    except OSError:
+        return None
+    private = (stat.S_ISDIR(status.st_mode) and status.st_uid == os.geteuid()
+               and not stat.S_IMODE(status.st_mode) & GROUP_OTHER)
+    return Path(runtime_dir) if private and os.access(runtime_dir, os.W_OK) else None
+
+
+def socket_dir() -> Path:
+    """Where this user's supervisord sockets live: XDG_RUNTIME_DIR, else a directory of
+    the user's own under the temporary directory (made with mode 0700; CheckError if
+    someone else made it first, to reach or catch the socket)."""
+    runtime_dir = _runtime_dir()
+    if runtime_dir is not None:
+        return runtime_dir
+    return check_private_dir(
+        Path(tempfile.gettempdir()) / f"sac-supervisor-{os.geteuid()}",
+        "supervisord's socket directory ",
+        "someone else may have made it; set TMPDIR to a directory of your own, then rerun")
+
+
 def socket_path(exp_dir: Path, node: str | None = None) -> Path:
-    """A short unix socket path (the limit is 107 bytes), unique per experiment and node."""
+    """A short unix socket path (the limit is 107 bytes), the same for an experiment and
+    node at every call, in a directory only this user may enter (`socket_dir`)."""
     key = str(Path(exp_dir).resolve()) + _suffix(node)
     digest = hashlib.sha1(key.encode()).hexdigest()[:16]
-    # sbatch passes the login session's XDG_RUNTIME_DIR, which compute nodes may lack.
-    runtime_dir = os.environ.get("XDG_RUNTIME_DIR")
-    usable = runtime_dir and os.path.isdir(runtime_dir) and os.access(runtime_dir, os.W_OK)
-    base = Path(runtime_dir if usable else tempfile.gettempdir())
-    return base / f"sac-supervisor-{digest}.sock"
+    return socket_dir() / f"sac-{digest}.sock"
 
 
 def _escape(value: str) -> str:

@@ -198,3 +198,34 @@ def test_a_save_waits_for_the_lock_with_a_deadline(tmp_path):
             store.save(lambda: pytest.fail("saved without the lock"),
                        on_wait=lambda: waited.append(1))
     assert waited  # the caller's heartbeat kept beating while it waited
+
+
+def test_a_checkpoint_call_from_outside_the_run_never_loses_a_save(store):
+    """Anyone who reaches the port can call Checkpoint, outside the save lock; Reverb
+    then deletes every other directory. A save whose directory went that way is made
+    once more, and what the run kept is out of Reverb's reach."""
+    server, client = _serve(store)
+    stranger = reverb.Client(f"localhost:{server.port}")
+    try:
+        _weights_item(client, 5.0)
+
+        def overtaken():  # our checkpoint, then the stranger's, which deletes ours
+            path = client.checkpoint()
+            stranger.checkpoint()
+            return path
+
+        calls = []
+        path = store.save(lambda: calls.append(1) or (overtaken() if len(calls) == 1
+                                                       else client.checkpoint()))
+        assert len(calls) == 2 and is_complete(path)
+        assert len(_dirs(store.kept)) == 1
+        for _ in range(3):
+            stranger.checkpoint()
+        assert all(is_complete(p) for p in store.kept.iterdir())
+    finally:
+        server.stop()
+    server, client = _serve(store)
+    try:
+        assert _stored(client) == 5.0
+    finally:
+        server.stop()

@@ -107,7 +107,7 @@ def test_weights_exchange_roundtrip(server):
     assign = replay_client.WeightsExchange.assign
 
     def fetch_into(variable_lists):
-        arrays, train_step = exchange.fetch()
+        arrays, train_step, _ = exchange.fetch()
         assign(arrays, variable_lists)
         return train_step
 

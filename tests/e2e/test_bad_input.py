@@ -255,3 +255,22 @@ def test_bad_input_is_one_clear_line(existing, case):
     assert _snapshot(existing / "logs") == before
     assert not (existing / "logs" / "new").exists()
     assert not programs_of(existing)
+
+
+def test_a_group_writable_experiment_is_not_resumed(existing):
+    """Someone of the group could have planted the params file every program imports:
+    the relaunch refuses, naming the directory and the fix, and changes nothing."""
+    exp = existing / "logs" / "tiny"
+    exp.chmod(0o775)  # chmod g+w on an experiment made before owner-only directories
+    write_params(existing / "params.py")
+    variables = write_variables(existing / "v.sh")
+    before = {str(p): (p.lstat().st_mode, p.read_bytes()) for p in exp.rglob("*")}
+    result = run_script(variables, timeout=120)
+    assert result.returncode == 2, result.stdout + result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: experiment directory {exp} is writable by group (mode 0775): "
+                      "any of them could plant the params file its programs import; check "
+                      f"its files, then chmod 700 {exp}"], result.stderr
+    assert {str(p): (p.lstat().st_mode, p.read_bytes()) for p in exp.rglob("*")} == before
+    assert exp.stat().st_mode & 0o777 == 0o775
+    assert not programs_of(existing)

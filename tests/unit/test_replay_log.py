@@ -4,8 +4,9 @@ only: no TF, no Reverb)."""
 import numpy as np
 import pytest
 
+from tfagents_system.core import constants as C
 from tfagents_system.replay import packing
-from tfagents_system.replay.auth import BlockCheck, Signer
+from tfagents_system.replay.auth import BLOCK_TAG, BlockCheck, Signer
 from tfagents_system.replay.format import LAYOUT_BLOCKS, ReplayFormat, Window
 from tfagents_system.replay.limits import QUEUE_MAX_BLOCKS, RatioLimit, ReplaySettings
 from tfagents_system.replay.memory import ReplayLog
@@ -102,7 +103,8 @@ def test_padding_rows_are_dropped():
     block[2:, 0] = packing.PAD_STEP_TYPE
     signer = Signer(b"k" * 32)
     meta = np.array([7, 0], np.int64)
-    rows = BlockCheck(signer, 5).rows([block, meta, signer.sign(block, meta)])
+    signature = signer.sign(BLOCK_TAG, C.QUEUE_TABLE, [block, meta])
+    rows = BlockCheck(signer, 5).rows([block, meta, signature])
     np.testing.assert_array_equal(rows, block[:2])
 
 

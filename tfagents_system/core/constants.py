@@ -33,6 +33,12 @@ REPLAY_CHECKPOINT_LOCK = ".replay_checkpoint.lock"  # serializes the learner's a
 REPLAY_CHECKPOINTS_TO_KEEP = 2
 DEMONSTRATIONS_DIR = "demonstrations"  # the demonstrations' replay rows, stored at creation
 REPLAY_MEMORY_DIR = "replay_memory"  # the learner's log of every transition it stored
+REPLAY_AUTH_DIR = "replay_auth"  # what makes replays of genuine items fail: counters, sequences
+PUBLICATIONS_FILE = "publications.json"  # under REPLAY_AUTH_DIR: the learner's number ceiling
+BLOCK_SEQUENCES_FILE = "block_sequences.npz"  # under REPLAY_AUTH_DIR: writers' last blocks
+WEIGHTS_SEEN_SUFFIX = ".weights.json"  # under REPLAY_AUTH_DIR: a worker's newest weights
+# A worker that has refused every weights item for this long says so (log, status, monitor).
+STALE_WEIGHTS_S = 120.0
 REPLAY_IMPORTED_FILE = "imported.json"  # under REPLAY_MEMORY_DIR: rows fine-tuning imported
 # Fine-tuning: the source, checkpoint and parts a new experiment started from, and its
 # copy of that checkpoint.

@@ -69,6 +69,29 @@ def progress(paths: ExperimentPaths, num_workers: int, live: bool = True) -> Sna
         env_steps_per_sec=sum(w.env_steps_per_sec for w in workers if fresh(w)))
 
 
+def refusal_lines(paths: ExperimentPaths, num_workers: int) -> list[str]:
+    """What the programs refused from the replay server (forged, replayed or malformed
+    items), and the workers that have refused every weights item for at least
+    `C.STALE_WEIGHTS_S`: they act with stale weights (empty: nothing refused)."""
+    lines = []
+    learner = LearnerStatus.read_or_none(paths.status_file(C.LEARNER))
+    if learner is not None and learner.rejected:
+        lines.append("learner refused " + ", ".join(
+            f"{n} {why}" for why, n in sorted(learner.rejected.items())))
+    for index in range(num_workers):
+        name = C.worker_name(index)
+        status = WorkerStatus.read_or_none(paths.status_file(name))
+        if status is None or not status.weights_refused:
+            continue
+        line = f"{name} refused weights: " + ", ".join(
+            f"{n} {why}" for why, n in sorted(status.weights_refused.items()))
+        if status.weights_refused_s >= C.STALE_WEIGHTS_S:
+            line += (f"; STALE: refusing every weights item for {status.weights_refused_s:.0f}s, "
+                     f"acting with those of train step {status.train_step_seen}")
+        lines.append(line)
+    return lines
+
+
 def mean_over_workers(metric_dicts: list[dict]) -> dict[str, float]:
     """Each task metric's mean over the workers whose status reports it."""
     by_name = defaultdict(list)

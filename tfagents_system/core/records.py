@@ -81,6 +81,7 @@ class LaunchRecord(JsonRecord):
     command: list = field(default_factory=list)
     training_variables: dict = field(default_factory=dict)
     mode: str = "supervised"  # or "serial": the programs as threads of one process
+    replay_port_private: bool | None = None  # in a private network namespace (None: before)
 
     def append(self, path: Path) -> None:
         """Add the record as one line of the launches file."""
@@ -107,6 +108,7 @@ class LearnerStatus(JsonRecord):
     replay_size: int
     time: float
     pid: int
+    rejected: dict = field(default_factory=dict)  # experience items refused, by reason
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,8 @@ class WorkerStatus(JsonRecord):
     eval_return: float | None = None
     eval_train_step: int | None = None
     finished: bool = False
+    weights_refused: dict = field(default_factory=dict)  # refused weights items by reason
+    weights_refused_s: float = 0.0  # how long it has refused every item (0: it does not)
 
 
 @dataclass(frozen=True, kw_only=True)

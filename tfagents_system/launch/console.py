@@ -126,20 +126,21 @@ def show_plan(plan: Plan, mode: str = "") -> None:
 
 
 def show_placement(plan: Plan) -> None:
-    """Where each program of a supervised launch runs."""
+    """Where each program of a supervised launch runs, and who can reach its replay port."""
     print(plan.layout.describe(plan.worker_indices))
     for node in plan.remote:
         print(f"  node {node.name} ({node.cpus} CPUs): "
               + ", ".join(C.worker_name(i) for i in node.worker_indices))
-    print(f"replay server {plan.address}; process logs in {plan.paths.process_logs}",
-          flush=True)
+    print(f"replay server {plan.address}; process logs in {plan.paths.process_logs}")
+    print(plan.placement.exposure.describe(plan.port), flush=True)
 
 
-def prepared(variables_file: str) -> tuple[Plan, object] | int:
+def prepared(variables_file: str, supervised: bool = False) -> tuple[Plan, object] | int:
     """(the launch's plan, the experiment's lock, held), or the exit code of a launch
-    that ends here: a finished experiment (0) or bad input (one `error:` line, 2)."""
+    that ends here: a finished experiment (0) or bad input (one `error:` line, 2).
+    `supervised`: its programs will be processes (`plan.prepare`), not threads."""
     try:
-        plan = prepare(variables_file)
+        plan = prepare(variables_file, supervised)
         lock = lock_experiment(plan.paths)
         if plan.derived_format is not None:
             plan.derived_format.write(plan.paths.layout)
@@ -160,7 +161,7 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("training_variables", help="training variables .sh file")
     args = parser.parse_args(argv)
-    launch = prepared(args.training_variables)
+    launch = prepared(args.training_variables, supervised=True)
     if isinstance(launch, int):
         return launch
     plan, lock = launch

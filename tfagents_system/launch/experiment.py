@@ -1,7 +1,8 @@
 """The experiment directory at launch: a new one written whole (under a temporary name,
-then renamed into place, so a failed launch leaves nothing), an existing one reopened
-(its records checked, its replay format derived once if it has none), and the lock a
-launch holds on it."""
+then renamed into place, so a failed launch leaves nothing), an existing one checked
+(no one else could have planted or changed what its programs trust) and reopened (its
+records checked, its replay format derived once if it has none), and the lock a launch
+holds on it (holding it, an old experiment gets its replay key)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from pathlib import Path
 from tfagents_system import finetune
 from tfagents_system.core import constants as C
 from tfagents_system.core.files import write_json_atomic
-from tfagents_system.core.paths import ExperimentPaths
+from tfagents_system.core.paths import ExperimentPaths, check_trusted
 from tfagents_system.core.records import ExperimentSettings, LaunchRecord, VariantRecord
 from tfagents_system.launch.errors import LaunchError
 from tfagents_system.replay import auth, demo_store
@@ -106,17 +107,28 @@ def create_experiment(new: NewExperiment) -> None:
         raise LaunchError(f"cannot create experiment directory {root}: {exc}") from exc
 
 
+def check_resumable(paths: ExperimentPaths) -> list[str]:
+    """Before anything of a resumed experiment is read: refuse (CheckError) a directory
+    or file someone else could have planted or changed (`core.paths.check_trusted`), and
+    a damaged key (LaunchError, here rather than in every program's restarts). The notes
+    to show."""
+    notes = check_trusted(paths)
+    if paths.replay_key.exists():  # else the launch makes it, holding the lock
+        try:
+            auth.read_key(paths.replay_key)
+        except ValueError as exc:
+            raise LaunchError(str(exc)) from exc
+    return notes
+
+
 def reopen(paths: ExperimentPaths) -> ExperimentSettings:
-    """A resumed experiment's settings record; its key created if it has none (an
-    experiment from before keys existed). LaunchError if the record is damaged."""
+    """A resumed experiment's settings record. LaunchError if the record is damaged."""
     try:
-        settings = ExperimentSettings.read(paths.settings)
+        return ExperimentSettings.read(paths.settings)
     except (OSError, ValueError) as exc:
         raise LaunchError(f"{paths.settings} is damaged ({exc}): the experiment cannot "
                           "resume; restore the file from a backup, or start a new "
                           "experiment") from exc
-    auth.create_key(paths.replay_key)
-    return settings
 
 
 def recorded_format(paths: ExperimentPaths, choose) -> tuple[ReplayFormat, bool]:
@@ -135,10 +147,23 @@ def recorded_format(paths: ExperimentPaths, choose) -> tuple[ReplayFormat, bool]
     return (ReplayFormat.legacy() if started else choose()), True
 
 
-def lock_experiment(paths: ExperimentPaths):
-    """Hold an exclusive lock on the experiment for this launch's lifetime."""
+def _create_key(paths: ExperimentPaths) -> None:
+    """The key of an experiment from before keys existed, made by the launch that holds
+    its lock (so no other launch's programs read it half made)."""
     try:
-        handle = open(paths.launch_lock, "a+")
+        auth.create_key(paths.replay_key)
+    except OSError as exc:
+        raise LaunchError(f"cannot create the replay key {paths.replay_key}: {exc}; free "
+                          "space on its disk or fix the directory's permissions, then "
+                          "rerun") from exc
+
+
+def lock_experiment(paths: ExperimentPaths):
+    """Hold an exclusive lock on the experiment for this launch's lifetime; holding it,
+    give an experiment from before keys existed its replay key."""
+    try:  # never through a symlink: the launch truncates the file
+        handle = os.fdopen(os.open(paths.launch_lock, os.O_RDWR | os.O_CREAT | os.O_APPEND
+                                   | os.O_NOFOLLOW, 0o600), "a+")
     except OSError as exc:
         raise LaunchError(f"cannot open {paths.launch_lock} to run experiment {paths.root}: "
                           f"{exc}; run it as its owner, or fix the directory's permissions"
@@ -156,6 +181,11 @@ def lock_experiment(paths: ExperimentPaths):
     handle.truncate()
     handle.write(f"pid {os.getpid()} on {socket.gethostname()}")
     handle.flush()
+    try:
+        _create_key(paths)
+    except LaunchError:
+        handle.close()
+        raise
     return handle
 
 
@@ -182,5 +212,6 @@ def record_launch(plan, mode: str = "supervised", **overrides) -> None:
         variant=(None if plan.inputs.variant_record is None
                  else plan.inputs.variant_record.to_json()),
         git_revision=git_revision(), command=sys.argv,
-        training_variables=plan.variables.as_dict(), mode=mode)
+        training_variables=plan.variables.as_dict(), mode=mode,
+        replay_port_private=plan.placement.exposure.private)
     dataclasses.replace(record, **overrides).append(plan.paths.launches)

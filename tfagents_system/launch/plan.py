@@ -15,7 +15,16 @@ from pathlib import Path
 
 import portpicker
 
-from tfagents_system import cpu_layout, curriculum, experiment, finetune, settings, slurm, sweep
+from tfagents_system import (
+    cpu_layout,
+    curriculum,
+    experiment,
+    finetune,
+    settings,
+    slurm,
+    supervisord,
+    sweep,
+)
 from tfagents_system.builder import Builder
 from tfagents_system.core import constants as C
 from tfagents_system.core.errors import CheckError, ParamsError
@@ -25,11 +34,13 @@ from tfagents_system.launch import checks, host
 from tfagents_system.launch.errors import AlreadyFinished, LaunchError
 from tfagents_system.launch.experiment import (
     NewExperiment,
+    check_resumable,
     create_experiment,
     hyperparameters,
     recorded_format,
     reopen,
 )
+from tfagents_system.launch.host import Exposure
 from tfagents_system.params import TrainParamsBase, load_params
 from tfagents_system.replay.format import ReplayFormat
 
@@ -56,6 +67,7 @@ class Placement:
     worker_indices: list[int]  # the workers this node runs (all of them on one node)
     host: str = "localhost"  # where the replay server is reached: the head node's name
     remote: list[RemoteNode] = field(default_factory=list)
+    exposure: Exposure = Exposure(False)  # who reaches the replay port
 
 
 @dataclass
@@ -179,11 +191,11 @@ def plan_placement(variables: settings.TrainingVariables):
     return Placement(layout, per_node[0], job.head, remote)
 
 
-def placement_checked(variables: settings.TrainingVariables) -> Placement:
-    """The placement; on one node, the host must not expose the replay server."""
+def placement_checked(variables: settings.TrainingVariables, supervised: bool) -> Placement:
+    """The placement, and who will reach its replay port: on one node, only the run
+    itself where it can be (`host.replay_exposure`)."""
     placement = plan_placement(variables)
-    if placement.host == "localhost":  # one node: nothing but this host needs to reach it
-        host.check_exposure(variables.allow_public_replay, variables.source)
+    placement.exposure = host.replay_exposure(variables, placement.host, supervised)
     return placement
 
 
@@ -229,14 +241,18 @@ def new_inputs(variables: settings.TrainingVariables,
     return inputs
 
 
-def prepare(variables_file: str) -> Plan:
-    """Validate everything and create (or reopen) the experiment."""
+def prepare(variables_file: str, supervised: bool = False) -> Plan:
+    """Validate everything and create (or reopen) the experiment; `supervised`: for a
+    launch whose programs are processes (they can have a private network namespace),
+    not threads of this process (serial mode)."""
     variables = settings.load_training_variables(variables_file)
     task_id = slurm.array_task_id()
     paths = ExperimentPaths(experiment_dir(variables, task_id))
+    if supervised:
+        supervisord.socket_path(paths.root)  # its private directory made, or refused, now
     if paths.settings.is_file():
-        return prepare_resumed(variables, paths, task_id)
-    return prepare_new(variables, paths, task_id)
+        return prepare_resumed(variables, paths, task_id, supervised)
+    return prepare_new(variables, paths, task_id, supervised)
 
 
 def _load(inputs: Inputs, recorded: dict | None = None) -> TrainParamsBase:
@@ -246,7 +262,7 @@ def _load(inputs: Inputs, recorded: dict | None = None) -> TrainParamsBase:
 
 
 def prepare_new(variables: settings.TrainingVariables, paths: ExperimentPaths,
-                task_id: int | None) -> Plan:
+                task_id: int | None, supervised: bool = False) -> Plan:
     """A new experiment: every check, then the experiment directory written whole."""
     variant = choose_variant(variables, task_id)
     if paths.root.exists() and any(paths.root.iterdir()):
@@ -257,7 +273,7 @@ def prepare_new(variables: settings.TrainingVariables, paths: ExperimentPaths,
         timeout.stage(f"importing params file {variables.params}")
         inputs = new_inputs(variables, variant)
         params = _load(inputs)
-        placement = placement_checked(variables)
+        placement = placement_checked(variables, supervised)
         new, seconds = _new_experiment(variables, paths, params, inputs, timeout)
     create_experiment(new)
     line = (f"experience items: {new.replay_format.layout} ({new.replay_format.reason}; "
@@ -315,11 +331,13 @@ def _init_source(variables: settings.TrainingVariables, params: TrainParamsBase,
 
 
 def prepare_resumed(variables: settings.TrainingVariables, paths: ExperimentPaths,
-                    task_id: int | None) -> Plan:
-    """A resumed experiment: it trains with its own copies and records, checked against
-    its env; an experiment from before replay formats were recorded gets its record."""
+                    task_id: int | None, supervised: bool = False) -> Plan:
+    """A resumed experiment: refused if someone else could have changed what its programs
+    trust; else it trains with its own copies and records, checked against its env; an
+    experiment from before replay formats were recorded gets its record."""
     if variables.sweep is not None and task_id is None:
         choose_variant(variables, task_id)  # the one line saying a task id is needed
+    trust_notes = check_resumable(paths)  # before anything in it is read
     if paths.complete.is_file():
         raise AlreadyFinished(paths.root)
     host.check_free_space(paths.root)
@@ -327,8 +345,9 @@ def prepare_resumed(variables: settings.TrainingVariables, paths: ExperimentPath
     with checks.LaunchTimeout(variables.launch_timeout_s) as timeout:
         timeout.stage(f"importing params file {variables.params}")
         inputs = resumed_inputs(paths, variables)
+        inputs.notes = trust_notes + inputs.notes
         params = _load(inputs, recorded.hyperparameters)
-        placement = placement_checked(variables)
+        placement = placement_checked(variables, supervised)
         builder = Builder(params, paths, recorded)
 
         def choose() -> ReplayFormat:  # for an experiment that never trained

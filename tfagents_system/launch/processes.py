@@ -1,7 +1,8 @@
-"""Running a launch's programs: each one supervised by supervisord, pinned with
-`taskset` to its CPU slice with matching thread counts, logging to its own file; the
-workers of another node of a SLURM job through an `srun` step there; the loop that
-watches them until training completes, fails or is stopped.
+"""Running a launch's programs: each one supervised by supervisord (on one node in a
+private network namespace where the host allows it), pinned with `taskset` to its CPU
+slice with matching thread counts, logging to its own file; the workers of another node
+of a SLURM job through an `srun` step there; the loop that watches them until training
+completes, fails or is stopped.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from tfagents_system import cpu_layout, slurm, supervisord
 from tfagents_system.core import constants as C
 from tfagents_system.core.paths import ExperimentPaths
 from tfagents_system.core.records import Outcome
+from tfagents_system.launch import host
 from tfagents_system.launch.experiment import REPO_ROOT, record_launch
 from tfagents_system.launch.plan import Plan, RemoteNode
 from tfagents_system.process import StopFlag, die_with_parent, thread_pools
@@ -80,10 +82,27 @@ def program_env() -> dict[str, str]:
                                                         os.environ.get("PYTHONPATH")]))}
 
 
+def supervisor_start(private_network: bool):
+    """What supervisord's process runs before it starts (its `preexec_fn`): into a private
+    network namespace, which its programs inherit (`host.private_network_entry`), then
+    die with the launcher (set last: entering a user namespace may clear it)."""
+    if not private_network:
+        return die_with_parent
+    enter = host.private_network_entry()
+
+    def start() -> None:
+        enter()
+        die_with_parent()
+
+    return start
+
+
 def start_supervisor(exp: Path, programs: list[Program], hang_timeout_s: float,
                      max_restarts: int, node: str | None = None,
-                     lock=None) -> subprocess.Popen:
-    """Write this launch's supervisord.conf and start supervisord in the foreground.
+                     lock=None, private_network: bool = False) -> subprocess.Popen:
+    """Write this launch's supervisord.conf and start supervisord in the foreground,
+    with `private_network` in a network namespace of its own (only its programs reach
+    their ports; its unix socket, a path, still reaches it).
 
     supervisord inherits the experiment's `lock` and holds it until its last program
     has stopped: a launcher killed with SIGKILL releases nothing while its programs
@@ -100,8 +119,9 @@ def start_supervisor(exp: Path, programs: list[Program], hang_timeout_s: float,
     return subprocess.Popen(
         [sys.executable, "-m", "supervisor.supervisord", "-n", "-c", str(conf)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-        start_new_session=True, preexec_fn=die_with_parent, cwd=str(REPO_ROOT),
-        env=dict(os.environ, **base_env), pass_fds=() if lock is None else (lock.fileno(),))
+        start_new_session=True, preexec_fn=supervisor_start(private_network),
+        cwd=str(REPO_ROOT), env=dict(os.environ, **base_env),
+        pass_fds=() if lock is None else (lock.fileno(),))
 
 
 def stop_process(proc: subprocess.Popen, what: str, timeout_s: float = 90.0) -> None:
@@ -183,7 +203,8 @@ def run(plan: Plan, progress, lock=None) -> int:
     record_launch(plan)
     supervisor = start_supervisor(plan.paths.root, build_programs(plan),
                                   plan.variables.hang_timeout_s, plan.variables.max_restarts,
-                                  lock=lock)
+                                  lock=lock,
+                                  private_network=plan.placement.exposure.private)
     steps: list[NodeStep] = []
     broken = None
     try:

@@ -95,17 +95,26 @@ class ReplayCheckpoints:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def save(self, checkpoint: Callable[[], str], on_wait=None) -> Path:
-        """Run Reverb's `checkpoint` call under the lock, keep the result; its path."""
+        """Run Reverb's `checkpoint` call under the lock, keep the result; its path.
+
+        Anyone who reaches the server can call its Checkpoint method, outside this
+        lock; Reverb then deletes every other directory, ours too if it finished first.
+        A save whose directory went that way is made once more; the kept copies
+        (hard links elsewhere) are out of Reverb's reach either way."""
         with self.locked(on_wait):
             self._remove_incomplete(self.root)  # no save runs now: left by a killed one
             path = Path(checkpoint())
+            if not is_complete(path):  # deleted by a Checkpoint call from outside
+                path = Path(checkpoint())
             self._keep(path)
         return path
 
     def _keep(self, path: Path) -> None:
         """Hard-link a complete checkpoint under `kept`, then prune older kept ones."""
         if not is_complete(path):
-            raise RuntimeError(f"Reverb reported checkpoint {path} but it has no {DONE} file")
+            raise RuntimeError(f"Reverb reported checkpoint {path} but it has no {DONE} file "
+                               "(deleted by a checkpoint call from outside the run?); the "
+                               "previous kept checkpoint stands")
         self.kept.mkdir(parents=True, exist_ok=True)
         target = self.kept / path.name
         if not target.is_dir():

@@ -3,7 +3,7 @@ exchange, rebuilt when the server restarts) and the weights exchange itself."""
 
 from __future__ import annotations
 
-import os
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +12,7 @@ import numpy as np
 
 from tfagents_system.core import constants as C
 from tfagents_system.core.errors import StopRequested
-from tfagents_system.replay.auth import ForgedItem, Signer
+from tfagents_system.replay.auth import WEIGHTS_TAG, PublicationCounter, Signer, WeightsGate
 
 # A bound on a server-info call: a server that does not answer within it is treated as
 # lost (the caller reconnects) instead of blocking a program without its heartbeat.
@@ -52,24 +52,33 @@ class WeightsExchange:
 
     The table keeps the latest item and sampling does not remove it, so neither
     side ever waits for the other once the learner has published once. Every item is
-    signed (`auth`): [arrays..., header int64[3] (train step, the publishing run's
-    nonce, sequence number), signature]; `fetch` raises ForgedItem for an item that
-    fails, or that is older than the last one fetched from the same run.
+    signed (`auth`): [arrays..., header int64[2] (train step, publication number),
+    signature]. The learner numbers its publications with `publications` (a
+    PublicationCounter, increasing over the experiment's life); a worker checks what
+    it fetches with its `gate` (an auth.WeightsGate).
     """
 
-    def __init__(self, client, signer: Signer):
+    # A fetch that gets no item within this long (the item was removed) is a refusal.
+    FETCH_TIMEOUT_S = 10.0
+
+    def __init__(self, client, signer: Signer, publications: PublicationCounter | None = None,
+                 gate: WeightsGate | None = None):
         self._client = client
         self._signer = signer
-        self._nonce = int.from_bytes(os.urandom(7), "big")  # this publisher's run
-        self._seq = 0
-        self._seen: tuple[int, int] | None = None  # (nonce, seq) last fetched
+        self._publications = publications
+        self._unnumbered = 0  # without a counter (tests): numbers of this object's life
+        self.gate = gate if gate is not None else WeightsGate(signer)
 
     def publish(self, variables, train_step: int) -> None:
         """Replace the published weights by `variables` (TF variables) at `train_step`."""
         arrays = [v.numpy() for v in variables]
-        self._seq += 1
-        header = np.array([train_step, self._nonce, self._seq], np.int64)
-        signature = self._signer.sign(header, *arrays)
+        if self._publications is not None:
+            publication = self._publications.next()
+        else:
+            self._unnumbered += 1
+            publication = self._unnumbered
+        header = np.array([train_step, publication], np.int64)
+        signature = self._signer.sign(WEIGHTS_TAG, C.WEIGHTS_TABLE, [header, *arrays])
         self._client.insert(arrays + [header, signature], {C.WEIGHTS_TABLE: 1.0})
 
     def wait_until_available(self, should_stop: Callable[[], bool]) -> None:
@@ -82,25 +91,40 @@ class WeightsExchange:
                 raise StopRequested()
             time.sleep(0.5)
 
-    def fetch(self) -> tuple[list[np.ndarray], int]:
-        """(the published policy variables as arrays, their train step); ForgedItem if
-        the item is not the learner's."""
-        sample = next(iter(self._client.sample(C.WEIGHTS_TABLE, num_samples=1,
-                                               emit_timesteps=False)))
-        data = [np.asarray(x)[0] for x in sample.data]
-        if len(data) < 3:
-            raise ForgedItem("weights item without a signature")
-        *arrays, header, signature = data
-        if (header.dtype != np.int64 or header.shape != (3,)
-                or not self._signer.verify(signature, header, *arrays)):
-            raise ForgedItem("weights item with a bad signature")
-        train_step, nonce, seq = (int(v) for v in header)
-        if self._seen is not None and nonce == self._seen[0] and seq < self._seen[1]:
-            raise ForgedItem(f"weights item {seq} replayed after {self._seen[1]}")
-        if not all(np.isfinite(a).all() for a in arrays if np.issubdtype(a.dtype, np.floating)):
-            raise ForgedItem("weights item with non-finite values")
-        self._seen = (nonce, seq)
-        return arrays, train_step
+    def _sample(self, timeout_s: float) -> list | None:
+        """The weights item's columns, or None if none came within `timeout_s`. Reverb's
+        sampler has no deadline, so it waits in a thread of its own; one left waiting
+        ends at the learner's next publication."""
+        result: list = []
+
+        def take() -> None:
+            try:
+                result.append(next(iter(self._client.sample(
+                    C.WEIGHTS_TABLE, num_samples=1, emit_timesteps=False))).data)
+            except Exception as exc:  # handed to the caller
+                result.append(exc)
+
+        thread = threading.Thread(target=take, name="weights-fetch", daemon=True)
+        thread.start()
+        thread.join(timeout_s)
+        if not result:
+            return None
+        if isinstance(result[0], Exception):
+            raise result[0]
+        return result[0]
+
+    def fetch(self, timeout_s: float | None = None) -> tuple[list[np.ndarray], int, int]:
+        """(the published policy variables as arrays, their train step, their
+        publication number); ForgedItem (counted by the gate) if the item is refused or
+        none is there."""
+        data = self._sample(self.FETCH_TIMEOUT_S if timeout_s is None else timeout_s)
+        if data is None:
+            raise self.gate.refuse("no weights item", "removed from the table?")
+        return self.gate.check([np.asarray(column) for column in data])
+
+    def acted(self, publication: int) -> None:
+        """The worker acts with this publication from now on (`gate.acted`)."""
+        self.gate.acted(publication)
 
     @staticmethod
     def assign(arrays, variable_lists) -> None:
@@ -124,9 +148,13 @@ class ServerLink:
     Subclasses rebuild what they keep on the client in `on_connect`.
     """
 
-    def __init__(self, address: str, should_stop: Callable[[], bool], log, signer: Signer):
+    def __init__(self, address: str, should_stop: Callable[[], bool], log, signer: Signer,
+                 publications: PublicationCounter | None = None,
+                 gate: WeightsGate | None = None):
         self.address = address
         self.signer = signer
+        self.publications = publications
+        self.gate = gate if gate is not None else WeightsGate(signer)
         self._should_stop = should_stop
         self._log = log
         self._listeners: list[Callable[[], None]] = []
@@ -135,7 +163,8 @@ class ServerLink:
     def connect(self) -> None:
         """Wait for the server to answer, then (re)build the client and what hangs on it."""
         self.client = wait_for_server(self.address, self._should_stop)
-        self.weights = WeightsExchange(self.client, self.signer)
+        self.weights = WeightsExchange(self.client, self.signer, self.publications,
+                                       self.gate)
         self.on_connect()
 
     def on_connect(self) -> None:
@@ -187,12 +216,12 @@ class WriterLink(ServerLink):
     restarts."""
 
     def __init__(self, address: str, should_stop: Callable[[], bool], log, signer: Signer,
-                 open_writer: Callable, count: int):
+                 open_writer: Callable, count: int, gate: WeightsGate | None = None):
         self._open_writer = open_writer
         self._count = count
         self._opened = False
         self.writers: list = []
-        super().__init__(address, should_stop, log, signer)
+        super().__init__(address, should_stop, log, signer, gate=gate)
 
     def on_connect(self) -> None:
         if self._opened:

@@ -193,6 +193,12 @@ class DemoMixSource(DataSource):
     def summaries(self) -> dict[str, float]:
         return {**self.inner.summaries(), C.M_DEMO_SHARE: float(self.share.numpy())}
 
+    def rejected(self) -> dict[str, int]:
+        return self.inner.rejected()
+
+    def sampling_failed(self, exc: Exception) -> bool:
+        return self.inner.sampling_failed(exc)
+
     def restart_sampling(self) -> None:
         self.inner.restart_sampling()
 

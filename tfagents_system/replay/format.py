@@ -83,6 +83,9 @@ class ReplayFormat:
     action: tuple[Leaf, ...] | None = None
     window: Window | None = None
     n_step: NStep | None = None
+    # packed_transition rows that carry their own signature (experiments created before
+    # signed rows sample unsigned ones); not part of what a resume must match
+    signed_rows: bool = field(default=False, compare=False)
     observation_spec: Any = field(default=None, compare=False, repr=False)
     action_spec: Any = field(default=None, compare=False, repr=False)
 
@@ -132,6 +135,8 @@ class ReplayFormat:
             record["sequence"] = {"length": self.window.length, "burn_in": self.window.burn_in}
         if self.n_step is not None:
             record["n_step"] = {"n": self.n_step.n, "discount": self.n_step.discount}
+        if self.signed_rows:
+            record["signed_rows"] = True
         return record
 
     @classmethod
@@ -148,7 +153,8 @@ class ReplayFormat:
                    window=None if window is None else Window(int(window["length"]),
                                                              int(window["burn_in"])),
                    n_step=None if n_step is None else NStep(int(n_step["n"]),
-                                                            float(n_step["discount"])))
+                                                            float(n_step["discount"])),
+                   signed_rows=data.get("signed_rows") is True)
 
     def write(self, path: Path) -> None:
         """Record the format (durable: losing it would orphan the replay data)."""
@@ -239,16 +245,16 @@ def choose(collect_data_spec, capacity: int | None = None, learner_keeps: bool =
         "" if window is None else f" in {window.describe()}") + (
         "" if n_step is None else f" of {n_step.n}-step returns")
     if capacity is None:
-        return ReplayFormat(LAYOUT_PACKED, what, **structure)
+        return ReplayFormat(LAYOUT_PACKED, what, **structure, signed_rows=True)
     if not learner_keeps:
         return ReplayFormat(LAYOUT_PACKED, f"{what}; learner_keeps_replay = False, so Reverb "
-                            "keeps the buffer", **structure)
+                            "keeps the buffer", **structure, signed_rows=True)
     row = make_packer(collect_data_spec.observation, collect_data_spec.action, window, n_step)
     need = ReplayFormat(LAYOUT_BLOCKS, window=window).items(capacity) * row.size * 4
     budget = memory_budget_bytes()
     if need > budget:
         return ReplayFormat(LAYOUT_PACKED, f"{what}; a replay memory of {need / 2**30:.2f} GiB "
                             f"exceeds a quarter of the available RAM ({budget / 2**30:.2f} "
-                            "GiB), so Reverb keeps the buffer", **structure)
+                            "GiB), so Reverb keeps the buffer", **structure, signed_rows=True)
     return ReplayFormat(LAYOUT_BLOCKS, f"{what}; the learner keeps the buffer "
                         f"({need / 2**30:.2f} GiB)", **structure)

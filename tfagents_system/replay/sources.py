@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import abc
 import time
+from pathlib import Path
 
 from tfagents_system.core import constants as C
 from tfagents_system.replay import memory as replay_memory
-from tfagents_system.replay.auth import BlockCheck
+from tfagents_system.replay.auth import BlockCheck, Rejections, RowCheck
 from tfagents_system.replay.client import SERVER_CALL_TIMEOUT_S, ServerLink
 from tfagents_system.replay.datasets import experience_dataset
 from tfagents_system.replay.format import ReplayFormat
@@ -28,6 +29,25 @@ from tfagents_system.replay.limits import RatioLimit, ReplaySettings
 # Blocks taken from the experience queue per drain without a replay ratio
 # (x BLOCK_ROWS transitions).
 DRAIN_MAX_BLOCKS = 1024
+
+
+class RefusalReport:
+    """Logs how many items were refused, and why, when the count has grown: at most
+    once a minute (a stranger's flood must not flood the log)."""
+
+    def __init__(self, log, text: str):
+        self._log = log
+        self._text = text  # with %d (the total) and %s (the reasons)
+        self._logged = 0
+        self._next = 0.0
+
+    def __call__(self, rejected: Rejections) -> None:
+        total = rejected.total
+        if self._log is None or total <= self._logged or time.monotonic() < self._next:
+            return
+        self._log.warning(self._text, total, rejected.describe())
+        self._logged = total
+        self._next = time.monotonic() + 60.0
 
 
 class DataSource(abc.ABC):
@@ -64,6 +84,15 @@ class DataSource(abc.ABC):
         """The source's own TensorBoard scalars (the demonstrations' share)."""
         return {}
 
+    def rejected(self) -> dict[str, int]:
+        """Experience items refused so far (forged, replayed, malformed), by reason."""
+        return {}
+
+    def sampling_failed(self, exc: Exception) -> bool:
+        """Whether a failed batch (`exc`) was a sampled item of another structure, which
+        the source has counted, sampling restarted (False: the caller handles it)."""
+        return False
+
     def close(self) -> None:  # noqa: B027 (a no-op unless overridden)
         """Release files (the memory's log)."""
 
@@ -73,7 +102,8 @@ class MemorySource(DataSource):
     by the builder), fed from Reverb's experience queue."""
 
     def __init__(self, memory: replay_memory.ReplayMemory, replay_format: ReplayFormat,
-                 settings: ReplaySettings, link: ServerLink, should_stop, log):
+                 settings: ReplaySettings, link: ServerLink, should_stop, log,
+                 sequences: Path | None = None):
         import tensorflow as tf
 
         self._link = link
@@ -81,8 +111,9 @@ class MemorySource(DataSource):
         self._log = log
         self._batch_size = int(settings.batch_size)
         self.packer = replay_format.packer()
-        self.check = BlockCheck(link.signer, self.packer.size)
-        self._rejected_logged = 0
+        self.check = BlockCheck(link.signer, self.packer.size, sequences)
+        self._report = RefusalReport(log, "dropped %d block(s) from the experience queue so "
+                                          "far, never stored: %s")
         self.memory = memory
         self.limit = RatioLimit(settings, replay_format)
         self._sample = tf.function(self.next_batch)
@@ -93,9 +124,10 @@ class MemorySource(DataSource):
         while not self._should_stop() and self.limit.may_take_in(self._inserted(), train_step):
             rows = self._link.call(
                 lambda: replay_memory.drain_queue(self._link.client, self.check, blocks))
-            self._log_rejections()
+            self._report(self.check.rejected)
             if rows is None:
                 return
+            self.check.save()  # before the rows: a copy of these blocks is never let in
             self.memory.add(rows)
             if self.limit.spi is None:
                 return
@@ -104,13 +136,9 @@ class MemorySource(DataSource):
         """Rows this experiment's workers inserted."""
         return self.memory.collected
 
-    def _log_rejections(self) -> None:
-        total = sum(self.check.rejected.values())
-        if total > self._rejected_logged:
-            self._log.warning("dropped %d block(s) from the experience queue so far, never "
-                              "stored: %s", total, ", ".join(
-                                  f"{n} {why}" for why, n in sorted(self.check.rejected.items())))
-            self._rejected_logged = total
+
+    def rejected(self) -> dict[str, int]:
+        return dict(self.check.rejected.counts)
 
     def steps_allowed(self, train_step: int, wanted: int) -> int:
         allowed = self.limit.steps_allowed(self.size(), self._inserted(), train_step, wanted)
@@ -139,17 +167,46 @@ class ReverbSource(DataSource):
     SAMPLE_TIMEOUT_MS = 5000
 
     def __init__(self, replay_format: ReplayFormat, settings: ReplaySettings, link: ServerLink,
-                 collect_data_spec):
+                 collect_data_spec, log=None):
         self._link = link
         self._format = replay_format
         self._spec = collect_data_spec
         self._batch_size = int(settings.batch_size)
+        self._log = log
+        self.check = (RowCheck(link.signer, replay_format.packer().size)
+                      if replay_format.signed_rows else None)
+        self.malformed = Rejections()
+        self._report = RefusalReport(log, "dropped %d sampled row(s) of the experience "
+                                          "table so far, never trained on: %s")
         self.restart_sampling()
 
     def restart_sampling(self) -> None:
         self._iterator = iter(experience_dataset(
             self._link.address, self._format, self._batch_size,
-            rate_limiter_timeout_ms=self.SAMPLE_TIMEOUT_MS, collect_data_spec=self._spec))
+            rate_limiter_timeout_ms=self.SAMPLE_TIMEOUT_MS, collect_data_spec=self._spec,
+            row_check=self.check))
+
+    def take_in(self, train_step: int) -> None:
+        """Nothing to move (Reverb holds the buffer); logs the rows refused so far."""
+        if self.check is not None:
+            self._report(self.check.rejected)
+
+    def rejected(self) -> dict[str, int]:
+        return dict(self.malformed.counts, **({} if self.check is None
+                                              else self.check.rejected.counts))
+
+    def sampling_failed(self, exc: Exception) -> bool:
+        """The batch is lost; the sampling stream goes on past the item (it stays in the
+        table until the oldest items are evicted, and fails every batch it is drawn in)."""
+        if "incompatible tensor" not in str(exc):
+            return False
+        self.malformed("malformed item")
+        total = self.malformed.total
+        if self._log is not None and (total == 1 or total % 100 == 0):
+            self._log.warning("dropped a batch holding an item of another structure from "
+                              "the experience table (%d so far): not this experiment's",
+                              total)
+        return True
 
     def next_batch(self, iterator):
         return next(iterator)

@@ -14,7 +14,7 @@ import numpy as np
 
 from tfagents_system.core import constants as C
 from tfagents_system.core.errors import StopRequested
-from tfagents_system.replay.auth import Signer
+from tfagents_system.replay.auth import BLOCK_TAG, RowSigning, Signer
 from tfagents_system.replay.format import LAYOUT_BLOCKS, LAYOUT_PACKED, LAYOUT_STEPS, ReplayFormat
 from tfagents_system.replay.packing import (
     BLOCK_ROWS,
@@ -140,10 +140,13 @@ class PackedExperienceWriter(_BlockingWrites):
     MAX_PENDING_ITEMS = 16
 
     def __init__(self, client, packer: TransitionPacker | SequencePacker,
-                 should_stop: Callable[[], bool], chunk_length: int | None = None):
+                 should_stop: Callable[[], bool], chunk_length: int | None = None,
+                 signer: Signer | None = None):
         import reverb
         from reverb import pybind
 
+        # rows that carry their signature (ReplayFormat.signed_rows)
+        self._signing = None if signer is None else RowSigning(signer, packer.size)
         chunk_length = chunk_length or self.CHUNK_LENGTH
         self._cpp = client._client.NewTrajectoryWriter(  # private API (see above)
             pybind.ConstantChunkerOptions(max_chunk_length=chunk_length,
@@ -158,7 +161,8 @@ class PackedExperienceWriter(_BlockingWrites):
     def add(self, time_step, action_step, next_time_step) -> None:
         rows = np.empty((self._rows.max_rows, self._size), np.float32)  # Reverb keeps them
         for row in rows[:self._rows.write(time_step, action_step.action, next_time_step, rows)]:
-            refs = self._cpp.Append([row])
+            refs = self._cpp.Append([row if self._signing is None
+                                     else self._signing.signed(row)])
             self._cpp.CreateItem(C.EXPERIENCE_TABLE, 1.0, [[refs[0]]], [True])
             self._items_since_flush += 1
         if next_time_step.step_type == _LAST:  # TimeStep.is_last() costs ~20 us
@@ -213,7 +217,8 @@ class BlockExperienceWriter(_BlockingWrites):
         self._count = 0
         meta = np.array([self._writer_id, self._seq], np.int64)
         self._seq += 1
-        refs = self._cpp.Append([block, meta, self._signer.sign(block, meta)])
+        refs = self._cpp.Append([block, meta,
+                                 self._signer.sign(BLOCK_TAG, C.QUEUE_TABLE, [block, meta])])
         self._cpp.CreateItem(C.QUEUE_TABLE, 1.0, [[ref] for ref in refs], [True] * 3)
         self._wait(lambda timeout: self._writer.flush(
             block_until_num_items=self.MAX_PENDING_ITEMS, timeout_ms=timeout))
@@ -235,5 +240,6 @@ def make_experience_writer(client, replay_format: ReplayFormat,
     if replay_format.layout == LAYOUT_STEPS:
         return ExperienceWriter(client, should_stop)
     if replay_format.layout == LAYOUT_PACKED:
-        return PackedExperienceWriter(client, replay_format.packer(), should_stop)
+        return PackedExperienceWriter(client, replay_format.packer(), should_stop,
+                                      signer=signer if replay_format.signed_rows else None)
     return BlockExperienceWriter(client, replay_format.packer(), should_stop, signer)

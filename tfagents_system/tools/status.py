@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tfagents_system.core import constants as C
 from tfagents_system.core.paths import ExperimentPaths
-from tfagents_system.core.progress import Snapshot, progress, success_text
+from tfagents_system.core.progress import Snapshot, progress, refusal_lines, success_text
 from tfagents_system.core.records import ExperimentSettings, LaunchRecord, Outcome, Restarts
 from tfagents_system.supervisord import rpc
 
@@ -102,6 +102,7 @@ def render(exp_dir: Path) -> str:
     lines += _task_lines(snap)
     lines.append(f"speed           {snap.grad_steps_per_sec:.1f} grad steps/s, "
                  f"{snap.env_steps_per_sec:.0f} env steps/s")
+    lines += [f"refused         {line}" for line in refusal_lines(paths, _num_workers(paths))]
     return "\n".join(lines)
 
 
