@@ -19,11 +19,15 @@ import time
 
 from benchmarks import common
 
+SIGNED = "+signed"  # a server name's suffix: its rows carry their signature
+
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--layouts", default="packed_blocks,packed_transition,steps2",
-                        help="one server per entry: LAYOUT, or packed_transition@CHUNK_LENGTH")
+    parser.add_argument("--layouts",
+                        default=f"packed_blocks,packed_transition,packed_transition{SIGNED},steps2",
+                        help="one server per entry: LAYOUT, packed_transition@CHUNK_LENGTH, "
+                             f"or packed_transition{SIGNED} (rows that carry their signature)")
     parser.add_argument("--prefill", type=int, default=20_000)
     parser.add_argument("--capacity", type=int, default=1_000_000)
     parser.add_argument("--feed_rate", type=float, default=0.0,
@@ -43,9 +47,10 @@ def main(argv=None) -> int:
     servers, our_writers = {}, []
     env = make_env(params, COLLECT, seed=0)
     settings = params.replay_settings(args.capacity)
-    for name in args.layouts.split(","):  # LAYOUT or LAYOUT@CHUNK_LENGTH (packed only)
-        layout, _, chunk = name.partition("@")
-        replay_format = ReplayFormat(layout).bind(env.observation_spec(), env.action_spec())
+    for name in args.layouts.split(","):  # LAYOUT, LAYOUT@CHUNK_LENGTH or LAYOUT+signed
+        layout, _, chunk = name.removesuffix(SIGNED).partition("@")
+        replay_format = ReplayFormat(layout, signed_rows=name.endswith(SIGNED)).bind(
+            env.observation_spec(), env.action_spec())
         server = reverb.Server(tables.make_tables(settings, replay_format), port=None)
         servers[name] = server
         client = reverb.Client(f"localhost:{server.port}")
@@ -88,18 +93,25 @@ def feed(client, done, rate, row_size):
     """Full blocks of made-up MID transitions into the queue, `rate` rows per second,
     signed as a worker signs them."""
     import numpy as np
+    import reverb
 
     from tfagents_system.core import constants as C
+    from tfagents_system.replay.auth import BLOCK_TAG
     from tfagents_system.replay.packing import BLOCK_ROWS
 
     rows = BLOCK_ROWS
     block = np.random.default_rng(0).standard_normal((rows, row_size)).astype(np.float32)
     block[:, :2], block[:, 3] = 1.0, 1.0  # step types MID, discount 1
     signer, seq = common.bench_signer(), 0
+    # Written as the workers' block writer writes them (items without a time axis).
+    writer = client._client.NewTrajectoryWriter(
+        reverb.pybind.ConstantChunkerOptions(max_chunk_length=1, num_keep_alive_refs=1), False)
     while not done.wait(rows / rate):
         meta = np.array([1, seq], np.int64)
         seq += 1
-        client.insert([block, meta, signer.sign(block, meta)], {C.QUEUE_TABLE: 1.0})
+        refs = writer.Append([block, meta, signer.sign(BLOCK_TAG, C.QUEUE_TABLE, [block, meta])])
+        writer.CreateItem(C.QUEUE_TABLE, 1.0, [[ref] for ref in refs], [True] * 3)
+        writer.Flush(0, -1)
 
 
 def drain(client, done, row_size):

@@ -120,15 +120,16 @@ def main(argv=None) -> int:
 
     def source_of(replay_format, trained=agent, bench=params, directory=memory_dir):
         """The learner's data source (as its builder makes it) for a replay format, on
-        the benchmark's server for that layout."""
-        link = ServerLink(address[replay_format.layout], lambda: False, log,
-                          common.bench_signer())
+        the benchmark's server for that layout (and for signed rows)."""
+        server = replay_format.layout + ("+signed" if replay_format.signed_rows else "")
+        link = ServerLink(address[server], lambda: False, log, common.bench_signer())
         builder = Builder(bench, ExperimentPaths(Path(directory)),
                           common.bench_settings(CAPACITY))
         return builder.data_source(replay_format, trained, link, lambda: False, log)
 
-    def packed(layout_name, data_spec=spec):
-        return ReplayFormat(layout_name).bind(data_spec.observation, data_spec.action)
+    def packed(layout_name, data_spec=spec, signed=False):
+        return ReplayFormat(layout_name, signed_rows=signed).bind(data_spec.observation,
+                                                                  data_spec.action)
 
     source = source_of(ours)
     source.take_in(0)  # the server's prefill (nothing to take in for Reverb-sampled layouts)
@@ -204,6 +205,9 @@ def main(argv=None) -> int:
         variants["idea_xla_in_memory"] = lambda n: in_memory_xla(tf.constant(n))
 
         variants["idea_reverb_sampled"] = chunks(source_of(packed(LAYOUT_PACKED)))
+        if f"{LAYOUT_PACKED}+signed" in address:  # each row's signature checked
+            variants["idea_reverb_sampled_signed"] = chunks(
+                source_of(packed(LAYOUT_PACKED, signed=True)))
         variants["idea_ours_steps_layout"] = chunks(source_of(packed(LAYOUT_STEPS)))
         # The data path before this work: map every item, then batch, 2-step items.
         dtypes = tf.nest.map_structure(lambda s: s.dtype, spec)

@@ -43,10 +43,10 @@ from benchmarks import common
 
 FULL = {"prefill": 20_000, "feed_rate": 2000, "learner_steps": 400, "learner_repeats": 7,
         "worker_steps": 3000, "worker_repeats": 7, "ideas_repeats": 3,
-        "scaling_items": 10_000, "scaling_repeats": 3, "publishes": 10}
+        "scaling_items": 10_000, "scaling_repeats": 3, "publishes": 10, "signing_items": 2000}
 QUICK = {"prefill": 5000, "feed_rate": 2000, "learner_steps": 150, "learner_repeats": 2,
          "worker_steps": 1000, "worker_repeats": 2, "ideas_repeats": 1,
-         "scaling_items": 3000, "scaling_repeats": 1, "publishes": 3}
+         "scaling_items": 3000, "scaling_repeats": 1, "publishes": 3, "signing_items": 300}
 PROGRESS = re.compile(r"^\[\d\d:\d\d:\d\d\] ")
 
 
@@ -221,6 +221,9 @@ IDEAS = [
      "batches sampled from Reverb: packed one-step items in chunks of 4 "
      "(`packed_transition`, the data path before the replay memory)", "ours",
      "replaced where the buffer fits in RAM; still used where it does not"),
+    ("learner", "idea_reverb_sampled_signed",
+     "the same with signed rows (every sampled row's HMAC checked in the input pipeline)",
+     "idea_reverb_sampled", "used: the Reverb-sampled layout's rows are signed"),
     ("learner", "idea_xla_in_memory",
      "XLA-compiled train step (`tf.function(jit_compile=True)`), fixed batch", "in_memory",
      "not used: slower than the plain graph on CPU"),
@@ -242,6 +245,8 @@ IDEAS = [
     ("worker", "idea_packed_items",
      "numpy policy, one packed item per env step, chunks of 4 (`packed_transition`)", "raw",
      "replaced by blocks where the buffer fits in the learner's RAM"),
+    ("worker", "idea_packed_items_signed", "the same, each row signed (HMAC-SHA256)",
+     "idea_packed_items", "used: the Reverb-sampled layout's rows are signed"),
     ("worker", "idea_chunk_1", "one packed item per env step, chunks of 1", "raw",
      "not used: slower"),
     ("worker", "idea_chunk_16", "one packed item per env step, chunks of 16", "raw",
@@ -269,8 +274,37 @@ def staleness_line(scaling: dict) -> tuple[str, float, float]:
             f"{scaling['staleness_workers']} worker(s)"), med, worst
 
 
+def signing_lines(signing: dict) -> list[str]:
+    """The document's section on what signing and checking cost per item."""
+    us = signing["us"]
+
+    def against(key: str) -> str:
+        base = us.get(f"{key}_bytes_only")
+        return "" if not base else f" (bytes-only HMAC before: {base:.1f} us, ratio " \
+            f"{us[key] / base:.2f})"
+
+    return [
+        "## Signing", "",
+        "What the replay data path's HMAC-SHA256 costs per item (`benchmarks/signing_bench.py`"
+        ", one process, medians of repeats), with the canonical encoding (a type tag, the "
+        "table, each part's dtype and shape, then the bytes), against the bytes-only "
+        "encoding that came before it, measured beside it:", "",
+        f"- an experience block ({signing['block_rows']} transitions of "
+        f"{signing['row_size']} floats): signed in {us['block_sign']:.1f} us"
+        f"{against('block_sign')}, checked by the learner (shape, signature, sequence, "
+        f"step types, finite values) in {us['block_check']:.1f} us;",
+        f"- a weights publication ({signing['weights_bytes'] / 1e6:.2f} MB, the 256x256 "
+        f"actor): signed in {us['weights_sign']:.1f} us{against('weights_sign')}, checked "
+        f"by a worker (structure, signature, age, finite values) in "
+        f"{us['weights_check']:.1f} us;",
+        f"- a packed row of the Reverb-sampled layout: signed in {us['row_sign']:.1f} us"
+        f"{against('row_sign')}; a batch of 256 checked in "
+        f"{us['row_check_batch_256']:.0f} us.", ""]
+
+
 def write_document(path: Path, machine: dict, settings: dict, quick: bool, rows, learner,
-                   worker, scaling, ideas: dict, elapsed_s: float) -> None:
+                   worker, scaling, ideas: dict, elapsed_s: float,
+                   signing: dict | None = None) -> None:
     stale_text, _, _ = staleness_line(scaling)
     lcpu, wr = learner["cpu_ms_per_step"], worker["rates"]
     # Only the load before the run says whether others used the machine: the
@@ -411,6 +445,7 @@ def write_document(path: Path, machine: dict, settings: dict, quick: bool, rows,
         "- N workers: the replay server's work per transition is now a share of one "
         "block's; on a fully used machine what remains of it, and the benchmark process "
         "taking the blocks out, still come out of the workers' CPUs.", ""]
+    out += signing_lines(signing) if signing else []
     out += ["## Repeats", "", "```",
             json.dumps({"learner": learner["runs"], "worker": worker["runs"],
                         "learner_alternatives": ideas["learner"]["runs"],
@@ -487,17 +522,22 @@ def main(argv=None) -> int:
                      "--publishes", str(settings["publishes"])],
                     None, log_dir / "scaling.log").result(timeout=3600)
 
+    print("signing and checking per item", file=sys.stderr, flush=True)
+    signing = Child(["benchmarks.signing_bench", "--items", str(settings["signing_items"])],
+                    [worker_cpu], log_dir / "signing.log").result(timeout=600)
+
     machine["load_after"] = os.getloadavg()
     (log_dir / "results.json").write_text(json.dumps(
         {"machine": machine, "settings": settings, "quick": args.quick, "learner": learner,
-         "worker": worker, "scaling": scaling, "alternatives": ideas}, indent=1))
+         "worker": worker, "scaling": scaling, "alternatives": ideas, "signing": signing},
+        indent=1))
     rows = build_rows(learner, worker, scaling)
     table = format_table(rows)
     stale_text, _, _ = staleness_line(scaling)
     print("\n" + table + f"\n\nweight staleness: {stale_text}\n")
     output = Path(args.output)
     write_document(output, machine, settings, args.quick, rows, learner, worker, scaling,
-                   ideas, time.monotonic() - started)
+                   ideas, time.monotonic() - started, signing)
     print(f"wrote {output} ({(time.monotonic() - started) / 60:.1f} minutes)", file=sys.stderr)
     return 0
 

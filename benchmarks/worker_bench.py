@@ -23,6 +23,7 @@ item layout.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -174,6 +175,8 @@ def main(argv=None) -> int:
             variants["idea_numpy_4_envs"] = collector_variant(numpy_actor, 4, ours)
             variants["idea_packed_items"] = collector_variant(numpy_actor, 1,
                                                               bound(LAYOUT_PACKED))
+            variants["idea_packed_items_signed"] = collector_variant(
+                numpy_actor, 1, dataclasses.replace(bound(LAYOUT_PACKED), signed_rows=True))
             for chunk in (1, 16):
                 variants[f"idea_chunk_{chunk}"] = collector_variant(
                     numpy_actor, 1, bound(LAYOUT_PACKED), chunk)
