@@ -128,6 +128,8 @@ def test_block_sequences_survive_a_learner_restart(tmp_path):
     assert again.rejected.counts == {"already taken": 1}
     assert again.rows(_item(signer, _block(), writer=9, seq=5)) is not None
     assert BlockCheck(signer, ROW, tmp_path / "other.npz").rows(captured) is not None
+    state.write_bytes(b"")  # left empty by a power cut: the learner starts, never loops
+    assert BlockCheck(signer, ROW, state).rows(captured) is not None
 
 
 def _weights(signer, train_step, publication, arrays=None):
@@ -196,6 +198,8 @@ def test_publication_numbers_grow_across_restarts_and_a_lost_file(tmp_path):
     assert second.next() > numbers[-1]
     path.unlink()  # lost: the workers' newest acted-with number is the floor
     assert PublicationCounter(path, floor=5000).next() == 5001
+    path.write_text('{"ceiling": "x"}')  # damaged
+    assert PublicationCounter(path, floor=7).next() == 8
 
 
 def test_a_row_check_counts_rows_without_their_signature():

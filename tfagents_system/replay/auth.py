@@ -194,10 +194,16 @@ class BlockCheck:
         self.rejected = Rejections()
 
     def _load(self) -> dict[int, int]:
+        """The kept sequences; none if the file is missing or damaged (a power cut can
+        leave it empty: the learner then runs on, refusing what advances no writer it
+        has seen since)."""
         if self._state_path is None or not self._state_path.is_file():
             return {}
-        with np.load(self._state_path) as state:
-            return dict(zip(state["writers"].tolist(), state["seqs"].tolist()))
+        try:
+            with np.load(self._state_path) as state:
+                return dict(zip(state["writers"].tolist(), state["seqs"].tolist()))
+        except Exception:  # a torn or foreign file: start afresh, never crash-loop
+            return {}
 
     def save(self) -> None:
         """Record the writers' last sequence numbers (before their rows are stored: a
@@ -297,9 +303,7 @@ class PublicationCounter:
 
     def __init__(self, path: Path, floor: int = 0):
         self._path = Path(path)
-        recorded = read_json_or_none(self._path)
-        ceiling = int(recorded["ceiling"]) if isinstance(recorded, dict) else 0
-        self._ceiling = max(ceiling, int(floor))
+        self._ceiling = max(_recorded_int(self._path, "ceiling"), int(floor))
         self._next = self._ceiling + 1
 
     def next(self) -> int:
@@ -311,10 +315,18 @@ class PublicationCounter:
         return number
 
 
+def _recorded_int(path: Path, key: str) -> int:
+    """An integer of a small JSON record; 0 if the file is missing or damaged."""
+    recorded = read_json_or_none(Path(path))
+    try:
+        return int(recorded[key])
+    except (TypeError, KeyError, ValueError):
+        return 0
+
+
 def newest_acted(path: Path) -> int:
     """The newest publication a worker acted with, from its state file (0: none)."""
-    recorded = read_json_or_none(Path(path))
-    return int(recorded["publication"]) if isinstance(recorded, dict) else 0
+    return _recorded_int(path, "publication")
 
 
 def variable_specs(variables) -> list[tuple[tuple[int, ...], np.dtype]]:
