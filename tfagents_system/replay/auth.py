@@ -195,8 +195,8 @@ class BlockCheck:
 
     def _load(self) -> dict[int, int]:
         """The kept sequences; none if the file is missing or damaged (a power cut can
-        leave it empty: the learner then runs on, refusing what advances no writer it
-        has seen since)."""
+        leave it empty): the learner then starts afresh rather than crash-looping, and
+        a captured block could be let in once more."""
         if self._state_path is None or not self._state_path.is_file():
             return {}
         try:
