@@ -216,6 +216,28 @@ def test_a_row_check_counts_rows_without_their_signature():
     assert not check.valid(signed[:, :10]).any()  # another width: nothing is valid
 
 
+def test_a_batch_keeps_its_signed_rows_and_replaces_forged_ones():
+    import tensorflow as tf
+
+    from tfagents_system.replay.datasets import _signed_rows
+
+    signer = Signer(KEY)
+    rows = np.arange(32, dtype=np.float32).reshape(8, 4)
+    signed = np.stack([RowSigning(signer, 4).signed(r) for r in rows])
+    forged = signed.copy()
+    forged[[2, 5], 4:] = 0.0
+    check = RowCheck(signer, 4)
+    batches = tf.data.Dataset.from_tensor_slices(np.stack([signed, forged,
+                                                           np.zeros_like(signed)]))
+    got = [b.numpy() for b in _signed_rows(batches, check, 8)]
+    assert len(got) == 2  # a batch without a signed row is skipped
+    np.testing.assert_array_equal(got[0], rows)  # all signed: the batch as sampled
+    keep = [0, 1, 3, 4, 6, 7]
+    np.testing.assert_array_equal(got[1][keep], rows[keep])
+    assert all(any((r == rows[keep]).all(axis=1)) for r in got[1][[2, 5]])
+    assert check.rejected.counts == {"bad signature": 2 + 8}
+
+
 def test_the_key_is_created_once_and_only_its_owner_reads_it(tmp_path):
     path = tmp_path / "replay.key"
     create_key(path)

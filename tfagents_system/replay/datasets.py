@@ -72,9 +72,10 @@ def _signed_rows(batches, row_check: RowCheck, batch_size: int):
 
     def keep_signed(rows, valid):
         signed = tf.where(valid)[:, 0]
-        pick = tf.random.uniform([batch_size], maxval=tf.shape(signed, tf.int64)[0],
-                                 dtype=tf.int64)
-        return tf.gather(rows[:, :row_check.size], tf.gather(signed, pick))
+        draws = tf.gather(signed, tf.random.uniform(
+            [batch_size], maxval=tf.shape(signed, tf.int64)[0], dtype=tf.int64))
+        index = tf.where(valid, tf.range(batch_size, dtype=tf.int64), draws)
+        return tf.gather(rows[:, :row_check.size], index)  # signed rows stay as sampled
 
     return (batches.map(check)
             .filter(lambda rows, valid: tf.reduce_any(valid))
