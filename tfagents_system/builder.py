@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -292,11 +293,16 @@ class Builder:
         """Signs and checks what travels through the replay server (the experiment's key)."""
         return Signer(read_key(self.paths.replay_key))
 
+    def _replay_auth(self) -> Path:
+        """The directory of the state that refuses replayed items, made where an
+        experiment from before it lacks it."""
+        self.paths.replay_auth.mkdir(mode=0o700, exist_ok=True)
+        return self.paths.replay_auth
+
     def server_link(self, address: str, should_stop, log) -> ServerLink:
         """The learner's reconnecting link to the replay server; its weights publications
         are numbered above every earlier one of the experiment."""
-        auth_dir = self.paths.replay_auth
-        auth_dir.mkdir(mode=0o700, exist_ok=True)
+        auth_dir = self._replay_auth()
         floor = max((newest_acted(p) for p in auth_dir.glob(f"*{C.WEIGHTS_SEEN_SUFFIX}")),
                     default=0)
         return ServerLink(address, should_stop, log, self.signer(),
@@ -308,7 +314,7 @@ class Builder:
         collect env) of the replay format, reopened after a reconnection, and the gate
         its weights pass (remembering the newest it acted with across restarts)."""
         signer = self.signer()
-        self.paths.replay_auth.mkdir(mode=0o700, exist_ok=True)
+        self._replay_auth()
         gate = WeightsGate(signer, self.paths.weights_seen(worker))
         return WriterLink(address, should_stop, log, signer,
                           lambda client: make_experience_writer(client, replay_format,
@@ -321,7 +327,7 @@ class Builder:
         with the experiment's demonstrations mixed into every batch when it has any."""
         settings = self.replay_settings()
         if replay_format.layout == LAYOUT_BLOCKS:
-            self.paths.replay_auth.mkdir(mode=0o700, exist_ok=True)
+            self._replay_auth()
             source = MemorySource(self._memory(replay_format, log), replay_format, settings,
                                   link, should_stop, log, self.paths.block_sequences)
         else:

@@ -153,8 +153,8 @@ class ServerLink:
                  gate: WeightsGate | None = None):
         self.address = address
         self.signer = signer
-        self.publications = publications
-        self.gate = gate if gate is not None else WeightsGate(signer)
+        self.publications = publications  # the learner's
+        self.gate = gate  # a worker's (WeightsExchange makes one for a link without)
         self._should_stop = should_stop
         self._log = log
         self._listeners: list[Callable[[], None]] = []
