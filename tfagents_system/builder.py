@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tfagents_system import finetune
+from tfagents_system import finetune, gymnasium_bridge, hindsight
 from tfagents_system.actors import NumpyActor, NumpyGreedyPolicy, TFPolicyActor
 from tfagents_system.checkpoint_recovery import choose_restorable
 from tfagents_system.core import constants as C
@@ -47,6 +47,7 @@ from tfagents_system.replay.tables import make_tables
 from tfagents_system.replay.writers import make_experience_writer
 
 COLLECT, EVAL = "collect", "eval"
+HER_SEED_KEY = 7  # derive_seed key of HER's goal draws
 
 
 # --- Seeds and shares ---
@@ -171,6 +172,27 @@ class Builder:
         if self._specs is None:  # the worker's own env: no other is built for the specs
             self._specs = collect_envs[0].time_step_spec(), collect_envs[0].action_spec()
         return collect_envs, self.env(EVAL, eval_seed, worker_index)
+
+    def hindsight(self, collect_envs: list, worker_index: int):
+        """`wrap(writers)`: a worker's experience writers (one per collect env) with
+        HER's relabeling of each env's episodes when the params ask for it."""
+        settings = hindsight.settings_of(self.params)
+        if settings is None:
+            return lambda writers: writers
+        functions = []
+        for env in collect_envs:
+            goal_env = gymnasium_bridge.goal_env(env)
+            problem = hindsight.env_problem(env.observation_spec(), goal_env)
+            if problem:
+                raise hindsight.HindsightError(f"her_strategy={settings.strategy!r}: {problem}")
+            functions.append(hindsight.GoalFunctions(goal_env))
+        seeds = [derive_seed(self.params.seed, HER_SEED_KEY, worker_index, i)
+                 for i in range(len(collect_envs))]
+
+        def wrap(writers):  # new generators per opening: a reconnection starts over
+            return [hindsight.HindsightWriter(w, settings, f, np.random.default_rng(s))
+                    for w, f, s in zip(writers, functions, seeds)]
+        return wrap
 
     def curriculum(self, collect_envs: list, eval_env, log) -> CurriculumApplier:
         """The config's curriculum, applied to a worker's envs (which must take it)."""

@@ -68,6 +68,7 @@ class Worker:
         self.collect_tb = builder.summary_writer(C.COLLECT_TB_DIR, self.name)
         self.eval_tb = builder.summary_writer(C.EVAL_TB_DIR, self.name)
         self.task_metrics = TaskMetrics(self.params, C.COLLECT_METRICS_WINDOW)
+        self.relabel = builder.hindsight(self.collect_envs, worker_index)
         self.collector = Collector(self.collect_envs, self.stats, self.beat, self.should_stop,
                                    self.task_metrics)
         self.eval_trigger = IntervalTrigger(self.params.eval_period_itrs, self.evaluate)
@@ -129,7 +130,7 @@ class Worker:
                     raise StopRequested() from None
                 time.sleep(0.5)
         self.train_step_seen = train_step
-        self.collector.writers = self.link.open_writers()
+        self.collector.writers = self.relabel(self.link.open_writers())
         self.log.info("%s", self.replay_format.describe())
         return train_step
 
@@ -282,7 +283,7 @@ class Worker:
     def reconnect(self, exc: Exception) -> None:
         """The server went away: reconnect, reopen the writers, restart the episodes."""
         self.link.reconnect(exc)
-        self.collector.writers = self.link.writers
+        self.collector.writers = self.relabel(self.link.writers)
         self.collector.reset()
 
     def finish(self) -> None:

@@ -197,6 +197,15 @@ class TrainParamsBase(abc.ABC):
     # normal of this scale per action dimension around its action.
     prior_std: float = 0.1
 
+    # --- Hindsight experience replay (README, "Goal-conditioned tasks and HER") ---
+    # For goal-conditioned envs (dict observations with observation, achieved_goal and
+    # desired_goal, and a compute_reward): "future", "final" or "episode" relabels
+    # every transition with her_goals_per_transition other goals at its episode's end,
+    # rewards recomputed by the env's compute_reward (tfagents_system.hindsight). The
+    # replay sizes and samples_per_insert stay per env step. None: no HER.
+    her_strategy: str | None = None
+    her_goals_per_transition: int = 4
+
     def __init__(self, env_config: dict[str, Any] | None = None):
         self.env_config: dict[str, Any] = dict(env_config or {})
 
@@ -280,10 +289,20 @@ class TrainParamsBase(abc.ABC):
             self.alpha_learning_rate, self.target_update_tau, self.target_update_period,
             self.initial_log_alpha, self.target_entropy, self.reward_scale_factor, prior)
 
+    @property
+    def rows_per_env_step(self) -> int:
+        """Transitions the replay buffer gets per env step: 1, and HER's relabeled copies."""
+        return 1 if self.her_strategy is None else 1 + int(self.her_goals_per_transition)
+
     def replay_settings(self, capacity: int) -> ReplaySettings:
-        """The replay buffer's and the learner's sampling settings (`replay.limits`)."""
-        return ReplaySettings(int(capacity), int(self.min_replay_size), int(self.batch_size),
-                              self.samples_per_insert, self.samples_per_insert_error_buffer)
+        """The replay buffer's and the learner's sampling settings (`replay.limits`).
+        `capacity` is in transitions as stored (relabeled copies included, as the launch
+        records it); min_replay_size and samples_per_insert count env steps, so with HER
+        they are scaled to the rows each env step brings."""
+        rows = self.rows_per_env_step
+        spi = None if self.samples_per_insert is None else self.samples_per_insert / rows
+        return ReplaySettings(int(capacity), int(self.min_replay_size) * rows,
+                              int(self.batch_size), spi, self.samples_per_insert_error_buffer)
 
     def relative_to_file(self, path: str, params_file: Path | None = None) -> Path:
         """A path of the params (~ expanded) made absolute, so the process's working
@@ -327,9 +346,14 @@ class TrainParamsBase(abc.ABC):
 
 
 class GymTrainParams(TrainParamsBase):
-    """Params whose env is a registered gym/pybullet id taken from the config:
+    """Params whose env is a registered gym/pybullet or gymnasium id taken from the
+    config (gymnasium ids: MuJoCo's HalfCheetah-v4, panda-gym's PandaReach-v3, or
+    any package's as "package.module:EnvId"; `envs.load_gym_env`):
 
         {"env_id": "HalfCheetahBulletEnv-v0",
+         "env_api": "gymnasium",         (optional; "gym" or "gymnasium": which
+                                          registry the id is from; default: gym's
+                                          if gym has it, else gymnasium's)
          "max_episode_steps": 1000,      (optional; default: the registered limit)
          "gym_kwargs": {...},            (optional; passed to the env's constructor)
          "domain_randomization": true,   (optional; pybullet dynamics randomization
@@ -379,7 +403,8 @@ class GymTrainParams(TrainParamsBase):
         return tuple(wrappers)
 
     def env_ctor(self, seed=None, *args, **kwargs):
-        """The config's gym/pybullet env (`envs.load_gym_env`), wrapped as configured."""
+        """The config's gym/pybullet or gymnasium env (`envs.load_gym_env`), wrapped as
+        configured."""
         if "env_id" not in self.env_config:
             raise EnvError('the config has no "env_id"; add e.g. '
                            '"env_id": "InvertedPendulumBulletEnv-v0"')
@@ -389,6 +414,7 @@ class GymTrainParams(TrainParamsBase):
             max_episode_steps=self.env_config.get("max_episode_steps"),
             gym_kwargs={**self.env_config.get("gym_kwargs", {}), **kwargs},
             gym_env_wrappers=self.gym_wrappers(),
+            env_api=self.env_config.get("env_api"),
         )
         if self.time_feature:
             from tfagents_system.time_feature import TimeFeature

@@ -147,3 +147,84 @@ def random_rows(env, packer, steps: int, seed: int) -> np.ndarray:
         rows.extend(out[:builder.write(step, action, nxt, out)])
         step = env.reset() if nxt.is_last() else nxt
     return np.stack(rows) if rows else np.zeros((0, packer.size), np.float32)
+
+
+class PointGoal:
+    """A goal-conditioned gymnasium env small enough for CI: move a point on a plane
+    (velocity command in [-1, 1]^2, 0.1 per step) to a goal within `threshold`.
+
+    Observation: {"observation": position, "achieved_goal": position, "desired_goal":
+    goal}, start and goal uniform in [-0.5, 0.5]^2. Sparse reward as panda-gym's and
+    gymnasium-robotics': 0 within the threshold of the goal, -1 otherwise (vectorized
+    `compute_reward`); `info["is_success"]` says whether the point is within it. The
+    episode never terminates; gymnasium's TimeLimit truncates it after 25 steps
+    (registered as "PointGoal-v0": `tfagents_system.testing_envs:PointGoal-v0`). A
+    uniform random policy succeeds in about 1% of episodes; HER (her_strategy
+    "future") learns it in a few thousand env steps, plain SAC does not.
+    """
+
+    STEP = 0.1
+    metadata = {"render_modes": ["rgb_array"]}
+
+    def __init__(self, threshold: float = 0.05, render_mode: str | None = None):
+        import gymnasium
+
+        box = gymnasium.spaces.Box(-1.0, 1.0, (2,), np.float32)
+        self.observation_space = gymnasium.spaces.Dict(
+            {"achieved_goal": box, "desired_goal": box, "observation": box})
+        self.action_space = gymnasium.spaces.Box(-1.0, 1.0, (2,), np.float32)
+        self.threshold = float(threshold)
+        self.render_mode = render_mode
+        self._rng = np.random.default_rng()
+        self._position = np.zeros(2, np.float32)
+        self._goal = np.zeros(2, np.float32)
+
+    def compute_reward(self, achieved_goal, desired_goal, info):
+        distance = np.linalg.norm(np.asarray(achieved_goal) - np.asarray(desired_goal), axis=-1)
+        return -(distance > self.threshold).astype(np.float32)
+
+    def _observation(self):
+        return {"achieved_goal": self._position.copy(), "desired_goal": self._goal.copy(),
+                "observation": self._position.copy()}
+
+    def _info(self):
+        return {"is_success": bool(self.compute_reward(self._position, self._goal, {}) == 0)}
+
+    def reset(self, *, seed=None, options=None):
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        self._position = self._rng.uniform(-0.5, 0.5, 2).astype(np.float32)
+        self._goal = self._rng.uniform(-0.5, 0.5, 2).astype(np.float32)
+        return self._observation(), self._info()
+
+    def step(self, action):
+        move = self.STEP * np.clip(np.asarray(action, np.float32), -1.0, 1.0)
+        self._position = np.clip(self._position + move, -1.0, 1.0).astype(np.float32)
+        reward = float(self.compute_reward(self._position, self._goal, {}))
+        return self._observation(), reward, False, False, self._info()
+
+    def render(self):
+        frame = np.full((64, 64, 3), 255, np.uint8)
+        for point, colour in ((self._goal, (0, 160, 0)), (self._position, (200, 0, 0))):
+            col, row = np.clip(((point + 1.0) / 2.0 * 63).astype(int), 2, 61)
+            frame[63 - row - 2:63 - row + 3, col - 2:col + 3] = colour
+        return frame
+
+    def close(self):
+        pass
+
+    @property
+    def unwrapped(self):
+        return self
+
+
+def _register_point_goal() -> None:
+    try:
+        import gymnasium
+    except ImportError:
+        return
+    if "PointGoal-v0" not in gymnasium.registry:
+        gymnasium.register("PointGoal-v0", entry_point=PointGoal, max_episode_steps=25)
+
+
+_register_point_goal()

@@ -8,7 +8,8 @@ again (Pardo et al., 2018, "Time Limits in Reinforcement Learning"; RL
 Baselines3 Zoo trains its PyBullet locomotion agents with such a feature).
 
 `TimeFeature` wraps any TF-Agents `PyEnvironment` whose observation is one flat
-float vector. `GymTrainParams.time_feature = True` applies it to gym/pybullet
+float vector, or a dict with one in "observation" (a goal-conditioned env's, as RL
+Baselines3 Zoo's TimeFeatureWrapper extends it for panda-gym). `GymTrainParams.time_feature = True` applies it to gym/pybullet
 ids; in your own `env_ctor`, wrap the env you return:
 
     from tfagents_system.time_feature import TimeFeature
@@ -22,6 +23,8 @@ from tf_agents.environments import wrappers
 from tf_agents.specs import array_spec
 
 from tfagents_system.envs import EnvError, max_episode_steps
+
+DICT_KEY = "observation"
 
 
 class TimeFeature(wrappers.PyEnvironmentBaseWrapper):
@@ -39,19 +42,25 @@ class TimeFeature(wrappers.PyEnvironmentBaseWrapper):
             raise EnvError("TimeFeature: the env has no step limit; pass limit=<the episode's "
                            "step limit> or set max_episode_steps, or turn time_feature off")
         spec = env.observation_spec()
-        if not isinstance(spec, array_spec.ArraySpec) or len(spec.shape) != 1 or \
-                not np.issubdtype(spec.dtype, np.floating):
-            raise EnvError(f"TimeFeature: the observation must be one flat float vector, "
-                           f"not {spec}; turn time_feature off or flatten the observation")
+        # A goal-conditioned dict observation gets the feature in its "observation" leaf.
+        self._key = DICT_KEY if isinstance(spec, dict) and DICT_KEY in spec else None
+        vector = spec[self._key] if self._key else spec
+        if not isinstance(vector, array_spec.ArraySpec) or len(vector.shape) != 1 or \
+                not np.issubdtype(vector.dtype, np.floating):
+            raise EnvError(f"TimeFeature: the observation must be one flat float vector (or a "
+                           f"dict with one in '{DICT_KEY}'), not {spec}; turn time_feature "
+                           "off or flatten the observation")
         self._limit = float(limit)
         self._steps = 0
-        low = np.broadcast_to(getattr(spec, "minimum", -np.inf), spec.shape)
-        high = np.broadcast_to(getattr(spec, "maximum", np.inf), spec.shape)
-        self._spec = array_spec.BoundedArraySpec(
-            (spec.shape[0] + 1,), spec.dtype,
-            minimum=np.append(low, 0.0).astype(spec.dtype),
-            maximum=np.append(high, 1.0).astype(spec.dtype),
-            name=spec.name)
+        low = np.broadcast_to(getattr(vector, "minimum", -np.inf), vector.shape)
+        high = np.broadcast_to(getattr(vector, "maximum", np.inf), vector.shape)
+        extended = array_spec.BoundedArraySpec(
+            (vector.shape[0] + 1,), vector.dtype,
+            minimum=np.append(low, 0.0).astype(vector.dtype),
+            maximum=np.append(high, 1.0).astype(vector.dtype),
+            name=vector.name)
+        self._dtype = vector.dtype
+        self._spec = {**spec, self._key: extended} if self._key else extended
 
     @property
     def limit(self) -> int:
@@ -62,7 +71,12 @@ class TimeFeature(wrappers.PyEnvironmentBaseWrapper):
 
     def _extend(self, time_step):
         remaining = max(0.0, 1.0 - self._steps / self._limit)
-        observation = np.append(time_step.observation, remaining).astype(self._spec.dtype)
+        observation = time_step.observation
+        if self._key:
+            vector = np.append(observation[self._key], remaining).astype(self._dtype)
+            observation = {**observation, self._key: vector}
+        else:
+            observation = np.append(observation, remaining).astype(self._dtype)
         return time_step._replace(observation=observation)
 
     def _reset(self):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from tfagents_system import hindsight
 from tfagents_system.core.values import is_number
 
 
@@ -20,6 +21,7 @@ def hyperparameter_problems(params) -> list[str]:
             f"{params.replay_capacity}: lower min_replay_size or raise the capacity"
         )
     problems += _demonstration_problems(params)
+    problems += hindsight.settings_problems(params)
     spi, slack = params.samples_per_insert, params.samples_per_insert_error_buffer
     if is_number(spi) and is_number(slack) and slack < max(1.0, spi):
         problems.append(

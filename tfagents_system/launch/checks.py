@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tfagents_system import curriculum, envs, finetune
+from tfagents_system import curriculum, envs, finetune, gymnasium_bridge, hindsight
 from tfagents_system.builder import COLLECT, EVAL, Builder
 from tfagents_system.cli import import_quietly
 from tfagents_system.core import constants as C
@@ -114,6 +114,16 @@ def check_env_steps(env, seed: int, where: str) -> None:
     _check_time_step(env, env.step(action), "step()", where)
 
 
+def check_goal_env(params, env, where: str) -> None:
+    """An env HER is asked for must be goal-conditioned with its own compute_reward."""
+    if params.her_strategy is None:
+        return
+    problem = hindsight.env_problem(env.observation_spec(), gymnasium_bridge.goal_env(env))
+    if problem:
+        raise CheckError(f"{where}: her_strategy={params.her_strategy!r}: {problem}; use a "
+                         "goal-conditioned env or set her_strategy = None")
+
+
 def check_same_specs(collect_env, eval_env, where: str) -> None:
     """The eval env must take and give what the collect env does (one policy serves both)."""
     for what in ("time_step_spec", "action_spec"):
@@ -126,10 +136,13 @@ def check_same_specs(collect_env, eval_env, where: str) -> None:
 
 def replay_capacity(params, max_episode_steps: int | None) -> int:
     """Transitions the replay buffer keeps: n_episodes_in_buffer episodes if set and
-    the env has a step limit, else replay_capacity."""
+    the env has a step limit, else replay_capacity; with HER, each env step's
+    relabeled copies too (`TrainParamsBase.rows_per_env_step`)."""
     if params.n_episodes_in_buffer is not None and max_episode_steps:
-        return int(params.n_episodes_in_buffer * max_episode_steps)
-    return int(params.replay_capacity)
+        steps = int(params.n_episodes_in_buffer * max_episode_steps)
+    else:
+        steps = int(params.replay_capacity)
+    return steps * params.rows_per_env_step
 
 
 def check_capacity(params, max_steps: int | None, where: str) -> int:
@@ -141,7 +154,7 @@ def check_capacity(params, max_steps: int | None, where: str) -> int:
                          "TF-Agents TimeLimit wrapper); set replay_capacity instead, or give "
                          "the env a step limit (max_episode_steps in the config)")
     capacity = replay_capacity(params, max_steps)
-    if capacity < params.min_replay_size:
+    if capacity < params.min_replay_size * params.rows_per_env_step:
         source = (f"n_episodes_in_buffer={params.n_episodes_in_buffer} x {max_steps} steps"
                   if params.n_episodes_in_buffer is not None
                   else f"replay_capacity={params.replay_capacity}")
@@ -180,6 +193,7 @@ def check_environment(builder: Builder, params_file: Path, config_file: Path,
         check_same_specs(*built, where)
         timeout.stage(f"the collect env's first reset() and step() ({params_file})")
         check_env_steps(built[0], params.seed, where)
+        check_goal_env(params, built[0], where)
         # Last: it leaves the envs at the curriculum's final values.
         for env, kind in zip(built, (COLLECT, EVAL)):
             curriculum.check_env_accepts(curriculum.parse_curriculum(params.env_config),
@@ -249,6 +263,11 @@ def choose_replay_format(builder: Builder, agent, capacity: int, params_file: Pa
             "float32 vectors; the 2-step TF-Agents layout is several times slower); cast "
             "that leaf in env_ctor to float32, or to int32/int16/uint8/bool for a counter "
             "or flag (exact up to 2**24)")
+    if builder.params.her_strategy is not None and replay_format.layout == LAYOUT_STEPS:
+        raise CheckError(f"{where}: her_strategy={builder.params.her_strategy!r} writes "
+                         "relabeled transitions, which the 2-step TF-Agents layout of a "
+                         "custom agent_ctor cannot take; use the SAC agent the framework "
+                         "builds, or her_strategy = None")
     return replay_format
 
 

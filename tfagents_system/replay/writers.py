@@ -158,14 +158,19 @@ class PackedExperienceWriter(_BlockingWrites):
         self._should_stop = should_stop
         self._items_since_flush = 0
 
-    def add(self, time_step, action_step, next_time_step) -> None:
+    def add(self, time_step, action_step, next_time_step, episode_end: bool | None = None
+            ) -> None:
+        """One transition; `episode_end` False: not the end of the writing of an episode
+        even if next_time_step is LAST (a relabeled copy, `hindsight`)."""
         rows = np.empty((self._rows.max_rows, self._size), np.float32)  # Reverb keeps them
         for row in rows[:self._rows.write(time_step, action_step.action, next_time_step, rows)]:
             refs = self._cpp.Append([row if self._signing is None
                                      else self._signing.signed(row)])
             self._cpp.CreateItem(C.EXPERIENCE_TABLE, 1.0, [[refs[0]]], [True])
             self._items_since_flush += 1
-        if next_time_step.step_type == _LAST:  # TimeStep.is_last() costs ~20 us
+        if episode_end is None:
+            episode_end = next_time_step.step_type == _LAST  # is_last() costs ~20 us
+        if episode_end:
             self._end_episode()
         elif self._items_since_flush >= 3 * self.MAX_PENDING_ITEMS:
             self._wait(lambda timeout: self._writer.flush(
@@ -200,12 +205,18 @@ class BlockExperienceWriter(_BlockingWrites):
         self._block = np.zeros((block_rows or BLOCK_ROWS, packer.size), np.float32)
         self._count = 0
 
-    def add(self, time_step, action_step, next_time_step) -> None:
+    def add(self, time_step, action_step, next_time_step, episode_end: bool | None = None
+            ) -> None:
+        """One transition; the block goes out when full or at an episode's end
+        (`episode_end` None: when next_time_step is LAST; False: a relabeled copy of
+        `hindsight`, whose episode's last original follows)."""
         if self._count + self._rows.max_rows > len(self._block):
             self.send()  # n-step rows: room for all that an episode's end writes
         self._count += self._rows.write(time_step, action_step.action, next_time_step,
                                         self._block[self._count:])
-        if self._count == len(self._block) or next_time_step.step_type == _LAST:
+        if episode_end is None:
+            episode_end = next_time_step.step_type == _LAST
+        if self._count == len(self._block) or episode_end:
             self.send()
 
     def send(self) -> None:
