@@ -150,34 +150,39 @@ def random_rows(env, packer, steps: int, seed: int) -> np.ndarray:
 
 
 class PointGoal:
-    """A goal-conditioned gymnasium env small enough for CI: move a point on a plane
-    (velocity command in [-1, 1]^2, 0.1 per step) to a goal within `threshold`.
+    """A goal-conditioned gymnasium env small enough for CI: move a point in space
+    (velocity command in [-1, 1]^dims, 0.1 per step) to a goal within `threshold`.
 
     Observation: {"observation": position, "achieved_goal": position, "desired_goal":
-    goal}, start and goal uniform in [-0.5, 0.5]^2. Sparse reward as panda-gym's and
-    gymnasium-robotics': 0 within the threshold of the goal, -1 otherwise (vectorized
-    `compute_reward`); `info["is_success"]` says whether the point is within it. The
-    episode never terminates; gymnasium's TimeLimit truncates it after 25 steps
-    (registered as "PointGoal-v0": `tfagents_system.testing_envs:PointGoal-v0`). A
-    uniform random policy succeeds in about 1% of episodes; HER (her_strategy
-    "future") learns it in a few thousand env steps, plain SAC does not.
+    goal}, start and goal uniform in [-spread, spread]^dims. Sparse reward as
+    panda-gym's and gymnasium-robotics': 0 within the threshold of the goal, -1
+    otherwise (vectorized `compute_reward`); `info["is_success"]` says whether the
+    point is within it. The episode never terminates; gymnasium's TimeLimit truncates
+    it after 25 steps (registered as "PointGoal-v0":
+    `tfagents_system.testing_envs:PointGoal-v0`). With the defaults (3 dimensions,
+    spread 1) a uniform random policy never came within the threshold in 300 episodes;
+    HER (her_strategy "future") learns it in 4000 env steps, plain SAC does not
+    (tests/learning/test_her_learns.py). In 2 dimensions with spread 0.5 plain SAC
+    learns it too.
     """
 
     STEP = 0.1
-    metadata = {"render_modes": ["rgb_array"]}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
 
-    def __init__(self, threshold: float = 0.05, render_mode: str | None = None):
+    def __init__(self, threshold: float = 0.05, dims: int = 3, spread: float = 1.0,
+                 render_mode: str | None = None):
         import gymnasium
 
-        box = gymnasium.spaces.Box(-1.0, 1.0, (2,), np.float32)
+        box = gymnasium.spaces.Box(-1.0, 1.0, (dims,), np.float32)
         self.observation_space = gymnasium.spaces.Dict(
             {"achieved_goal": box, "desired_goal": box, "observation": box})
-        self.action_space = gymnasium.spaces.Box(-1.0, 1.0, (2,), np.float32)
+        self.action_space = gymnasium.spaces.Box(-1.0, 1.0, (dims,), np.float32)
         self.threshold = float(threshold)
+        self.dims, self.spread = int(dims), float(spread)
         self.render_mode = render_mode
         self._rng = np.random.default_rng()
-        self._position = np.zeros(2, np.float32)
-        self._goal = np.zeros(2, np.float32)
+        self._position = np.zeros(self.dims, np.float32)
+        self._goal = np.zeros(self.dims, np.float32)
 
     def compute_reward(self, achieved_goal, desired_goal, info):
         distance = np.linalg.norm(np.asarray(achieved_goal) - np.asarray(desired_goal), axis=-1)
@@ -193,8 +198,9 @@ class PointGoal:
     def reset(self, *, seed=None, options=None):
         if seed is not None:
             self._rng = np.random.default_rng(seed)
-        self._position = self._rng.uniform(-0.5, 0.5, 2).astype(np.float32)
-        self._goal = self._rng.uniform(-0.5, 0.5, 2).astype(np.float32)
+        self._position = self._rng.uniform(-self.spread, self.spread, self.dims).astype(
+            np.float32)
+        self._goal = self._rng.uniform(-self.spread, self.spread, self.dims).astype(np.float32)
         return self._observation(), self._info()
 
     def step(self, action):
@@ -206,7 +212,7 @@ class PointGoal:
     def render(self):
         frame = np.full((64, 64, 3), 255, np.uint8)
         for point, colour in ((self._goal, (0, 160, 0)), (self._position, (200, 0, 0))):
-            col, row = np.clip(((point + 1.0) / 2.0 * 63).astype(int), 2, 61)
+            col, row = np.clip(((point[:2] + 1.0) / 2.0 * 63).astype(int), 2, 61)
             frame[63 - row - 2:63 - row + 3, col - 2:col + 3] = colour
         return frame
 

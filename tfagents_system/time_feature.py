@@ -9,8 +9,9 @@ Baselines3 Zoo trains its PyBullet locomotion agents with such a feature).
 
 `TimeFeature` wraps any TF-Agents `PyEnvironment` whose observation is one flat
 float vector, or a dict with one in "observation" (a goal-conditioned env's, as RL
-Baselines3 Zoo's TimeFeatureWrapper extends it for panda-gym). `GymTrainParams.time_feature = True` applies it to gym/pybullet
-ids; in your own `env_ctor`, wrap the env you return:
+Baselines3 Zoo's TimeFeatureWrapper extends it for panda-gym).
+`GymTrainParams.time_feature = True` applies it to gym/pybullet and gymnasium ids;
+in your own `env_ctor`, wrap the env you return:
 
     from tfagents_system.time_feature import TimeFeature
     return TimeFeature(load_gym_env("HopperBulletEnv-v0", seed=seed))
