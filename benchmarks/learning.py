@@ -1,36 +1,64 @@
-"""Learning benchmark: the locomotion preset against RL Baselines3 Zoo, at equal env steps.
+"""Learning benchmark: the presets against RL Baselines3 Zoo, at equal env steps.
 
     ./benchmarks/run.sh learning [--tasks ENV_ID ...] [--env_steps N] [--seeds K]
         [--first_seed S] [--with-sb3] [--sb3_env_steps N] [--sb3_tasks ENV_ID ...]
         [--sb3_seeds K] [--work DIR] [--output FILE.md] [--override NAME=VALUE ...]
         [--report_only]
 
-For every task and seed it trains `examples/locomotion.py` through the real
+For every task and seed it trains the task's preset through the real
 `./run_script.sh` (real processes, one gradient step per env step held by the
 replay ratio) until N env steps, as the sweep variant `params.num_iter` of a
 sweep file whose seeds are the task ids: experiment
-`<work>/logs/<ENV_ID>_<N>_task_<seed>`. Runs go one after the other, never two at
-once. An interrupted benchmark resumes: finished experiments are read as they
-are, interrupted ones resume from their checkpoints.
+`<work>/logs/<ENV_ID>_<N>_task_<seed>`. The preset: `examples/manipulation.py`
+(SAC + hindsight experience replay) for the goal-conditioned panda-gym tasks (ids
+starting with `Panda`, e.g. PandaReach-v3, PandaPush-v3), `examples/locomotion.py`
+for every other task (PyBullet `*BulletEnv-v0`, gymnasium MuJoCo `HalfCheetah-v4`,
+...). Each task has its own launch files (config, sweep, variables), so each
+names its own preset. Runs go one after the other, never two at once. An
+interrupted benchmark resumes: finished experiments are read as they are,
+interrupted ones resume from their checkpoints.
 
 With `--with-sb3` it also trains Stable-Baselines3 SAC with the zoo's
-hyperparameters (`benchmarks/sb3_peer.py`) on the same CPUs, one run after the
-other, in a virtual environment it builds under the work directory from
-`benchmarks/sb3_requirements.txt` (torch and gymnasium never enter the project's
-environment). A finished SB3 run is kept; an interrupted one starts over.
+hyperparameters for the task (`benchmarks/sb3_peer.py`: PyBullet the zoo's
+tuned values, MuJoCo SB3's defaults, panda-gym SAC + HerReplayBuffer) on the same
+CPUs, one run after the other, in a virtual environment it builds under the work
+directory from `benchmarks/sb3_requirements.txt` (torch and gymnasium never enter
+the project's environment). A finished SB3 run is kept; an interrupted one starts
+over.
 
 Then it writes the report (default `docs/learning.md`) and a PNG of the curves
 beside it, from every run found under the work directory (earlier invocations
-included): per task and env-step mark (50k, 100k, 200k, 300k, 500k and 1M as far
-as runs reach, and any other budget), the greedy eval return over seeds against
+included): per task and env-step mark the greedy eval return over seeds against
 the zoo's reference run, the wall clock to the mark and, where SB3 ran, its
 return, wall clock and the ratio ours/SB3. A hand-written analysis below the
 marker line of an existing report is kept.
 
+The zoo reference of a task is `benchmarks/reference/zoo/<ENV_ID>.evaluations.csv`;
+a task without one of its own is compared with the zoo's older version of it
+(`zoo_task`): gymnasium MuJoCo `-v4`/`-v5` with gym's `-v3` (HalfCheetah-v4 ->
+HalfCheetah-v3), panda-gym 3 `Panda*-v3` with panda-gym 2's `-v2` (PandaReach-v3 ->
+PandaReach-v2). The report says so under the task: compare with care.
+
+Success rates: where our runs log `eval/success_rate` (the env reports success) or
+the zoo's file has a `success_rate` column, the task's table also has the zoo's
+success rate, ours (mean ± sd over seeds, and per seed) and SB3's at each mark.
+
+Marks (`task_marks`): 50k, 100k, 200k, 300k, 500k and 1M up to the task's largest
+budget, and every budget; when that largest budget is at most 100k (`SMALL_BUDGET`)
+also 5k and 10k (`EARLY_MARKS`: a PandaReach run learns within 10k); and the task's
+target mark (below) when runs reach it.
+
+Targets: for a task whose zoo reference has a success rate, our mean success rate
+at the target mark against the zoo's (PandaReach: 1.00 at 10k, PandaPush: 0.80 at
+300k; `SUCCESS_TARGET_MARKS`, other success tasks at 300k); for every other task our
+mean greedy return at 300k against the zoo's. Met or not is said only where runs
+reached the mark ("not reached" otherwise).
+
 Env steps are every transition the workers collected, the uniform-random
 warm-up included, as the zoo counts them. A policy's env steps are those
-collected by the time the learner reached its train step; returns and wall clock
-at a mark are interpolated linearly between the two evaluations around it.
+collected by the time the learner reached its train step; returns, success rates
+and wall clock at a mark are interpolated linearly between the two evaluations
+around it.
 """
 
 from __future__ import annotations
@@ -54,13 +82,26 @@ from tfagents_system.core import constants as C
 from tfagents_system.core.records import EvalSummary, LaunchRecord
 
 ROOT = Path(__file__).resolve().parents[1]
-PRESET = ROOT / "examples" / "locomotion.py"
+LOCOMOTION_PRESET = ROOT / "examples" / "locomotion.py"
+MANIPULATION_PRESET = ROOT / "examples" / "manipulation.py"
+PRESET = LOCOMOTION_PRESET  # every task that is not a panda-gym one
 ZOO_DIR = ROOT / "benchmarks" / "reference" / "zoo"
 SB3_REQUIREMENTS = ROOT / "benchmarks" / "sb3_requirements.txt"
 SB3_SCRIPT = ROOT / "benchmarks" / "sb3_peer.py"
 DEFAULT_TASKS = ("HalfCheetahBulletEnv-v0", "HopperBulletEnv-v0", "AntBulletEnv-v0")
 MARKS = (50_000, 100_000, 200_000, 300_000, 500_000, 1_000_000)
+EARLY_MARKS = (5_000, 10_000)  # rows too when a task's largest budget is small
+SMALL_BUDGET = 100_000
 TARGET_MARK = 300_000
+# A zoo reference with a success rate: the target is its success rate at this mark
+# (keyed by the zoo's task id; others at TARGET_MARK).
+SUCCESS_TARGET_MARKS = {"PandaReach-v2": 10_000, "PandaPush-v2": 300_000}
+# A gymnasium id without a zoo reference of its own -> the zoo's older version of it.
+ZOO_OLDER_VERSIONS = (
+    (re.compile(r"^(?P<name>Panda\w+)-v3$"), "{name}-v2"),  # panda-gym 3 -> panda-gym 2
+    (re.compile(r"^(?P<name>\w+)-v[45]$"), "{name}-v3"),  # gymnasium MuJoCo -> gym v3
+)
+OLDER_VERSION_NOTE = "gym v3 tasks / panda-gym 2; compare with care"
 NOTES_MARKER = "<!-- hand-written analysis below: kept when the benchmark rewrites this file -->"
 EXP_PATTERN = re.compile(r"^(?P<task>.+)_(?P<budget>\d+k?)" + re.escape(C.TASK_INFIX)
                          + r"(?P<seed>\d+)$")
@@ -103,17 +144,29 @@ def parse_override(text: str) -> tuple[str, object]:
 
 # --- our runs ---
 
-def preset_params(overrides: dict):
+def is_panda(task: str) -> bool:
+    """A goal-conditioned panda-gym task (PandaReach-v3, PandaPush-v3, ...)."""
+    return task.startswith("Panda")
+
+
+def preset_for(task: str) -> Path:
+    """The preset a task trains with: manipulation (SAC + HER) for panda-gym tasks,
+    locomotion for every other."""
+    return MANIPULATION_PRESET if is_panda(task) else LOCOMOTION_PRESET
+
+
+def preset_params(overrides: dict, task: str = DEFAULT_TASKS[0]):
+    """The hyperparameters of `task`'s preset with the overrides (no env is made)."""
     from tfagents_system.params import load_params
 
-    return load_params(PRESET, {"env_id": DEFAULT_TASKS[0]}, overrides=overrides,
+    return load_params(preset_for(task), {"env_id": task}, overrides=overrides,
                        overrides_source="--override")
 
 
-def iterations_for(env_steps: int, overrides: dict) -> int:
+def iterations_for(env_steps: int, overrides: dict, task: str = DEFAULT_TASKS[0]) -> int:
     """Iterations whose train steps, after the warm-up, bring the run to `env_steps`
     env steps (the workers run a little ahead of the learner: the limiter's slack)."""
-    params = preset_params(overrides)
+    params = preset_params(overrides, task)
     warmup = (params.n_buffer_init_steps if params.n_buffer_init_steps is not None
               else params.min_replay_size)
     train_steps = max(1, env_steps - max(warmup, params.min_replay_size))
@@ -122,21 +175,22 @@ def iterations_for(env_steps: int, overrides: dict) -> int:
 
 def write_launch_files(work: Path, task: str, env_steps: int, seeds: int,
                        overrides: dict) -> Path:
-    """The config, sweep and training variables of one task's runs; returns the
-    variables file. Task id = seed; the sweep lists seeds 0..seeds-1."""
+    """The config, sweep and training variables of one task's runs, with the task's
+    preset; returns the variables file. Task id = seed; the sweep lists seeds
+    0..seeds-1."""
     name = experiment_name(task, env_steps)
     files = work / "launch"
     files.mkdir(parents=True, exist_ok=True)
     config = files / f"{task}.json"
     config.write_text(json.dumps({"env_id": task}, indent=1) + "\n")
-    grid = {"params.num_iter": [iterations_for(env_steps, overrides)]}
+    grid = {"params.num_iter": [iterations_for(env_steps, overrides, task)]}
     grid.update({f"params.{k}": [v] for k, v in overrides.items()})
     sweep = files / f"{name}.sweep.json"
     sweep.write_text(json.dumps({"grid": grid, "seeds": list(range(seeds))}, indent=1) + "\n")
     variables = files / f"{name}.sh"
     variables.write_text(
         "# Written by benchmarks/learning.py\n"
-        f"SAC_PARAMS={PRESET}\nSAC_CONFIG={config}\nSAC_EXP_NAME={name}\n"
+        f"SAC_PARAMS={preset_for(task)}\nSAC_CONFIG={config}\nSAC_EXP_NAME={name}\n"
         f"SAC_LOGS_DIR={work / 'logs'}\nSAC_SWEEP={sweep}\nSAC_FINAL_VIDEO=0\n")
     return variables
 
@@ -179,7 +233,7 @@ def train_ours(work: Path, task: str, env_steps: int, seed: int, seeds: int,
         log(f"{exp.name}: finished earlier, read as it is")
         target = final_eval_missing(exp)
         if target is not None:
-            evaluate_final(exp, target, preset_params(overrides).n_eval_episodes)
+            evaluate_final(exp, target, preset_params(overrides, task).n_eval_episodes)
         return exp
     variables = write_launch_files(work, task, env_steps, seeds, overrides)
     log(f"{exp.name}: {'resuming' if exp.is_dir() else 'training'} "
@@ -197,7 +251,7 @@ def train_ours(work: Path, task: str, env_steps: int, seed: int, seeds: int,
                              f"relaunch the benchmark to resume:\n{tail}")
     target = final_eval_missing(exp)
     if target is not None:
-        evaluate_final(exp, target, preset_params(overrides).n_eval_episodes)
+        evaluate_final(exp, target, preset_params(overrides, task).n_eval_episodes)
     return exp
 
 
@@ -217,9 +271,15 @@ class Run:
     grad_rate: float | None = None
     settings: dict = field(default_factory=dict)
     final_by_benchmark: bool = False  # the workers' final evaluation was missing
+    # Evaluations that logged a success rate (eval/success_rate: the env reports one).
+    success_env_steps: list[float] = field(default_factory=list)
+    success: list[float] = field(default_factory=list)
 
     def return_at(self, mark: int) -> float | None:
         return interpolate(self.env_steps, self.returns, mark)
+
+    def success_at(self, mark: int) -> float | None:
+        return interpolate(self.success_env_steps, self.success, mark)
 
     def seconds_at(self, mark: int) -> float | None:
         return interpolate(self.progress_env_steps, self.progress_seconds, mark)
@@ -273,15 +333,23 @@ def read_run(exp: Path) -> Run | None:
                              for tags in group.values() for s in tags.values()]
                             + [s.wall_times for s in curves.train.values()])
     evals = {int(s): float(r) for s, r in zip(steps, mean)}
+    # The success rate of the same evaluations (mean over workers), where logged.
+    success_steps, _, success_mean, _, _ = plot.eval_curve(curves, C.M_EVAL_SUCCESS_RATE)
+    successes = {int(s): float(r) for s, r in zip(success_steps, success_mean)}
     final = exp / FINAL_EVAL_DIR / C.EVAL_SUMMARY_FILE
     by_benchmark = False
     if final.is_file():  # the final policy, evaluated by the benchmark (see evaluate_final)
         summary = EvalSummary.read(final)
         by_benchmark = int(summary.train_step) not in evals
         evals.setdefault(int(summary.train_step), float(summary.mean_return))
+        if summary.success_rate is not None:
+            successes.setdefault(int(summary.train_step), float(summary.success_rate))
     eval_steps = [s for s in sorted(evals) if s in at_step]
     eval_returns = [evals[s] for s in eval_steps]
     eval_times = np.array([at_step[s] for s in eval_steps])
+    eval_env_steps = plot.total_env_steps_at(curves, eval_times).tolist()
+    with_success = [(e, successes[s]) for s, e in zip(eval_steps, eval_env_steps)
+                    if s in successes]
     learner_steps = sorted(at_step)
     learner_times = np.array([at_step[s] for s in learner_steps])
     settings = json.loads(settings_file.read_text())
@@ -289,14 +357,14 @@ def read_run(exp: Path) -> Run | None:
     return Run(
         name=exp.name, task=match["task"], seed=int(match["seed"]),
         budget=parse_budget(match["budget"]), complete=(exp / C.COMPLETE_FILE).is_file(),
-        env_steps=plot.total_env_steps_at(curves, eval_times).tolist(),
-        returns=eval_returns,
+        env_steps=eval_env_steps, returns=eval_returns,
         progress_env_steps=np.maximum.accumulate(
             plot.total_env_steps_at(curves, learner_times)).tolist(),
         progress_seconds=active_seconds(launches, events, learner_times).tolist(),
         grad_rate=float(np.median(rates.values)) if rates is not None and len(rates.values)
         else None,
-        settings=settings, final_by_benchmark=by_benchmark)
+        settings=settings, final_by_benchmark=by_benchmark,
+        success_env_steps=[e for e, _ in with_success], success=[r for _, r in with_success])
 
 
 def collect_runs(work: Path) -> list[Run]:
@@ -307,13 +375,64 @@ def collect_runs(work: Path) -> list[Run]:
 
 # --- the zoo reference and the SB3 peer ---
 
-def zoo_curve(task: str) -> tuple[list[float], list[float]] | None:
-    path = ZOO_DIR / f"{task}.evaluations.csv"
+def zoo_task(task: str) -> str:
+    """The zoo reference's task id for `task`: its own where the zoo has it, else the
+    older version the zoo ran (ZOO_OLDER_VERSIONS: HalfCheetah-v4 -> HalfCheetah-v3,
+    PandaReach-v3 -> PandaReach-v2), else `task` itself (no reference)."""
+    if (ZOO_DIR / f"{task}.evaluations.csv").is_file():
+        return task
+    for pattern, older in ZOO_OLDER_VERSIONS:
+        match = pattern.match(task)
+        if match:
+            return older.format(**match.groupdict())
+    return task
+
+
+@dataclass
+class ZooCurve:
+    """A zoo reference run's greedy evaluations."""
+
+    task: str  # the zoo's task id: an older version of ours where they differ
+    env_steps: list[float]
+    returns: list[float]
+    success: list[float] | None = None  # panda-gym: the success_rate column
+
+    def return_at(self, mark: int) -> float | None:
+        return interpolate(self.env_steps, self.returns, mark)
+
+    def success_at(self, mark: int) -> float | None:
+        return interpolate(self.env_steps, self.success, mark) if self.success else None
+
+
+def zoo_curve(task: str) -> ZooCurve | None:
+    """The zoo reference of `task` (see zoo_task), or None."""
+    reference = zoo_task(task)
+    path = ZOO_DIR / f"{reference}.evaluations.csv"
     if not path.is_file():
         return None
-    rows = [line.split(",") for line in path.read_text().splitlines()
-            if line and not line.startswith(("#", "timesteps"))]
-    return [float(r[0]) for r in rows], [float(r[1]) for r in rows]
+    lines = [line.strip() for line in path.read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    header = lines[0].split(",")
+    rows = [dict(zip(header, line.split(","))) for line in lines[1:]]
+    return ZooCurve(reference, [float(r["timesteps"]) for r in rows],
+                    [float(r["mean_return"]) for r in rows],
+                    [float(r["success_rate"]) for r in rows] if "success_rate" in header
+                    else None)
+
+
+def success_target_mark(zoo: ZooCurve | None) -> int:
+    return SUCCESS_TARGET_MARKS.get(zoo.task, TARGET_MARK) if zoo else TARGET_MARK
+
+
+def sb3_settings(task: str) -> dict:
+    """The SB3 peer's settings for `task` (benchmarks/sb3_peer.py, which imports
+    nothing outside the standard library at the top)."""
+    from benchmarks import sb3_peer
+
+    try:
+        return sb3_peer.zoo_settings(task)
+    except ValueError as exc:
+        raise BenchmarkError(f"--with-sb3: {exc}") from exc
 
 
 def ensure_sb3_venv(work: Path) -> Path:
@@ -349,10 +468,13 @@ def read_sb3(path: Path) -> dict | None:
     if not records or not records[-1].get("done"):
         return None
     evals = [r for r in records if "mean_return" in r]
+    successes = [r for r in evals if r.get("success_rate") is not None]
     return {"env_steps": [r["env_steps"] for r in evals],
             "returns": [r["mean_return"] for r in evals],
             "seconds": [r["wall_s"] for r in evals],
             "train_seconds": [r["wall_s"] - r["eval_s"] for r in evals],
+            "success_env_steps": [r["env_steps"] for r in successes],
+            "success": [r["success_rate"] for r in successes],
             "done": records[-1]}
 
 
@@ -409,9 +531,38 @@ def one_run_per_seed(runs: list[Run]) -> list[Run]:
     return [best[s] for s in sorted(best)]
 
 
-def task_marks(runs: list[Run]) -> list[int]:
+def has_success(runs: list[Run], zoo: ZooCurve | None) -> bool:
+    """Whether a task's table shows success rates: our runs logged one or the zoo's
+    reference has one."""
+    return any(r.success for r in runs) or bool(zoo and zoo.success)
+
+
+def task_target(task: str, runs: list[Run], zoo: ZooCurve | None) -> dict:
+    """What a task is held to: the zoo's success rate at its target mark where the zoo
+    reference (or, without one, our runs) has a success rate, else the zoo's greedy
+    return at TARGET_MARK; with our mean over the seeds that reached the mark."""
+    success = bool(zoo.success) if zoo else any(r.success for r in runs)
+    mark = success_target_mark(zoo) if success else TARGET_MARK
+    if success:
+        values = [v for v in (r.success_at(mark) for r in runs) if v is not None]
+        reference = zoo.success_at(mark) if zoo else None
+    else:
+        values = [v for v in (r.return_at(mark) for r in runs) if v is not None]
+        reference = zoo.return_at(mark) if zoo else None
+    return {"metric": "success rate" if success else "greedy return", "mark": mark,
+            "zoo": reference, "mean": mean_sd(values)[0], "seeds": len(values),
+            "digits": 2 if success else 0, "zoo_task": zoo.task if zoo else None}
+
+
+def task_marks(runs: list[Run], target_mark: int | None = None) -> list[int]:
+    """MARKS up to the largest budget and every budget; EARLY_MARKS too when that
+    budget is at most SMALL_BUDGET; the target mark when reached (module docstring)."""
     top = max(r.budget for r in runs)
     marks = {m for m in MARKS if m <= top} | {r.budget for r in runs}
+    if top <= SMALL_BUDGET:
+        marks |= {m for m in EARLY_MARKS if m <= top}
+    if target_mark is not None and target_mark <= top:
+        marks.add(target_mark)
     return sorted(marks)
 
 
@@ -421,40 +572,91 @@ def mean_sd(values: list[float]) -> tuple[float | None, float | None]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
+def _over_seeds(values: list[float | None], digits: int) -> str:
+    """`mean ± sd (seeds)` of the values there are, or "not reached"."""
+    there = [v for v in values if v is not None]
+    mean, sd = mean_sd(there)
+    return f"{fmt(mean, digits)} ± {fmt(sd, digits)} ({len(there)})" if there else "not reached"
+
+
+def _sb3_at(runs: list[dict], xs: str, ys: str, mark: int) -> list[float]:
+    return [v for v in (interpolate(s.get(xs, []), s.get(ys, []), mark) for s in runs)
+            if v is not None]
+
+
+def reference_line(task: str, zoo: ZooCurve | None) -> str:
+    """The line under a task's heading: its preset and its zoo reference."""
+    preset = f"Preset: `{preset_for(task).relative_to(ROOT)}`"
+    if zoo is None:
+        return f"{preset}. No zoo reference for this task: ours and SB3 only."
+    if zoo.task != task:
+        return (f"{preset}. Zoo reference: `{zoo.task}`, the older version of this task "
+                f"({OLDER_VERSION_NOTE}).")
+    return f"{preset}. Zoo reference: `{zoo.task}`."
+
+
 def task_table(task: str, runs: list[Run], sb3: list[dict]) -> tuple[list[str], dict]:
-    """The markdown rows of one task and its summary at the target mark."""
+    """The markdown rows of one task and its target (task_target)."""
     zoo = zoo_curve(task)
-    header = ("| env steps | zoo reference | ours: mean ± sd (seeds) | ours per seed | "
-              "ours wall clock, min | SB3 here: return | SB3 wall clock, min (training "
-              "only) | wall clock ours / SB3 |")
-    lines = [header, "|" + "---|" * 8]
-    at_target = [v for v in (r.return_at(TARGET_MARK) for r in runs) if v is not None]
-    summary = {"mean": mean_sd(at_target)[0], "seeds": len(at_target),
-               "zoo": interpolate(*zoo, TARGET_MARK) if zoo else None}
-    for mark in task_marks(runs):
-        values = [v for v in (r.return_at(mark) for r in runs) if v is not None]
+    success = has_success(runs, zoo)
+    target = task_target(task, runs, zoo)
+    columns = ["env steps", "zoo reference", "ours: mean ± sd (seeds)", "ours per seed"]
+    if success:
+        columns += ["zoo success rate", "ours success rate: mean ± sd (seeds)",
+                    "ours success rate per seed"]
+    columns += ["ours wall clock, min", "SB3 here: return"]
+    if success:
+        columns += ["SB3 here: success rate"]
+    columns += ["SB3 wall clock, min (training only)", "wall clock ours / SB3"]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for mark in task_marks(runs, target["mark"]):
         walls = [w for w in (r.seconds_at(mark) for r in runs) if w is not None]
-        mean, sd = mean_sd(values)
-        zoo_value = interpolate(*zoo, mark) if zoo else None
-        sb3_returns = [v for v in (interpolate(s["env_steps"], s["returns"], mark)
-                                   for s in sb3) if v is not None]
-        sb3_walls = [v for v in (interpolate(s["env_steps"], s["seconds"], mark)
-                                 for s in sb3) if v is not None]
-        sb3_train = [v for v in (interpolate(s["env_steps"], s["train_seconds"], mark)
-                                 for s in sb3) if v is not None]
+        sb3_returns = _sb3_at(sb3, "env_steps", "returns", mark)
+        sb3_walls = _sb3_at(sb3, "env_steps", "seconds", mark)
+        sb3_train = _sb3_at(sb3, "env_steps", "train_seconds", mark)
         wall = statistics.fmean(walls) if walls else None
         ratio = (wall / statistics.fmean(sb3_walls) if wall and sb3_walls else None)
         ratio_train = (wall / statistics.fmean(sb3_train) if wall and sb3_train else None)
-        per_seed = ", ".join(f"{fmt(r.return_at(mark))} (s{r.seed})" for r in runs)
-        ours = (f"{fmt(mean)} ± {fmt(sd)} ({len(values)})" if values else "not reached")
-        sb3_text = (f"{fmt(statistics.fmean(sb3_returns))} ({len(sb3_returns)})"
-                    if sb3_returns else "n/a")
-        sb3_wall = (f"{minutes(statistics.fmean(sb3_walls))} "
-                    f"({minutes(statistics.fmean(sb3_train))})" if sb3_walls else "n/a")
-        ratio_text = (f"{ratio:.2f} ({ratio_train:.2f})" if ratio is not None else "n/a")
-        lines.append(f"| {mark_label(mark)} | {fmt(zoo_value)} | {ours} | {per_seed} | "
-                     f"{minutes(wall)} | {sb3_text} | {sb3_wall} | {ratio_text} |")
-    return lines, summary
+        cells = [mark_label(mark), fmt(zoo.return_at(mark) if zoo else None),
+                 _over_seeds([r.return_at(mark) for r in runs], 0),
+                 ", ".join(f"{fmt(r.return_at(mark))} (s{r.seed})" for r in runs)]
+        if success:
+            cells += [fmt(zoo.success_at(mark) if zoo else None, 2),
+                      _over_seeds([r.success_at(mark) for r in runs], 2),
+                      ", ".join(f"{fmt(r.success_at(mark), 2)} (s{r.seed})" for r in runs)]
+        cells += [minutes(wall), (f"{fmt(statistics.fmean(sb3_returns))} ({len(sb3_returns)})"
+                                  if sb3_returns else "n/a")]
+        if success:
+            sb3_success = _sb3_at(sb3, "success_env_steps", "success", mark)
+            cells += [f"{fmt(statistics.fmean(sb3_success), 2)} ({len(sb3_success)})"
+                      if sb3_success else "n/a"]
+        cells += [f"{minutes(statistics.fmean(sb3_walls))} "
+                  f"({minutes(statistics.fmean(sb3_train))})" if sb3_walls else "n/a",
+                  f"{ratio:.2f} ({ratio_train:.2f})" if ratio is not None else "n/a"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines, target
+
+
+def target_lines(tasks: list[str], targets: dict[str, dict]) -> list[str]:
+    lines = ["## Targets", "",
+             "Our mean over the seeds that reached the mark against the zoo reference's "
+             "value there: the success rate where the zoo's run reports one (PandaReach at "
+             "10k, PandaPush at 300k), the greedy return at 300k for the other tasks. Met or "
+             "not only where runs reached the mark.", "",
+             "| task | zoo at the mark | ours (mean over seeds) | seeds | met | target |",
+             "|---|---|---|---|---|---|"]
+    for task in tasks:
+        t = targets[task]
+        met = ("not reached" if not t["seeds"] else "n/a" if t["zoo"] is None
+               else "yes" if t["mean"] >= t["zoo"] - 1e-9 else "no")
+        what = f"{t['metric']} at {mark_label(t['mark'])} ≥ the zoo's"
+        if t["zoo_task"] is None:
+            what += " (no zoo reference)"
+        elif t["zoo_task"] != task:
+            what += f" (`{t['zoo_task']}`: {OLDER_VERSION_NOTE})"
+        lines.append(f"| {task} | {fmt(t['zoo'], t['digits'])} | "
+                     f"{fmt(t['mean'], t['digits'])} | {t['seeds']} | {met} | {what} |")
+    return lines
 
 
 def run_lines(runs: list[Run]) -> list[str]:
@@ -463,6 +665,8 @@ def run_lines(runs: list[Run]) -> list[str]:
     for r in runs:
         last = (f"{fmt(r.returns[-1])} ({fmt(r.env_steps[-1] / 1000, 1)}k)" if r.returns
                 else "n/a")
+        if r.success:
+            last += f", success rate {fmt(r.success[-1], 2)}"
         state = "complete" if r.complete else "interrupted"
         if r.final_by_benchmark:
             state += " (final policy evaluated by the benchmark: the run stopped before its " \
@@ -474,18 +678,67 @@ def run_lines(runs: list[Run]) -> list[str]:
     return lines
 
 
+PRESET_KEYS = ("discount", "target_update_tau", "actor_learning_rate", "critic_learning_rate",
+               "alpha_learning_rate", "actor_fc_layers", "critic_joint_fc_layers",
+               "batch_size", "time_feature", "her_strategy", "her_goals_per_transition",
+               "n_buffer_init_steps", "min_replay_size", "samples_per_insert",
+               "samples_per_insert_error_buffer", "replay_capacity", "target_entropy",
+               "reward_scale_factor", "n_eval_episodes", "eval_period_itrs",
+               "num_steps_per_iter")
+
+
 def preset_lines(runs: list[Run]) -> list[str]:
-    if not runs:
-        return []
-    hp = runs[0].settings.get("hyperparameters", {})
-    keys = ("discount", "target_update_tau", "actor_learning_rate", "critic_learning_rate",
-            "alpha_learning_rate", "actor_fc_layers", "critic_joint_fc_layers", "batch_size",
-            "time_feature", "n_buffer_init_steps", "min_replay_size", "samples_per_insert",
-            "samples_per_insert_error_buffer", "replay_capacity", "target_entropy",
-            "reward_scale_factor", "n_eval_episodes", "eval_period_itrs", "num_steps_per_iter")
-    shown = ", ".join(f"`{k}={hp[k]}`" for k in keys if k in hp)
-    return [f"Settings of `examples/locomotion.py` as the runs recorded them "
-            f"(`settings.json`): {shown}."]
+    """Each preset's settings as its first run recorded them."""
+    lines = []
+    for preset in sorted({preset_for(r.task) for r in runs}):
+        first = next(r for r in runs if preset_for(r.task) == preset)
+        hp = first.settings.get("hyperparameters", {})
+        shown = ", ".join(f"`{k}={hp[k]}`" for k in PRESET_KEYS if k in hp)
+        lines += [f"Settings of `{preset.relative_to(ROOT)}` as the runs recorded them "
+                  f"(`settings.json`): {shown}.", ""]
+    return lines
+
+
+def measured_lines(tasks: list[str]) -> list[str]:
+    """"How it is measured", for the kinds of task the report has."""
+    panda = any(is_panda(t) for t in tasks)
+    bullet = any("BulletEnv" in t for t in tasks)
+    mujoco = any(not is_panda(t) and "BulletEnv" not in t for t in tasks)
+    presets = "`examples/locomotion.py`" if not panda else (
+        "the task's preset (`examples/manipulation.py`, SAC + hindsight experience replay, "
+        "for panda-gym tasks; `examples/locomotion.py` for the others)")
+    zoo = []
+    if bullet:
+        zoo.append("PyBullet: one seed each, the zoo's tuned settings with gSDE, 10 episodes "
+                   "every 10k env steps")
+    if mujoco:
+        zoo.append("MuJoCo: the gym v3 tasks, one seed each, SB3's SAC defaults, 20 episodes "
+                   "every 10k env steps")
+    if panda:
+        zoo.append("panda-gym: panda-gym 2 (`-v2`), one seed each, SAC + HER, 20 episodes "
+                   "every 5k (PandaReach) or 50k (PandaPush) env steps, with the success rate")
+    return [
+        f"- Ours: {presets} trained by `./run_script.sh` (replay server, learner and worker "
+        "processes, the CPU layout `auto` picks), one gradient step per env step held by "
+        "the replay ratio. Greedy evaluation (the preset's `n_eval_episodes` episodes; the "
+        "success rate where the env reports one) every `eval_period_itrs` iterations.",
+        "- Env steps are all transitions the workers collected, the preset's uniform-random "
+        "warm-up (`n_buffer_init_steps`) included, as the zoo counts them. An evaluated "
+        "policy is placed at the env steps collected when the learner reached its train "
+        "step; the return (and success rate) at a mark is interpolated linearly between the "
+        "evaluations around it.",
+        "- Wall clock: from the launch (`launches.jsonl`) to the moment the learner had "
+        "trained the policy of the mark, process start-up included; time between a stop and "
+        "a relaunch is not counted. SB3: from its process start to the mark; in brackets "
+        "without the time its evaluations took (the conservative figure for the ratio; our "
+        "worker evaluates while the learner trains on).",
+        "- Zoo reference: the public RL Baselines3 Zoo runs (`benchmarks/reference/zoo/`; "
+        + "; ".join(zoo) + "), measured on other hardware: compare returns and success "
+        "rates only. A gymnasium task the zoo did not run is compared with its older "
+        f"version ({OLDER_VERSION_NOTE}), as said under the task.",
+        "- SB3 here: Stable-Baselines3 SAC with the zoo's hyperparameters for the task "
+        "(`benchmarks/sb3_peer.py`), on the same CPUs in the same benchmark run.",
+    ]
 
 
 def write_report(path: Path, runs: list[Run], sb3: dict[str, list[dict]], machine: dict,
@@ -495,8 +748,11 @@ def write_report(path: Path, runs: list[Run], sb3: dict[str, list[dict]], machin
         notes = path.read_text().split(NOTES_MARKER, 1)[1]
     png = path.with_suffix(".png")
     tasks = sorted({r.task for r in runs}, key=_task_order)
+    presets = sorted({preset_for(t).stem for t in tasks})
+    title = (f"the {presets[0]} preset" if len(presets) == 1
+             else f"the {' and '.join(presets)} presets")
     out = [
-        "# Learning: the locomotion preset against RL Baselines3 Zoo",
+        f"# Learning: {title} against RL Baselines3 Zoo",
         "",
         f"Written by `./benchmarks/run.sh learning` on {machine['date']}; last command: "
         f"`{command}`. The tables cover every run under the benchmark's work directory.",
@@ -512,40 +768,16 @@ def write_report(path: Path, runs: list[Run], sb3: dict[str, list[dict]], machin
         "",
         "## How it is measured",
         "",
-        "- Ours: `examples/locomotion.py` trained by `./run_script.sh` (replay server, "
-        "learner and worker processes, the CPU layout `auto` picks), one gradient step per "
-        "env step held by the replay ratio. Greedy evaluation (the preset's "
-        "`n_eval_episodes` episodes) every `eval_period_itrs` iterations.",
-        "- Env steps are all transitions the workers collected, the 10k uniform-random "
-        "warm-up included, as the zoo counts them. An evaluated policy is placed at the env "
-        "steps collected when the learner reached its train step; the return at a mark is "
-        "interpolated linearly between the evaluations around it (ours every 10k train "
-        "steps, the zoo's every 10k env steps, exactly on the marks).",
-        "- Wall clock: from the launch (`launches.jsonl`) to the moment the learner had "
-        "trained the policy of the mark, process start-up included; time between a stop and "
-        "a relaunch is not counted. SB3: from its process start to the mark; in brackets "
-        "without the time its evaluations took (the conservative figure for the ratio; our "
-        "worker evaluates while the learner trains on).",
-        "- Zoo reference: the public RL Baselines3 Zoo runs (one seed each, gSDE, "
-        "`benchmarks/reference/zoo/`), measured on other hardware: compare returns only.",
-        "- SB3 here: Stable-Baselines3 SAC with the zoo's hyperparameters "
-        "(`benchmarks/sb3_peer.py`), on the same CPUs in the same benchmark run.",
+        *measured_lines(tasks),
         "",
     ]
-    out += preset_lines(runs) + [""]
-    summaries = {}
+    out += preset_lines(runs)
+    targets = {}
     for task in tasks:
         task_runs = one_run_per_seed([r for r in runs if r.task == task])
-        lines, summaries[task] = task_table(task, task_runs, sb3.get(task, []))
-        out += [f"## {task}", "", *lines, ""]
-    out += ["## Targets at 300k env steps", "",
-            "| task | zoo at 300k | ours (mean over seeds) | seeds | met |",
-            "|---|---|---|---|---|"]
-    for task in tasks:
-        s = summaries[task]
-        met = ("n/a" if s["mean"] is None or s["zoo"] is None
-               else "yes" if s["mean"] >= s["zoo"] else "no")
-        out.append(f"| {task} | {fmt(s['zoo'])} | {fmt(s['mean'])} | {s['seeds']} | {met} |")
+        lines, targets[task] = task_table(task, task_runs, sb3.get(task, []))
+        out += [f"## {task}", "", reference_line(task, zoo_curve(task)), "", *lines, ""]
+    out += target_lines(tasks, targets)
     out += ["", f"![learning curves]({png.name})", "", "## Runs", "", *run_lines(runs), "",
             NOTES_MARKER]
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -559,39 +791,51 @@ def _task_order(task: str) -> tuple[int, str]:
 
 
 def plot_curves(png: Path, tasks: list[str], runs: list[Run], sb3: dict) -> Path:
+    """One panel of greedy returns per task; one of success rates per task that has
+    them."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cols = min(3, max(1, len(tasks)))
-    rows = math.ceil(max(1, len(tasks)) / cols)
+    panels = [(task, "return") for task in tasks] + [
+        (task, "success") for task in tasks
+        if has_success([r for r in runs if r.task == task], zoo_curve(task))]
+    cols = min(3, max(1, len(panels)))
+    rows = math.ceil(max(1, len(panels)) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(6 * cols, 4.5 * rows), squeeze=False)
-    for ax in axes.flat[len(tasks):]:
+    for ax in axes.flat[len(panels):]:
         ax.axis("off")
-    for ax, task in zip(axes.flat, tasks):
+    for ax, (task, kind) in zip(axes.flat, panels):
+        success = kind == "success"
         task_runs = one_run_per_seed([r for r in runs if r.task == task])
         top = max(r.budget for r in task_runs)
         for r in task_runs:
-            ax.plot(r.env_steps, r.returns, color="tab:blue", alpha=0.35, lw=1)
+            ax.plot(r.success_env_steps if success else r.env_steps,
+                    r.success if success else r.returns, color="tab:blue", alpha=0.35, lw=1)
         grid = np.linspace(0, top, 101)
-        stacked = [[r.return_at(x) for r in task_runs] for x in grid]
+        stacked = [[r.success_at(x) if success else r.return_at(x) for r in task_runs]
+                   for x in grid]
         mean = [np.mean([v for v in vals if v is not None]) if any(v is not None for v in vals)
                 else np.nan for vals in stacked]
         ax.plot(grid, mean, color="tab:blue", lw=2,
                 label=f"ours, mean of {len(task_runs)} seed(s)")
         zoo = zoo_curve(task)
-        if zoo:
-            xs, ys = zoo
-            keep = [i for i, x in enumerate(xs) if x <= max(top, MARKS[0])]
-            ax.plot([xs[i] for i in keep], [ys[i] for i in keep], color="black", ls="--",
-                    label="RL Baselines3 Zoo (reference)")
+        ys = (zoo.success if success else zoo.returns) if zoo else None
+        if ys:
+            keep = [i for i, x in enumerate(zoo.env_steps) if x <= max(top, MARKS[0])]
+            older = f", {zoo.task}" if zoo.task != task else ""
+            ax.plot([zoo.env_steps[i] for i in keep], [ys[i] for i in keep], color="black",
+                    ls="--", label=f"RL Baselines3 Zoo (reference{older})")
         for k, s in enumerate(sb3.get(task, [])):
-            ax.plot(s["env_steps"], s["returns"], color="tab:orange", ls=":", lw=2,
-                    label="SB3 here (zoo settings)" if k == 0 else None)
-        ax.set_title(task)
+            ax.plot(s.get("success_env_steps", []) if success else s["env_steps"],
+                    s.get("success", []) if success else s["returns"], color="tab:orange",
+                    ls=":", lw=2, label="SB3 here (zoo settings)" if k == 0 else None)
+        ax.set_title(f"{task}: success rate" if success else task)
         ax.set_xlabel("env steps")
-        ax.set_ylabel("greedy eval return")
+        ax.set_ylabel("greedy eval success rate" if success else "greedy eval return")
+        if success:
+            ax.set_ylim(-0.05, 1.05)
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
     fig.tight_layout()
@@ -636,17 +880,27 @@ def parse_args(argv):
 
 def train_all(args, overrides: dict) -> None:
     """Every run the arguments ask for, one after the other (finished ones are kept)."""
-    unknown = [t for t in args.tasks if zoo_curve(t) is None]
-    if unknown:
-        log(f"no zoo reference for {', '.join(unknown)}: trained, shown without one")
-    preset_params(overrides)  # a bad --override fails here, before any run
+    sb3_tasks = (args.sb3_tasks or args.tasks) if args.with_sb3 else []
+    for task in dict.fromkeys(args.tasks + sb3_tasks):
+        zoo = zoo_curve(task)
+        if zoo is None:
+            log(f"no zoo reference for {task} (looked for {zoo_task(task)}): trained, "
+                "shown without one")
+        elif zoo.task != task:
+            log(f"{task}: compared with the zoo's {zoo.task}, the older version of the task "
+                f"({OLDER_VERSION_NOTE})")
+    for task in dict.fromkeys(args.tasks + sb3_tasks):  # a bad --override fails here,
+        preset_params(overrides, task)  # before any run
+    for task in sb3_tasks:  # as does a task the SB3 peer has no settings for
+        sb3_settings(task)
     for task in args.tasks:
         for seed in range(args.first_seed, args.seeds):
             train_ours(args.work, task, args.env_steps, seed, args.seeds, overrides)
     if args.with_sb3:
         python = ensure_sb3_venv(args.work)
-        episodes = preset_params(overrides).n_eval_episodes
-        for task in args.sb3_tasks or args.tasks:
+        for task in sb3_tasks:
+            # SB3 evaluates as many episodes as our preset does for the task.
+            episodes = preset_params(overrides, task).n_eval_episodes
             for seed in range(args.sb3_seeds):
                 train_sb3(args.work, python, task, args.sb3_env_steps or args.env_steps,
                           seed, episodes)
