@@ -5,6 +5,8 @@
 # Learning of the locomotion preset against RL Baselines3 Zoo (and SB3 on this machine):
 #   ./benchmarks/run.sh learning [--tasks ...] [--env_steps N] [--seeds K] [--with-sb3]
 #   (writes docs/learning.md and docs/learning.png; hours: see docs/learning.md)
+# Hindsight relabeling's cost on a worker against the learner (docs/manipulation.md):
+#   ./benchmarks/run.sh her_cost [--seconds S]
 # One part (worker or learner) against another checkout, alternating (docs/architecture.md):
 #   ./benchmarks/run.sh ab --part worker --before /path/to/old/checkout [--pairs 2]
 # Measures the learner, a worker, N workers and weight staleness against their
@@ -25,6 +27,10 @@ fi
 if [[ "${1:-}" == ab ]]; then
   shift
   exec "$SAC_PYTHON" -m benchmarks.ab "$@"
+fi
+if [[ "${1:-}" == her_cost ]]; then
+  shift
+  exec "$SAC_PYTHON" -m benchmarks.her_cost "$@"
 fi
 if [[ "${1:-}" == learning ]]; then
   shift
