@@ -2,7 +2,8 @@
 `module:EnvId` id): two workers relabel their episodes into the learner's memory
 across a learner crash, every stored reward is the env's own for the row's goal, and
 each transition is stored with exactly its four copies; on the Reverb-sampled layout
-one gradient step per env step still holds; an env without goals is refused at launch
+one gradient step per env step still holds and the final video renders; an env
+without goals is refused at launch
 in one line."""
 
 from __future__ import annotations
@@ -53,12 +54,13 @@ class TrainParams(Base):
 """
 
 
-def experiment(workdir, num_iter: int, keeps: bool, workers: int, env_id: str | None = None):
+def experiment(workdir, num_iter: int, keeps: bool, workers: int, env_id: str | None = None,
+               video: int = 0):
     (workdir / "params.py").write_text(PARAMS.format(num_iter=num_iter, keeps=keeps))
     config = {"env_id": env_id or "tfagents_system.testing_envs:PointGoal-v0"}
     (workdir / "config.json").write_text(json.dumps(config))
     return write_variables(workdir / "vars.sh", SAC_CONFIG=str(workdir / "config.json"),
-                           SAC_NUM_COLLECT_WORKERS=workers)
+                           SAC_NUM_COLLECT_WORKERS=workers, SAC_FINAL_VIDEO=video)
 
 
 def stored_rows(exp):
@@ -120,7 +122,7 @@ def test_two_workers_relabel_every_episode_across_a_learner_crash(workdir):
 
 
 def test_one_gradient_step_per_env_step_holds_on_the_reverb_sampled_layout(workdir):
-    variables = experiment(workdir, num_iter=4, keeps=False, workers=1)
+    variables = experiment(workdir, num_iter=4, keeps=False, workers=1, video=1)
     try:
         result = run_script(variables, timeout=600)
     finally:
@@ -138,6 +140,9 @@ def test_one_gradient_step_per_env_step_holds_on_the_reverb_sampled_layout(workd
     # if each stored row counted as an env step)
     assert learner["train_step"] == 800
     assert worker["env_steps"] >= 800, worker
+    # the final video renders the gymnasium env's rgb_array frames
+    videos = list((exp / "evaluations").glob("final_*/episode_000.mp4"))
+    assert len(videos) == 1 and videos[0].stat().st_size > 1000
 
 
 def test_her_on_an_env_without_goals_is_refused_at_launch(workdir):

@@ -132,3 +132,16 @@ def test_an_id_in_both_registries_is_gyms_unless_told():
     assert "gym.envs" in type(load_gym_env("Pendulum-v1").gym.unwrapped).__module__
     env = load_gym_env("Pendulum-v1", env_api="gymnasium")
     assert "gymnasium" in type(env.gym.unwrapped).__module__
+
+
+def test_mujoco_steps_as_float32_and_renders_off_screen():
+    env = load_gym_env("HalfCheetah-v4", seed=0)
+    try:
+        assert max_episode_steps(env) == 1000
+        assert env.observation_spec().dtype == np.float32
+        time_step = env.step(np.zeros(6, np.float32)) if env.reset() else None
+        assert time_step.observation.dtype == np.float32
+        frame = env.render("rgb_array")
+        assert frame.shape == (480, 480, 3) and frame.dtype == np.uint8 and frame.std() > 1
+    finally:
+        env.close()
