@@ -180,19 +180,27 @@ class GymnasiumAsGym(gym.Env):
                 "install libosmesa6, MUJOCO_GL=osmesa) or EGL with a GPU "
                 "(MUJOCO_GL=egl)") from exc
 
-    def set_state(self, state):
-        """The curriculum's values, for a gymnasium env that takes them."""
-        target = self.env.unwrapped
-        if not hasattr(target, "set_state"):
-            raise KeyError("this gymnasium env has no set_state(dict)")
-        return target.set_state(state)
-
     def close(self):
         self.env.close()
 
 
+class GymnasiumWithStateAsGym(GymnasiumAsGym):
+    """A bridged gymnasium env whose own env takes `set_state(dict)` (the curriculum's
+    values): only then does the bridge offer it, so an env without one is told apart
+    at launch (`curriculum.supports_set_state`)."""
+
+    def set_state(self, state):
+        return self.env.unwrapped.set_state(state)
+
+    def get_state(self) -> dict:
+        inner = getattr(self.env.unwrapped, "get_state", None)
+        return dict(inner()) if callable(inner) else {}
+
+
 def bridge(env):
     """A gymnasium env (its TimeLimit removed by the caller) as a gym 0.23 env."""
+    if callable(getattr(env.unwrapped, "set_state", None)):
+        return GymnasiumWithStateAsGym(env)
     return GymnasiumAsGym(env)
 
 

@@ -145,3 +145,47 @@ def test_mujoco_steps_as_float32_and_renders_off_screen():
         assert frame.shape == (480, 480, 3) and frame.dtype == np.uint8 and frame.std() > 1
     finally:
         env.close()
+
+
+class WithParameters(Scripted):
+    """A gymnasium env with a parameter the curriculum sets."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.friction = 1.0
+
+    def set_state(self, state):
+        for name, value in state.items():
+            if name != "friction":
+                raise KeyError(name)
+            self.friction = float(value)
+
+    def get_state(self):
+        return {"friction": self.friction}
+
+
+def test_the_curriculum_reaches_a_gymnasium_envs_set_state_through_perturbations():
+    import gymnasium
+
+    from tfagents_system import curriculum
+    from tfagents_system.params import GymTrainParams
+
+    gymnasium.register("WithParameters-v0", entry_point=WithParameters, max_episode_steps=50)
+    try:
+        params = GymTrainParams({"env_id": "WithParameters-v0",
+                                 "perturbations": {"obs_noise_std": 0.1}})
+        env = params.env_ctor(seed=0)
+        assert curriculum.supports_set_state(env)
+        env.set_state({"friction": 0.3, "obs_noise_std": 0.5})
+        inner = env.gym.env.unwrapped
+        while not isinstance(inner, WithParameters):
+            inner = inner.env
+        assert inner.friction == 0.3
+        first = env.reset().observation
+        assert first.dtype == np.float32 and np.abs(first).max() > 0  # noise on zeros
+        with pytest.raises(KeyError):
+            env.set_state({"grip": 2.0})
+        # an env without set_state is told apart at launch
+        assert not curriculum.supports_set_state(load_gym_env("ScriptedTruncated-v0"))
+    finally:
+        gymnasium.registry.pop("WithParameters-v0", None)
