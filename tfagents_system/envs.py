@@ -137,21 +137,10 @@ def _near_ids(env_id: str) -> str:
 
 def strip_gym_time_limit(gym_env):
     """Remove every gym TimeLimit wrapper from a wrapper chain."""
+    from tfagents_system.gymnasium_bridge import remove_wrappers
+
     gym = _import_gym()
-    outer = None
-    node = gym_env
-    head = gym_env
-    while isinstance(node, gym.Wrapper):
-        if isinstance(node, gym.wrappers.TimeLimit):
-            if outer is None:
-                head = node.env
-            else:
-                outer.env = node.env
-            node = node.env
-            continue
-        outer = node
-        node = node.env
-    return head
+    return remove_wrappers(gym_env, gym.Wrapper, gym.wrappers.TimeLimit)
 
 
 def max_episode_steps(py_env) -> int | None:

@@ -113,14 +113,12 @@ def _cast(observation, space):
     return np.asarray(observation, dtype=space.dtype)
 
 
-def strip_time_limit(env):
-    """A gymnasium wrapper chain without its TimeLimit wrappers (and the order
-    enforcing / passive checker ones stay)."""
-    import gymnasium
-
+def remove_wrappers(env, wrapper_class, removed_class):
+    """A wrapper chain (`wrapper_class` links, each holding `.env`) without its
+    `removed_class` wrappers; the others keep their order."""
     outer, node, head = None, env, env
-    while isinstance(node, gymnasium.Wrapper):
-        if isinstance(node, gymnasium.wrappers.TimeLimit):
+    while isinstance(node, wrapper_class):
+        if isinstance(node, removed_class):
             if outer is None:
                 head = node.env
             else:
@@ -129,6 +127,14 @@ def strip_time_limit(env):
             continue
         outer, node = node, node.env
     return head
+
+
+def strip_time_limit(env):
+    """A gymnasium wrapper chain without its TimeLimit wrappers (the order enforcing
+    and passive checker ones stay)."""
+    import gymnasium
+
+    return remove_wrappers(env, gymnasium.Wrapper, gymnasium.wrappers.TimeLimit)
 
 
 class GymnasiumAsGym(gym.Env):

@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 import pytest
+from in_process import agent_actor_packer
 
 pytestmark = pytest.mark.slow
 
@@ -27,13 +28,9 @@ RANDOM_RETURN = -67.0  # a uniform random policy (module docstring)
 def train_and_evaluate(flat: bool, seed: int = 0) -> float:
     """Mean greedy return after TRAIN_STEPS of SAC on the flat or the dict observation."""
     import tensorflow as tf
-    from tf_agents.specs import tensor_spec
-    from tf_agents.utils import common
 
     from tfagents_system import actors
-    from tfagents_system.builder import Builder
     from tfagents_system.params import TrainParamsBase
-    from tfagents_system.replay.packing import TransitionPacker
     from tfagents_system.testing_envs import point_mass_reach
 
     class Params(TrainParamsBase):
@@ -45,15 +42,8 @@ def train_and_evaluate(flat: bool, seed: int = 0) -> float:
             return point_mass_reach(seed, flat=flat, episode_steps=EPISODE_STEPS)
 
     params = Params()
-    tf.random.set_seed(seed)
     env = params.env_ctor(seed)
-    agent = Builder(params).agent(common.create_variable("train_step", 0, dtype=tf.int64),
-                                  (env.time_step_spec(), env.action_spec()))
-    actor, reason = actors.NumpyActor.from_network(
-        params.actor_net_ctor(tensor_spec.from_spec(env.observation_spec()),
-                              tensor_spec.from_spec(env.action_spec())), env.action_spec(), seed)
-    assert reason is None
-    packer = TransitionPacker.for_spec(agent.collect_data_spec)
+    agent, actor, packer = agent_actor_packer(params, env, seed)
     rows = np.zeros((WARMUP_STEPS + TRAIN_STEPS, packer.size), np.float32)
     train = tf.function(lambda batch: agent.train(packer.unpack(batch)).loss)
     rng = np.random.default_rng(seed)

@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 import pytest
+from in_process import agent_actor_packer
 
 pytestmark = pytest.mark.slow
 
@@ -42,14 +43,10 @@ class RowBuffer:
 def train_and_evaluate(her: bool, seed: int = 0) -> tuple[float, int]:
     """(greedy success rate, rows trained on) after ENV_STEPS env steps."""
     import tensorflow as tf
-    from tf_agents.specs import tensor_spec
-    from tf_agents.utils import common
 
     from tfagents_system import actors, gymnasium_bridge
-    from tfagents_system.builder import Builder
     from tfagents_system.hindsight import GoalFunctions, HerSettings, HindsightWriter
     from tfagents_system.params import GymTrainParams
-    from tfagents_system.replay.packing import TransitionPacker
 
     class Params(GymTrainParams):
         actor_fc_layers = (64, 64)
@@ -59,15 +56,8 @@ def train_and_evaluate(her: bool, seed: int = 0) -> tuple[float, int]:
         actor_learning_rate = critic_learning_rate = alpha_learning_rate = 1e-3
 
     params = Params({"env_id": ENV_ID})
-    tf.random.set_seed(seed)
     env = params.env_ctor(seed)
-    agent = Builder(params).agent(common.create_variable("train_step", 0, dtype=tf.int64),
-                                  (env.time_step_spec(), env.action_spec()))
-    actor, reason = actors.NumpyActor.from_network(
-        params.actor_net_ctor(tensor_spec.from_spec(env.observation_spec()),
-                              tensor_spec.from_spec(env.action_spec())), env.action_spec(), seed)
-    assert reason is None
-    packer = TransitionPacker.for_spec(agent.collect_data_spec)
+    agent, actor, packer = agent_actor_packer(params, env, seed)
     buffer = RowBuffer(packer, ENV_STEPS * 5)
     writer = buffer if not her else HindsightWriter(
         buffer, HerSettings("future", 4), GoalFunctions(gymnasium_bridge.goal_env(env)),

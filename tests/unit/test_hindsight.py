@@ -17,6 +17,7 @@ from tfagents_system.hindsight import (
     choose_goals,
     relabel_episode,
 )
+from tfagents_system.params import TrainParamsBase
 from tfagents_system.testing_envs import PointGoal
 
 THRESHOLD = 0.05
@@ -187,13 +188,12 @@ def test_env_problem():
     assert "one shape" in hindsight.env_problem(other, PointGoal())
 
 
+class Params(TrainParamsBase):
+    def env_ctor(self, seed=None):
+        raise NotImplementedError
+
+
 def test_replay_sizes_count_env_steps():
-    from tfagents_system.params import TrainParamsBase
-
-    class Params(TrainParamsBase):
-        def env_ctor(self, seed=None):
-            raise NotImplementedError
-
     plain = Params()
     plain.samples_per_insert, plain.min_replay_size = 256.0, 1000
     assert plain.rows_per_env_step == 1
@@ -208,3 +208,18 @@ def test_replay_sizes_count_env_steps():
     assert her.validate() == []
     her.her_strategy = "final"
     assert any("her_goals_per_transition=4" in p for p in her.validate())
+
+
+def test_the_launch_sizes_the_buffer_in_rows():
+    from tfagents_system.launch import checks
+
+    params = Params()
+    params.replay_capacity, params.min_replay_size = 10_000, 1000
+    assert checks.check_capacity(params, 50, "here") == 10_000
+    params.her_strategy = "future"
+    assert checks.check_capacity(params, 50, "here") == 50_000
+    params.n_episodes_in_buffer = 100
+    assert checks.replay_capacity(params, 50) == 100 * 50 * 5
+    params.n_episodes_in_buffer, params.replay_capacity = None, 900
+    with pytest.raises(checks.CheckError, match="min_replay_size=1000"):
+        checks.check_capacity(params, 50, "here")
