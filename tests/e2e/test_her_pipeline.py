@@ -1,6 +1,6 @@
 """HER through ./run_script.sh on a gymnasium goal env (PointGoal, by its
 `module:EnvId` id): two workers relabel their episodes into the learner's memory
-across a learner crash, every stored reward is the env's own for the row's goal, and
+across a learner crash and a worker crash, every stored reward is the env's own for the row's goal, and
 each transition is stored with exactly its four copies; on the Reverb-sampled layout
 one gradient step per env step still holds and the final video renders; an env
 without goals is refused at launch
@@ -74,7 +74,7 @@ def stored_rows(exp):
     return rows, paths, sizes
 
 
-def test_two_workers_relabel_every_episode_across_a_learner_crash(workdir):
+def test_two_workers_relabel_every_episode_across_a_learner_and_a_worker_crash(workdir):
     variables = experiment(workdir, num_iter=8, keeps=True, workers=2)
     exp = workdir / "logs" / "tiny"
     proc = start_script(variables, workdir / "run.log")
@@ -83,6 +83,8 @@ def test_two_workers_relabel_every_episode_across_a_learner_crash(workdir):
                         and latest_checkpoint_step(exp) >= 400, 300), \
             (workdir / "run.log").read_text()[-3000:]
         program_processes(exp)["learner"].send_signal(signal.SIGKILL)
+        assert wait_for(lambda: latest_checkpoint_step(exp) >= 800, 300)
+        program_processes(exp)["worker_1"].send_signal(signal.SIGKILL)  # mid-episode
         proc.wait(timeout=600)
     finally:
         leftovers = kill_leftovers(workdir)
@@ -93,6 +95,8 @@ def test_two_workers_relabel_every_episode_across_a_learner_crash(workdir):
         if (exp / "run" / "restarts.json").is_file() else {}
     learner_log = (exp / "process_logs" / "learner.log").read_text()
     assert learner_log.count(" pinned to CPUs ") >= 2, restarts  # it crashed and resumed
+    worker_log = (exp / "process_logs" / "worker_1.log").read_text()
+    assert worker_log.count(" pinned to CPUs ") >= 2, restarts
 
     rows, paths, sizes = stored_rows(exp)
     assert paths == ["achieved_goal", "desired_goal", "observation"]
@@ -114,7 +118,8 @@ def test_two_workers_relabel_every_episode_across_a_learner_crash(workdir):
                           next_obs[:, :GOAL_DIMS], next_obs[:, 2 * GOAL_DIMS:]], axis=1)
     _, counts = np.unique(key, axis=0, return_counts=True)
     whole = counts % (1 + GOALS) == 0
-    # the partly collected episode of each worker at the end goes out without copies
+    # the partly collected episode of each worker at the end goes out without copies;
+    # the killed worker's episode in progress went nowhere (its block was not sent)
     assert (~whole).sum() <= 2 * 25, np.bincount(counts)
     assert whole.sum() >= 1000
     # the copies learned from: many successes the env itself almost never gives
