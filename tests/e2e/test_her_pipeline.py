@@ -1,10 +1,9 @@
 """HER through ./run_script.sh on a gymnasium goal env (PointGoal, by its
 `module:EnvId` id): two workers relabel their episodes into the learner's memory
-across a learner crash and a worker crash, every stored reward is the env's own for the row's goal, and
-each transition is stored with exactly its four copies; on the Reverb-sampled layout
-one gradient step per env step still holds and the final video renders; an env
-without goals is refused at launch
-in one line."""
+across a learner crash and a worker crash, every stored reward is the env's own for
+the row's goal, and each transition is stored with exactly its four copies; on the
+Reverb-sampled layout one gradient step per env step still holds and the final video
+renders; an env without goals is refused at launch in one line."""
 
 from __future__ import annotations
 
