@@ -102,6 +102,12 @@ ZOO_OLDER_VERSIONS = (
     (re.compile(r"^(?P<name>\w+)-v[45]$"), "{name}-v3"),  # gymnasium MuJoCo -> gym v3
 )
 OLDER_VERSION_NOTE = "gym v3 tasks / panda-gym 2; compare with care"
+
+
+def older_version_note(zoo_task_id: str) -> str:
+    """What the older task the zoo ran is, for one task."""
+    kind = "panda-gym 2" if zoo_task_id.startswith("Panda") else "gym v3, mujoco-py"
+    return f"{kind}; compare with care"
 NOTES_MARKER = "<!-- hand-written analysis below: kept when the benchmark rewrites this file -->"
 EXP_PATTERN = re.compile(r"^(?P<task>.+)_(?P<budget>\d+k?)" + re.escape(C.TASK_INFIX)
                          + r"(?P<seed>\d+)$")
@@ -591,7 +597,7 @@ def reference_line(task: str, zoo: ZooCurve | None) -> str:
         return f"{preset}. No zoo reference for this task: ours and SB3 only."
     if zoo.task != task:
         return (f"{preset}. Zoo reference: `{zoo.task}`, the older version of this task "
-                f"({OLDER_VERSION_NOTE}).")
+                f"({older_version_note(zoo.task)}).")
     return f"{preset}. Zoo reference: `{zoo.task}`."
 
 
@@ -653,7 +659,7 @@ def target_lines(tasks: list[str], targets: dict[str, dict]) -> list[str]:
         if t["zoo_task"] is None:
             what += " (no zoo reference)"
         elif t["zoo_task"] != task:
-            what += f" (`{t['zoo_task']}`: {OLDER_VERSION_NOTE})"
+            what += f" (`{t['zoo_task']}`: {older_version_note(t['zoo_task'])})"
         lines.append(f"| {task} | {fmt(t['zoo'], t['digits'])} | "
                      f"{fmt(t['mean'], t['digits'])} | {t['seeds']} | {met} | {what} |")
     return lines
@@ -888,7 +894,7 @@ def train_all(args, overrides: dict) -> None:
                 "shown without one")
         elif zoo.task != task:
             log(f"{task}: compared with the zoo's {zoo.task}, the older version of the task "
-                f"({OLDER_VERSION_NOTE})")
+                f"({older_version_note(zoo.task)})")
     for task in dict.fromkeys(args.tasks + sb3_tasks):  # a bad --override fails here,
         preset_params(overrides, task)  # before any run
     for task in sb3_tasks:  # as does a task the SB3 peer has no settings for

@@ -18,7 +18,7 @@ from tfagents_system.tools import plots
 MACHINE = {"date": "2026-12-01 12:00 UTC", "cpu_model": "Test CPU", "available_cpus": [0, 1],
            "logical_cpus": 2, "memory_gib": 8.0, "platform": "Linux", "python": "3.11.7",
            "versions": {"tensorflow": "2.15.1"}, "revision": "abc123"}
-OLDER = "gym v3 tasks / panda-gym 2; compare with care"
+OLDER = "panda-gym 2; compare with care"
 
 
 def _cells(text, mark, after=""):
