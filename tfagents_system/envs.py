@@ -119,7 +119,7 @@ def _check_gym_entry_point(spec, env_id: str) -> None:
         name = env_id.rsplit("-v", 1)[0]
         raise EnvError(f"{env_id!r} is a gym 0.23 MuJoCo id, which needs mujoco-py (not "
                        f"installed); gymnasium serves the task on the mujoco bindings as "
-                       f"'{name}-v4' (or -v5): use that id") from None
+                       f"'{name}-v4': use that id") from None
 
 
 def _near_ids(env_id: str) -> str:
