@@ -120,7 +120,7 @@ CASES = {
         "env_ctor raised RuntimeError building the collect env: no robot attached"),
     "unknown gym id": (
         _with_config("gym.json", '{"env_id": "NoSuchEnvBulletEnv-v0"}'),
-        "unknown gym id 'NoSuchEnvBulletEnv-v0'"),
+        "unknown env id 'NoSuchEnvBulletEnv-v0': neither gym 0.23 nor gymnasium has it"),
     "zero workers": (
         _with(SAC_NUM_COLLECT_WORKERS=0),
         "SAC_NUM_COLLECT_WORKERS='0' must be a positive integer or auto"),
