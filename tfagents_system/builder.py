@@ -278,7 +278,8 @@ class Builder:
                        else f"the agent is a {type(agent).__name__}, not a SacAgent")
         spec = agent.collect_data_spec
         return choose(spec, capacity, self.params.learner_keeps_replay, self.params.window,
-                      self.params.n_step_returns, unsupported).bind(spec.observation,
+                      self.params.n_step_returns, unsupported,
+                      self.params.frame_stack).bind(spec.observation,
                                                                     spec.action)
 
     def recorded_format(self) -> ReplayFormat:
@@ -382,6 +383,8 @@ class Builder:
         """The experiment's stored demonstration rows (loaded once); None without any."""
         if self._demonstrations is not None:
             return self._demonstrations
+        if replay_format.frames is not None:
+            return None  # refused at launch (`launch.checks`)
         found = demo_store.load(self.paths.demonstrations, replay_format.packer().size)
         if found is None:
             if self.params.env_config.get("demonstrations") or self.params.demonstrations:

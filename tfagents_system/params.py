@@ -22,15 +22,18 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from tfagents_system import pixels
 from tfagents_system.agents.settings import (
     FEED_FORWARD_DEFAULTS,
     AgentSettings,
+    ConvSettings,
     NetworkSettings,
     PriorSettings,
     defaults,
 )
 from tfagents_system.core.errors import ParamsError
 from tfagents_system.envs import EnvError, keep_observation_entries, load_gym_env
+from tfagents_system.pixels import PixelSettings
 from tfagents_system.replay.format import NStep, Window
 from tfagents_system.replay.limits import ReplaySettings
 from tfagents_system.validation import hyperparameter_problems
@@ -197,6 +200,20 @@ class TrainParamsBase(abc.ABC):
     # normal of this scale per action dimension around its action.
     prior_std: float = 0.1
 
+    # --- Pixels (README, "Learning from pixels") ---
+    # Observations with image leaves (uint8 [H, W, C]) go through a conv encoder shared
+    # by both critics; the actor uses a copy of it that its loss does not train (SAC-AE,
+    # DrQ). One conv layer per entry (ReLU, no padding), then encoder_features units
+    # with layer norm and tanh. Defaults: DrQ's encoder (four 32-channel 3x3 layers,
+    # the first of stride 2); the seed system's was (64, 64, 64), (3, 3, 3), (2, 2, 2).
+    conv_channels: tuple[int, ...] = ConvSettings.channels
+    conv_kernels: tuple[int, ...] = ConvSettings.kernels
+    conv_strides: tuple[int, ...] = ConvSettings.strides
+    encoder_features: int = ConvSettings.features
+    # DrQ's augmentation: each image of a batch's observations and next observations
+    # shifted at random by up to this many pixels (border repeated). 0: none.
+    image_shift: int = 4
+
     # --- Hindsight experience replay (README, "Goal-conditioned tasks and HER") ---
     # For goal-conditioned envs (dict observations with observation, achieved_goal and
     # desired_goal, and a compute_reward): "future", "final" or "episode" relabels
@@ -280,19 +297,33 @@ class TrainParamsBase(abc.ABC):
             tuple(self.actor_fc_layers), tuple(self.critic_joint_fc_layers),
             self.observation_normalization,
             tuple(self.lstm_size) if self.recurrent else None,
-            tuple(self.recurrent_output_fc_layers) if self.recurrent else ())
+            tuple(self.recurrent_output_fc_layers) if self.recurrent else (),
+            self.conv_settings())
         prior = None if self.prior_policy is None else PriorSettings(
             str(self.relative_to_file(self.prior_policy)), self.target_divergence,
             self.prior_std)
         return AgentSettings(
             networks, self.discount, self.actor_learning_rate, self.critic_learning_rate,
             self.alpha_learning_rate, self.target_update_tau, self.target_update_period,
-            self.initial_log_alpha, self.target_entropy, self.reward_scale_factor, prior)
+            self.initial_log_alpha, self.target_entropy, self.reward_scale_factor, prior,
+            int(self.image_shift))
+
+    def conv_settings(self) -> ConvSettings:
+        """The image encoder's settings (`conv_*`, `encoder_features`)."""
+        return ConvSettings(tuple(self.conv_channels), tuple(self.conv_kernels),
+                            tuple(self.conv_strides), int(self.encoder_features))
 
     @property
     def rows_per_env_step(self) -> int:
         """Transitions the replay buffer gets per env step: 1, and HER's relabeled copies."""
         return 1 if self.her_strategy is None else 1 + int(self.her_goals_per_transition)
+
+    @property
+    def frame_stack(self) -> int:
+        """Frames an image observation stacks: the config's "pixels" frame_stack (1
+        without one, e.g. an env_ctor's own image observation of one frame)."""
+        settings = PixelSettings.from_config(self.env_config)
+        return 1 if settings is None else settings.frame_stack
 
     def replay_settings(self, capacity: int) -> ReplaySettings:
         """The replay buffer's and the learner's sampling settings (`replay.limits`).
@@ -408,14 +439,27 @@ class GymTrainParams(TrainParamsBase):
         if "env_id" not in self.env_config:
             raise EnvError('the config has no "env_id"; add e.g. '
                            '"env_id": "InvertedPendulumBulletEnv-v0"')
+        env_id = self.env_config["env_id"]
+        pixel_settings = PixelSettings.from_config(self.env_config)
+        if isinstance(env_id, str) and env_id.startswith(pixels.DM_CONTROL_PREFIX):
+            if pixel_settings is None:
+                raise EnvError(f'env_id {env_id!r}: dm_control tasks train from pixels here; '
+                               'add "pixels": {"size": 84, "action_repeat": 8} to the config')
+            return pixels.with_pixels(pixels.load_dm_control(env_id, seed), pixel_settings,
+                                      pixels.render_dm_control(pixel_settings))
         env = load_gym_env(
-            self.env_config["env_id"],
+            env_id,
             seed=seed,
             max_episode_steps=self.env_config.get("max_episode_steps"),
             gym_kwargs={**self.env_config.get("gym_kwargs", {}), **kwargs},
             gym_env_wrappers=self.gym_wrappers(),
             env_api=self.env_config.get("env_api"),
         )
+        if pixel_settings is not None:
+            if self.time_feature:
+                raise EnvError("time_feature appends to a vector observation, and a "
+                               '"pixels" env observes images: set time_feature = False')
+            return pixels.with_pixels(env, pixel_settings, pixels.render_gym(pixel_settings))
         if self.time_feature:
             from tfagents_system.time_feature import TimeFeature
 

@@ -224,13 +224,70 @@ class PointGoal:
         return self
 
 
-def _register_point_goal() -> None:
+class DotToCentre:
+    """A pixel task small enough for CI: move a dot to the centre of the picture.
+
+    The state is the dot's position in [-1, 1]^2 (uniform at the start); an action in
+    [-1, 1]^2 moves it by up to 0.25 per step; the reward is minus its distance from
+    the centre after the step. Its observation is the state, but it is meant to be
+    seen through `render()` (config `"pixels"`): a 32 x 32 black picture with the dot
+    as a 4 x 4 white square, so the policy must find the dot in the image. gymnasium's
+    TimeLimit ends it after 15 steps (registered as "DotToCentre-v0":
+    `tfagents_system.testing_envs:DotToCentre-v0`). A policy that stays put returns
+    about -11, a uniform random one about -12, and one that heads straight for the
+    centre about -2.
+    """
+
+    STEP = 0.25
+    SIZE = 32
+    DOT = 4
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+
+    def __init__(self, render_mode: str | None = None):
+        import gymnasium
+
+        self.observation_space = gymnasium.spaces.Box(-1.0, 1.0, (2,), np.float32)
+        self.action_space = gymnasium.spaces.Box(-1.0, 1.0, (2,), np.float32)
+        self.render_mode = render_mode
+        self._rng = np.random.default_rng()
+        self._position = np.zeros(2, np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        self._position = self._rng.uniform(-1.0, 1.0, 2).astype(np.float32)
+        return self._position.copy(), {}
+
+    def step(self, action):
+        move = self.STEP * np.clip(np.asarray(action, np.float32), -1.0, 1.0)
+        self._position = np.clip(self._position + move, -1.0, 1.0).astype(np.float32)
+        reward = -float(np.linalg.norm(self._position))
+        return self._position.copy(), reward, False, False, {}
+
+    def render(self):
+        frame = np.zeros((self.SIZE, self.SIZE, 3), np.uint8)
+        top_left = np.round((self._position + 1.0) / 2.0 * (self.SIZE - self.DOT)).astype(int)
+        col, row = top_left
+        frame[row:row + self.DOT, col:col + self.DOT] = 255
+        return frame
+
+    def close(self):
+        pass
+
+    @property
+    def unwrapped(self):
+        return self
+
+
+def _register() -> None:
     try:
         import gymnasium
     except ImportError:
         return
-    if "PointGoal-v0" not in gymnasium.registry:
-        gymnasium.register("PointGoal-v0", entry_point=PointGoal, max_episode_steps=25)
+    for env_id, entry_point, steps in (("PointGoal-v0", PointGoal, 25),
+                                       ("DotToCentre-v0", DotToCentre, 15)):
+        if env_id not in gymnasium.registry:
+            gymnasium.register(env_id, entry_point=entry_point, max_episode_steps=steps)
 
 
-_register_point_goal()
+_register()

@@ -20,6 +20,8 @@ def hyperparameter_problems(params) -> list[str]:
             f"min_replay_size={params.min_replay_size} exceeds replay_capacity="
             f"{params.replay_capacity}: lower min_replay_size or raise the capacity"
         )
+    if not any(p.startswith(("conv_", "encoder_features")) for p in problems):
+        problems += params.conv_settings().problems()
     problems += _demonstration_problems(params)
     problems += hindsight.settings_problems(params)
     spi, slack = params.samples_per_insert, params.samples_per_insert_error_buffer
@@ -99,7 +101,9 @@ _RULES = (
       "log_period_itrs", "checkpoint_period_itrs", "checkpoints_to_keep",
       "target_update_period", "recurrent_sequence_length", "n_step"), _int_at_least(1),
      "must be a positive integer"),
-    (("n_buffer_init_episodes", "n_eval_episodes", "seed", "recurrent_burn_in"),
+    (("encoder_features",), _int_at_least(1), "must be a positive integer"),
+    (("n_buffer_init_episodes", "n_eval_episodes", "seed", "recurrent_burn_in",
+      "image_shift"),
      _int_at_least(0),
      "must be an integer >= 0"),
     (("n_buffer_init_steps",), _or_none(_int_at_least(0)), "must be an integer >= 0 or None"),
@@ -114,7 +118,8 @@ _RULES = (
     (("initial_log_alpha",), is_number, "must be a finite number"),
     (("target_entropy",), _or_none(is_number),
      "must be a finite number or None (None: -dim(action space) / 2)"),
-    (("actor_fc_layers", "critic_joint_fc_layers", "lstm_size", "recurrent_output_fc_layers"),
+    (("actor_fc_layers", "critic_joint_fc_layers", "lstm_size", "recurrent_output_fc_layers",
+      "conv_channels", "conv_kernels", "conv_strides"),
      _layer_sizes,
      "must be a tuple of positive integers (hidden layer sizes), e.g. (256, 256)"),
     (("learner_keeps_replay", "recurrent", "init_from_optimizers", "init_from_alpha",

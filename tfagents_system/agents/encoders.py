@@ -11,7 +11,12 @@ Leaves are named by their nest path (`core.specs.leaves`: "position",
 "sensors/imu", "0" for a tuple's first element; a non-nested observation is
 "observation"). `ObservationCombiner` is the Keras layer (the actor's
 EncodingNetwork and `networks.CombinedCriticNetwork`); `NumpyCombiner` computes the
-same in numpy for the workers' `actors.NumpyActor`. Image encoders go here.
+same in numpy for the workers' `actors.NumpyActor`.
+
+Image leaves (uint8 [H, W, C], `is_image`) go through `ImageEncoder` instead: a
+convolutional stack per image leaf (`ConvSettings`), then a dense layer to
+`features` units with layer normalization and tanh (SAC-AE, DrQ), the other leaves
+joined after it as the combiner joins them. `random_shift` is DrQ's augmentation.
 """
 
 from __future__ import annotations
@@ -21,8 +26,19 @@ from collections.abc import Mapping
 import numpy as np
 import tensorflow as tf
 
+from tfagents_system.agents.settings import ConvSettings
 from tfagents_system.core.errors import ParamsError
 from tfagents_system.core.specs import leaves
+
+
+def is_image(leaf) -> bool:
+    """Whether a spec leaf (`core.specs.Leaf`) is an image: uint8 [H, W, C]."""
+    return len(leaf.shape) == 3 and leaf.dtype == "uint8"
+
+
+def has_images(spec) -> bool:
+    """Whether an observation spec has an image leaf (the pixel networks' input)."""
+    return any(is_image(leaf) for leaf in leaves(spec))
 
 
 class ObservationError(ParamsError):
@@ -139,3 +155,79 @@ def actor_combiner_kwargs(spec, normalization: Mapping | None) -> dict:
     if not needs_combiner(spec, normalization):
         return {}
     return {"preprocessing_combiner": ObservationCombiner.for_spec(spec, normalization)}
+
+
+class ImageEncoder(tf.keras.layers.Layer):
+    """Features of an observation with image leaves: per image leaf, uint8 / 255 ->
+    conv stack -> dense `features` -> layer norm -> tanh; the other leaves flattened,
+    cast to float32 and joined after (in tf.nest order). Takes [N, ...] leaves.
+    The config is plain values, so TF-Agents can copy the layer (`from_config`)."""
+
+    def __init__(self, shapes, dtypes, channels=ConvSettings.channels,
+                 kernels=ConvSettings.kernels, strides=ConvSettings.strides,
+                 features=ConvSettings.features, **kwargs):
+        super().__init__(**kwargs)
+        self._shapes = [tuple(int(d) for d in shape) for shape in shapes]
+        self._dtypes = [str(dtype) for dtype in dtypes]
+        self._conv = ConvSettings(tuple(channels), tuple(kernels), tuple(strides),
+                                  int(features))
+        self._images = [len(shape) == 3 and dtype == "uint8"
+                        for shape, dtype in zip(self._shapes, self._dtypes)]
+        self._towers = [self._tower() if image else None for image in self._images]
+        self.size = sum(features if image else int(np.prod(shape, dtype=np.int64))
+                        for shape, image in zip(self._shapes, self._images))
+
+    @classmethod
+    def for_spec(cls, spec, conv: ConvSettings, **kwargs) -> ImageEncoder:
+        """The encoder of an observation spec."""
+        spec_leaves = leaves(spec)
+        for leaf in spec_leaves:
+            if is_image(leaf) and min(conv.output_size(*leaf.shape[:2])) < 1:
+                raise ObservationError(
+                    f"observation leaf {leaf.path!r} ({leaf.shape[0]}x{leaf.shape[1]}) is "
+                    f"too small for conv_kernels {conv.kernels} with conv_strides "
+                    f"{conv.strides}; use fewer layers, smaller kernels or strides")
+        return cls([leaf.shape for leaf in spec_leaves], [leaf.dtype for leaf in spec_leaves],
+                   conv.channels, conv.kernels, conv.strides, conv.features, **kwargs)
+
+    def _tower(self) -> list:
+        conv = self._conv
+        layers = [tf.keras.layers.Conv2D(channels, kernel, stride, activation="relu")
+                  for channels, kernel, stride in zip(conv.channels, conv.kernels,
+                                                      conv.strides)]
+        return layers + [tf.keras.layers.Flatten(), tf.keras.layers.Dense(conv.features),
+                         tf.keras.layers.LayerNormalization()]
+
+    def call(self, observation):
+        parts = []
+        for x, shape, tower in zip(tf.nest.flatten(observation), self._shapes, self._towers):
+            if tower is None:
+                x = tf.cast(x, tf.float32)
+                parts.append(tf.reshape(x, [-1, int(np.prod(shape, dtype=np.int64))]))
+                continue
+            x = tf.cast(x, tf.float32) / 255.0
+            for layer in tower:
+                x = layer(x)
+            parts.append(tf.tanh(x))
+        return parts[0] if len(parts) == 1 else tf.concat(parts, axis=-1)
+
+    def get_config(self) -> dict:
+        conv = self._conv
+        return {**super().get_config(), "shapes": [list(s) for s in self._shapes],
+                "dtypes": list(self._dtypes), "channels": list(conv.channels),
+                "kernels": list(conv.kernels), "strides": list(conv.strides),
+                "features": conv.features}
+
+
+def random_shift(images, pad: int, seed=None):
+    """DrQ's augmentation: each image of [N, H, W, C] shifted by up to `pad` pixels
+    each way, the border repeated (pad by replication, then a random H x W crop),
+    without building the padded images: rows and columns are gathered at clipped
+    indices. Any dtype; returns the input's."""
+    shape = tf.shape(images)
+    n, height, width = shape[0], shape[1], shape[2]
+    offsets = tf.random.uniform([n, 2], 0, 2 * pad + 1, dtype=tf.int32, seed=seed) - pad
+    rows = tf.clip_by_value(offsets[:, :1] + tf.range(height)[None], 0, height - 1)
+    cols = tf.clip_by_value(offsets[:, 1:] + tf.range(width)[None], 0, width - 1)
+    shifted = tf.gather(images, rows, axis=1, batch_dims=1)
+    return tf.gather(shifted, cols, axis=2, batch_dims=1)

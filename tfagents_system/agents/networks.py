@@ -4,6 +4,10 @@
   tanh-squashed normal head, and the ddpg CriticNetwork on the observation and
   action joined; `CombinedCriticNetwork` when the observation goes through the
   combiner (`encoders`).
+- Pixels (an observation with image leaves, `encoders.has_images`): the actor's
+  combiner is an `ImageEncoder` that is not trained by the actor's loss (the agent
+  copies the critics' encoder into it, `sac.SacAgent`), and `TwinCriticNetwork` is
+  both critics on one shared encoder, as in SAC-AE and DrQ.
 - Recurrent (`NetworkSettings.lstm_size`): TF-Agents' ActorDistributionRnnNetwork
   (actor layers -> LSTM -> output layers), and `RecurrentCriticNetwork`, an LSTM over
   the observations only with the action joined after it (README, "Recurrent
@@ -26,11 +30,13 @@ from tf_agents.networks import (
 )
 
 from tfagents_system.agents.encoders import (
+    ImageEncoder,
     ObservationCombiner,
     actor_combiner_kwargs,
+    has_images,
     needs_combiner,
 )
-from tfagents_system.agents.settings import NetworkSettings
+from tfagents_system.agents.settings import ConvSettings, NetworkSettings
 
 _PROJECTION = tanh_normal_projection_network.TanhNormalProjectionNetwork
 
@@ -39,6 +45,9 @@ def actor_network(settings: NetworkSettings, observation_spec, action_spec):
     """SAC's actor: `actor_layers` (recurrent: then the LSTM and `output_layers`) and a
     tanh-squashed normal head; a structured observation goes through the combiner."""
     combiner = actor_combiner_kwargs(observation_spec, settings.observation_normalization)
+    if has_images(observation_spec) and not settings.recurrent:
+        combiner = {"preprocessing_combiner": ImageEncoder.for_spec(
+            observation_spec, settings.conv, trainable=False)}
     if settings.recurrent:
         return actor_distribution_rnn_network.ActorDistributionRnnNetwork(
             observation_spec, action_spec, input_fc_layer_params=settings.actor_layers,
@@ -53,6 +62,9 @@ def critic_network(settings: NetworkSettings, observation_spec, action_spec):
     """SAC's critic Q(s, a): `critic_layers` on the observation and action joined
     (recurrent: `RecurrentCriticNetwork`)."""
     normalization = settings.observation_normalization
+    if has_images(observation_spec) and not settings.recurrent:
+        return TwinCriticNetwork((observation_spec, action_spec), settings.critic_layers,
+                                 conv=settings.conv)
     if settings.recurrent:
         combiner = actor_combiner_kwargs(observation_spec, normalization)
         return RecurrentCriticNetwork(
@@ -88,6 +100,53 @@ class CombinedCriticNetwork(network.Network):
         observation, action = inputs
         return self._critic((self._combiner(observation), action), step_type=step_type,
                             network_state=network_state, training=training)
+
+
+class TwinCriticNetwork(network.Network):
+    """Both of SAC's critics on one image encoder: Q1 and Q2 as [..., 2]. The agent
+    (`sac.SacAgent`) reads the pair from this one network (`twin`); its second critic
+    is a `NoCritic`. Copies (the targets) get their own encoder."""
+
+    twin = True
+
+    def __init__(self, input_tensor_spec, joint_fc_layer_params=(256, 256), conv=None,
+                 name="TwinCriticNetwork"):
+        observation_spec, _ = input_tensor_spec
+        super().__init__(input_tensor_spec, state_spec=(), name=name)
+        self.encoder = ImageEncoder.for_spec(observation_spec, conv or ConvSettings())
+        self._heads = [[tf.keras.layers.Dense(n, activation="relu") for n in
+                        joint_fc_layer_params] + [tf.keras.layers.Dense(1)] for _ in range(2)]
+
+    def call(self, inputs, step_type=(), network_state=(), training=False):
+        observation, action = inputs
+        outer = tf.shape(tf.nest.flatten(action)[0])[:-1]
+        flat_obs = tf.nest.map_structure(
+            lambda x, s: tf.reshape(x, tf.concat([[-1], s.shape], 0)), observation,
+            self.input_tensor_spec[0])
+        features = self.encoder(flat_obs)
+        actions = [tf.reshape(tf.cast(a, tf.float32), [tf.shape(features)[0], -1])
+                   for a in tf.nest.flatten(action)]
+        joint = tf.concat([features] + actions, axis=-1)
+        values = []
+        for head in self._heads:
+            x = joint
+            for layer in head:
+                x = layer(x, training=training)
+            values.append(x)
+        q = tf.concat(values, axis=-1)
+        return tf.reshape(q, tf.concat([outer, [2]], 0)), network_state
+
+
+class NoCritic(network.Network):
+    """The second critic's place when `TwinCriticNetwork` holds both: no variables,
+    never trained (TF-Agents' SacAgent requires a second critic network)."""
+
+    def __init__(self, input_tensor_spec, name="NoCritic"):
+        super().__init__(input_tensor_spec, state_spec=(), name=name)
+
+    def call(self, inputs, step_type=(), network_state=(), training=False):
+        _, action = inputs
+        return tf.zeros(tf.shape(tf.nest.flatten(action)[0])[:-1]), network_state
 
 
 class RecurrentCriticNetwork(network.Network):

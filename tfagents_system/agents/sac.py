@@ -6,7 +6,11 @@ the TD target, a penalty on the policy weighted by alpha (SAC's entropy by defau
 or the divergence from a prior policy), and the reduction over a batch of transitions
 or over replay windows' masked steps (chosen by the batch's rank). So feed-forward and
 recurrent networks, one-step and n-step rows, entropy and prior all combine, and a new
-term is a new part rather than another fork of SAC. On feed-forward transitions with
+term is a new part rather than another fork of SAC. Pixels add two parts: both critics
+in one `networks.TwinCriticNetwork` on a shared image encoder, which the agent copies
+into the actor's (untrained) encoder before each step, so the actor sees the critics'
+features without its loss reaching them; and DrQ's random shift of the observations
+and next observations of each batch (`image_shift`). On feed-forward transitions with
 the entropy penalty its losses are TF-Agents' own, operation for operation.
 """
 
@@ -16,8 +20,9 @@ import tensorflow as tf
 from tf_agents.agents.sac import sac_agent
 
 from tfagents_system.agents import prior as prior_module
+from tfagents_system.agents.encoders import ImageEncoder, random_shift
 from tfagents_system.agents.losses import Entropy, PriorDivergence, reduce, td_targets
-from tfagents_system.agents.networks import is_recurrent
+from tfagents_system.agents.networks import NoCritic, is_recurrent
 from tfagents_system.agents.settings import AgentSettings
 from tfagents_system.core import constants as C
 from tfagents_system.core.batches import SequenceBatch
@@ -25,10 +30,18 @@ from tfagents_system.core.batches import SequenceBatch
 
 class SacAgent(sac_agent.SacAgent):
     """SAC whose losses are assembled from terms (module docstring). `penalty`: the
-    policy's penalty (`losses.Entropy` of the agent's target entropy when None)."""
+    policy's penalty (`losses.Entropy` of the agent's target entropy when None);
+    `image_shift`: pixels each image observation is randomly shifted by in training
+    (0: none)."""
 
-    def __init__(self, time_step_spec, action_spec, *, penalty=None, **sac_settings):
+    def __init__(self, time_step_spec, action_spec, *, penalty=None, image_shift=0,
+                 **sac_settings):
+        if getattr(sac_settings.get("critic_network"), "twin", False):
+            sac_settings.setdefault("critic_network_2", NoCritic(
+                sac_settings["critic_network"].input_tensor_spec))
         super().__init__(time_step_spec, action_spec, **sac_settings)
+        self._image_shift = int(image_shift)
+        self._tied_encoders = _tied_encoders(self._critic_network_1, self._actor_network)
         self._penalty = penalty if penalty is not None else Entropy(self._target_entropy)
         # The penalty's batch mean, read back by _train for the learner's summaries.
         self._divergence = (None if self._penalty.metric is None
@@ -36,6 +49,9 @@ class SacAgent(sac_agent.SacAgent):
 
     def _critic_pair(self, critics, observation, actions, step_type, training):
         first, second = critics
+        if getattr(first, "twin", False):
+            q, _ = first((observation, actions), step_type=step_type, training=training)
+            return q[..., 0], q[..., 1]
         q1, _ = first((observation, actions), step_type=step_type, training=training)
         q2, _ = second((observation, actions), step_type=step_type, training=training)
         return q1, q2
@@ -83,9 +99,49 @@ class SacAgent(sac_agent.SacAgent):
 
     def _train(self, experience, weights):
         """SAC's gradient steps; the loss info also carries what the penalty logs."""
+        for source, copy in self._tied_encoders:
+            copy.assign(source)
+        if self._image_shift:
+            experience = shift_images(experience, self._image_shift)
         loss_info = super()._train(experience, weights)
         return loss_info._replace(extra=self._penalty.loss_info(loss_info.extra,
                                                                 self._divergence))
+
+
+def _tied_encoders(critic, actor) -> list[tuple]:
+    """(critic variable, actor variable) pairs of the critics' image encoder and the
+    actor's untrained copy of it (`networks.actor_network` for pixels); none for other
+    networks."""
+    combiner = getattr(getattr(actor, "_encoder", None), "_preprocessing_combiner", None)
+    source = getattr(critic, "encoder", None)
+    if not isinstance(combiner, ImageEncoder) or combiner.trainable or source is None:
+        return []
+    if [v.shape for v in source.variables] != [v.shape for v in combiner.variables]:
+        raise ValueError("the actor's image encoder differs from the critics'; build both "
+                         "from the same NetworkSettings")
+    return list(zip(source.variables, combiner.variables))
+
+
+def shift_images(experience, pad: int):
+    """`experience` with every image observation (uint8 [..., H, W, C]) of its time
+    steps randomly shifted by up to `pad` pixels, each image on its own (DrQ)."""
+
+    def shift(x):
+        if x.dtype != tf.uint8 or x.shape.rank < 4:
+            return x
+        shape = tf.shape(x)
+        flat = tf.reshape(x, tf.concat([[-1], shape[-3:]], 0))
+        return tf.reshape(random_shift(flat, pad), shape)
+
+    if hasattr(experience, "next_time_step"):  # a Transition
+        time_step, action_step, next_time_step = experience
+        return experience._replace(
+            time_step=time_step._replace(observation=tf.nest.map_structure(
+                shift, time_step.observation)),
+            next_time_step=next_time_step._replace(observation=tf.nest.map_structure(
+                shift, next_time_step.observation)))
+    return experience._replace(observation=tf.nest.map_structure(shift,
+                                                                 experience.observation))
 
 
 def make_agent(settings: AgentSettings, time_step_spec, action_spec, actor_net, critic_net,
@@ -109,7 +165,7 @@ def make_agent(settings: AgentSettings, time_step_spec, action_spec, actor_net, 
         td_errors_loss_fn=tf.math.squared_difference, gamma=settings.discount,
         reward_scale_factor=settings.reward_scale_factor,
         initial_log_alpha=settings.initial_log_alpha, target_entropy=settings.target_entropy,
-        train_step_counter=train_step)
+        train_step_counter=train_step, image_shift=settings.image_shift)
 
 
 def train(agent, batch):

@@ -9,7 +9,7 @@ agent, and for the recurrent one the settings measured in docs/recurrent.md.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 
 # Hyperparameters whose default depends on the kind of networks. Feed-forward: SAC's
@@ -40,15 +40,47 @@ def defaults(recurrent: bool):
 
 
 @dataclass(frozen=True)
+class ConvSettings:
+    """The image encoder: one conv layer per entry of `channels` (with its kernel and
+    stride, ReLU, no padding), then `features` units. Defaults: SAC-AE's and DrQ's
+    encoder (Yarats et al., 2019; Kostrikov et al., 2020)."""
+
+    channels: tuple[int, ...] = (32, 32, 32, 32)
+    kernels: tuple[int, ...] = (3, 3, 3, 3)
+    strides: tuple[int, ...] = (2, 1, 1, 1)
+    features: int = 50
+
+    def problems(self) -> list[str]:
+        """What is wrong with the settings, as one line each."""
+        lengths = {len(self.channels), len(self.kernels), len(self.strides)}
+        if len(lengths) != 1 or not self.channels:
+            return [f"conv_channels {self.channels}, conv_kernels {self.kernels} and "
+                    f"conv_strides {self.strides} must be non-empty and of one length "
+                    "(one entry per conv layer)"]
+        if min(self.channels + self.kernels + self.strides + (self.features,)) < 1:
+            return ["conv_channels, conv_kernels, conv_strides and encoder_features must "
+                    "be positive integers"]
+        return []
+
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        """The last conv layer's height and width on an image of this size."""
+        for kernel, stride in zip(self.kernels, self.strides):
+            height, width = (height - kernel) // stride + 1, (width - kernel) // stride + 1
+        return height, width
+
+
+@dataclass(frozen=True)
 class NetworkSettings:
     """The actor's and critics' layers. With `lstm_size` the networks are recurrent:
-    `actor_layers` / `critic_layers` -> LSTM -> `output_layers`."""
+    `actor_layers` / `critic_layers` -> LSTM -> `output_layers`. An observation with
+    image leaves goes through `conv` first (`encoders.ImageEncoder`)."""
 
     actor_layers: tuple[int, ...]
     critic_layers: tuple[int, ...]
     observation_normalization: dict | None = None
     lstm_size: tuple[int, ...] | None = None
     output_layers: tuple[int, ...] = ()
+    conv: ConvSettings = field(default_factory=ConvSettings)
 
     @property
     def recurrent(self) -> bool:
@@ -83,3 +115,5 @@ class AgentSettings:
     target_entropy: float | None  # None: TF-Agents' default, -dim(actions) / 2
     reward_scale_factor: float
     prior: PriorSettings | None = None
+    # DrQ's random shift of image observations by up to this many pixels (0: none).
+    image_shift: int = 0

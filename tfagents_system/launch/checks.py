@@ -301,6 +301,10 @@ def read_demonstrations(params, params_file: Path, config_file: Path,
         raise CheckError(f"{where}: demonstrations go into the packed replay layouts only, "
                          f"but this agent needs {replay_format.layout} "
                          f"({replay_format.reason}); remove the demonstrations")
+    if replay_format.frames is not None:
+        raise CheckError(f"{where}: demonstrations of image observations are not supported "
+                         "yet (their frames would need the frame layout's blocks); remove "
+                         "the demonstrations")
     timeout.stage(f"reading the demonstrations ({where})")
     try:
         return demo_store.build_rows(files, replay_format,

@@ -184,8 +184,10 @@ class BlockCheck:
     (when given), so a captured block is refused after a learner restart too."""
 
     def __init__(self, signer: Signer, row_size: int, state_path: Path | None = None,
-                 max_rows: int = MAX_BLOCK_ROWS):
+                 max_rows: int = MAX_BLOCK_ROWS, value_columns: slice | None = None):
         self._signer = signer
+        # The columns that hold numbers (None: all); the others are bytes (`frames`).
+        self._values = slice(None) if value_columns is None else value_columns
         self.row_size = int(row_size)
         self.max_rows = int(max_rows)
         self._state_path = None if state_path is None else Path(state_path)
@@ -242,7 +244,7 @@ class BlockCheck:
             return self.rejected("already taken")
         rows = block[block[:, 0] != PAD_STEP_TYPE]
         steps_ok = np.isin(rows[:, 0], STEP_TYPES).all() and np.isin(rows[:, 1], STEP_TYPES).all()
-        if not steps_ok or not np.isfinite(rows).all():
+        if not steps_ok or not np.isfinite(rows[:, self._values]).all():
             return self.rejected("not transitions (step types or non-finite values)")
         self._last_seq[writer] = seq
         return rows

@@ -18,7 +18,10 @@ Layouts:
 - `packed_blocks` (LAYOUT_BLOCKS): the rows travel in blocks through a FIFO queue
   table to the learner, which keeps the replay buffer in its own memory (`memory`):
   neither side pays Reverb's per-item costs per transition. Chosen over
-  packed_transition when the buffer fits in a quarter of the learner's RAM.
+  packed_transition when the buffer fits in a quarter of the learner's RAM. An
+  observation with one image leaf (uint8 [H, W, C]) has its frames stored once, as
+  bytes (`frames`: `ReplayFormat.frames` is the frames an observation stacks); it
+  needs this layout.
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ from tfagents_system.core.errors import FatalError
 from tfagents_system.core.files import read_json, write_json_atomic
 from tfagents_system.core.specs import SINGLE_LEAF, Leaf, leaves
 from tfagents_system.replay.budget import memory_budget_bytes
-from tfagents_system.replay.packing import TransitionPacker, make_packer
+from tfagents_system.replay.frames import FramePacker, frame_leaf_index
+from tfagents_system.replay.packing import BLOCK_ROWS, TransitionPacker, make_packer
 
 LAYOUT_STEPS = "steps2"
 LAYOUT_PACKED = "packed_transition"
@@ -83,6 +87,7 @@ class ReplayFormat:
     action: tuple[Leaf, ...] | None = None
     window: Window | None = None
     n_step: NStep | None = None
+    frames: int | None = None  # frames per image observation, each stored once (`frames`)
     # packed_transition rows that carry their own signature (experiments created before
     # signed rows sample unsigned ones); not part of what a resume must match
     signed_rows: bool = field(default=False, compare=False)
@@ -97,6 +102,9 @@ class ReplayFormat:
     def items(self, transitions: int) -> int:
         """Replay items (rows) holding `transitions` transitions: one each, or one window
         of `window.length` trained steps each (rounded up)."""
+        if self.frames is not None:  # and a block's context rows (full blocks)
+            return int(transitions) + -(-int(transitions) * self.frames
+                                        // (BLOCK_ROWS - self.frames)) + self.frames
         if self.window is None:
             return int(transitions)
         return -(-int(transitions) // self.window.length)
@@ -110,11 +118,15 @@ class ReplayFormat:
         """The row packer of this format (`packing`); needs the bound specs."""
         if self.observation_spec is None:
             raise ValueError("the replay format is not bound to the env's specs (bind)")
+        if self.frames is not None:
+            return FramePacker(self.observation_spec, self.action_spec, self.frames)
         return make_packer(self.observation_spec, self.action_spec, self.window, self.n_step)
 
     def rows(self) -> str:
         """What a row holds, e.g. ` of windows of 0+20 steps (burn-in + trained)`."""
         text = "" if self.window is None else f" of {self.window.describe()}"
+        if self.frames is not None:
+            text += f" with each image frame stored once ({self.frames} per observation)"
         return text + ("" if self.n_step is None else f" of {self.n_step.n}-step transitions")
 
     def describe(self) -> str:
@@ -135,6 +147,8 @@ class ReplayFormat:
             record["sequence"] = {"length": self.window.length, "burn_in": self.window.burn_in}
         if self.n_step is not None:
             record["n_step"] = {"n": self.n_step.n, "discount": self.n_step.discount}
+        if self.frames is not None:
+            record["frames"] = self.frames
         if self.signed_rows:
             record["signed_rows"] = True
         return record
@@ -154,6 +168,7 @@ class ReplayFormat:
                                                              int(window["burn_in"])),
                    n_step=None if n_step is None else NStep(int(n_step["n"]),
                                                             float(n_step["discount"])),
+                   frames=None if data.get("frames") is None else int(data["frames"]),
                    signed_rows=data.get("signed_rows") is True)
 
     def write(self, path: Path) -> None:
@@ -221,14 +236,16 @@ def _n_steps(n_step: NStep | None) -> str:
 
 def choose(collect_data_spec, capacity: int | None = None, learner_keeps: bool = True,
            window: Window | None = None, n_step: NStep | None = None,
-           unsupported: str | None = None) -> ReplayFormat:
+           unsupported: str | None = None, frame_stack: int = 1) -> ReplayFormat:
     """The format of a new experiment: packed where it is exact, else the TF-Agents one.
 
     `unsupported`: why the agent is not one the packed layouts train (not a SacAgent);
     else the collect data spec decides. With a capacity (and `learner_keeps`), packed
     rows go in blocks to the learner's own memory if capacity x row size fits in
     `memory_budget_bytes()`; else the learner samples them from Reverb. A window or
-    n-step rows need the packed layouts (FormatError otherwise).
+    n-step rows need the packed layouts (FormatError otherwise). An observation with one
+    image leaf of `frame_stack` frames is stored frame by frame (`frames`) in the
+    learner's memory; it needs the learner to keep the buffer (FormatError otherwise).
     """
     reason = unsupported or TransitionPacker.unsupported_reason(collect_data_spec)
     if reason and window is not None:
@@ -241,6 +258,9 @@ def choose(collect_data_spec, capacity: int | None = None, learner_keeps: bool =
                  "window": window, "n_step": n_step}
     if reason:
         return ReplayFormat(LAYOUT_STEPS, reason, **structure)
+    if frame_leaf_index(collect_data_spec.observation) is not None:
+        return _frame_format(collect_data_spec, capacity, learner_keeps, window, n_step,
+                             frame_stack, structure)
     what = "SacAgent on float32 transitions" + (
         "" if window is None else f" in {window.describe()}") + (
         "" if n_step is None else f" of {n_step.n}-step returns")
@@ -258,3 +278,30 @@ def choose(collect_data_spec, capacity: int | None = None, learner_keeps: bool =
                             "GiB), so Reverb keeps the buffer", **structure, signed_rows=True)
     return ReplayFormat(LAYOUT_BLOCKS, f"{what}; the learner keeps the buffer "
                         f"({need / 2**30:.2f} GiB)", **structure)
+
+
+def _frame_format(collect_data_spec, capacity, learner_keeps, window, n_step, frame_stack,
+                  structure) -> ReplayFormat:
+    """The packed_blocks layout with frames stored once (`frames`), or FormatError."""
+    if window is not None or n_step is not None:
+        raise FormatError("image observations are stored frame by frame, which recurrent "
+                          "windows and n-step rows do not support yet: set recurrent = False "
+                          "and n_step = 1")
+    if capacity is None or not learner_keeps:
+        raise FormatError("image observations are stored frame by frame in the learner's "
+                          "memory: set learner_keeps_replay = True")
+    fmt = ReplayFormat(LAYOUT_BLOCKS, **structure, frames=int(frame_stack))
+    packer = fmt.bind(collect_data_spec.observation, collect_data_spec.action).packer()
+    need = fmt.items(capacity) * packer.row_bytes()
+    budget = memory_budget_bytes()
+    if need > budget:
+        raise FormatError(
+            f"a replay memory of {need / 2**30:.2f} GiB for {capacity} image transitions "
+            f"exceeds a quarter of the available RAM ({budget / 2**30:.2f} GiB): lower "
+            "replay_capacity, or use smaller images")
+    per_transition = packer.row_bytes() * fmt.items(capacity) / capacity
+    frame = "x".join(map(str, packer.frame_shape))
+    return dataclasses.replace(fmt, reason=(
+        f"SacAgent on image observations; the learner keeps the buffer ({need / 2**30:.2f} "
+        f"GiB, {per_transition:,.0f} B per transition in full blocks; one {frame} frame "
+        f"is {packer.frame_bytes:,} B)"))

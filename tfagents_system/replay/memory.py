@@ -173,6 +173,8 @@ class ReplayMemory:
         self.rows = tf.Variable(tf.zeros([self.capacity, self.row_size], tf.float32),
                                 trainable=False, name="replay_rows")
         self.size = tf.Variable(0, dtype=tf.int64, trainable=False, name="replay_size")
+        # Where the oldest stored row is (0 until the ring is full).
+        self.first = tf.Variable(0, dtype=tf.int64, trainable=False, name="replay_first")
         self.inserted = 0  # rows ever stored (the log's row count)
         self.imported = 0  # of which imported from another experiment
         self._directory = None if directory is None else Path(directory)
@@ -209,7 +211,9 @@ class ReplayMemory:
             return
         positions = (first_index + np.arange(len(rows))) % self.capacity
         self.rows.scatter_nd_update(positions[:, None], rows)
-        self.size.assign(min(first_index + len(rows), self.capacity))
+        end = first_index + len(rows)
+        self.size.assign(min(end, self.capacity))
+        self.first.assign(max(0, end - self.capacity) % self.capacity)
 
     def add(self, rows: np.ndarray) -> None:
         """Store rows (a [n, row_size] float32 array), oldest overwritten first."""
@@ -227,6 +231,28 @@ class ReplayMemory:
 
         index = tf.random.uniform([batch_size], maxval=self.size, dtype=tf.int64)
         return tf.gather(self.rows, index)
+
+    def sample_with_history(self, batch_size: int, history: int, position_column: int,
+                            valid):
+        """[batch_size, history + 1, row_size]: rows drawn uniformly among those
+        `valid(positions, ages)` accepts (their `position_column` value, and the rows
+        stored before them), each with the `history` rows stored just before it
+        (`frames`: a transition and its block's frames). Graph code; rejected draws
+        are drawn again."""
+        import tensorflow as tf
+
+        def draw():
+            return tf.random.uniform([batch_size], maxval=self.size, dtype=tf.int64)
+
+        def accepted(index):
+            column = tf.fill(tf.shape(index), tf.constant(position_column, tf.int64))
+            positions = tf.gather_nd(self.rows, tf.stack([index, column], axis=1))
+            return valid(positions, (index - self.first) % self.capacity)
+
+        index = tf.while_loop(lambda i: tf.logical_not(tf.reduce_all(accepted(i))),
+                              lambda i: [tf.where(accepted(i), i, draw())], [draw()])[0]
+        offsets = tf.range(history, -1, -1, dtype=tf.int64)
+        return tf.gather(self.rows, (index[:, None] - offsets[None]) % self.capacity)
 
     def close(self) -> None:
         if self._log is not None:

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from tfagents_system.core import constants as C
+from tfagents_system.replay import frames
 from tfagents_system.replay import memory as replay_memory
 from tfagents_system.replay.auth import BlockCheck, Rejections, RowCheck
 from tfagents_system.replay.client import SERVER_CALL_TIMEOUT_S, ServerLink
@@ -111,7 +112,8 @@ class MemorySource(DataSource):
         self._log = log
         self._batch_size = int(settings.batch_size)
         self.packer = replay_format.packer()
-        self.check = BlockCheck(link.signer, self.packer.size, sequences)
+        self.check = BlockCheck(link.signer, self.packer.size, sequences,
+                                value_columns=getattr(self.packer, "value_columns", None))
         self._report = RefusalReport(log, "dropped %d block(s) from the experience queue so "
                                           "far, never stored: %s")
         self.memory = memory
@@ -147,6 +149,10 @@ class MemorySource(DataSource):
         return allowed
 
     def next_batch(self):
+        history = getattr(self.packer, "history", 0)
+        if history:  # frames: a transition row and its block's rows before it
+            return self.packer.unpack(self.memory.sample_with_history(
+                self._batch_size, history, frames.POSITION, self.packer.valid))
         return self.packer.unpack(self.memory.sample(self._batch_size))
 
     def sample(self):

@@ -226,6 +226,8 @@ class BlockExperienceWriter(_BlockingWrites):
         block, self._block = self._block, np.zeros_like(self._block)  # Reverb may keep it
         block[self._count:, 0] = PAD_STEP_TYPE
         self._count = 0
+        if hasattr(self._rows, "block_started"):  # frames: the next block's context
+            self._rows.block_started()
         meta = np.array([self._writer_id, self._seq], np.int64)
         self._seq += 1
         refs = self._cpp.Append([block, meta,
