@@ -161,6 +161,7 @@ class RenderedObservation(_base_wrapper()):
         try:
             self._env.reset()
             self._frame()
+            _free_render_contexts_at_exit(self._env)
         except EnvError:
             raise
         except Exception as exc:
@@ -182,6 +183,13 @@ class RenderedObservation(_base_wrapper()):
     def action_spec(self):
         return self._action_spec
 
+    def get_info(self):
+        """The env's info (None where it has none: dm_control's)."""
+        try:
+            return self._env.get_info()
+        except (AttributeError, NotImplementedError):
+            return None
+
     def time_step_spec(self):
         from tf_agents.specs import array_spec
         from tf_agents.trajectories import time_step as ts
@@ -200,6 +208,25 @@ class RenderedObservation(_base_wrapper()):
     def _step(self, action):
         return self._convert(self._env.step(
             np.asarray(action, dtype=self._inner_action.dtype)))
+
+
+def _free_render_contexts_at_exit(env) -> None:
+    """Free a dm_control env's rendering contexts when the interpreter exits, before
+    its render thread pool stops: dm_control's own exit hook runs after that (Python
+    3.11 stops thread pools first) and prints tracebacks instead."""
+    import threading
+    import weakref
+
+    physics = getattr(getattr(env, "_env", None), "physics", None)
+    if physics is None:
+        return
+    alive = weakref.ref(physics)  # an env closed and dropped before exit is not kept
+
+    def free():
+        if alive() is not None:
+            alive().free()
+
+    threading._register_atexit(free)  # runs before the thread pools' shutdown
 
 
 class FrameStack(_base_wrapper()):
