@@ -121,6 +121,13 @@ CASES = {
     "unknown gym id": (
         _with_config("gym.json", '{"env_id": "NoSuchEnvBulletEnv-v0"}'),
         "unknown env id 'NoSuchEnvBulletEnv-v0': neither gym 0.23 nor gymnasium has it"),
+    "unknown dm_control task": (
+        _with_config("dmc.json", '{"env_id": "dm_control/cartpole-swingupp", "pixels": {}}'),
+        "no dm_control suite task 'cartpole' 'swingupp'; cartpole has: "),
+    "bad pixels setting": (
+        _with_config("pix.json", '{"env_id": "Pendulum-v1", "pixels": {"frames": 3}}'),
+        'config "pixels": unknown key(s) frames; known: size, camera, frame_stack, '
+        "action_repeat"),
     "zero workers": (
         _with(SAC_NUM_COLLECT_WORKERS=0),
         "SAC_NUM_COLLECT_WORKERS='0' must be a positive integer or auto"),

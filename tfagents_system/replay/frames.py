@@ -196,8 +196,13 @@ class FrameBuilder:
 
     def __init__(self, packer: FramePacker):
         self._packer = packer
-        self.max_rows = packer.stack + 1
         self._position = 0
+
+    @property
+    def max_rows(self) -> int:
+        """Rows the next write may put out: the context and a transition at a block's
+        start, else one (so a block is only cut short when it is full)."""
+        return 1 if self._position else self._packer.stack + 1
 
     def block_started(self) -> None:
         """The next row is the first of a new block."""

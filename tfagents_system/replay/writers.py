@@ -210,7 +210,9 @@ class BlockExperienceWriter(_BlockingWrites):
         """One transition; the block goes out when full or at an episode's end
         (`episode_end` None: when next_time_step is LAST; False: a relabeled copy of
         `hindsight`, whose episode's last original follows)."""
-        if self._count + self._rows.max_rows > len(self._block):
+        frames_restart = (time_step.step_type == 0 and self._count
+                          and hasattr(self._rows, "block_started"))  # a torn episode's
+        if frames_restart or self._count + self._rows.max_rows > len(self._block):
             self.send()  # n-step rows: room for all that an episode's end writes
         self._count += self._rows.write(time_step, action_step.action, next_time_step,
                                         self._block[self._count:])
