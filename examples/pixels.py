@@ -40,11 +40,13 @@ class TrainParams(GymTrainParams):
     batch_size = 128
 
     # One gradient step per agent step after 1000 uniform random ones (DrQ's seed
-    # steps); DrQ's buffer of 100k agent steps.
+    # steps), collection at most 50 steps ahead of training, so returns at N env steps
+    # come after N / action_repeat - 1000 gradient steps, as DrQ's; its buffer of 100k
+    # agent steps.
     n_buffer_init_steps = 1_000
     min_replay_size = 1_000
     samples_per_insert = 128.0
-    samples_per_insert_error_buffer = 128.0 * 2_000
+    samples_per_insert_error_buffer = 128.0 * 50
     replay_capacity = 100_000
 
     num_iter = 10

@@ -58,6 +58,9 @@ class Learner:
         self.target = self.params.total_train_steps
         log.info("%s at train step %d of %d", "resumed" if self.start_step else "starting",
                  self.start_step, self.target)
+        gpus = tf.config.list_logical_devices("GPU")
+        log.info("networks on %s", ", ".join(d.name for d in gpus) if gpus else
+                 "the CPU (TensorFlow sees no GPU; requirements-gpu.txt installs CUDA)")
         self.greedy = greedy_policy.GreedyPolicy(self.agent.policy)
         self.policy_saver = policy_saver(self.greedy, self.train_step)
         self.policy_variables = self.agent.collect_policy.variables()

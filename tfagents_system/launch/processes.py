@@ -39,9 +39,16 @@ class Program:
         return C.WORKER_PREFIX if C.is_worker(self.name) else self.name
 
     def thread_env(self) -> dict[str, str]:
+        """The program's thread counts (its CPU slice), and for every program but the
+        learner no GPU: TensorFlow places the learner's networks on a GPU it sees,
+        while the workers' small policy calls and the replay server stay on the CPU
+        (and take no GPU memory)."""
         intra, inter = thread_pools(len(self.cpus))
-        return {C.ENV_THREADS: str(len(self.cpus)), "OMP_NUM_THREADS": str(intra),
-                "TF_NUM_INTRAOP_THREADS": str(intra), "TF_NUM_INTEROP_THREADS": str(inter)}
+        env = {C.ENV_THREADS: str(len(self.cpus)), "OMP_NUM_THREADS": str(intra),
+               "TF_NUM_INTRAOP_THREADS": str(intra), "TF_NUM_INTEROP_THREADS": str(inter)}
+        if self.name != C.LEARNER:
+            env["CUDA_VISIBLE_DEVICES"] = ""
+        return env
 
     def command(self, python: str) -> list[str]:
         return ["taskset", "-c", cpu_layout.format_cpus(self.cpus), python, "-u", "-m",

@@ -170,8 +170,9 @@ class ReplayMemory:
 
         self.capacity = int(capacity)
         self.row_size = int(row_size)
-        self.rows = tf.Variable(tf.zeros([self.capacity, self.row_size], tf.float32),
-                                trainable=False, name="replay_rows")
+        with tf.device("/CPU:0"):  # host RAM (the layout's budget), also with a GPU
+            self.rows = tf.Variable(tf.zeros([self.capacity, self.row_size], tf.float32),
+                                    trainable=False, name="replay_rows")
         self.size = tf.Variable(0, dtype=tf.int64, trainable=False, name="replay_size")
         # Where the oldest stored row is (0 until the ring is full).
         self.first = tf.Variable(0, dtype=tf.int64, trainable=False, name="replay_first")
