@@ -7,6 +7,8 @@
 #   (writes docs/learning.md and docs/learning.png; hours: see docs/learning.md)
 # Hindsight relabeling's cost on a worker against the learner (docs/manipulation.md):
 #   ./benchmarks/run.sh her_cost [--seconds S]
+# Pixels: the worker, learner and replay memory of the pixel layout (docs/pixels.md):
+#   ./benchmarks/run.sh pixels [--task dm_control/cartpole-swingup] [--seconds S]
 # One part (worker or learner) against another checkout, alternating (docs/architecture.md):
 #   ./benchmarks/run.sh ab --part worker --before /path/to/old/checkout [--pairs 2]
 # Measures the learner, a worker, N workers and weight staleness against their
@@ -31,6 +33,10 @@ fi
 if [[ "${1:-}" == her_cost ]]; then
   shift
   exec "$SAC_PYTHON" -m benchmarks.her_cost "$@"
+fi
+if [[ "${1:-}" == pixels ]]; then
+  shift
+  exec "$SAC_PYTHON" -m benchmarks.pixels "$@"
 fi
 if [[ "${1:-}" == learning ]]; then
   shift
