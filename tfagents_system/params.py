@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import abc
 import ast
-import functools
 import importlib.util
 import inspect
 import os
@@ -22,7 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tfagents_system import pixels
+from tfagents_system import config_env, pixels
 from tfagents_system.agents.settings import (
     FEED_FORWARD_DEFAULTS,
     AgentSettings,
@@ -32,7 +31,7 @@ from tfagents_system.agents.settings import (
     defaults,
 )
 from tfagents_system.core.errors import ParamsError
-from tfagents_system.envs import EnvError, keep_observation_entries, load_gym_env
+from tfagents_system.envs import EnvError, load_gym_env
 from tfagents_system.pixels import PixelSettings
 from tfagents_system.replay.format import NStep, Window
 from tfagents_system.replay.limits import ReplaySettings
@@ -201,17 +200,13 @@ class TrainParamsBase(abc.ABC):
     prior_std: float = 0.1
 
     # --- Pixels (README, "Learning from pixels") ---
-    # Observations with image leaves (uint8 [H, W, C]) go through a conv encoder shared
-    # by both critics; the actor uses a copy of it that its loss does not train (SAC-AE,
-    # DrQ). One conv layer per entry (ReLU, no padding), then encoder_features units
-    # with layer norm and tanh. Defaults: DrQ's encoder (four 32-channel 3x3 layers,
-    # the first of stride 2); the seed system's was (64, 64, 64), (3, 3, 3), (2, 2, 2).
+    # Image leaves (uint8 [H, W, C]) go through a conv encoder, one layer per entry,
+    # then encoder_features units (defaults: DrQ's encoder).
     conv_channels: tuple[int, ...] = ConvSettings.channels
     conv_kernels: tuple[int, ...] = ConvSettings.kernels
     conv_strides: tuple[int, ...] = ConvSettings.strides
     encoder_features: int = ConvSettings.features
-    # DrQ's augmentation: each image of a batch's observations and next observations
-    # shifted at random by up to this many pixels (border repeated). 0: none.
+    # DrQ's random shift of a batch's images by up to this many pixels. 0: none.
     image_shift: int = 4
 
     # --- Hindsight experience replay (README, "Goal-conditioned tasks and HER") ---
@@ -408,30 +403,8 @@ class GymTrainParams(TrainParamsBase):
         return problems
 
     def gym_wrappers(self) -> tuple:
-        """The gym wrappers the config switches on, inner first."""
-        wrappers = []
-        if self.env_config.get("domain_randomization"):
-            from tfagents_system.domain_randomization import DynamicsRandomizer
-
-            wrappers.append(DynamicsRandomizer)
-        chosen = self.env_config.get("perturbations", False)
-        if chosen is not False:
-            from tfagents_system import perturbations
-
-            known = ", ".join([*perturbations.PARAMETERS, *perturbations.OPTIONS])
-            chosen = {} if chosen is True else chosen
-            if not isinstance(chosen, dict):
-                raise EnvError(f'config "perturbations": {chosen!r} must be true, false or an '
-                               f"object of initial strengths ({known})")
-            unknown = sorted(set(chosen) - set(perturbations.PARAMETERS)
-                             - perturbations.OPTIONS)
-            if unknown:
-                raise EnvError(f'config "perturbations": unknown key(s) {", ".join(unknown)}; '
-                               f"known: {known}")
-            wrappers.append(functools.partial(perturbations.perturb, **chosen))
-        if "observation_indices" in self.env_config:  # outermost: perturbations see all
-            wrappers.append(keep_observation_entries(self.env_config["observation_indices"]))
-        return tuple(wrappers)
+        """The gym wrappers the config switches on, inner first (`config_env.wrappers`)."""
+        return config_env.wrappers(self.env_config)
 
     def env_ctor(self, seed=None, *args, **kwargs):
         """The config's gym/pybullet or gymnasium env (`envs.load_gym_env`), wrapped as
@@ -440,13 +413,8 @@ class GymTrainParams(TrainParamsBase):
             raise EnvError('the config has no "env_id"; add e.g. '
                            '"env_id": "InvertedPendulumBulletEnv-v0"')
         env_id = self.env_config["env_id"]
-        pixel_settings = PixelSettings.from_config(self.env_config)
         if isinstance(env_id, str) and env_id.startswith(pixels.DM_CONTROL_PREFIX):
-            if pixel_settings is None:
-                raise EnvError(f'env_id {env_id!r}: dm_control tasks train from pixels here; '
-                               'add "pixels": {"size": 84, "action_repeat": 8} to the config')
-            return pixels.with_pixels(pixels.load_dm_control(env_id, seed), pixel_settings,
-                                      pixels.render_dm_control(pixel_settings))
+            return pixels.dm_control_env(self.env_config, seed)
         env = load_gym_env(
             env_id,
             seed=seed,
@@ -455,11 +423,8 @@ class GymTrainParams(TrainParamsBase):
             gym_env_wrappers=self.gym_wrappers(),
             env_api=self.env_config.get("env_api"),
         )
-        if pixel_settings is not None:
-            if self.time_feature:
-                raise EnvError("time_feature appends to a vector observation, and a "
-                               '"pixels" env observes images: set time_feature = False')
-            return pixels.with_pixels(env, pixel_settings, pixels.render_gym(pixel_settings))
+        if PixelSettings.from_config(self.env_config) is not None:
+            return pixels.rendered_env(env, self.env_config, self.time_feature)
         if self.time_feature:
             from tfagents_system.time_feature import TimeFeature
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tfagents_system.envs import EnvError
+from tfagents_system.replay.frames import frame_leaf_index
 
 DM_CONTROL_PREFIX = "dm_control/"
 
@@ -103,6 +104,26 @@ def load_dm_control(env_id: str, seed: int | None):
                           "name it dm_control/<domain>-<task>, e.g. "
                           "dm_control/cartpole-swingup"))
     return suite_dm_control.load(domain, task, task_kwargs={"random": seed})
+
+
+def dm_control_env(env_config: Mapping, seed: int | None):
+    """The config's dm_control task (`env_id`) from pixels (its `"pixels"` object)."""
+    settings = PixelSettings.from_config(env_config)
+    env_id = env_config["env_id"]
+    if settings is None:
+        raise EnvError(f'env_id {env_id!r}: dm_control tasks train from pixels here; add '
+                       '"pixels": {"size": 84, "action_repeat": 8} to the config')
+    return with_pixels(load_dm_control(env_id, seed), settings, render_dm_control(settings))
+
+
+def rendered_env(env, env_config: Mapping, time_feature: bool = False):
+    """A loaded gym, pybullet or gymnasium env (a PyEnvironment) seen through the
+    config's `"pixels"` object."""
+    if time_feature:
+        raise EnvError('time_feature appends to a vector observation, and a "pixels" env '
+                       "observes images: set time_feature = False")
+    settings = PixelSettings.from_config(env_config)
+    return with_pixels(env, settings, render_gym(settings))
 
 
 def with_pixels(env, settings: PixelSettings, render):
@@ -230,19 +251,28 @@ def _free_render_contexts_at_exit(env) -> None:
 
 
 class FrameStack(_base_wrapper()):
-    """The last `frames` observations (uint8 [H, W, C]) stacked along the channels,
-    oldest first; at an episode's start its first observation fills the stack."""
+    """The last `frames` images (the observation's uint8 [H, W, C] leaf, alone or in a
+    dict beside other leaves, which stay the newest) stacked along the channels,
+    oldest first; at an episode's start its first image fills the stack."""
 
     def __init__(self, env, frames: int):
+        import tensorflow as tf
         from tf_agents.specs import array_spec
 
         super().__init__(env)
         self._frames = int(frames)
         self._stack: deque = deque(maxlen=self._frames)
         inner = env.observation_spec()
-        self._spec = array_spec.ArraySpec(
-            tuple(inner.shape[:-1]) + (inner.shape[-1] * self._frames,), inner.dtype,
-            name=inner.name)
+        self._image = frame_leaf_index(inner)
+        if self._image is None:
+            raise EnvError("frame_stack needs an observation with one image (uint8 "
+                           f"[H, W, C]) leaf; the env's is {inner}")
+        leaves = tf.nest.flatten(inner)
+        image = leaves[self._image]
+        leaves[self._image] = array_spec.ArraySpec(
+            tuple(image.shape[:-1]) + (image.shape[-1] * self._frames,), image.dtype,
+            name=image.name)
+        self._spec = tf.nest.pack_sequence_as(inner, leaves)
 
     @property
     def frames(self) -> int:
@@ -256,11 +286,16 @@ class FrameStack(_base_wrapper()):
         return self._env.time_step_spec()._replace(observation=self._spec)
 
     def _stacked(self, time_step, first: bool):
+        import tensorflow as tf
+
+        leaves = tf.nest.flatten(time_step.observation)
         if first:
-            self._stack.extend([time_step.observation] * self._frames)
+            self._stack.extend([leaves[self._image]] * self._frames)
         else:
-            self._stack.append(time_step.observation)
-        return time_step._replace(observation=np.concatenate(self._stack, axis=-1))
+            self._stack.append(leaves[self._image])
+        leaves[self._image] = np.concatenate(self._stack, axis=-1)
+        return time_step._replace(observation=tf.nest.pack_sequence_as(
+            time_step.observation, leaves))
 
     def _reset(self):
         return self._stacked(self._env.reset(), first=True)

@@ -178,3 +178,49 @@ def test_unused_policy_step_fields_stay_empty():
     batch = packer.unpack(memory.sample_with_history(8, packer.history, 4, packer.valid))
     assert isinstance(batch.action_step, policy_step.PolicyStep)
     assert batch.time_step.observation.shape == (8, 5, 4, 9)
+
+
+class DictFrames(RandomFrames):
+    """RandomFrames beside a joint vector, in a dict."""
+
+    def observation_spec(self):
+        return {"camera": super().observation_spec(),
+                "joints": array_spec.ArraySpec((3,), np.float32)}
+
+    def _joints(self, time_step):
+        return time_step._replace(observation={
+            "camera": time_step.observation,
+            "joints": np.full(3, float(self.step_id), np.float32)})
+
+    def _reset(self):
+        return self._joints(super()._reset())
+
+    def _step(self, action):
+        return self._joints(super()._step(action))
+
+
+def test_a_dict_observation_keeps_its_vector_leaves_beside_the_stacked_image():
+    env = FrameStack(DictFrames(3), STACK)
+    assert env.observation_spec()["camera"].shape == (5, 4, 3 * STACK)
+    packer = FramePacker(env.observation_spec(), env.action_spec(), STACK)
+    builder = packer.builder()
+    block = np.zeros((64, packer.size), np.float32)
+    count, truth = 0, []
+    time_step = env.reset()
+    while count + builder.max_rows <= len(block):
+        next_time_step = env.step(np.zeros(2, np.float32))
+        count += builder.write(time_step, np.zeros(2, np.float32), next_time_step,
+                               block[count:])
+        truth.append((time_step.observation, next_time_step.observation))
+        if next_time_step.is_last():
+            break
+        time_step = next_time_step
+    memory = ReplayMemory(64, packer.size, None)
+    memory.add(block[:count])
+    batch = packer.unpack(memory.sample_with_history(16, packer.history, 4, packer.valid))
+    for i, step_id in enumerate(batch.next_time_step.reward.numpy().astype(int)):
+        observation, next_observation = truth[step_id - 1]
+        for key in ("camera", "joints"):
+            np.testing.assert_array_equal(batch.time_step.observation[key][i], observation[key])
+            np.testing.assert_array_equal(batch.next_time_step.observation[key][i],
+                                          next_observation[key])
