@@ -29,6 +29,16 @@ if [ -z "${SAC_PYTHON:-}" ]; then
   fi
   SAC_PYTHON="$_sac_venv/bin/python"
 fi
+# Off-screen rendering (pixel observations, MuJoCo videos) needs OSMesa: installed
+# here when it is missing and this is a root shell with apt-get; otherwise a launch
+# that must render says so in one line, naming the package.
+if ! ldconfig -p 2>/dev/null | grep -q libOSMesa && [ "$(id -u)" = 0 ] && \
+   command -v apt-get >/dev/null 2>&1; then
+  echo "installing libosmesa6 (off-screen rendering; first use only)..."
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+      --no-install-recommends libosmesa6 >/dev/null; } \
+    || echo "warning: could not install libosmesa6; pixel envs and MuJoCo videos need it" >&2
+fi
 if ! command -v taskset >/dev/null 2>&1; then
   echo "error: taskset not found; install util-linux (apt-get install util-linux)" >&2
   exit 2
