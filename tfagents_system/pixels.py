@@ -175,24 +175,23 @@ class RenderedObservation(_base_wrapper()):
             np.asarray(inner.maximum, np.float32), name="action")
         self._observation_spec = array_spec.ArraySpec(
             (settings.height, settings.width, 3), np.uint8, name="pixels")
-        self._probe()
+        self._rendered = False
 
-    def _probe(self) -> None:
-        """Render once now, so a machine that cannot render says so at launch."""
+    def _frame(self) -> np.ndarray:
+        """The frame now; the first render's failure is one EnvError naming the fix
+        (the launch steps every env before training)."""
         try:
-            self._env.reset()
-            self._frame()
-            _free_render_contexts_at_exit(self._env)
-        except EnvError:
-            raise
+            frame = np.asarray(self._render(self._env))
         except Exception as exc:
+            if self._rendered:
+                raise
             raise EnvError(
                 f"the env cannot render its pixels ({type(exc).__name__}: {exc}); off "
                 "screen MuJoCo needs OSMesa (apt-get install libosmesa6; MUJOCO_GL=osmesa) "
                 "or EGL with a GPU (MUJOCO_GL=egl)") from exc
-
-    def _frame(self) -> np.ndarray:
-        frame = np.asarray(self._render(self._env))
+        if not self._rendered:
+            self._rendered = True
+            _free_render_contexts_at_exit(self._env)
         expected = (self._settings.height, self._settings.width, 3)
         if frame.shape != expected:
             raise EnvError(f"the env rendered a {frame.shape} frame, not {expected}")
