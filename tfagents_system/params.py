@@ -32,7 +32,6 @@ from tfagents_system.agents.settings import (
 )
 from tfagents_system.core.errors import ParamsError
 from tfagents_system.envs import EnvError, load_gym_env
-from tfagents_system.pixels import PixelSettings
 from tfagents_system.replay.format import NStep, Window
 from tfagents_system.replay.limits import ReplaySettings
 from tfagents_system.validation import hyperparameter_problems
@@ -199,9 +198,8 @@ class TrainParamsBase(abc.ABC):
     # normal of this scale per action dimension around its action.
     prior_std: float = 0.1
 
-    # --- Pixels (README, "Learning from pixels") ---
-    # Image leaves (uint8 [H, W, C]) go through a conv encoder, one layer per entry,
-    # then encoder_features units (defaults: DrQ's encoder).
+    # --- Pixels (README, "Learning from pixels"): a conv encoder for image leaves,
+    # one layer per entry, then encoder_features units (defaults: DrQ's encoder).
     conv_channels: tuple[int, ...] = ConvSettings.channels
     conv_kernels: tuple[int, ...] = ConvSettings.kernels
     conv_strides: tuple[int, ...] = ConvSettings.strides
@@ -315,9 +313,8 @@ class TrainParamsBase(abc.ABC):
 
     @property
     def frame_stack(self) -> int:
-        """Frames an image observation stacks: the config's "pixels" frame_stack (1
-        without one, e.g. an env_ctor's own image observation of one frame)."""
-        settings = PixelSettings.from_config(self.env_config)
+        """Frames an image observation stacks: the config's "pixels" frame_stack, or 1."""
+        settings = pixels.PixelSettings.from_config(self.env_config)
         return 1 if settings is None else settings.frame_stack
 
     def replay_settings(self, capacity: int) -> ReplaySettings:
@@ -423,7 +420,7 @@ class GymTrainParams(TrainParamsBase):
             gym_env_wrappers=self.gym_wrappers(),
             env_api=self.env_config.get("env_api"),
         )
-        if PixelSettings.from_config(self.env_config) is not None:
+        if pixels.PixelSettings.from_config(self.env_config) is not None:
             return pixels.rendered_env(env, self.env_config, self.time_feature)
         if self.time_feature:
             from tfagents_system.time_feature import TimeFeature

@@ -14,7 +14,7 @@ from tf_agents.trajectories import policy_step
 from tf_agents.trajectories import time_step as ts
 
 from tfagents_system.core import constants as C
-from tfagents_system.pixels import FrameStack
+from tfagents_system.pixel_wrappers import FrameStack
 from tfagents_system.replay import format as replay_format
 from tfagents_system.replay.auth import BLOCK_TAG, BlockCheck, Signer
 from tfagents_system.replay.frames import FramePacker
