@@ -512,7 +512,7 @@ class LocalCluster:
     @staticmethod
     def _wait_pid_file(path: Path, deadline: float) -> int:
         while True:
-            with contextlib.suppress(OSError, ValueError):
+            with contextlib.suppress(OSError, ValueError, IndexError):  # empty: being written
                 pid = int(path.read_text().split()[0])
                 if _alive(pid):
                     return pid
