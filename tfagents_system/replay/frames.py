@@ -1,6 +1,6 @@
 """Image observations in the learner's replay memory, each frame stored once.
 
-A pixel observation is a stack of the env's last k frames (`pixels.FrameStack`:
+A pixel observation is a stack of the env's last k frames (`pixel_wrappers.FrameStack`:
 uint8 [H, W, C x k], oldest first). Packed as plain transitions it would cost
 2 x k frames per transition, as float32: 8k times the bytes of one frame. The frame
 layout stores each frame once, as its bytes:
