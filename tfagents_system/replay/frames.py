@@ -120,18 +120,20 @@ class FramePacker:
 
     def write_transition(self, time_step, action, next_time_step, position: int, row) -> None:
         """A transition row at this position of its block."""
+        import tensorflow as tf
+
         row[0] = time_step.step_type
         row[1] = next_time_step.step_type
         row[2] = next_time_step.reward
         row[3] = next_time_step.discount
         row[POSITION] = position
-        import tensorflow as tf
-
         self._fill(row, self._obs_at, self._small(time_step.observation), self._small_sizes)
         self._fill(row, self._act_at, tf.nest.flatten(action), self._act_sizes)
         self._fill(row, self._next_obs_at, self._small(next_time_step.observation),
                    self._small_sizes)
-        self.put_frame(row, self.frames(next_time_step.observation)[-1])
+        # The newest frame is the stack's last channels: no reshaping of the whole stack.
+        image = tf.nest.flatten(next_time_step.observation)[self._image]
+        self.put_frame(row, np.asarray(image)[..., -self.frame_shape[2]:])
 
     # --- reading (learner, TensorFlow) ---
 
