@@ -7,13 +7,16 @@ docs/pixels.md has the returns against DrQ.
     {"env_id": "dm_control/cartpole-swingup",
      "pixels": {"size": 84, "frame_stack": 3, "action_repeat": 8}}
 
-Budgets count agent steps (one per action, `action_repeat` env steps each): 1250 per
-iteration, so num_iter = 10 is 100k env steps at action repeat 8 (cartpole), 25 at 4.
+Budgets count agent steps (one per action, `action_repeat` env steps each), 1250 per
+iteration; the preset trains for DrQ's 100k env steps at the config's action repeat:
+10 iterations at 8 (cartpole swingup), 20 at 4 (cheetah run), 40 at 2.
 """
 
 import math
 
 from tfagents_system.params import GymTrainParams
+
+ENV_STEPS = 100_000  # DrQ's first mark; num_iter follows it and the action repeat
 
 
 class TrainParams(GymTrainParams):
@@ -49,8 +52,14 @@ class TrainParams(GymTrainParams):
     samples_per_insert_error_buffer = 128.0 * 50
     replay_capacity = 100_000
 
-    num_iter = 10
     num_steps_per_iter = 1_250
     n_eval_episodes = 10
     eval_period_itrs = 1
     checkpoint_period_itrs = 2
+
+    def __init__(self, env_config=None):
+        super().__init__(env_config)
+        pixels = self.env_config.get("pixels")
+        repeat = pixels.get("action_repeat", 1) if isinstance(pixels, dict) else 1
+        if isinstance(repeat, int) and repeat > 0:  # validate() names a bad value
+            self.num_iter = math.ceil(ENV_STEPS / (repeat * self.num_steps_per_iter))
