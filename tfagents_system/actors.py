@@ -2,7 +2,8 @@
 PolicySteps.
 
 - `RandomActor`: uniform random actions (the buffer's warm-up).
-- `NumpyActor`: the default SAC actor network evaluated in numpy, and
+- `NumpyActor`: the default SAC actor network evaluated in numpy (with gSDE's
+  state-dependent noise, `SdeNoise`, when the actor has gSDE's head), and
   `NumpyGreedyPolicy`, its mode, for evaluation.
 - `TFPolicyActor`: any exported collect policy, one call for all envs.
 """
@@ -52,10 +53,12 @@ class NumpyActor:
     }
 
     def __init__(self, layers, projection, num_variables, action_spec, clip_std, seed,
-                 combiner=None):
+                 combiner=None, sde=None):
         self._combiner = combiner  # agents.encoders.NumpyCombiner, or None: one float32 array
         self._layers = layers  # [(kernel index, bias index or None, activation)]
         self._projection = projection  # (kernel index, bias index or None)
+        # gSDE's head (`agents.gsde`): (log_std index, clip_mean, sample_freq), or None
+        self._sde = sde
         self._num_variables = num_variables
         self._weights: list[np.ndarray] | None = None
         self.variable_specs: list = []  # (shape, dtype) of the published variables
@@ -70,14 +73,18 @@ class NumpyActor:
         self._rng = np.random.default_rng(seed)
         self._noise_rows = np.zeros((0, self._action_size), np.float32)
         self._noise_at = 0
+        self._sde_noise = None if sde is None else SdeNoise(self._rng, sde[2])
         from tf_agents.trajectories import policy_step
 
         self._policy_step = policy_step.PolicyStep
 
     @classmethod
-    def from_network(cls, actor_net, action_spec, seed: int):
-        """(NumpyActor, None), or (None, why not) when the network is not the default kind."""
+    def from_network(cls, actor_net, action_spec, seed: int, sde_sample_freq: int = -1):
+        """(NumpyActor, None), or (None, why not) when the network is not the default kind.
+        `sde_sample_freq`: steps between gSDE's noise draws (<= 0: episode starts only)."""
         import tensorflow as tf
+
+        from tfagents_system.agents.gsde import SdeProjectionNetwork
 
         reason = _unsupported_network(actor_net, action_spec)
         if reason is not None:
@@ -100,13 +107,19 @@ class NumpyActor:
                 return None, f"the encoder has a {name} activation"
             layers.append((*dense(layer), cls._ACTIVATIONS[name]))
         projection = actor_net._projection_networks
-        head = projection._projection_layer
+        sde, clip_std = None, False
+        if isinstance(projection, SdeProjectionNetwork):
+            head = projection.mean_layer
+            sde = (index[projection.log_std.ref()], projection.clip_mean, int(sde_sample_freq))
+        else:
+            head = projection._projection_layer
+            clip_std = projection._std_transform is not tf.exp  # SAC's std_clip_transform
         if getattr(head.activation, "__name__", None) != "linear":
             return None, "the projection layer has an activation"
-        clip_std = projection._std_transform is not tf.exp  # else SAC's std_clip_transform
         combiner = actor_net._encoder._preprocessing_combiner
         combiner = None if combiner is None else combiner.numpy_combiner()
-        actor = cls(layers, dense(head), len(index), action_spec, clip_std, seed, combiner)
+        actor = cls(layers, dense(head), len(index), action_spec, clip_std, seed, combiner,
+                    sde)
         actor.variable_specs = [(tuple(v.shape.as_list()), np.dtype(v.dtype.as_numpy_dtype))
                                 for v in actor_net.variables]  # what published weights are
         return actor, None
@@ -130,8 +143,8 @@ class NumpyActor:
 
         return tf.nest.map_structure(lambda *leaf: np.stack(leaf), *observations)
 
-    def loc_and_std(self, observations) -> tuple[np.ndarray, np.ndarray]:
-        """The pre-tanh normal's mean and standard deviation, [batch, action size] each."""
+    def features(self, observations) -> np.ndarray:
+        """The last hidden layer's output, [batch, units]."""
         w = self._weights
         if self._combiner is not None:
             x = self._combiner(observations)
@@ -142,10 +155,25 @@ class NumpyActor:
             if bias is not None:
                 x += w[bias]
             x = activation(x)
+        return x
+
+    def _head(self, features: np.ndarray) -> np.ndarray:
+        """The projection layer's output on the features."""
         kernel, bias = self._projection
-        out = x @ w[kernel]
+        out = features @ self._weights[kernel]
         if bias is not None:
-            out += w[bias]
+            out += self._weights[bias]
+        return out
+
+    def loc_and_std(self, observations) -> tuple[np.ndarray, np.ndarray]:
+        """The pre-tanh normal's mean and standard deviation, [batch, action size] each
+        (with gSDE: over the noise matrix, as the learner's density)."""
+        x = self.features(observations)
+        if self._sde is not None:
+            loc = self._sde_loc(x)
+            sigma = np.exp(self._weights[self._sde[0]])
+            return loc, np.sqrt(np.square(x) @ np.square(sigma) + np.float32(1e-6))
+        out = self._head(x)
         loc, std = out[:, :self._action_size], out[:, self._action_size:]
         if self._clip_std:  # np.clip's Python wrapper costs more than these two calls
             np.minimum(np.maximum(std, -20.0, out=std), 2.0, out=std)
@@ -170,8 +198,20 @@ class NumpyActor:
         self._noise_at += rows
         return noise
 
-    def sample(self, observations: np.ndarray) -> np.ndarray:
-        """Sampled actions for a [batch, ...] array of observations."""
+    def _sde_loc(self, features: np.ndarray) -> np.ndarray:
+        """gSDE's mean: the projection clipped to +-clip_mean."""
+        loc = self._head(features)
+        clip = self._sde[1]
+        return np.clip(loc, -clip, clip, out=loc) if clip > 0 else loc
+
+    def sample(self, observations, first: np.ndarray | None = None) -> np.ndarray:
+        """Sampled actions for a [batch, ...] array of observations. `first` [batch]:
+        which envs start an episode (gSDE draws their noise matrix anew)."""
+        if self._sde is not None:
+            x = self.features(observations)
+            loc = self._sde_loc(x)
+            loc += self._sde_noise(x, np.exp(self._weights[self._sde[0]]), first)
+            return self.squash(loc)
         loc, std = self.loc_and_std(observations)
         std *= self._noise(len(std))
         std += loc
@@ -180,12 +220,50 @@ class NumpyActor:
     def greedy(self, observations: np.ndarray) -> np.ndarray:
         """The greedy policy's actions: the mode, squash(loc), as TF-Agents'
         GreedyPolicy of this actor computes it."""
+        if self._sde is not None:
+            return self.squash(self._sde_loc(self.features(observations)))
         loc, _ = self.loc_and_std(observations)
         return self.squash(loc)
 
     def __call__(self, time_steps):
         observations = self.batch([ts.observation for ts in time_steps])
-        return [self._policy_step(a, (), ()) for a in self.sample(observations)]
+        first = (np.fromiter((int(ts.step_type) == 0 for ts in time_steps), bool)
+                 if self._sde is not None else None)
+        return [self._policy_step(a, (), ()) for a in self.sample(observations, first)]
+
+
+class SdeNoise:
+    """gSDE's exploration noise in the workers (`agents.gsde`): f(s) theta_e for each
+    env e, theta_e = eps_e * sigma with eps_e a standard normal [features, actions]
+    matrix drawn at the env's episode start and every `sample_freq` steps (<= 0:
+    episode starts only) from the worker's seeded generator. Scaling by the current
+    sigma makes a weight refresh change the noise's size at once and its direction at
+    the next draw."""
+
+    def __init__(self, rng: np.random.Generator, sample_freq: int):
+        self._rng = rng
+        self._sample_freq = int(sample_freq)
+        self._eps = np.zeros((0, 0, 0), np.float32)
+        self._age = np.zeros(0, np.int64)
+
+    def __call__(self, features: np.ndarray, sigma: np.ndarray,
+                 first: np.ndarray | None = None) -> np.ndarray:
+        """The noise [B, actions] for features [B, F] and sigma [F, actions]; `first`
+        [B] marks envs at an episode's first step (a new batch size draws every env's
+        matrix)."""
+        if self._eps.shape != (len(features), *sigma.shape):
+            self._eps = np.zeros((len(features), *sigma.shape), np.float32)
+            self._age = np.full(len(features), -1, np.int64)  # drawn below
+        redraw = self._age < 0
+        if first is not None:
+            redraw |= first
+        if self._sample_freq > 0:
+            redraw |= self._age >= self._sample_freq
+        for env in np.flatnonzero(redraw):
+            self._eps[env] = self._rng.standard_normal(sigma.shape, dtype=np.float32)
+            self._age[env] = 0
+        self._age += 1
+        return np.einsum("bf,bfa->ba", features, self._eps * sigma)
 
 
 def _unsupported_network(actor_net, action_spec) -> str | None:
@@ -198,6 +276,7 @@ def _unsupported_network(actor_net, action_spec) -> str | None:
     from tf_agents.networks import actor_distribution_network, encoding_network
 
     from tfagents_system.agents.encoders import ObservationCombiner
+    from tfagents_system.agents.gsde import SdeProjectionNetwork
 
     if type(actor_net) is not actor_distribution_network.ActorDistributionNetwork:
         return f"actor network is a {type(actor_net).__name__}"
@@ -209,9 +288,11 @@ def _unsupported_network(actor_net, action_spec) -> str | None:
     if encoder._flat_preprocessing_layers is not None or (
             combiner is not None and type(combiner) is not ObservationCombiner):
         return "the encoder has preprocessing layers"
-    if type(projection) is not tanh_normal_projection_network.TanhNormalProjectionNetwork:
+    if type(projection) is SdeProjectionNetwork:
+        pass  # gSDE's head: a mean layer and log_std
+    elif type(projection) is not tanh_normal_projection_network.TanhNormalProjectionNetwork:
         return f"projection is a {type(projection).__name__}"
-    if projection._std_transform not in (tf.exp, sac_agent.std_clip_transform):
+    elif projection._std_transform not in (tf.exp, sac_agent.std_clip_transform):
         return "the projection has a custom std transform"
     if len(tf.nest.flatten(action_spec)) != 1:
         return "nested actions"

@@ -26,6 +26,7 @@ from tfagents_system.agents.settings import (
     FEED_FORWARD_DEFAULTS,
     AgentSettings,
     ConvSettings,
+    ExplorationParams,
     NetworkSettings,
     PriorSettings,
     defaults,
@@ -64,8 +65,9 @@ class NetworkDefault:
         return FEED_FORWARD_DEFAULTS[self.name]
 
 
-class TrainParamsBase(abc.ABC):
-    """Subclass as `TrainParams` in your params file; override what you need."""
+class TrainParamsBase(ExplorationParams, abc.ABC):
+    """Subclass as `TrainParams` in your params file; override what you need (the
+    exploration settings, gSDE's, are `agents.settings.ExplorationParams`')."""
 
     # --- SAC (published defaults) ---
     discount: float = 0.99
@@ -291,7 +293,7 @@ class TrainParamsBase(abc.ABC):
             self.observation_normalization,
             tuple(self.lstm_size) if self.recurrent else None,
             tuple(self.recurrent_output_fc_layers) if self.recurrent else (),
-            self.conv_settings())
+            self.conv_settings(), self.sde_settings())
         prior = None if self.prior_policy is None else PriorSettings(
             str(self.relative_to_file(self.prior_policy)), self.target_divergence,
             self.prior_std)

@@ -23,6 +23,7 @@ def hyperparameter_problems(params) -> list[str]:
     if not any(p.startswith(("conv_", "encoder_features")) for p in problems):
         problems += params.conv_settings().problems()
     problems += _demonstration_problems(params)
+    problems += _sde_problems(params)
     problems += hindsight.settings_problems(params)
     spi, slack = params.samples_per_insert, params.samples_per_insert_error_buffer
     if is_number(spi) and is_number(slack) and slack < max(1.0, spi):
@@ -42,6 +43,21 @@ def _demonstration_problems(params) -> list[str]:
             problems.append(f"{name}={getattr(params, name)!r} without demonstrations: "
                             f"list the files in demonstrations, or set {name} = {default}")
     return problems
+
+
+def _sde_problems(params) -> list[str]:
+    """gSDE needs the workers' numpy actor: feed-forward layers on vector observations."""
+    if params.use_sde is not True:
+        return []
+    why = ("recurrent = True" if params.recurrent is True
+           else "image observations (the config's \"pixels\")" if params.env_config.get(
+               "pixels") not in (None, False)
+           else "actor_fc_layers=()" if params.actor_fc_layers == () else None)
+    if why is None:
+        return []
+    return [f"use_sde=True with {why}: gSDE draws its noise from the actor's last hidden "
+            "layer in the workers' numpy actor, which needs feed-forward actor_fc_layers on "
+            "vector observations; set use_sde = False"]
 
 
 def _layer_sizes(value) -> bool:
@@ -115,7 +131,10 @@ _RULES = (
     (("discount",), lambda v: is_number(v) and 0 < v <= 1, "must be a number in (0, 1]"),
     (("samples_per_insert", "samples_per_insert_error_buffer"), _or_none(_number_above(0)),
      "must be a number > 0 or None"),
-    (("initial_log_alpha",), is_number, "must be a finite number"),
+    (("initial_log_alpha", "sde_log_std_init"), is_number, "must be a finite number"),
+    (("sde_clip_mean",), lambda v: is_number(v) and v >= 0, "must be a number >= 0 (0: none)"),
+    (("sde_sample_freq",), lambda v: isinstance(v, int) and not isinstance(v, bool),
+     "must be an integer (<= 0: draw the noise at episode starts only)"),
     (("target_entropy",), _or_none(is_number),
      "must be a finite number or None (None: -dim(action space) / 2)"),
     (("actor_fc_layers", "critic_joint_fc_layers", "lstm_size", "recurrent_output_fc_layers",
@@ -123,7 +142,7 @@ _RULES = (
      _layer_sizes,
      "must be a tuple of positive integers (hidden layer sizes), e.g. (256, 256)"),
     (("learner_keeps_replay", "recurrent", "init_from_optimizers", "init_from_alpha",
-      "init_from_replay"),
+      "init_from_replay", "use_sde"),
      lambda v: isinstance(v, bool), "must be True or False"),
     (("init_from",), _or_none(lambda v: isinstance(v, str) and v.strip() != ""),
      "must be None or a source experiment's directory, e.g. 'logs/pendulum'"),

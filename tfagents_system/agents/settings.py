@@ -70,10 +70,41 @@ class ConvSettings:
 
 
 @dataclass(frozen=True)
+class SdeSettings:
+    """gSDE's actor head (`agents.gsde`): the initial log std of the noise matrix and
+    the bound of the mean before the tanh (0: none)."""
+
+    log_std_init: float = -3.0
+    clip_mean: float = 2.0
+
+
+class ExplorationParams:
+    """The params' exploration settings (a base of `params.TrainParamsBase`)."""
+
+    # --- gSDE, state-dependent exploration (README, "State-dependent exploration") ---
+    # True: the actor explores with noise f(s) theta, a linear function of its last
+    # hidden features whose matrix theta is drawn at each episode start and every
+    # sde_sample_freq steps (<= 0: episode starts only), instead of white noise on
+    # every step (Raffin et al., 2021). Needs the default feed-forward actor on vector
+    # observations (the workers draw the noise in numpy).
+    use_sde: bool = False
+    sde_sample_freq: int = -1
+    sde_log_std_init: float = SdeSettings.log_std_init  # log of the noise's initial scale
+    sde_clip_mean: float = SdeSettings.clip_mean  # |pre-tanh mean| bound; 0: none
+
+    def sde_settings(self) -> SdeSettings | None:
+        """gSDE's head settings; None when `use_sde` is off."""
+        if self.use_sde is not True:
+            return None
+        return SdeSettings(float(self.sde_log_std_init), float(self.sde_clip_mean))
+
+
+@dataclass(frozen=True)
 class NetworkSettings:
     """The actor's and critics' layers. With `lstm_size` the networks are recurrent:
     `actor_layers` / `critic_layers` -> LSTM -> `output_layers`. An observation with
-    image leaves goes through `conv` first (`encoders.ImageEncoder`)."""
+    image leaves goes through `conv` first (`encoders.ImageEncoder`). With `sde` the
+    actor's head is gSDE's (`agents.gsde`)."""
 
     actor_layers: tuple[int, ...]
     critic_layers: tuple[int, ...]
@@ -81,6 +112,7 @@ class NetworkSettings:
     lstm_size: tuple[int, ...] | None = None
     output_layers: tuple[int, ...] = ()
     conv: ConvSettings = field(default_factory=ConvSettings)
+    sde: SdeSettings | None = None
 
     @property
     def recurrent(self) -> bool:
