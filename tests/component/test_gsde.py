@@ -171,3 +171,28 @@ def test_bad_gsde_settings_are_named(change, named):
 def test_gsde_with_pixels_is_refused():
     params = SdeParams({"env_id": "dm_control/cartpole-swingup", "pixels": {"size": 32}})
     assert any("image observations" in p and "use_sde = False" in p for p in params.validate())
+
+
+def test_the_exported_greedy_policy_is_the_numpy_greedy_and_the_collect_policy_loads(
+        setup, tmp_path):
+    """The workers wait for both SavedModels and the evaluation CLI loads the greedy one:
+    gSDE's head exports, and its greedy actions are the numpy actor's."""
+    from tf_agents.policies import greedy_policy, py_tf_eager_policy
+
+    from tfagents_system.agents.export import export_policy
+
+    params, env, agent = setup
+    export_policy(greedy_policy.GreedyPolicy(agent.policy), agent.train_step_counter,
+                  tmp_path / "greedy")  # as the learner exports it
+    export_policy(agent.collect_policy, agent.train_step_counter, tmp_path / "collect")
+    obs = observations(8)
+    actor = numpy_actor(params, env, agent)
+    loaded = py_tf_eager_policy.SavedModelPyTFEagerPolicy(
+        str(tmp_path / "greedy"), load_specs_from_pbtxt=True)
+    greedy = np.stack([loaded.action(ts.restart(o)).action for o in obs])
+    np.testing.assert_allclose(greedy, actor.greedy(obs), rtol=1e-4, atol=1e-5)
+    collect = py_tf_eager_policy.SavedModelPyTFEagerPolicy(
+        str(tmp_path / "collect"), load_specs_from_pbtxt=True)
+    sampled = collect.action(ts.restart(obs[0])).action
+    spec = env.action_spec()
+    assert spec.minimum <= sampled.min() and sampled.max() <= spec.maximum
