@@ -20,6 +20,7 @@ def agent_actor_packer(params, env, seed: int):
                                   (env.time_step_spec(), env.action_spec()))
     actor, reason = actors.NumpyActor.from_network(
         params.actor_net_ctor(tensor_spec.from_spec(env.observation_spec()),
-                              tensor_spec.from_spec(env.action_spec())), env.action_spec(), seed)
+                              tensor_spec.from_spec(env.action_spec())), env.action_spec(), seed,
+        params.sde_sample_freq)
     assert reason is None, reason
     return agent, actor, TransitionPacker.for_spec(agent.collect_data_spec)
