@@ -1,6 +1,7 @@
 """Learning benchmark: the presets against RL Baselines3 Zoo, at equal env steps.
 
-    ./benchmarks/run.sh learning [--tasks ENV_ID ...] [--env_steps N] [--seeds K]
+    ./benchmarks/run.sh learning [--tasks ENV_ID ...] [--variants sac sac_gsde ...]
+        [--env_steps N] [--seeds K]
         [--first_seed S] [--with-sb3] [--sb3_env_steps N] [--sb3_tasks ENV_ID ...]
         [--sb3_seeds K] [--work DIR] [--output FILE.md] [--override NAME=VALUE ...]
         [--report_only]
@@ -25,6 +26,12 @@ CPUs, one run after the other, in a virtual environment it builds under the work
 directory from `benchmarks/sb3_requirements.txt` (torch and gymnasium never enter
 the project's environment). A finished SB3 run is kept; an interrupted one starts
 over.
+
+Variants (`--variants`, `VARIANTS`): the preset with some settings changed (`sac`:
+as shipped; `sac_gsde`: gSDE exploration), each trained on every task and seed as
+experiments `<ENV_ID>__<variant>_<N>_task_<seed>` (the default variant keeps the
+names above). The report has a column group per variant, the targets per variant
+and a curve per variant.
 
 Then it writes the report (default `docs/learning.md`) and a PNG of the curves
 beside it, from every run found under the work directory (earlier invocations
@@ -109,8 +116,18 @@ def older_version_note(zoo_task_id: str) -> str:
     kind = "panda-gym 2" if zoo_task_id.startswith("Panda") else "gym v3, mujoco-py"
     return f"{kind}; compare with care"
 NOTES_MARKER = "<!-- hand-written analysis below: kept when the benchmark rewrites this file -->"
-EXP_PATTERN = re.compile(r"^(?P<task>.+)_(?P<budget>\d+k?)" + re.escape(C.TASK_INFIX)
-                         + r"(?P<seed>\d+)$")
+# The variants `--variants` compares, each on top of every task's preset: (hyperparameter
+# overrides, config entries). "sac" is the preset as shipped. "sac_gsde": gSDE with the
+# zoo's values (log std -3; the zoo redraws the noise at each 64-step rollout).
+VARIANTS = {
+    "sac": ({}, {}),
+    "sac_gsde": ({"use_sde": True, "sde_sample_freq": 64, "sde_log_std_init": -3.0}, {}),
+}
+DEFAULT_VARIANT = "sac"
+VARIANT_INFIX = "__"  # <task>__<variant>_<budget>: the default variant's names are as before
+EXP_PATTERN = re.compile(r"^(?P<task>.+?)(?:" + VARIANT_INFIX
+                         + r"(?P<variant>[a-z0-9]+(?:_[a-z0-9]+)*))?_(?P<budget>\d+k?)"
+                         + re.escape(C.TASK_INFIX) + r"(?P<seed>\d+)$")
 
 
 class BenchmarkError(Exception):
@@ -133,8 +150,21 @@ def mark_label(steps: int) -> str:
     return budget_label(steps)
 
 
-def experiment_name(task: str, env_steps: int) -> str:
-    return f"{task}_{budget_label(env_steps)}"
+def variant_stem(task: str, variant: str = DEFAULT_VARIANT) -> str:
+    """A task's runs in a variant are named from this (the default variant's: the task)."""
+    return task if variant == DEFAULT_VARIANT else f"{task}{VARIANT_INFIX}{variant}"
+
+
+def experiment_name(task: str, env_steps: int, variant: str = DEFAULT_VARIANT) -> str:
+    return f"{variant_stem(task, variant)}_{budget_label(env_steps)}"
+
+
+def variant_settings(variant: str, overrides: dict) -> tuple[dict, dict]:
+    """(hyperparameter overrides, config entries) of a variant, `--override`s on top."""
+    if variant not in VARIANTS:
+        raise BenchmarkError(f"--variants {variant}: unknown; known: {', '.join(VARIANTS)}")
+    params, config = VARIANTS[variant]
+    return {**params, **overrides}, dict(config)
 
 
 def parse_override(text: str) -> tuple[str, object]:
@@ -161,18 +191,23 @@ def preset_for(task: str) -> Path:
     return MANIPULATION_PRESET if is_panda(task) else LOCOMOTION_PRESET
 
 
-def preset_params(overrides: dict, task: str = DEFAULT_TASKS[0]):
-    """The hyperparameters of `task`'s preset with the overrides (no env is made)."""
+def preset_params(overrides: dict, task: str = DEFAULT_TASKS[0],
+                  variant: str = DEFAULT_VARIANT):
+    """The hyperparameters of `task`'s preset in a variant with the overrides (no env is
+    made)."""
     from tfagents_system.params import load_params
 
-    return load_params(preset_for(task), {"env_id": task}, overrides=overrides,
-                       overrides_source="--override")
+    params, config = variant_settings(variant, overrides)
+    return load_params(preset_for(task), {"env_id": task, **config}, overrides=params,
+                       overrides_source="--override" if variant == DEFAULT_VARIANT
+                       else f"--variants {variant} / --override")
 
 
-def iterations_for(env_steps: int, overrides: dict, task: str = DEFAULT_TASKS[0]) -> int:
+def iterations_for(env_steps: int, overrides: dict, task: str = DEFAULT_TASKS[0],
+                   variant: str = DEFAULT_VARIANT) -> int:
     """Iterations whose train steps, after the warm-up, bring the run to `env_steps`
     env steps (the workers run a little ahead of the learner: the limiter's slack)."""
-    params = preset_params(overrides, task)
+    params = preset_params(overrides, task, variant)
     warmup = (params.n_buffer_init_steps if params.n_buffer_init_steps is not None
               else params.min_replay_size)
     train_steps = max(1, env_steps - max(warmup, params.min_replay_size))
@@ -180,17 +215,18 @@ def iterations_for(env_steps: int, overrides: dict, task: str = DEFAULT_TASKS[0]
 
 
 def write_launch_files(work: Path, task: str, env_steps: int, seeds: int,
-                       overrides: dict) -> Path:
-    """The config, sweep and training variables of one task's runs, with the task's
-    preset; returns the variables file. Task id = seed; the sweep lists seeds
+                       overrides: dict, variant: str = DEFAULT_VARIANT) -> Path:
+    """The config, sweep and training variables of one task's runs in a variant, with
+    the task's preset; returns the variables file. Task id = seed; the sweep lists seeds
     0..seeds-1."""
-    name = experiment_name(task, env_steps)
+    name = experiment_name(task, env_steps, variant)
+    params, entries = variant_settings(variant, overrides)
     files = work / "launch"
     files.mkdir(parents=True, exist_ok=True)
-    config = files / f"{task}.json"
-    config.write_text(json.dumps({"env_id": task}, indent=1) + "\n")
-    grid = {"params.num_iter": [iterations_for(env_steps, overrides, task)]}
-    grid.update({f"params.{k}": [v] for k, v in overrides.items()})
+    config = files / f"{variant_stem(task, variant)}.json"
+    config.write_text(json.dumps({"env_id": task, **entries}, indent=1) + "\n")
+    grid = {"params.num_iter": [iterations_for(env_steps, overrides, task, variant)]}
+    grid.update({f"params.{k}": [v] for k, v in params.items()})
     sweep = files / f"{name}.sweep.json"
     sweep.write_text(json.dumps({"grid": grid, "seeds": list(range(seeds))}, indent=1) + "\n")
     variables = files / f"{name}.sh"
@@ -231,17 +267,19 @@ def evaluate_final(exp: Path, target: int, episodes: int) -> None:
 
 
 def train_ours(work: Path, task: str, env_steps: int, seed: int, seeds: int,
-               overrides: dict) -> Path:
+               overrides: dict, variant: str = DEFAULT_VARIANT) -> Path:
     """Train (or resume, or skip when finished) one run; returns its experiment dir."""
 
-    exp = work / "logs" / C.task_experiment_name(experiment_name(task, env_steps), seed)
+    exp = work / "logs" / C.task_experiment_name(experiment_name(task, env_steps, variant),
+                                                 seed)
+    episodes = preset_params(overrides, task, variant).n_eval_episodes
     if (exp / C.COMPLETE_FILE).is_file():
         log(f"{exp.name}: finished earlier, read as it is")
         target = final_eval_missing(exp)
         if target is not None:
-            evaluate_final(exp, target, preset_params(overrides, task).n_eval_episodes)
+            evaluate_final(exp, target, episodes)
         return exp
-    variables = write_launch_files(work, task, env_steps, seeds, overrides)
+    variables = write_launch_files(work, task, env_steps, seeds, overrides, variant)
     log(f"{exp.name}: {'resuming' if exp.is_dir() else 'training'} "
         f"({budget_label(env_steps)} env steps, seed {seed})")
     out = work / "console" / f"{exp.name}.log"
@@ -257,7 +295,7 @@ def train_ours(work: Path, task: str, env_steps: int, seed: int, seeds: int,
                              f"relaunch the benchmark to resume:\n{tail}")
     target = final_eval_missing(exp)
     if target is not None:
-        evaluate_final(exp, target, preset_params(overrides, task).n_eval_episodes)
+        evaluate_final(exp, target, episodes)
     return exp
 
 
@@ -280,6 +318,7 @@ class Run:
     # Evaluations that logged a success rate (eval/success_rate: the env reports one).
     success_env_steps: list[float] = field(default_factory=list)
     success: list[float] = field(default_factory=list)
+    variant: str = DEFAULT_VARIANT
 
     def return_at(self, mark: int) -> float | None:
         return interpolate(self.env_steps, self.returns, mark)
@@ -370,7 +409,8 @@ def read_run(exp: Path) -> Run | None:
         grad_rate=float(np.median(rates.values)) if rates is not None and len(rates.values)
         else None,
         settings=settings, final_by_benchmark=by_benchmark,
-        success_env_steps=[e for e, _ in with_success], success=[r for _, r in with_success])
+        success_env_steps=[e for e, _ in with_success], success=[r for _, r in with_success],
+        variant=match["variant"] or DEFAULT_VARIANT)
 
 
 def collect_runs(work: Path) -> list[Run]:
@@ -537,6 +577,21 @@ def one_run_per_seed(runs: list[Run]) -> list[Run]:
     return [best[s] for s in sorted(best)]
 
 
+def by_variant(runs: list[Run]) -> dict[str, list[Run]]:
+    """A task's runs per variant (VARIANTS' order, then by name), one run per seed each."""
+    groups: dict[str, list[Run]] = {}
+    for run in runs:
+        groups.setdefault(run.variant, []).append(run)
+    order = list(VARIANTS)
+    return {v: one_run_per_seed(groups[v]) for v in sorted(
+        groups, key=lambda v: (order.index(v) if v in order else len(order), v))}
+
+
+def ours_label(variant: str, groups: dict) -> str:
+    """"ours" where a task has only the default variant's runs, else "ours <variant>"."""
+    return "ours" if list(groups) == [DEFAULT_VARIANT] else f"ours {variant}"
+
+
 def has_success(runs: list[Run], zoo: ZooCurve | None) -> bool:
     """Whether a task's table shows success rates: our runs logged one or the zoo's
     reference has one."""
@@ -601,37 +656,66 @@ def reference_line(task: str, zoo: ZooCurve | None) -> str:
     return f"{preset}. Zoo reference: `{zoo.task}`."
 
 
-def task_table(task: str, runs: list[Run], sb3: list[dict]) -> tuple[list[str], dict]:
-    """The markdown rows of one task and its target (task_target)."""
-    zoo = zoo_curve(task)
-    success = has_success(runs, zoo)
-    target = task_target(task, runs, zoo)
-    columns = ["env steps", "zoo reference", "ours: mean ± sd (seeds)", "ours per seed"]
+def _wall(runs: list[Run], mark: int) -> float | None:
+    walls = [w for w in (r.seconds_at(mark) for r in runs) if w is not None]
+    return statistics.fmean(walls) if walls else None
+
+
+def _ours_columns(groups: dict, success: bool) -> list[str]:
+    columns = []
+    for variant in groups:
+        label = ours_label(variant, groups)
+        columns += [f"{label}: mean ± sd (seeds)", f"{label} per seed"]
     if success:
-        columns += ["zoo success rate", "ours success rate: mean ± sd (seeds)",
-                    "ours success rate per seed"]
-    columns += ["ours wall clock, min", "SB3 here: return"]
+        columns.append("zoo success rate")
+        for variant in groups:
+            label = ours_label(variant, groups)
+            columns += [f"{label} success rate: mean ± sd (seeds)",
+                        f"{label} success rate per seed"]
+    return columns + [f"{ours_label(v, groups)} wall clock, min" for v in groups]
+
+
+def _ours_cells(groups: dict, success: bool, zoo: ZooCurve | None, mark: int) -> list[str]:
+    cells = []
+    for runs in groups.values():
+        cells += [_over_seeds([r.return_at(mark) for r in runs], 0),
+                  ", ".join(f"{fmt(r.return_at(mark))} (s{r.seed})" for r in runs)]
+    if success:
+        cells.append(fmt(zoo.success_at(mark) if zoo else None, 2))
+        for runs in groups.values():
+            cells += [_over_seeds([r.success_at(mark) for r in runs], 2),
+                      ", ".join(f"{fmt(r.success_at(mark), 2)} (s{r.seed})" for r in runs)]
+    return cells + [minutes(_wall(runs, mark)) for runs in groups.values()]
+
+
+def task_table(task: str, runs: list[Run], sb3: list[dict]) -> tuple[list[str], dict]:
+    """The markdown rows of one task (a column group per variant) and its target per
+    variant (task_target)."""
+    zoo = zoo_curve(task)
+    groups = by_variant(runs)
+    success = has_success(runs, zoo)
+    targets = {v: task_target(task, group, zoo) for v, group in groups.items()}
+    # the SB3 ratio: of the default variant's wall clock (the first variant's without it)
+    ratio_runs = groups.get(DEFAULT_VARIANT, next(iter(groups.values())))
+    columns = ["env steps", "zoo reference", *_ours_columns(groups, success),
+               "SB3 here: return"]
     if success:
         columns += ["SB3 here: success rate"]
-    columns += ["SB3 wall clock, min (training only)", "wall clock ours / SB3"]
+    columns += ["SB3 wall clock, min (training only)",
+                f"wall clock {ours_label(ratio_runs[0].variant, groups)} / SB3"]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for mark in task_marks(runs, target["mark"]):
-        walls = [w for w in (r.seconds_at(mark) for r in runs) if w is not None]
+    every = [r for group in groups.values() for r in group]
+    for mark in task_marks(every, max(t["mark"] for t in targets.values())):
         sb3_returns = _sb3_at(sb3, "env_steps", "returns", mark)
         sb3_walls = _sb3_at(sb3, "env_steps", "seconds", mark)
         sb3_train = _sb3_at(sb3, "env_steps", "train_seconds", mark)
-        wall = statistics.fmean(walls) if walls else None
+        wall = _wall(ratio_runs, mark)
         ratio = (wall / statistics.fmean(sb3_walls) if wall and sb3_walls else None)
         ratio_train = (wall / statistics.fmean(sb3_train) if wall and sb3_train else None)
         cells = [mark_label(mark), fmt(zoo.return_at(mark) if zoo else None),
-                 _over_seeds([r.return_at(mark) for r in runs], 0),
-                 ", ".join(f"{fmt(r.return_at(mark))} (s{r.seed})" for r in runs)]
-        if success:
-            cells += [fmt(zoo.success_at(mark) if zoo else None, 2),
-                      _over_seeds([r.success_at(mark) for r in runs], 2),
-                      ", ".join(f"{fmt(r.success_at(mark), 2)} (s{r.seed})" for r in runs)]
-        cells += [minutes(wall), (f"{fmt(statistics.fmean(sb3_returns))} ({len(sb3_returns)})"
-                                  if sb3_returns else "n/a")]
+                 *_ours_cells(groups, success, zoo, mark),
+                 (f"{fmt(statistics.fmean(sb3_returns))} ({len(sb3_returns)})"
+                  if sb3_returns else "n/a")]
         if success:
             sb3_success = _sb3_at(sb3, "success_env_steps", "success", mark)
             cells += [f"{fmt(statistics.fmean(sb3_success), 2)} ({len(sb3_success)})"
@@ -640,7 +724,7 @@ def task_table(task: str, runs: list[Run], sb3: list[dict]) -> tuple[list[str], 
                   f"({minutes(statistics.fmean(sb3_train))})" if sb3_walls else "n/a",
                   f"{ratio:.2f} ({ratio_train:.2f})" if ratio is not None else "n/a"]
         lines.append("| " + " | ".join(cells) + " |")
-    return lines, target
+    return lines, targets
 
 
 def target_lines(tasks: list[str], targets: dict[str, dict]) -> list[str]:
@@ -652,16 +736,17 @@ def target_lines(tasks: list[str], targets: dict[str, dict]) -> list[str]:
              "| task | zoo at the mark | ours (mean over seeds) | seeds | met | target |",
              "|---|---|---|---|---|---|"]
     for task in tasks:
-        t = targets[task]
-        met = ("not reached" if not t["seeds"] else "n/a" if t["zoo"] is None
-               else "yes" if t["mean"] >= t["zoo"] - 1e-9 else "no")
-        what = f"{t['metric']} at {mark_label(t['mark'])} ≥ the zoo's"
-        if t["zoo_task"] is None:
-            what += " (no zoo reference)"
-        elif t["zoo_task"] != task:
-            what += f" (`{t['zoo_task']}`: {older_version_note(t['zoo_task'])})"
-        lines.append(f"| {task} | {fmt(t['zoo'], t['digits'])} | "
-                     f"{fmt(t['mean'], t['digits'])} | {t['seeds']} | {met} | {what} |")
+        for variant, t in targets[task].items():
+            met = ("not reached" if not t["seeds"] else "n/a" if t["zoo"] is None
+                   else "yes" if t["mean"] >= t["zoo"] - 1e-9 else "no")
+            what = f"{t['metric']} at {mark_label(t['mark'])} ≥ the zoo's"
+            if t["zoo_task"] is None:
+                what += " (no zoo reference)"
+            elif t["zoo_task"] != task:
+                what += f" (`{t['zoo_task']}`: {older_version_note(t['zoo_task'])})"
+            name = task if list(targets[task]) == [DEFAULT_VARIANT] else f"{task} ({variant})"
+            lines.append(f"| {name} | {fmt(t['zoo'], t['digits'])} | "
+                         f"{fmt(t['mean'], t['digits'])} | {t['seeds']} | {met} | {what} |")
     return lines
 
 
@@ -780,8 +865,8 @@ def write_report(path: Path, runs: list[Run], sb3: dict[str, list[dict]], machin
     out += preset_lines(runs)
     targets = {}
     for task in tasks:
-        task_runs = one_run_per_seed([r for r in runs if r.task == task])
-        lines, targets[task] = task_table(task, task_runs, sb3.get(task, []))
+        lines, targets[task] = task_table(task, [r for r in runs if r.task == task],
+                                          sb3.get(task, []))
         out += [f"## {task}", "", reference_line(task, zoo_curve(task)), "", *lines, ""]
     out += target_lines(tasks, targets)
     out += ["", f"![learning curves]({png.name})", "", "## Runs", "", *run_lines(runs), "",
@@ -794,6 +879,21 @@ def write_report(path: Path, runs: list[Run], sb3: dict[str, list[dict]], machin
 
 def _task_order(task: str) -> tuple[int, str]:
     return (DEFAULT_TASKS.index(task) if task in DEFAULT_TASKS else len(DEFAULT_TASKS), task)
+
+
+VARIANT_COLORS = ("tab:blue", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink")
+
+
+def _plot_variant(ax, runs: list[Run], success: bool, top: int, color: str, label: str):
+    """One variant's runs (thin) and their mean over seeds (thick)."""
+    for r in runs:
+        ax.plot(r.success_env_steps if success else r.env_steps,
+                r.success if success else r.returns, color=color, alpha=0.35, lw=1)
+    grid = np.linspace(0, top, 101)
+    stacked = [[r.success_at(x) if success else r.return_at(x) for r in runs] for x in grid]
+    mean = [np.mean([v for v in vals if v is not None]) if any(v is not None for v in vals)
+            else np.nan for vals in stacked]
+    ax.plot(grid, mean, color=color, lw=2, label=label)
 
 
 def plot_curves(png: Path, tasks: list[str], runs: list[Run], sb3: dict) -> Path:
@@ -814,18 +914,11 @@ def plot_curves(png: Path, tasks: list[str], runs: list[Run], sb3: dict) -> Path
         ax.axis("off")
     for ax, (task, kind) in zip(axes.flat, panels):
         success = kind == "success"
-        task_runs = one_run_per_seed([r for r in runs if r.task == task])
-        top = max(r.budget for r in task_runs)
-        for r in task_runs:
-            ax.plot(r.success_env_steps if success else r.env_steps,
-                    r.success if success else r.returns, color="tab:blue", alpha=0.35, lw=1)
-        grid = np.linspace(0, top, 101)
-        stacked = [[r.success_at(x) if success else r.return_at(x) for r in task_runs]
-                   for x in grid]
-        mean = [np.mean([v for v in vals if v is not None]) if any(v is not None for v in vals)
-                else np.nan for vals in stacked]
-        ax.plot(grid, mean, color="tab:blue", lw=2,
-                label=f"ours, mean of {len(task_runs)} seed(s)")
+        groups = by_variant([r for r in runs if r.task == task])
+        top = max(r.budget for group in groups.values() for r in group)
+        for color, (variant, task_runs) in zip(VARIANT_COLORS, groups.items()):
+            _plot_variant(ax, task_runs, success, top, color,
+                          f"{ours_label(variant, groups)}, mean of {len(task_runs)} seed(s)")
         zoo = zoo_curve(task)
         ys = (zoo.success if success else zoo.returns) if zoo else None
         if ys:
@@ -871,6 +964,9 @@ def parse_args(argv):
     parser.add_argument("--sb3_seeds", type=int, default=1)
     parser.add_argument("--work", type=Path, default=ROOT / "logs" / "learning")
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "learning.md")
+    parser.add_argument("--variants", nargs="+", default=[DEFAULT_VARIANT],
+                        help=f"variants of the preset to train and compare: "
+                             f"{', '.join(VARIANTS)} (default: {DEFAULT_VARIANT})")
     parser.add_argument("--override", action="append", default=[],
                         help="NAME=VALUE: a preset hyperparameter for these runs (smoke tests)")
     parser.add_argument("--report_only", action="store_true",
@@ -895,13 +991,16 @@ def train_all(args, overrides: dict) -> None:
         elif zoo.task != task:
             log(f"{task}: compared with the zoo's {zoo.task}, the older version of the task "
                 f"({older_version_note(zoo.task)})")
-    for task in dict.fromkeys(args.tasks + sb3_tasks):  # a bad --override fails here,
-        preset_params(overrides, task)  # before any run
+    for task in dict.fromkeys(args.tasks + sb3_tasks):  # a bad --override or variant
+        for variant in args.variants:  # fails here, before any run
+            preset_params(overrides, task, variant)
     for task in sb3_tasks:  # as does a task the SB3 peer has no settings for
         sb3_settings(task)
     for task in args.tasks:
-        for seed in range(args.first_seed, args.seeds):
-            train_ours(args.work, task, args.env_steps, seed, args.seeds, overrides)
+        for variant in args.variants:
+            for seed in range(args.first_seed, args.seeds):
+                train_ours(args.work, task, args.env_steps, seed, args.seeds, overrides,
+                           variant)
     if args.with_sb3:
         python = ensure_sb3_venv(args.work)
         for task in sb3_tasks:
