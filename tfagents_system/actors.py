@@ -55,7 +55,7 @@ class NumpyActor:
     def __init__(self, layers, projection, num_variables, action_spec, clip_std, seed,
                  combiner=None, sde=None):
         self._combiner = combiner  # agents.encoders.NumpyCombiner, or None: one float32 array
-        self._layers = layers  # [(kernel index, bias index or None, activation)]
+        self._layers = layers  # [step(x, weights) -> x]: `_dense_step`, `_renorm_step`
         self._projection = projection  # (kernel index, bias index or None)
         # gSDE's head (`agents.gsde`): (log_std index, clip_mean, sample_freq), or None
         self._sde = sde
@@ -84,29 +84,39 @@ class NumpyActor:
         `sde_sample_freq`: steps between gSDE's noise draws (<= 0: episode starts only)."""
         import tensorflow as tf
 
+        from tfagents_system.agents.batch_renorm import EPSILON as RENORM_EPSILON
+        from tfagents_system.agents.batch_renorm import BatchRenorm
         from tfagents_system.agents.gsde import SdeProjectionNetwork
 
         reason = _unsupported_network(actor_net, action_spec)
         if reason is not None:
             return None, reason
         actor_net.create_variables()
-        index = {v.ref(): i for i, v in enumerate(actor_net.variables)}
+        # the order a policy over this network publishes its variables in (tf.Module's
+        # walk: Keras' `variables` lists a batch norm's statistics elsewhere)
+        published = tf.Module.variables.fget(actor_net)
+        index = {v.ref(): i for i, v in enumerate(published)}
 
         def dense(layer):
             bias = index[layer.bias.ref()] if layer.use_bias else None
             return index[layer.kernel.ref()], bias
 
+        hidden, combiner, projection = _parts(actor_net)
         layers = []
-        for layer in actor_net._encoder._postprocessing_layers:
+        for layer in hidden:
             if type(layer) is tf.keras.layers.Flatten:
+                continue
+            if type(layer) is BatchRenorm:
+                layers.append(_renorm_step(*(index[v.ref()] for v in (
+                    layer.scale, layer.offset, layer.moving_mean, layer.moving_variance)),
+                    RENORM_EPSILON))
                 continue
             if type(layer) is not tf.keras.layers.Dense:
                 return None, f"the encoder has a {type(layer).__name__} layer"
             name = getattr(layer.activation, "__name__", None)
             if name not in cls._ACTIVATIONS:
                 return None, f"the encoder has a {name} activation"
-            layers.append((*dense(layer), cls._ACTIVATIONS[name]))
-        projection = actor_net._projection_networks
+            layers.append(_dense_step(*dense(layer), cls._ACTIVATIONS[name]))
         sde, clip_std = None, False
         if isinstance(projection, SdeProjectionNetwork):
             head = projection.mean_layer
@@ -116,16 +126,15 @@ class NumpyActor:
             clip_std = projection._std_transform is not tf.exp  # SAC's std_clip_transform
         if getattr(head.activation, "__name__", None) != "linear":
             return None, "the projection layer has an activation"
-        combiner = actor_net._encoder._preprocessing_combiner
         combiner = None if combiner is None else combiner.numpy_combiner()
         actor = cls(layers, dense(head), len(index), action_spec, clip_std, seed, combiner,
                     sde)
         actor.variable_specs = [(tuple(v.shape.as_list()), np.dtype(v.dtype.as_numpy_dtype))
-                                for v in actor_net.variables]  # what published weights are
+                                for v in published]  # what published weights are
         return actor, None
 
     def set_weights(self, arrays) -> None:
-        """The published policy variables, in the actor network's variable order."""
+        """The published policy variables, in the collect policy's variable order."""
         if len(arrays) != self._num_variables:
             raise ValueError(
                 f"published weights have {len(arrays)} tensors, the actor network has "
@@ -150,11 +159,8 @@ class NumpyActor:
             x = self._combiner(observations)
         else:
             x = observations.reshape(observations.shape[0], -1).astype(np.float32, copy=False)
-        for kernel, bias, activation in self._layers:
-            x = x @ w[kernel]
-            if bias is not None:
-                x += w[bias]
-            x = activation(x)
+        for step in self._layers:
+            x = step(x, w)
         return x
 
     def _head(self, features: np.ndarray) -> np.ndarray:
@@ -266,38 +272,79 @@ class SdeNoise:
         return np.einsum("bf,bfa->ba", features, self._eps * sigma)
 
 
+def _dense_step(kernel: int, bias: int | None, activation):
+    """A Dense layer of the published weights (their indices)."""
+    def step(x, w):
+        x = x @ w[kernel]
+        if bias is not None:
+            x += w[bias]
+        return activation(x)
+    return step
+
+
+def _renorm_step(scale: int, offset: int, mean: int, variance: int, epsilon: float):
+    """A batch renormalization layer in evaluation mode: its running statistics."""
+    def step(x, w):
+        return (x - w[mean]) * (w[scale] / np.sqrt(w[variance] + np.float32(epsilon))) \
+            + w[offset]
+    return step
+
+
+def _parts(actor_net) -> tuple:
+    """(hidden layers, observation combiner or None, projection network) of an actor
+    `_unsupported_network` accepts."""
+    from tfagents_system.agents.batch_renorm import BatchRenormActorNetwork
+
+    if type(actor_net) is BatchRenormActorNetwork:
+        return actor_net.stack, actor_net._combiner, actor_net.head
+    encoder = actor_net._encoder
+    return (encoder._postprocessing_layers, encoder._preprocessing_combiner,
+            actor_net._projection_networks)
+
+
 def _unsupported_network(actor_net, action_spec) -> str | None:
     """Why NumpyActor cannot compute this actor network, or None if it can: it knows
     ActorDistributionNetwork (no preprocessing but the default observation combiner)
-    with SAC's TanhNormalProjectionNetwork (std through exp or SAC's
-    std_clip_transform), on one action array."""
+    and CrossQ's BatchRenormActorNetwork, with SAC's TanhNormalProjectionNetwork (std
+    through exp or SAC's std_clip_transform) or gSDE's head, on one action array."""
     import tensorflow as tf
-    from tf_agents.agents.sac import sac_agent, tanh_normal_projection_network
     from tf_agents.networks import actor_distribution_network, encoding_network
 
+    from tfagents_system.agents.batch_renorm import BatchRenormActorNetwork
     from tfagents_system.agents.encoders import ObservationCombiner
-    from tfagents_system.agents.gsde import SdeProjectionNetwork
 
-    if type(actor_net) is not actor_distribution_network.ActorDistributionNetwork:
+    if type(actor_net) is BatchRenormActorNetwork:  # CrossQ's actor
+        combiner = actor_net._combiner
+    elif type(actor_net) is not actor_distribution_network.ActorDistributionNetwork:
         return f"actor network is a {type(actor_net).__name__}"
-    encoder = actor_net._encoder
-    projection = actor_net._projection_networks
-    if type(encoder) is not encoding_network.EncodingNetwork:
-        return f"encoder is a {type(encoder).__name__}"
-    combiner = encoder._preprocessing_combiner
-    if encoder._flat_preprocessing_layers is not None or (
-            combiner is not None and type(combiner) is not ObservationCombiner):
+    elif type(actor_net._encoder) is not encoding_network.EncodingNetwork:
+        return f"encoder is a {type(actor_net._encoder).__name__}"
+    elif actor_net._encoder._flat_preprocessing_layers is not None:
         return "the encoder has preprocessing layers"
-    if type(projection) is SdeProjectionNetwork:
-        pass  # gSDE's head: a mean layer and log_std
-    elif type(projection) is not tanh_normal_projection_network.TanhNormalProjectionNetwork:
-        return f"projection is a {type(projection).__name__}"
-    elif projection._std_transform not in (tf.exp, sac_agent.std_clip_transform):
-        return "the projection has a custom std transform"
+    else:
+        combiner = actor_net._encoder._preprocessing_combiner
+    if combiner is not None and type(combiner) is not ObservationCombiner:
+        return "the encoder has preprocessing layers"
     if len(tf.nest.flatten(action_spec)) != 1:
         return "nested actions"
     if combiner is None and len(tf.nest.flatten(actor_net.input_tensor_spec)) != 1:
         return "nested observations without the default combiner"
+    return _unsupported_head(_parts(actor_net)[2])
+
+
+def _unsupported_head(projection) -> str | None:
+    """Why NumpyActor cannot compute this projection network, or None if it can."""
+    import tensorflow as tf
+    from tf_agents.agents.sac import sac_agent, tanh_normal_projection_network
+
+    from tfagents_system.agents.gsde import SdeProjectionNetwork
+
+    if type(projection) is SdeProjectionNetwork:
+        return None  # gSDE's head: a mean layer and log_std
+    if type(projection) is not tanh_normal_projection_network.TanhNormalProjectionNetwork:
+        return f"projection is a {type(projection).__name__}"
+    if projection._std_transform not in (tf.exp, sac_agent.std_clip_transform):
+        return "the projection has a custom std transform"
     return None
 
 

@@ -30,6 +30,7 @@ from tf_agents.networks import (
 )
 
 from tfagents_system.agents import gsde
+from tfagents_system.agents.batch_renorm import BatchRenormActorNetwork, BatchRenormCriticNetwork
 from tfagents_system.agents.encoders import (
     ImageEncoder,
     ObservationCombiner,
@@ -46,6 +47,10 @@ def actor_network(settings: NetworkSettings, observation_spec, action_spec):
     """SAC's actor: `actor_layers` (recurrent: then the LSTM and `output_layers`) and a
     tanh-squashed normal head (gSDE's with `settings.sde`); a structured observation
     goes through the combiner."""
+    if settings.crossq is not None:  # CrossQ's (validation: feed-forward, no images)
+        return BatchRenormActorNetwork(
+            observation_spec, action_spec, settings.actor_layers, settings.crossq.momentum,
+            settings.crossq.warmup_steps, settings.observation_normalization)
     combiner = actor_combiner_kwargs(observation_spec, settings.observation_normalization)
     if has_images(observation_spec) and not settings.recurrent:
         combiner = {"preprocessing_combiner": ImageEncoder.for_spec(
@@ -68,6 +73,10 @@ def critic_network(settings: NetworkSettings, observation_spec, action_spec):
     """SAC's critic Q(s, a): `critic_layers` on the observation and action joined
     (recurrent: `RecurrentCriticNetwork`)."""
     normalization = settings.observation_normalization
+    if settings.crossq is not None:
+        return BatchRenormCriticNetwork(
+            (observation_spec, action_spec), settings.crossq.critic_layers,
+            settings.crossq.momentum, settings.crossq.warmup_steps, normalization)
     if has_images(observation_spec) and not settings.recurrent:
         return TwinCriticNetwork((observation_spec, action_spec), settings.critic_layers,
                                  conv=settings.conv)

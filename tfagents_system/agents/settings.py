@@ -1,8 +1,10 @@
 """The agent's settings, and the defaults of each kind of network.
 
 `AgentSettings` is everything the agent's parts are built from; `TrainParamsBase.
-agent_settings()` makes it from a params file. The defaults that depend on the kind
-of networks live here: SAC's published networks and batch (Haarnoja et al., 2018,
+agent_settings()` makes it from a params file. `AgentOptions` holds the params' choice
+of agent (SAC or CrossQ) and of exploration (gSDE) with their settings, and
+`NetworkDefault` the settings whose default depends on the kind of networks. Those
+defaults live here: SAC's published networks and batch (Haarnoja et al., 2018,
 "Soft Actor-Critic Algorithms and Applications", table 1) for the feed-forward
 agent, and for the recurrent one the settings measured in docs/recurrent.md.
 """
@@ -37,6 +39,30 @@ RECURRENT_DEFAULTS = MappingProxyType({
 def defaults(recurrent: bool):
     """The kind-dependent defaults of feed-forward or recurrent networks."""
     return RECURRENT_DEFAULTS if recurrent else FEED_FORWARD_DEFAULTS
+
+
+class NetworkDefault:
+    """A setting whose default depends on the kind of networks: `agents.settings`'s
+    feed-forward or recurrent default, by the params' `recurrent`, unless the params
+    (or a sweep) set it."""
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.name = name
+
+    def __get__(self, params, owner=None):
+        if params is None:
+            return self
+        if self.name in params.__dict__:
+            return params.__dict__[self.name]
+        return defaults(params.recurrent is True)[self.name]
+
+    def __set__(self, params, value) -> None:
+        params.__dict__[self.name] = value
+
+    @property
+    def default(self):
+        """The feed-forward default (its type tells how a JSON value converts)."""
+        return FEED_FORWARD_DEFAULTS[self.name]
 
 
 @dataclass(frozen=True)
@@ -78,8 +104,45 @@ class SdeSettings:
     clip_mean: float = 2.0
 
 
-class ExplorationParams:
-    """The params' exploration settings (a base of `params.TrainParamsBase`)."""
+@dataclass(frozen=True)
+class CrossQSettings:
+    """CrossQ's (`agents.crossq`): the critics' hidden layers, batch renormalization's
+    momentum and warm-up, the critic steps per actor step and Adam's beta_1."""
+
+    critic_layers: tuple[int, ...] = (1024, 1024)
+    momentum: float = 0.99
+    warmup_steps: int = 100_000
+    policy_delay: int = 3
+    adam_beta1: float = 0.5
+
+
+AGENTS = ("sac", "crossq")
+
+
+class AgentOptions:
+    """The params' choice of agent and exploration, with CrossQ's and gSDE's settings
+    (a base of `params.TrainParamsBase`)."""
+
+    # --- The agent (README, "CrossQ") ---
+    # "sac", or "crossq": batch-renormalized critics of crossq_critic_layers, no target
+    # networks, one pass over the current and next state-actions, the actor and alpha
+    # updated every crossq_policy_delay critic steps, Adam with beta_1 crossq_adam_beta1
+    # (Bhatt et al., 2024; the defaults are sb3-contrib's). A config's "agent" wins.
+    agent: str = "sac"
+    crossq_critic_layers: tuple[int, ...] = CrossQSettings.critic_layers
+    crossq_policy_delay: int = CrossQSettings.policy_delay
+    crossq_batch_norm_momentum: float = CrossQSettings.momentum
+    crossq_renorm_warmup_steps: int = CrossQSettings.warmup_steps
+    crossq_adam_beta1: float = CrossQSettings.adam_beta1
+
+    def crossq_settings(self) -> CrossQSettings | None:
+        """CrossQ's settings; None for SAC."""
+        if self.agent != "crossq":
+            return None
+        return CrossQSettings(tuple(self.crossq_critic_layers),
+                              float(self.crossq_batch_norm_momentum),
+                              int(self.crossq_renorm_warmup_steps),
+                              int(self.crossq_policy_delay), float(self.crossq_adam_beta1))
 
     # --- gSDE, state-dependent exploration (README, "State-dependent exploration") ---
     # True: the actor explores with noise f(s) theta, a linear function of its last
@@ -113,6 +176,7 @@ class NetworkSettings:
     output_layers: tuple[int, ...] = ()
     conv: ConvSettings = field(default_factory=ConvSettings)
     sde: SdeSettings | None = None
+    crossq: CrossQSettings | None = None  # CrossQ's batch-renormalized networks
 
     @property
     def recurrent(self) -> bool:
@@ -149,3 +213,4 @@ class AgentSettings:
     prior: PriorSettings | None = None
     # DrQ's random shift of image observations by up to this many pixels (0: none).
     image_shift: int = 0
+    crossq: CrossQSettings | None = None  # None: SAC
