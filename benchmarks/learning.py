@@ -28,7 +28,7 @@ the project's environment). A finished SB3 run is kept; an interrupted one start
 over.
 
 Variants (`--variants`, `VARIANTS`): the preset with some settings changed (`sac`:
-as shipped; `sac_gsde`: gSDE exploration), each trained on every task and seed as
+as shipped; `sac_gsde`: gSDE exploration; `crossq`: CrossQ), each trained on every task and seed as
 experiments `<ENV_ID>__<variant>_<N>_task_<seed>` (the default variant keeps the
 names above). The report has a column group per variant, the targets per variant
 and a curve per variant.
@@ -119,9 +119,11 @@ NOTES_MARKER = "<!-- hand-written analysis below: kept when the benchmark rewrit
 # The variants `--variants` compares, each on top of every task's preset: (hyperparameter
 # overrides, config entries). "sac" is the preset as shipped. "sac_gsde": gSDE with the
 # zoo's values (log std -3; the zoo redraws the noise at each 64-step rollout).
+# "crossq": CrossQ (the config's "agent") with its own defaults and the preset's rest.
 VARIANTS = {
     "sac": ({}, {}),
     "sac_gsde": ({"use_sde": True, "sde_sample_freq": 64, "sde_log_std_init": -3.0}, {}),
+    "crossq": ({}, {"agent": "crossq"}),
 }
 DEFAULT_VARIANT = "sac"
 VARIANT_INFIX = "__"  # <task>__<variant>_<budget>: the default variant's names are as before

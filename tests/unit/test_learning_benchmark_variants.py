@@ -79,3 +79,11 @@ def test_the_report_has_a_column_group_targets_and_a_curve_per_variant(tmp_path)
     assert f"| {task} (sac_gsde) | 1174 | 3000 | 1 | yes |" in targets
     assert "| HopperBulletEnv-v0 | 1713 | 3000 | 1 | yes |" in targets
     assert (tmp_path / "learning.png").stat().st_size > 10_000
+
+
+def test_the_crossq_variant_is_the_configs_agent(tmp_path):
+    learning.write_launch_files(tmp_path, "AntBulletEnv-v0", 50_000, 1, {}, "crossq")
+    config = json.loads((tmp_path / "launch" / "AntBulletEnv-v0__crossq.json").read_text())
+    assert config == {"env_id": "AntBulletEnv-v0", "agent": "crossq"}
+    params = learning.preset_params({}, "AntBulletEnv-v0", "crossq")
+    assert params.agent == "crossq" and params.crossq_settings().critic_layers == (1024, 1024)
