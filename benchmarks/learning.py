@@ -20,7 +20,8 @@ interrupted benchmark resumes: finished experiments are read as they are,
 interrupted ones resume from their checkpoints.
 
 With `--with-sb3` it also trains Stable-Baselines3 SAC with the zoo's
-hyperparameters for the task (`benchmarks/sb3_peer.py`: PyBullet the zoo's
+hyperparameters for the task (and, when `--variants` has `crossq`, sb3-contrib's
+CrossQ with its defaults, the peer of ours) (`benchmarks/sb3_peer.py`: PyBullet the zoo's
 tuned values, MuJoCo SB3's defaults, panda-gym SAC + HerReplayBuffer) on the same
 CPUs, one run after the other, in a virtual environment it builds under the work
 directory from `benchmarks/sb3_requirements.txt` (torch and gymnasium never enter
@@ -472,15 +473,21 @@ def success_target_mark(zoo: ZooCurve | None) -> int:
     return SUCCESS_TARGET_MARKS.get(zoo.task, TARGET_MARK) if zoo else TARGET_MARK
 
 
-def sb3_settings(task: str) -> dict:
+def sb3_settings(task: str, algo: str = "sac") -> dict:
     """The SB3 peer's settings for `task` (benchmarks/sb3_peer.py, which imports
     nothing outside the standard library at the top)."""
     from benchmarks import sb3_peer
 
     try:
-        return sb3_peer.zoo_settings(task)
+        return sb3_peer.peer_settings(task, algo)
     except ValueError as exc:
         raise BenchmarkError(f"--with-sb3: {exc}") from exc
+
+
+def sb3_algo(variant: str) -> str:
+    """The peer of a variant: sb3-contrib's CrossQ for ours, SB3 SAC with the zoo's
+    settings (gSDE included) for the others."""
+    return "crossq" if variant == "crossq" else "sac"
 
 
 def ensure_sb3_venv(work: Path) -> Path:
@@ -504,8 +511,8 @@ def ensure_sb3_venv(work: Path) -> Path:
     return python
 
 
-def sb3_path(work: Path, task: str, env_steps: int, seed: int) -> Path:
-    return work / "sb3" / f"{experiment_name(task, env_steps)}_seed{seed}.jsonl"
+def sb3_path(work: Path, task: str, env_steps: int, seed: int, algo: str = "sac") -> Path:
+    return work / "sb3" / f"{experiment_name(task, env_steps, algo)}_seed{seed}.jsonl"
 
 
 def read_sb3(path: Path) -> dict | None:
@@ -527,8 +534,8 @@ def read_sb3(path: Path) -> dict | None:
 
 
 def train_sb3(work: Path, python: Path, task: str, env_steps: int, seed: int,
-              eval_episodes: int) -> Path:
-    path = sb3_path(work, task, env_steps, seed)
+              eval_episodes: int, algo: str = "sac") -> Path:
+    path = sb3_path(work, task, env_steps, seed, algo)
     if read_sb3(path) is not None:
         log(f"SB3 {path.stem}: finished earlier, read as it is")
         return path
@@ -540,7 +547,7 @@ def train_sb3(work: Path, python: Path, task: str, env_steps: int, seed: int,
         code = subprocess.call(
             ["taskset", "-c", cpus, str(python), str(SB3_SCRIPT), "--env_id", task,
              "--env_steps", str(env_steps), "--seed", str(seed), "--eval_episodes",
-             str(eval_episodes), "--output", str(path)],
+             str(eval_episodes), "--algo", algo, "--output", str(path)],
             stdout=out, stderr=subprocess.STDOUT, cwd=work)
     if code != 0:
         raise BenchmarkError(f"SB3 {path.stem}: exited {code}; see {console}")
@@ -551,11 +558,12 @@ def collect_sb3(work: Path) -> dict[str, list[dict]]:
     found: dict[str, list[dict]] = {}
     root = work / "sb3"
     for path in sorted(root.glob("*.jsonl")) if root.is_dir() else []:
-        match = re.match(r"^(?P<task>.+)_(?P<budget>\d+k?)_seed(?P<seed>\d+)$", path.stem)
+        match = re.match(r"^(?P<task>.+?)(?:" + VARIANT_INFIX + r"(?P<algo>[a-z0-9]+))?"
+                         r"_(?P<budget>\d+k?)_seed(?P<seed>\d+)$", path.stem)
         run = read_sb3(path)
         if match and run:
             run.update(task=match["task"], seed=int(match["seed"]),
-                       budget=parse_budget(match["budget"]))
+                       budget=parse_budget(match["budget"]), algo=match["algo"] or "sac")
             found.setdefault(match["task"], []).append(run)
     return found
 
@@ -690,41 +698,62 @@ def _ours_cells(groups: dict, success: bool, zoo: ZooCurve | None, mark: int) ->
     return cells + [minutes(_wall(runs, mark)) for runs in groups.values()]
 
 
+SB3_PEERS = {"sac": "SB3", "crossq": "sb3-contrib CrossQ"}  # a peer's label in the tables
+
+
+def _peer_columns(label: str, ours: str, success: bool) -> list[str]:
+    return ([f"{label} here: return"] + ([f"{label} here: success rate"] if success else [])
+            + [f"{label} wall clock, min (training only)", f"wall clock {ours} / {label}"])
+
+
+def _peer_cells(peer: list[dict], ours: list[Run], success: bool, mark: int) -> list[str]:
+    """A peer's return (and success rate), wall clock and our wall clock's ratio to it."""
+    returns = _sb3_at(peer, "env_steps", "returns", mark)
+    walls = _sb3_at(peer, "env_steps", "seconds", mark)
+    train = _sb3_at(peer, "env_steps", "train_seconds", mark)
+    wall = _wall(ours, mark)
+    ratio = wall / statistics.fmean(walls) if wall and walls else None
+    ratio_train = wall / statistics.fmean(train) if wall and train else None
+    cells = [f"{fmt(statistics.fmean(returns))} ({len(returns)})" if returns else "n/a"]
+    if success:
+        rates = _sb3_at(peer, "success_env_steps", "success", mark)
+        cells.append(f"{fmt(statistics.fmean(rates), 2)} ({len(rates)})" if rates else "n/a")
+    return cells + [f"{minutes(statistics.fmean(walls))} ({minutes(statistics.fmean(train))})"
+                    if walls else "n/a",
+                    f"{ratio:.2f} ({ratio_train:.2f})" if ratio is not None else "n/a"]
+
+
+def _peers(groups: dict, sb3: list[dict]) -> list[tuple[str, list[dict], list[Run]]]:
+    """(label, peer runs, our runs its wall clock is compared with): SB3 SAC always (our
+    default variant's, else the first variant's, against it), sb3-contrib's CrossQ
+    where it ran (our crossq variant against it)."""
+    first = groups.get(DEFAULT_VARIANT, next(iter(groups.values())))
+    peers = [(SB3_PEERS["sac"], [r for r in sb3 if r.get("algo", "sac") == "sac"], first)]
+    crossq = [r for r in sb3 if r.get("algo") == "crossq"]
+    if crossq:
+        peers.append((SB3_PEERS["crossq"], crossq, groups.get("crossq", [])))
+    return peers
+
+
 def task_table(task: str, runs: list[Run], sb3: list[dict]) -> tuple[list[str], dict]:
-    """The markdown rows of one task (a column group per variant) and its target per
-    variant (task_target)."""
+    """The markdown rows of one task (a column group per variant and per peer) and its
+    target per variant (task_target)."""
     zoo = zoo_curve(task)
     groups = by_variant(runs)
     success = has_success(runs, zoo)
     targets = {v: task_target(task, group, zoo) for v, group in groups.items()}
-    # the SB3 ratio: of the default variant's wall clock (the first variant's without it)
-    ratio_runs = groups.get(DEFAULT_VARIANT, next(iter(groups.values())))
-    columns = ["env steps", "zoo reference", *_ours_columns(groups, success),
-               "SB3 here: return"]
-    if success:
-        columns += ["SB3 here: success rate"]
-    columns += ["SB3 wall clock, min (training only)",
-                f"wall clock {ours_label(ratio_runs[0].variant, groups)} / SB3"]
+    peers = _peers(groups, sb3)
+    columns = ["env steps", "zoo reference", *_ours_columns(groups, success)]
+    for label, _, ours in peers:
+        columns += _peer_columns(label, ours_label(ours[0].variant, groups) if ours
+                                 else "ours crossq", success)
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     every = [r for group in groups.values() for r in group]
     for mark in task_marks(every, max(t["mark"] for t in targets.values())):
-        sb3_returns = _sb3_at(sb3, "env_steps", "returns", mark)
-        sb3_walls = _sb3_at(sb3, "env_steps", "seconds", mark)
-        sb3_train = _sb3_at(sb3, "env_steps", "train_seconds", mark)
-        wall = _wall(ratio_runs, mark)
-        ratio = (wall / statistics.fmean(sb3_walls) if wall and sb3_walls else None)
-        ratio_train = (wall / statistics.fmean(sb3_train) if wall and sb3_train else None)
         cells = [mark_label(mark), fmt(zoo.return_at(mark) if zoo else None),
-                 *_ours_cells(groups, success, zoo, mark),
-                 (f"{fmt(statistics.fmean(sb3_returns))} ({len(sb3_returns)})"
-                  if sb3_returns else "n/a")]
-        if success:
-            sb3_success = _sb3_at(sb3, "success_env_steps", "success", mark)
-            cells += [f"{fmt(statistics.fmean(sb3_success), 2)} ({len(sb3_success)})"
-                      if sb3_success else "n/a"]
-        cells += [f"{minutes(statistics.fmean(sb3_walls))} "
-                  f"({minutes(statistics.fmean(sb3_train))})" if sb3_walls else "n/a",
-                  f"{ratio:.2f} ({ratio_train:.2f})" if ratio is not None else "n/a"]
+                 *_ours_cells(groups, success, zoo, mark)]
+        for _, peer, ours in peers:
+            cells += _peer_cells(peer, ours, success, mark)
         lines.append("| " + " | ".join(cells) + " |")
     return lines, targets
 
@@ -928,10 +957,15 @@ def plot_curves(png: Path, tasks: list[str], runs: list[Run], sb3: dict) -> Path
             older = f", {zoo.task}" if zoo.task != task else ""
             ax.plot([zoo.env_steps[i] for i in keep], [ys[i] for i in keep], color="black",
                     ls="--", label=f"RL Baselines3 Zoo (reference{older})")
-        for k, s in enumerate(sb3.get(task, [])):
+        labelled = set()
+        for s in sb3.get(task, []):
+            algo = s.get("algo", "sac")
             ax.plot(s.get("success_env_steps", []) if success else s["env_steps"],
-                    s.get("success", []) if success else s["returns"], color="tab:orange",
-                    ls=":", lw=2, label="SB3 here (zoo settings)" if k == 0 else None)
+                    s.get("success", []) if success else s["returns"],
+                    color="tab:orange" if algo == "sac" else "tab:olive", ls=":", lw=2,
+                    label=None if algo in labelled else
+                    "SB3 here (zoo settings)" if algo == "sac" else "sb3-contrib CrossQ here")
+            labelled.add(algo)
         ax.set_title(f"{task}: success rate" if success else task)
         ax.set_xlabel("env steps")
         ax.set_ylabel("greedy eval success rate" if success else "greedy eval return")
@@ -996,8 +1030,10 @@ def train_all(args, overrides: dict) -> None:
     for task in dict.fromkeys(args.tasks + sb3_tasks):  # a bad --override or variant
         for variant in args.variants:  # fails here, before any run
             preset_params(overrides, task, variant)
+    algos = sorted({sb3_algo(v) for v in args.variants})
     for task in sb3_tasks:  # as does a task the SB3 peer has no settings for
-        sb3_settings(task)
+        for algo in algos:
+            sb3_settings(task, algo)
     for task in args.tasks:
         for variant in args.variants:
             for seed in range(args.first_seed, args.seeds):
@@ -1008,9 +1044,10 @@ def train_all(args, overrides: dict) -> None:
         for task in sb3_tasks:
             # SB3 evaluates as many episodes as our preset does for the task.
             episodes = preset_params(overrides, task).n_eval_episodes
-            for seed in range(args.sb3_seeds):
-                train_sb3(args.work, python, task, args.sb3_env_steps or args.env_steps,
-                          seed, episodes)
+            for algo in algos:  # SB3 SAC, and sb3-contrib's CrossQ for ours
+                for seed in range(args.sb3_seeds):
+                    train_sb3(args.work, python, task, args.sb3_env_steps or args.env_steps,
+                              seed, episodes, algo)
 
 
 def benchmark(argv: list[str]) -> Path:

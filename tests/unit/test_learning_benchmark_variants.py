@@ -87,3 +87,39 @@ def test_the_crossq_variant_is_the_configs_agent(tmp_path):
     assert config == {"env_id": "AntBulletEnv-v0", "agent": "crossq"}
     params = learning.preset_params({}, "AntBulletEnv-v0", "crossq")
     assert params.agent == "crossq" and params.crossq_settings().critic_layers == (1024, 1024)
+
+
+def test_the_crossq_peer_is_sb3_contribs_crossq_with_its_defaults(tmp_path):
+    from benchmarks import sb3_peer
+
+    peer = sb3_peer.peer_settings("HalfCheetahBulletEnv-v0", "crossq")
+    assert peer["algo"] == "crossq" and peer["sac"] == {} and peer["time_feature"]
+    assert sb3_peer.peer_settings("HalfCheetahBulletEnv-v0")["sac"]["use_sde"]
+    assert learning.sb3_algo("crossq") == "crossq" and learning.sb3_algo("sac_gsde") == "sac"
+    with pytest.raises(ValueError, match="--algo td3"):
+        sb3_peer.peer_settings("HalfCheetahBulletEnv-v0", "td3")
+    # the records of both peers read back apart
+    for algo, wall in (("sac", 400.0), ("crossq", 800.0)):
+        path = learning.sb3_path(tmp_path, "HalfCheetahBulletEnv-v0", 50_000, 0, algo)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"env_steps": 50_000, "wall_s": wall, "eval_s": 0.0,
+                                    "mean_return": wall}) + "\n"
+                        + json.dumps({"done": True}) + "\n")
+    found = learning.collect_sb3(tmp_path)["HalfCheetahBulletEnv-v0"]
+    assert sorted((r["algo"], r["returns"][0]) for r in found) == [("crossq", 800.0),
+                                                                 ("sac", 400.0)]
+    # the table compares our crossq variant's wall clock with the CrossQ peer's
+    task = "HalfCheetahBulletEnv-v0"
+    ours = _run(task, 0, 50_000, 10_000, lambda x: x / 100, seconds_per_step=0.004)
+    crossq = _run(task, 0, 50_000, 10_000, lambda x: x / 50, seconds_per_step=0.008)
+    crossq.variant = "crossq"
+    lines, _ = learning.task_table(task, [ours, crossq], found)
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    assert header[-6:] == [
+        "SB3 here: return", "SB3 wall clock, min (training only)", "wall clock ours sac / SB3",
+        "sb3-contrib CrossQ here: return",
+        "sb3-contrib CrossQ wall clock, min (training only)",
+        "wall clock ours crossq / sb3-contrib CrossQ"]
+    row = [c.strip() for c in lines[-1].strip("|").split("|")]
+    assert row[0] == "50k" and row[-6:] == ["400 (1)", "6.7 (6.7)", "0.50 (0.50)",
+                                            "800 (1)", "13.3 (13.3)", "0.50 (0.50)"]
