@@ -27,8 +27,9 @@ def agent_actor_packer(params, env, seed: int):
 
 
 def train_point_mass(settings: dict, seed: int = 0, warmup: int = 500, train_steps: int = 2500,
-                     eval_episodes: int = 20) -> tuple[float, float]:
-    """SAC (or CrossQ) with `settings` on `PointMassReach` (flat, 50-step episodes): one
+                     eval_episodes: int = 20, flat: bool = True) -> tuple[float, float]:
+    """SAC (or CrossQ) with `settings` on `PointMassReach` (50-step episodes; its flat
+    observation, or the dict of position, velocity and goal with `flat=False`): one
     gradient step per env step after `warmup` random ones, the workers' numpy actor
     collecting with weights refreshed every 50 steps. Returns (mean greedy return over
     `eval_episodes`, mean |a_t - a_t-1| of the collect policy within episodes)."""
@@ -45,7 +46,7 @@ def train_point_mass(settings: dict, seed: int = 0, warmup: int = 500, train_ste
         target_update_tau = 0.01
 
         def env_ctor(self, seed=None):
-            return point_mass_reach(seed, flat=True, episode_steps=50)
+            return point_mass_reach(seed, flat=flat, episode_steps=50)
 
     params = Params()
     for name, value in settings.items():
