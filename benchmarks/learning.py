@@ -29,7 +29,8 @@ the project's environment). A finished SB3 run is kept; an interrupted one start
 over.
 
 Variants (`--variants`, `VARIANTS`): the preset with some settings changed (`sac`:
-as shipped; `sac_gsde`: gSDE exploration; `crossq`: CrossQ), each trained on every task and seed as
+as shipped; `sac_gsde`: gSDE exploration; `crossq`: CrossQ, `crossq_w512` and
+`crossq_w256` with narrower critics), each trained on every task and seed as
 experiments `<ENV_ID>__<variant>_<N>_task_<seed>` (the default variant keeps the
 names above). The report has a column group per variant, the targets per variant
 and a curve per variant.
@@ -120,11 +121,14 @@ NOTES_MARKER = "<!-- hand-written analysis below: kept when the benchmark rewrit
 # The variants `--variants` compares, each on top of every task's preset: (hyperparameter
 # overrides, config entries). "sac" is the preset as shipped. "sac_gsde": gSDE with the
 # zoo's values (log std -3; the zoo redraws the noise at each 64-step rollout).
-# "crossq": CrossQ (the config's "agent") with its own defaults and the preset's rest.
+# "crossq": CrossQ (the config's "agent") with its own defaults and the preset's rest;
+# "crossq_w512", "crossq_w256": with narrower critics (the widths' cost, README).
 VARIANTS = {
     "sac": ({}, {}),
     "sac_gsde": ({"use_sde": True, "sde_sample_freq": 64, "sde_log_std_init": -3.0}, {}),
     "crossq": ({}, {"agent": "crossq"}),
+    "crossq_w512": ({"crossq_critic_layers": (512, 512)}, {"agent": "crossq"}),
+    "crossq_w256": ({"crossq_critic_layers": (256, 256)}, {"agent": "crossq"}),
 }
 DEFAULT_VARIANT = "sac"
 VARIANT_INFIX = "__"  # <task>__<variant>_<budget>: the default variant's names are as before
@@ -487,7 +491,7 @@ def sb3_settings(task: str, algo: str = "sac") -> dict:
 def sb3_algo(variant: str) -> str:
     """The peer of a variant: sb3-contrib's CrossQ for ours, SB3 SAC with the zoo's
     settings (gSDE included) for the others."""
-    return "crossq" if variant == "crossq" else "sac"
+    return "crossq" if variant.startswith("crossq") else "sac"
 
 
 def ensure_sb3_venv(work: Path) -> Path:
@@ -726,12 +730,14 @@ def _peer_cells(peer: list[dict], ours: list[Run], success: bool, mark: int) -> 
 def _peers(groups: dict, sb3: list[dict]) -> list[tuple[str, list[dict], list[Run]]]:
     """(label, peer runs, our runs its wall clock is compared with): SB3 SAC always (our
     default variant's, else the first variant's, against it), sb3-contrib's CrossQ
-    where it ran (our crossq variant against it)."""
+    where it ran (our crossq variant, else the first crossq_* one, against it)."""
     first = groups.get(DEFAULT_VARIANT, next(iter(groups.values())))
     peers = [(SB3_PEERS["sac"], [r for r in sb3 if r.get("algo", "sac") == "sac"], first)]
     crossq = [r for r in sb3 if r.get("algo") == "crossq"]
     if crossq:
-        peers.append((SB3_PEERS["crossq"], crossq, groups.get("crossq", [])))
+        ours = groups.get("crossq") or next(
+            (g for v, g in groups.items() if v.startswith("crossq")), [])
+        peers.append((SB3_PEERS["crossq"], crossq, ours))
     return peers
 
 
