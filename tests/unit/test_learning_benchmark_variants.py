@@ -123,3 +123,13 @@ def test_the_crossq_peer_is_sb3_contribs_crossq_with_its_defaults(tmp_path):
     row = [c.strip() for c in lines[-1].strip("|").split("|")]
     assert row[0] == "50k" and row[-6:] == ["400 (1)", "6.7 (6.7)", "0.50 (0.50)",
                                             "800 (1)", "13.3 (13.3)", "0.50 (0.50)"]
+
+
+def test_the_width_variants_are_crossq_with_narrower_critics(tmp_path):
+    learning.write_launch_files(tmp_path, "HopperBulletEnv-v0", 50_000, 1, {}, "crossq_w256")
+    sweep = json.loads((tmp_path / "launch" / "HopperBulletEnv-v0__crossq_w256_50k.sweep.json"
+                        ).read_text())
+    assert sweep["grid"]["params.crossq_critic_layers"] == [[256, 256]]
+    params = learning.preset_params({}, "HopperBulletEnv-v0", "crossq_w256")
+    assert params.crossq_settings().critic_layers == (256, 256) and params.validate() == []
+    assert learning.sb3_algo("crossq_w256") == "crossq"
