@@ -48,10 +48,14 @@ def test_an_agent_option_trains_stops_and_resumes(workdir, case):
     names = dict(tf.train.list_variables(checkpoint))
     if case == "crossq":
         assert settings["agent"] == "crossq"
-        counters = [n for n in names if "q0_brn0/steps" in n]
-        assert counters, sorted(names)[:20]
-        assert int(tf.train.load_variable(checkpoint, counters[0])) == 600
-        assert not any("TargetCriticNetwork" in n for n in names)
+        # the first layer of each critic normalized every critic step; the actor's
+        # every third (the policy delay)
+        critic = "agent/_critic_network_1/_critics/{}/0/steps/.ATTRIBUTES/VARIABLE_VALUE"
+        actor = "agent/_actor_network/stack/0/steps/.ATTRIBUTES/VARIABLE_VALUE"
+        assert [int(tf.train.load_variable(checkpoint, critic.format(i))) for i in (0, 1)] \
+            == [600, 600]
+        assert int(tf.train.load_variable(checkpoint, actor)) == 200
+        assert not any("target_critic" in n.lower() for n in names)
     else:
         assert settings["use_sde"] is True
         assert any("log_std" in n for n in names)
