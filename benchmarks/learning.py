@@ -1,6 +1,7 @@
 """Learning benchmark: the presets against RL Baselines3 Zoo, at equal env steps.
 
-    ./benchmarks/run.sh learning [--tasks ENV_ID ...] [--env_steps N] [--seeds K]
+    ./benchmarks/run.sh learning [--tasks ENV_ID ...] [--variants sac sac_gsde ...]
+        [--env_steps N] [--seeds K]
         [--first_seed S] [--with-sb3] [--sb3_env_steps N] [--sb3_tasks ENV_ID ...]
         [--sb3_seeds K] [--work DIR] [--output FILE.md] [--override NAME=VALUE ...]
         [--report_only]
@@ -19,12 +20,20 @@ interrupted benchmark resumes: finished experiments are read as they are,
 interrupted ones resume from their checkpoints.
 
 With `--with-sb3` it also trains Stable-Baselines3 SAC with the zoo's
-hyperparameters for the task (`benchmarks/sb3_peer.py`: PyBullet the zoo's
+hyperparameters for the task (and, when `--variants` has `crossq`, sb3-contrib's
+CrossQ with its defaults, the peer of ours) (`benchmarks/sb3_peer.py`: PyBullet the zoo's
 tuned values, MuJoCo SB3's defaults, panda-gym SAC + HerReplayBuffer) on the same
 CPUs, one run after the other, in a virtual environment it builds under the work
 directory from `benchmarks/sb3_requirements.txt` (torch and gymnasium never enter
 the project's environment). A finished SB3 run is kept; an interrupted one starts
 over.
+
+Variants (`--variants`, `VARIANTS`): the preset with some settings changed (`sac`:
+as shipped; `sac_gsde`: gSDE exploration; `crossq`: CrossQ, `crossq_w512` and
+`crossq_w256` with narrower critics), each trained on every task and seed as
+experiments `<ENV_ID>__<variant>_<N>_task_<seed>` (the default variant keeps the
+names above). The report has a column group per variant, the targets per variant
+and a curve per variant.
 
 Then it writes the report (default `docs/learning.md`) and a PNG of the curves
 beside it, from every run found under the work directory (earlier invocations
@@ -109,8 +118,23 @@ def older_version_note(zoo_task_id: str) -> str:
     kind = "panda-gym 2" if zoo_task_id.startswith("Panda") else "gym v3, mujoco-py"
     return f"{kind}; compare with care"
 NOTES_MARKER = "<!-- hand-written analysis below: kept when the benchmark rewrites this file -->"
-EXP_PATTERN = re.compile(r"^(?P<task>.+)_(?P<budget>\d+k?)" + re.escape(C.TASK_INFIX)
-                         + r"(?P<seed>\d+)$")
+# The variants `--variants` compares, each on top of every task's preset: (hyperparameter
+# overrides, config entries). "sac" is the preset as shipped. "sac_gsde": gSDE with the
+# zoo's values (log std -3; the zoo redraws the noise at each 64-step rollout).
+# "crossq": CrossQ (the config's "agent") with its own defaults and the preset's rest;
+# "crossq_w512", "crossq_w256": with narrower critics (the widths' cost, README).
+VARIANTS = {
+    "sac": ({}, {}),
+    "sac_gsde": ({"use_sde": True, "sde_sample_freq": 64, "sde_log_std_init": -3.0}, {}),
+    "crossq": ({}, {"agent": "crossq"}),
+    "crossq_w512": ({"crossq_critic_layers": (512, 512)}, {"agent": "crossq"}),
+    "crossq_w256": ({"crossq_critic_layers": (256, 256)}, {"agent": "crossq"}),
+}
+DEFAULT_VARIANT = "sac"
+VARIANT_INFIX = "__"  # <task>__<variant>_<budget>: the default variant's names are as before
+EXP_PATTERN = re.compile(r"^(?P<task>.+?)(?:" + VARIANT_INFIX
+                         + r"(?P<variant>[a-z0-9]+(?:_[a-z0-9]+)*))?_(?P<budget>\d+k?)"
+                         + re.escape(C.TASK_INFIX) + r"(?P<seed>\d+)$")
 
 
 class BenchmarkError(Exception):
@@ -133,8 +157,21 @@ def mark_label(steps: int) -> str:
     return budget_label(steps)
 
 
-def experiment_name(task: str, env_steps: int) -> str:
-    return f"{task}_{budget_label(env_steps)}"
+def variant_stem(task: str, variant: str = DEFAULT_VARIANT) -> str:
+    """A task's runs in a variant are named from this (the default variant's: the task)."""
+    return task if variant == DEFAULT_VARIANT else f"{task}{VARIANT_INFIX}{variant}"
+
+
+def experiment_name(task: str, env_steps: int, variant: str = DEFAULT_VARIANT) -> str:
+    return f"{variant_stem(task, variant)}_{budget_label(env_steps)}"
+
+
+def variant_settings(variant: str, overrides: dict) -> tuple[dict, dict]:
+    """(hyperparameter overrides, config entries) of a variant, `--override`s on top."""
+    if variant not in VARIANTS:
+        raise BenchmarkError(f"--variants {variant}: unknown; known: {', '.join(VARIANTS)}")
+    params, config = VARIANTS[variant]
+    return {**params, **overrides}, dict(config)
 
 
 def parse_override(text: str) -> tuple[str, object]:
@@ -161,18 +198,23 @@ def preset_for(task: str) -> Path:
     return MANIPULATION_PRESET if is_panda(task) else LOCOMOTION_PRESET
 
 
-def preset_params(overrides: dict, task: str = DEFAULT_TASKS[0]):
-    """The hyperparameters of `task`'s preset with the overrides (no env is made)."""
+def preset_params(overrides: dict, task: str = DEFAULT_TASKS[0],
+                  variant: str = DEFAULT_VARIANT):
+    """The hyperparameters of `task`'s preset in a variant with the overrides (no env is
+    made)."""
     from tfagents_system.params import load_params
 
-    return load_params(preset_for(task), {"env_id": task}, overrides=overrides,
-                       overrides_source="--override")
+    params, config = variant_settings(variant, overrides)
+    return load_params(preset_for(task), {"env_id": task, **config}, overrides=params,
+                       overrides_source="--override" if variant == DEFAULT_VARIANT
+                       else f"--variants {variant} / --override")
 
 
-def iterations_for(env_steps: int, overrides: dict, task: str = DEFAULT_TASKS[0]) -> int:
+def iterations_for(env_steps: int, overrides: dict, task: str = DEFAULT_TASKS[0],
+                   variant: str = DEFAULT_VARIANT) -> int:
     """Iterations whose train steps, after the warm-up, bring the run to `env_steps`
     env steps (the workers run a little ahead of the learner: the limiter's slack)."""
-    params = preset_params(overrides, task)
+    params = preset_params(overrides, task, variant)
     warmup = (params.n_buffer_init_steps if params.n_buffer_init_steps is not None
               else params.min_replay_size)
     train_steps = max(1, env_steps - max(warmup, params.min_replay_size))
@@ -180,17 +222,18 @@ def iterations_for(env_steps: int, overrides: dict, task: str = DEFAULT_TASKS[0]
 
 
 def write_launch_files(work: Path, task: str, env_steps: int, seeds: int,
-                       overrides: dict) -> Path:
-    """The config, sweep and training variables of one task's runs, with the task's
-    preset; returns the variables file. Task id = seed; the sweep lists seeds
+                       overrides: dict, variant: str = DEFAULT_VARIANT) -> Path:
+    """The config, sweep and training variables of one task's runs in a variant, with
+    the task's preset; returns the variables file. Task id = seed; the sweep lists seeds
     0..seeds-1."""
-    name = experiment_name(task, env_steps)
+    name = experiment_name(task, env_steps, variant)
+    params, entries = variant_settings(variant, overrides)
     files = work / "launch"
     files.mkdir(parents=True, exist_ok=True)
-    config = files / f"{task}.json"
-    config.write_text(json.dumps({"env_id": task}, indent=1) + "\n")
-    grid = {"params.num_iter": [iterations_for(env_steps, overrides, task)]}
-    grid.update({f"params.{k}": [v] for k, v in overrides.items()})
+    config = files / f"{variant_stem(task, variant)}.json"
+    config.write_text(json.dumps({"env_id": task, **entries}, indent=1) + "\n")
+    grid = {"params.num_iter": [iterations_for(env_steps, overrides, task, variant)]}
+    grid.update({f"params.{k}": [v] for k, v in params.items()})
     sweep = files / f"{name}.sweep.json"
     sweep.write_text(json.dumps({"grid": grid, "seeds": list(range(seeds))}, indent=1) + "\n")
     variables = files / f"{name}.sh"
@@ -231,17 +274,19 @@ def evaluate_final(exp: Path, target: int, episodes: int) -> None:
 
 
 def train_ours(work: Path, task: str, env_steps: int, seed: int, seeds: int,
-               overrides: dict) -> Path:
+               overrides: dict, variant: str = DEFAULT_VARIANT) -> Path:
     """Train (or resume, or skip when finished) one run; returns its experiment dir."""
 
-    exp = work / "logs" / C.task_experiment_name(experiment_name(task, env_steps), seed)
+    exp = work / "logs" / C.task_experiment_name(experiment_name(task, env_steps, variant),
+                                                 seed)
+    episodes = preset_params(overrides, task, variant).n_eval_episodes
     if (exp / C.COMPLETE_FILE).is_file():
         log(f"{exp.name}: finished earlier, read as it is")
         target = final_eval_missing(exp)
         if target is not None:
-            evaluate_final(exp, target, preset_params(overrides, task).n_eval_episodes)
+            evaluate_final(exp, target, episodes)
         return exp
-    variables = write_launch_files(work, task, env_steps, seeds, overrides)
+    variables = write_launch_files(work, task, env_steps, seeds, overrides, variant)
     log(f"{exp.name}: {'resuming' if exp.is_dir() else 'training'} "
         f"({budget_label(env_steps)} env steps, seed {seed})")
     out = work / "console" / f"{exp.name}.log"
@@ -257,7 +302,7 @@ def train_ours(work: Path, task: str, env_steps: int, seed: int, seeds: int,
                              f"relaunch the benchmark to resume:\n{tail}")
     target = final_eval_missing(exp)
     if target is not None:
-        evaluate_final(exp, target, preset_params(overrides, task).n_eval_episodes)
+        evaluate_final(exp, target, episodes)
     return exp
 
 
@@ -280,6 +325,7 @@ class Run:
     # Evaluations that logged a success rate (eval/success_rate: the env reports one).
     success_env_steps: list[float] = field(default_factory=list)
     success: list[float] = field(default_factory=list)
+    variant: str = DEFAULT_VARIANT
 
     def return_at(self, mark: int) -> float | None:
         return interpolate(self.env_steps, self.returns, mark)
@@ -370,7 +416,8 @@ def read_run(exp: Path) -> Run | None:
         grad_rate=float(np.median(rates.values)) if rates is not None and len(rates.values)
         else None,
         settings=settings, final_by_benchmark=by_benchmark,
-        success_env_steps=[e for e, _ in with_success], success=[r for _, r in with_success])
+        success_env_steps=[e for e, _ in with_success], success=[r for _, r in with_success],
+        variant=match["variant"] or DEFAULT_VARIANT)
 
 
 def collect_runs(work: Path) -> list[Run]:
@@ -430,15 +477,21 @@ def success_target_mark(zoo: ZooCurve | None) -> int:
     return SUCCESS_TARGET_MARKS.get(zoo.task, TARGET_MARK) if zoo else TARGET_MARK
 
 
-def sb3_settings(task: str) -> dict:
+def sb3_settings(task: str, algo: str = "sac") -> dict:
     """The SB3 peer's settings for `task` (benchmarks/sb3_peer.py, which imports
     nothing outside the standard library at the top)."""
     from benchmarks import sb3_peer
 
     try:
-        return sb3_peer.zoo_settings(task)
+        return sb3_peer.peer_settings(task, algo)
     except ValueError as exc:
         raise BenchmarkError(f"--with-sb3: {exc}") from exc
+
+
+def sb3_algo(variant: str) -> str:
+    """The peer of a variant: sb3-contrib's CrossQ for ours, SB3 SAC with the zoo's
+    settings (gSDE included) for the others."""
+    return "crossq" if variant.startswith("crossq") else "sac"
 
 
 def ensure_sb3_venv(work: Path) -> Path:
@@ -462,8 +515,8 @@ def ensure_sb3_venv(work: Path) -> Path:
     return python
 
 
-def sb3_path(work: Path, task: str, env_steps: int, seed: int) -> Path:
-    return work / "sb3" / f"{experiment_name(task, env_steps)}_seed{seed}.jsonl"
+def sb3_path(work: Path, task: str, env_steps: int, seed: int, algo: str = "sac") -> Path:
+    return work / "sb3" / f"{experiment_name(task, env_steps, algo)}_seed{seed}.jsonl"
 
 
 def read_sb3(path: Path) -> dict | None:
@@ -485,8 +538,8 @@ def read_sb3(path: Path) -> dict | None:
 
 
 def train_sb3(work: Path, python: Path, task: str, env_steps: int, seed: int,
-              eval_episodes: int) -> Path:
-    path = sb3_path(work, task, env_steps, seed)
+              eval_episodes: int, algo: str = "sac") -> Path:
+    path = sb3_path(work, task, env_steps, seed, algo)
     if read_sb3(path) is not None:
         log(f"SB3 {path.stem}: finished earlier, read as it is")
         return path
@@ -498,7 +551,7 @@ def train_sb3(work: Path, python: Path, task: str, env_steps: int, seed: int,
         code = subprocess.call(
             ["taskset", "-c", cpus, str(python), str(SB3_SCRIPT), "--env_id", task,
              "--env_steps", str(env_steps), "--seed", str(seed), "--eval_episodes",
-             str(eval_episodes), "--output", str(path)],
+             str(eval_episodes), "--algo", algo, "--output", str(path)],
             stdout=out, stderr=subprocess.STDOUT, cwd=work)
     if code != 0:
         raise BenchmarkError(f"SB3 {path.stem}: exited {code}; see {console}")
@@ -509,11 +562,12 @@ def collect_sb3(work: Path) -> dict[str, list[dict]]:
     found: dict[str, list[dict]] = {}
     root = work / "sb3"
     for path in sorted(root.glob("*.jsonl")) if root.is_dir() else []:
-        match = re.match(r"^(?P<task>.+)_(?P<budget>\d+k?)_seed(?P<seed>\d+)$", path.stem)
+        match = re.match(r"^(?P<task>.+?)(?:" + VARIANT_INFIX + r"(?P<algo>[a-z0-9]+))?"
+                         r"_(?P<budget>\d+k?)_seed(?P<seed>\d+)$", path.stem)
         run = read_sb3(path)
         if match and run:
             run.update(task=match["task"], seed=int(match["seed"]),
-                       budget=parse_budget(match["budget"]))
+                       budget=parse_budget(match["budget"]), algo=match["algo"] or "sac")
             found.setdefault(match["task"], []).append(run)
     return found
 
@@ -535,6 +589,21 @@ def one_run_per_seed(runs: list[Run]) -> list[Run]:
         if run.seed not in best or run.budget > best[run.seed].budget:
             best[run.seed] = run
     return [best[s] for s in sorted(best)]
+
+
+def by_variant(runs: list[Run]) -> dict[str, list[Run]]:
+    """A task's runs per variant (VARIANTS' order, then by name), one run per seed each."""
+    groups: dict[str, list[Run]] = {}
+    for run in runs:
+        groups.setdefault(run.variant, []).append(run)
+    order = list(VARIANTS)
+    return {v: one_run_per_seed(groups[v]) for v in sorted(
+        groups, key=lambda v: (order.index(v) if v in order else len(order), v))}
+
+
+def ours_label(variant: str, groups: dict) -> str:
+    """"ours" where a task has only the default variant's runs, else "ours <variant>"."""
+    return "ours" if list(groups) == [DEFAULT_VARIANT] else f"ours {variant}"
 
 
 def has_success(runs: list[Run], zoo: ZooCurve | None) -> bool:
@@ -601,46 +670,98 @@ def reference_line(task: str, zoo: ZooCurve | None) -> str:
     return f"{preset}. Zoo reference: `{zoo.task}`."
 
 
-def task_table(task: str, runs: list[Run], sb3: list[dict]) -> tuple[list[str], dict]:
-    """The markdown rows of one task and its target (task_target)."""
-    zoo = zoo_curve(task)
-    success = has_success(runs, zoo)
-    target = task_target(task, runs, zoo)
-    columns = ["env steps", "zoo reference", "ours: mean ± sd (seeds)", "ours per seed"]
+def _wall(runs: list[Run], mark: int) -> float | None:
+    walls = [w for w in (r.seconds_at(mark) for r in runs) if w is not None]
+    return statistics.fmean(walls) if walls else None
+
+
+def _ours_columns(groups: dict, success: bool) -> list[str]:
+    columns = []
+    for variant in groups:
+        label = ours_label(variant, groups)
+        columns += [f"{label}: mean ± sd (seeds)", f"{label} per seed"]
     if success:
-        columns += ["zoo success rate", "ours success rate: mean ± sd (seeds)",
-                    "ours success rate per seed"]
-    columns += ["ours wall clock, min", "SB3 here: return"]
+        columns.append("zoo success rate")
+        for variant in groups:
+            label = ours_label(variant, groups)
+            columns += [f"{label} success rate: mean ± sd (seeds)",
+                        f"{label} success rate per seed"]
+    return columns + [f"{ours_label(v, groups)} wall clock, min" for v in groups]
+
+
+def _ours_cells(groups: dict, success: bool, zoo: ZooCurve | None, mark: int) -> list[str]:
+    cells = []
+    for runs in groups.values():
+        cells += [_over_seeds([r.return_at(mark) for r in runs], 0),
+                  ", ".join(f"{fmt(r.return_at(mark))} (s{r.seed})" for r in runs)]
     if success:
-        columns += ["SB3 here: success rate"]
-    columns += ["SB3 wall clock, min (training only)", "wall clock ours / SB3"]
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for mark in task_marks(runs, target["mark"]):
-        walls = [w for w in (r.seconds_at(mark) for r in runs) if w is not None]
-        sb3_returns = _sb3_at(sb3, "env_steps", "returns", mark)
-        sb3_walls = _sb3_at(sb3, "env_steps", "seconds", mark)
-        sb3_train = _sb3_at(sb3, "env_steps", "train_seconds", mark)
-        wall = statistics.fmean(walls) if walls else None
-        ratio = (wall / statistics.fmean(sb3_walls) if wall and sb3_walls else None)
-        ratio_train = (wall / statistics.fmean(sb3_train) if wall and sb3_train else None)
-        cells = [mark_label(mark), fmt(zoo.return_at(mark) if zoo else None),
-                 _over_seeds([r.return_at(mark) for r in runs], 0),
-                 ", ".join(f"{fmt(r.return_at(mark))} (s{r.seed})" for r in runs)]
-        if success:
-            cells += [fmt(zoo.success_at(mark) if zoo else None, 2),
-                      _over_seeds([r.success_at(mark) for r in runs], 2),
+        cells.append(fmt(zoo.success_at(mark) if zoo else None, 2))
+        for runs in groups.values():
+            cells += [_over_seeds([r.success_at(mark) for r in runs], 2),
                       ", ".join(f"{fmt(r.success_at(mark), 2)} (s{r.seed})" for r in runs)]
-        cells += [minutes(wall), (f"{fmt(statistics.fmean(sb3_returns))} ({len(sb3_returns)})"
-                                  if sb3_returns else "n/a")]
-        if success:
-            sb3_success = _sb3_at(sb3, "success_env_steps", "success", mark)
-            cells += [f"{fmt(statistics.fmean(sb3_success), 2)} ({len(sb3_success)})"
-                      if sb3_success else "n/a"]
-        cells += [f"{minutes(statistics.fmean(sb3_walls))} "
-                  f"({minutes(statistics.fmean(sb3_train))})" if sb3_walls else "n/a",
-                  f"{ratio:.2f} ({ratio_train:.2f})" if ratio is not None else "n/a"]
+    return cells + [minutes(_wall(runs, mark)) for runs in groups.values()]
+
+
+SB3_PEERS = {"sac": "SB3", "crossq": "sb3-contrib CrossQ"}  # a peer's label in the tables
+
+
+def _peer_columns(label: str, ours: str, success: bool) -> list[str]:
+    return ([f"{label} here: return"] + ([f"{label} here: success rate"] if success else [])
+            + [f"{label} wall clock, min (training only)", f"wall clock {ours} / {label}"])
+
+
+def _peer_cells(peer: list[dict], ours: list[Run], success: bool, mark: int) -> list[str]:
+    """A peer's return (and success rate), wall clock and our wall clock's ratio to it."""
+    returns = _sb3_at(peer, "env_steps", "returns", mark)
+    walls = _sb3_at(peer, "env_steps", "seconds", mark)
+    train = _sb3_at(peer, "env_steps", "train_seconds", mark)
+    wall = _wall(ours, mark)
+    ratio = wall / statistics.fmean(walls) if wall and walls else None
+    ratio_train = wall / statistics.fmean(train) if wall and train else None
+    cells = [f"{fmt(statistics.fmean(returns))} ({len(returns)})" if returns else "n/a"]
+    if success:
+        rates = _sb3_at(peer, "success_env_steps", "success", mark)
+        cells.append(f"{fmt(statistics.fmean(rates), 2)} ({len(rates)})" if rates else "n/a")
+    return cells + [f"{minutes(statistics.fmean(walls))} ({minutes(statistics.fmean(train))})"
+                    if walls else "n/a",
+                    f"{ratio:.2f} ({ratio_train:.2f})" if ratio is not None else "n/a"]
+
+
+def _peers(groups: dict, sb3: list[dict]) -> list[tuple[str, list[dict], list[Run]]]:
+    """(label, peer runs, our runs its wall clock is compared with): SB3 SAC always (our
+    default variant's, else the first variant's, against it), sb3-contrib's CrossQ
+    where it ran (our crossq variant, else the first crossq_* one, against it)."""
+    first = groups.get(DEFAULT_VARIANT, next(iter(groups.values())))
+    peers = [(SB3_PEERS["sac"], [r for r in sb3 if r.get("algo", "sac") == "sac"], first)]
+    crossq = [r for r in sb3 if r.get("algo") == "crossq"]
+    if crossq:
+        ours = groups.get("crossq") or next(
+            (g for v, g in groups.items() if v.startswith("crossq")), [])
+        peers.append((SB3_PEERS["crossq"], crossq, ours))
+    return peers
+
+
+def task_table(task: str, runs: list[Run], sb3: list[dict]) -> tuple[list[str], dict]:
+    """The markdown rows of one task (a column group per variant and per peer) and its
+    target per variant (task_target)."""
+    zoo = zoo_curve(task)
+    groups = by_variant(runs)
+    success = has_success(runs, zoo)
+    targets = {v: task_target(task, group, zoo) for v, group in groups.items()}
+    peers = _peers(groups, sb3)
+    columns = ["env steps", "zoo reference", *_ours_columns(groups, success)]
+    for label, _, ours in peers:
+        columns += _peer_columns(label, ours_label(ours[0].variant, groups) if ours
+                                 else "ours crossq", success)
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    every = [r for group in groups.values() for r in group]
+    for mark in task_marks(every, max(t["mark"] for t in targets.values())):
+        cells = [mark_label(mark), fmt(zoo.return_at(mark) if zoo else None),
+                 *_ours_cells(groups, success, zoo, mark)]
+        for _, peer, ours in peers:
+            cells += _peer_cells(peer, ours, success, mark)
         lines.append("| " + " | ".join(cells) + " |")
-    return lines, target
+    return lines, targets
 
 
 def target_lines(tasks: list[str], targets: dict[str, dict]) -> list[str]:
@@ -652,16 +773,17 @@ def target_lines(tasks: list[str], targets: dict[str, dict]) -> list[str]:
              "| task | zoo at the mark | ours (mean over seeds) | seeds | met | target |",
              "|---|---|---|---|---|---|"]
     for task in tasks:
-        t = targets[task]
-        met = ("not reached" if not t["seeds"] else "n/a" if t["zoo"] is None
-               else "yes" if t["mean"] >= t["zoo"] - 1e-9 else "no")
-        what = f"{t['metric']} at {mark_label(t['mark'])} ≥ the zoo's"
-        if t["zoo_task"] is None:
-            what += " (no zoo reference)"
-        elif t["zoo_task"] != task:
-            what += f" (`{t['zoo_task']}`: {older_version_note(t['zoo_task'])})"
-        lines.append(f"| {task} | {fmt(t['zoo'], t['digits'])} | "
-                     f"{fmt(t['mean'], t['digits'])} | {t['seeds']} | {met} | {what} |")
+        for variant, t in targets[task].items():
+            met = ("not reached" if not t["seeds"] else "n/a" if t["zoo"] is None
+                   else "yes" if t["mean"] >= t["zoo"] - 1e-9 else "no")
+            what = f"{t['metric']} at {mark_label(t['mark'])} ≥ the zoo's"
+            if t["zoo_task"] is None:
+                what += " (no zoo reference)"
+            elif t["zoo_task"] != task:
+                what += f" (`{t['zoo_task']}`: {older_version_note(t['zoo_task'])})"
+            name = task if list(targets[task]) == [DEFAULT_VARIANT] else f"{task} ({variant})"
+            lines.append(f"| {name} | {fmt(t['zoo'], t['digits'])} | "
+                         f"{fmt(t['mean'], t['digits'])} | {t['seeds']} | {met} | {what} |")
     return lines
 
 
@@ -780,8 +902,8 @@ def write_report(path: Path, runs: list[Run], sb3: dict[str, list[dict]], machin
     out += preset_lines(runs)
     targets = {}
     for task in tasks:
-        task_runs = one_run_per_seed([r for r in runs if r.task == task])
-        lines, targets[task] = task_table(task, task_runs, sb3.get(task, []))
+        lines, targets[task] = task_table(task, [r for r in runs if r.task == task],
+                                          sb3.get(task, []))
         out += [f"## {task}", "", reference_line(task, zoo_curve(task)), "", *lines, ""]
     out += target_lines(tasks, targets)
     out += ["", f"![learning curves]({png.name})", "", "## Runs", "", *run_lines(runs), "",
@@ -794,6 +916,21 @@ def write_report(path: Path, runs: list[Run], sb3: dict[str, list[dict]], machin
 
 def _task_order(task: str) -> tuple[int, str]:
     return (DEFAULT_TASKS.index(task) if task in DEFAULT_TASKS else len(DEFAULT_TASKS), task)
+
+
+VARIANT_COLORS = ("tab:blue", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink")
+
+
+def _plot_variant(ax, runs: list[Run], success: bool, top: int, color: str, label: str):
+    """One variant's runs (thin) and their mean over seeds (thick)."""
+    for r in runs:
+        ax.plot(r.success_env_steps if success else r.env_steps,
+                r.success if success else r.returns, color=color, alpha=0.35, lw=1)
+    grid = np.linspace(0, top, 101)
+    stacked = [[r.success_at(x) if success else r.return_at(x) for r in runs] for x in grid]
+    mean = [np.mean([v for v in vals if v is not None]) if any(v is not None for v in vals)
+            else np.nan for vals in stacked]
+    ax.plot(grid, mean, color=color, lw=2, label=label)
 
 
 def plot_curves(png: Path, tasks: list[str], runs: list[Run], sb3: dict) -> Path:
@@ -814,18 +951,11 @@ def plot_curves(png: Path, tasks: list[str], runs: list[Run], sb3: dict) -> Path
         ax.axis("off")
     for ax, (task, kind) in zip(axes.flat, panels):
         success = kind == "success"
-        task_runs = one_run_per_seed([r for r in runs if r.task == task])
-        top = max(r.budget for r in task_runs)
-        for r in task_runs:
-            ax.plot(r.success_env_steps if success else r.env_steps,
-                    r.success if success else r.returns, color="tab:blue", alpha=0.35, lw=1)
-        grid = np.linspace(0, top, 101)
-        stacked = [[r.success_at(x) if success else r.return_at(x) for r in task_runs]
-                   for x in grid]
-        mean = [np.mean([v for v in vals if v is not None]) if any(v is not None for v in vals)
-                else np.nan for vals in stacked]
-        ax.plot(grid, mean, color="tab:blue", lw=2,
-                label=f"ours, mean of {len(task_runs)} seed(s)")
+        groups = by_variant([r for r in runs if r.task == task])
+        top = max(r.budget for group in groups.values() for r in group)
+        for color, (variant, task_runs) in zip(VARIANT_COLORS, groups.items()):
+            _plot_variant(ax, task_runs, success, top, color,
+                          f"{ours_label(variant, groups)}, mean of {len(task_runs)} seed(s)")
         zoo = zoo_curve(task)
         ys = (zoo.success if success else zoo.returns) if zoo else None
         if ys:
@@ -833,10 +963,15 @@ def plot_curves(png: Path, tasks: list[str], runs: list[Run], sb3: dict) -> Path
             older = f", {zoo.task}" if zoo.task != task else ""
             ax.plot([zoo.env_steps[i] for i in keep], [ys[i] for i in keep], color="black",
                     ls="--", label=f"RL Baselines3 Zoo (reference{older})")
-        for k, s in enumerate(sb3.get(task, [])):
+        labelled = set()
+        for s in sb3.get(task, []):
+            algo = s.get("algo", "sac")
             ax.plot(s.get("success_env_steps", []) if success else s["env_steps"],
-                    s.get("success", []) if success else s["returns"], color="tab:orange",
-                    ls=":", lw=2, label="SB3 here (zoo settings)" if k == 0 else None)
+                    s.get("success", []) if success else s["returns"],
+                    color="tab:orange" if algo == "sac" else "tab:olive", ls=":", lw=2,
+                    label=None if algo in labelled else
+                    "SB3 here (zoo settings)" if algo == "sac" else "sb3-contrib CrossQ here")
+            labelled.add(algo)
         ax.set_title(f"{task}: success rate" if success else task)
         ax.set_xlabel("env steps")
         ax.set_ylabel("greedy eval success rate" if success else "greedy eval return")
@@ -871,6 +1006,9 @@ def parse_args(argv):
     parser.add_argument("--sb3_seeds", type=int, default=1)
     parser.add_argument("--work", type=Path, default=ROOT / "logs" / "learning")
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "learning.md")
+    parser.add_argument("--variants", nargs="+", default=[DEFAULT_VARIANT],
+                        help=f"variants of the preset to train and compare: "
+                             f"{', '.join(VARIANTS)} (default: {DEFAULT_VARIANT})")
     parser.add_argument("--override", action="append", default=[],
                         help="NAME=VALUE: a preset hyperparameter for these runs (smoke tests)")
     parser.add_argument("--report_only", action="store_true",
@@ -895,21 +1033,27 @@ def train_all(args, overrides: dict) -> None:
         elif zoo.task != task:
             log(f"{task}: compared with the zoo's {zoo.task}, the older version of the task "
                 f"({older_version_note(zoo.task)})")
-    for task in dict.fromkeys(args.tasks + sb3_tasks):  # a bad --override fails here,
-        preset_params(overrides, task)  # before any run
+    for task in dict.fromkeys(args.tasks + sb3_tasks):  # a bad --override or variant
+        for variant in args.variants:  # fails here, before any run
+            preset_params(overrides, task, variant)
+    algos = sorted({sb3_algo(v) for v in args.variants})
     for task in sb3_tasks:  # as does a task the SB3 peer has no settings for
-        sb3_settings(task)
+        for algo in algos:
+            sb3_settings(task, algo)
     for task in args.tasks:
-        for seed in range(args.first_seed, args.seeds):
-            train_ours(args.work, task, args.env_steps, seed, args.seeds, overrides)
+        for variant in args.variants:
+            for seed in range(args.first_seed, args.seeds):
+                train_ours(args.work, task, args.env_steps, seed, args.seeds, overrides,
+                           variant)
     if args.with_sb3:
         python = ensure_sb3_venv(args.work)
         for task in sb3_tasks:
             # SB3 evaluates as many episodes as our preset does for the task.
             episodes = preset_params(overrides, task).n_eval_episodes
-            for seed in range(args.sb3_seeds):
-                train_sb3(args.work, python, task, args.sb3_env_steps or args.env_steps,
-                          seed, episodes)
+            for algo in algos:  # SB3 SAC, and sb3-contrib's CrossQ for ours
+                for seed in range(args.sb3_seeds):
+                    train_sb3(args.work, python, task, args.sb3_env_steps or args.env_steps,
+                              seed, episodes, algo)
 
 
 def benchmark(argv: list[str]) -> Path:

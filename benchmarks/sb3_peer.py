@@ -1,4 +1,5 @@
-"""Stable-Baselines3 SAC with RL Baselines3 Zoo's settings for the task: the peer of
+"""Stable-Baselines3 SAC with RL Baselines3 Zoo's settings for the task (or, with
+`--algo crossq`, sb3-contrib's CrossQ with its defaults): the peer of
 `benchmarks/learning.py`.
 
 Runs in its own virtual environment (torch, gymnasium, stable-baselines3,
@@ -99,10 +100,28 @@ def zoo_settings(env_id: str) -> dict:
             "zoo_timesteps": 1_000_000, "eval_every": 10_000}
 
 
+ALGOS = ("sac", "crossq")
+
+
+def peer_settings(env_id: str, algo: str = "sac") -> dict:
+    """The peer's settings: `zoo_settings` for SAC; for sb3-contrib's CrossQ its own
+    defaults (`sac` empty: CrossQ's keyword arguments) on the same env (time feature as
+    the zoo's task has it), evaluated as often; `algo` says which."""
+    settings = zoo_settings(env_id)
+    if algo == "crossq":
+        settings.update(sac={}, her=None, normalize=None, linear_lr=False)
+    elif algo != "sac":
+        raise ValueError(f"--algo {algo}: one of {', '.join(ALGOS)}")
+    return {**settings, "algo": algo}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env_id", required=True)
+    parser.add_argument("--algo", choices=ALGOS, default="sac",
+                        help="sac: SB3 SAC with the zoo's settings; crossq: sb3-contrib's "
+                             "CrossQ with its defaults")
     parser.add_argument("--env_steps", type=int, required=True)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--eval_every", type=int, help="default: the task's (docstring)")
@@ -110,7 +129,7 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--output", required=True)
     args = parser.parse_args(argv)
-    settings = zoo_settings(args.env_id)
+    settings = peer_settings(args.env_id, args.algo)
     eval_every = args.eval_every or settings["eval_every"]
 
     start = time.time()
@@ -192,7 +211,11 @@ def main(argv=None) -> int:
     env = DummyVecEnv([lambda: make_env(args.seed)])
     if settings["normalize"] is not None:
         env = VecNormalize(env, **settings["normalize"])
-    model = SAC(settings["policy"], env, seed=args.seed, verbose=0, **kwargs)
+    if settings["algo"] == "crossq":
+        from sb3_contrib import CrossQ as Algorithm
+    else:
+        Algorithm = SAC
+    model = Algorithm(settings["policy"], env, seed=args.seed, verbose=0, **kwargs)
     model.learn(total_timesteps=max(settings["zoo_timesteps"], args.env_steps),
                 callback=Schedule())
     with out.open("a") as f:

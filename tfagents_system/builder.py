@@ -424,11 +424,16 @@ class Builder:
 
         actor_net = self.params.actor_net_ctor(tensor_spec.from_spec(env.observation_spec()),
                                                tensor_spec.from_spec(env.action_spec()))
-        actor, reason = NumpyActor.from_network(actor_net, env.action_spec(), seed)
+        actor, reason = NumpyActor.from_network(actor_net, env.action_spec(), seed,
+                                                self.params.sde_sample_freq)
         if actor is not None:
-            log.info("collect policy: the SAC actor network in numpy")
+            log.info("collect policy: the SAC actor network in numpy%s",
+                     " with gSDE's noise" if self.params.use_sde is True else "")
             return actor, []
         log.info("collect policy: the exported TF policy (%s)", reason)
+        if self.params.use_sde is True:
+            log.warning("use_sde: the exported TF policy samples gSDE's density afresh at "
+                        "every step (no noise matrix held over an episode)")
         policy = py_tf_eager_policy.SavedModelPyTFEagerPolicy(
             str(self.paths.policy(C.COLLECT_POLICY)), load_specs_from_pbtxt=True,
             batch_time_steps=False)

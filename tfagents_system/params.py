@@ -23,12 +23,12 @@ from typing import Any
 
 from tfagents_system import config_env, pixels
 from tfagents_system.agents.settings import (
-    FEED_FORWARD_DEFAULTS,
+    AgentOptions,
     AgentSettings,
     ConvSettings,
+    NetworkDefault,
     NetworkSettings,
     PriorSettings,
-    defaults,
 )
 from tfagents_system.core.errors import ParamsError
 from tfagents_system.envs import EnvError, load_gym_env
@@ -40,32 +40,9 @@ __all__ = ["GymTrainParams", "ParamsError", "TrainParamsBase", "load_params",
            "load_params_class"]
 
 
-class NetworkDefault:
-    """A setting whose default depends on the kind of networks: `agents.settings`'s
-    feed-forward or recurrent default, by the params' `recurrent`, unless the params
-    (or a sweep) set it."""
-
-    def __set_name__(self, owner, name: str) -> None:
-        self.name = name
-
-    def __get__(self, params, owner=None):
-        if params is None:
-            return self
-        if self.name in params.__dict__:
-            return params.__dict__[self.name]
-        return defaults(params.recurrent is True)[self.name]
-
-    def __set__(self, params, value) -> None:
-        params.__dict__[self.name] = value
-
-    @property
-    def default(self):
-        """The feed-forward default (its type tells how a JSON value converts)."""
-        return FEED_FORWARD_DEFAULTS[self.name]
-
-
-class TrainParamsBase(abc.ABC):
-    """Subclass as `TrainParams` in your params file; override what you need."""
+class TrainParamsBase(AgentOptions, abc.ABC):
+    """Subclass as `TrainParams` in your params file; override what you need (the agent's
+    options, CrossQ's and gSDE's settings, are `agents.settings.AgentOptions`')."""
 
     # --- SAC (published defaults) ---
     discount: float = 0.99
@@ -218,6 +195,8 @@ class TrainParamsBase(abc.ABC):
 
     def __init__(self, env_config: dict[str, Any] | None = None):
         self.env_config: dict[str, Any] = dict(env_config or {})
+        if "agent" in self.env_config:  # the config's "agent" ("sac", "crossq") wins
+            self.agent = self.env_config["agent"]
 
     # --- Environment ---
     @abc.abstractmethod
@@ -276,11 +255,13 @@ class TrainParamsBase(abc.ABC):
                                        action_spec)
 
     def agent_ctor(self, time_step_spec, action_spec, actor_net, critic_net, train_step):
-        """The agent (default: `agents.sac.make_agent`, SAC built from the settings)."""
-        from tfagents_system.agents import sac
+        """The agent (default: `agents.sac.make_agent`, SAC built from the settings, or
+        `agents.crossq.make_agent` for agent = "crossq")."""
+        from tfagents_system.agents import crossq, sac
 
-        return sac.make_agent(self.agent_settings(), time_step_spec, action_spec, actor_net,
-                              critic_net, train_step)
+        settings = self.agent_settings()
+        make = sac.make_agent if settings.crossq is None else crossq.make_agent
+        return make(settings, time_step_spec, action_spec, actor_net, critic_net, train_step)
 
     # --- What the parts are built from ---
     def agent_settings(self) -> AgentSettings:
@@ -291,7 +272,7 @@ class TrainParamsBase(abc.ABC):
             self.observation_normalization,
             tuple(self.lstm_size) if self.recurrent else None,
             tuple(self.recurrent_output_fc_layers) if self.recurrent else (),
-            self.conv_settings())
+            self.conv_settings(), self.sde_settings(), self.crossq_settings())
         prior = None if self.prior_policy is None else PriorSettings(
             str(self.relative_to_file(self.prior_policy)), self.target_divergence,
             self.prior_std)
@@ -299,7 +280,7 @@ class TrainParamsBase(abc.ABC):
             networks, self.discount, self.actor_learning_rate, self.critic_learning_rate,
             self.alpha_learning_rate, self.target_update_tau, self.target_update_period,
             self.initial_log_alpha, self.target_entropy, self.reward_scale_factor, prior,
-            int(self.image_shift))
+            int(self.image_shift), self.crossq_settings())
 
     def conv_settings(self) -> ConvSettings:
         """The image encoder's settings (`conv_*`, `encoder_features`)."""

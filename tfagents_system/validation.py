@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from tfagents_system import hindsight
+from tfagents_system.agents.settings import AGENTS
 from tfagents_system.core.values import is_number
 
 
@@ -23,6 +24,8 @@ def hyperparameter_problems(params) -> list[str]:
     if not any(p.startswith(("conv_", "encoder_features")) for p in problems):
         problems += params.conv_settings().problems()
     problems += _demonstration_problems(params)
+    problems += _sde_problems(params)
+    problems += _crossq_problems(params)
     problems += hindsight.settings_problems(params)
     spi, slack = params.samples_per_insert, params.samples_per_insert_error_buffer
     if is_number(spi) and is_number(slack) and slack < max(1.0, spi):
@@ -42,6 +45,37 @@ def _demonstration_problems(params) -> list[str]:
             problems.append(f"{name}={getattr(params, name)!r} without demonstrations: "
                             f"list the files in demonstrations, or set {name} = {default}")
     return problems
+
+
+def _sde_problems(params) -> list[str]:
+    """gSDE needs the workers' numpy actor: feed-forward layers on vector observations."""
+    if params.use_sde is not True:
+        return []
+    why = ("recurrent = True" if params.recurrent is True
+           else "image observations (the config's \"pixels\")" if params.env_config.get(
+               "pixels") not in (None, False)
+           else "actor_fc_layers=()" if params.actor_fc_layers == () else None)
+    if why is None:
+        return []
+    return [f"use_sde=True with {why}: gSDE draws its noise from the actor's last hidden "
+            "layer in the workers' numpy actor, which needs feed-forward actor_fc_layers on "
+            "vector observations; set use_sde = False"]
+
+
+def _crossq_problems(params) -> list[str]:
+    """CrossQ's networks are feed-forward on vector (or dict) observations, its actor
+    SAC's head."""
+    if params.agent != "crossq":
+        return []
+    why = ("recurrent = True" if params.recurrent is True
+           else "image observations (the config's \"pixels\")" if params.env_config.get(
+               "pixels") not in (None, False)
+           else "use_sde = True" if params.use_sde is True else None)
+    if why is None:
+        return []
+    return [f"agent='crossq' with {why}: CrossQ's batch-renormalized networks are "
+            "feed-forward on vector observations with SAC's white-noise head; use "
+            "agent = 'sac' for this"]
 
 
 def _layer_sizes(value) -> bool:
@@ -115,15 +149,24 @@ _RULES = (
     (("discount",), lambda v: is_number(v) and 0 < v <= 1, "must be a number in (0, 1]"),
     (("samples_per_insert", "samples_per_insert_error_buffer"), _or_none(_number_above(0)),
      "must be a number > 0 or None"),
-    (("initial_log_alpha",), is_number, "must be a finite number"),
+    (("initial_log_alpha", "sde_log_std_init"), is_number, "must be a finite number"),
+    (("agent",), lambda v: v in AGENTS,
+     f"must be one of {', '.join(map(repr, AGENTS))} (in the params or the config)"),
+    (("crossq_policy_delay",), _int_at_least(1), "must be a positive integer"),
+    (("crossq_renorm_warmup_steps",), _int_at_least(0), "must be an integer >= 0"),
+    (("crossq_batch_norm_momentum", "crossq_adam_beta1"), lambda v: is_number(v) and 0 <= v < 1,
+     "must be a number in [0, 1)"),
+    (("sde_clip_mean",), lambda v: is_number(v) and v >= 0, "must be a number >= 0 (0: none)"),
+    (("sde_sample_freq",), lambda v: isinstance(v, int) and not isinstance(v, bool),
+     "must be an integer (<= 0: draw the noise at episode starts only)"),
     (("target_entropy",), _or_none(is_number),
      "must be a finite number or None (None: -dim(action space) / 2)"),
     (("actor_fc_layers", "critic_joint_fc_layers", "lstm_size", "recurrent_output_fc_layers",
-      "conv_channels", "conv_kernels", "conv_strides"),
+      "conv_channels", "conv_kernels", "conv_strides", "crossq_critic_layers"),
      _layer_sizes,
      "must be a tuple of positive integers (hidden layer sizes), e.g. (256, 256)"),
     (("learner_keeps_replay", "recurrent", "init_from_optimizers", "init_from_alpha",
-      "init_from_replay"),
+      "init_from_replay", "use_sde"),
      lambda v: isinstance(v, bool), "must be True or False"),
     (("init_from",), _or_none(lambda v: isinstance(v, str) and v.strip() != ""),
      "must be None or a source experiment's directory, e.g. 'logs/pendulum'"),

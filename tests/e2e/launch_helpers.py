@@ -83,6 +83,23 @@ def start_script(variables: Path, log: Path) -> subprocess.Popen:
                             stderr=subprocess.STDOUT, env=launch_env(), cwd=REPO)
 
 
+def interrupt_after_first_checkpoint(variables: Path, exp: Path, log: Path) -> int:
+    """Launch, SIGINT the launcher once the learner has written a checkpoint, assert it
+    stopped as resumable (exit 130); the train step of the latest checkpoint."""
+    proc = start_script(variables, log)
+    try:
+        assert wait_for(lambda: (exp / "checkpoints" / "checkpoint").is_file(), 240), \
+            log.read_text()
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert code == 130, log.read_text()
+    assert "resumable" in log.read_text()
+    return latest_checkpoint_step(exp)
+
+
 def programs_of(exp_dir: Path) -> list[psutil.Process]:
     """Live processes whose command line mentions this experiment directory."""
     found = []

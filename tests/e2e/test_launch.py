@@ -90,20 +90,9 @@ def test_sigint_leaves_a_resumable_experiment(workdir):
                  extra="samples_per_insert = 0.8\n")
     variables = lh.write_variables(workdir / "vars.sh")
     exp = workdir / "logs" / "tiny"
-    proc = lh.start_script(variables, workdir / "first.log")
-    try:
-        assert lh.wait_for(lambda: (exp / "checkpoints" / "checkpoint").is_file(), 240), \
-            (workdir / "first.log").read_text()
-        proc.send_signal(signal.SIGINT)
-        code = proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert code == 130, (workdir / "first.log").read_text()
-    assert "resumable" in (workdir / "first.log").read_text()
+    stopped_at = lh.interrupt_after_first_checkpoint(variables, exp, workdir / "first.log")
     assert not lh.programs_of(exp)
     assert not (exp / "TRAINING_COMPLETE.json").exists()
-    stopped_at = lh.latest_checkpoint_step(exp)
     assert 0 < stopped_at < 800
 
     result = lh.run_script(variables)

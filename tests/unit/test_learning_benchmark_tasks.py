@@ -240,13 +240,13 @@ def test_a_success_target_is_met_at_the_zoos_value():
     assert (target["metric"], target["mark"], target["zoo"], target["mean"], target["seeds"]) \
         == ("success rate", 10_000, 1.0, 1.0, 2)
     assert "| PandaReach-v3 | 1.00 | 1.00 | 2 | yes |" in "\n".join(
-        learning.target_lines(["PandaReach-v3"], {"PandaReach-v3": target}))
+        learning.target_lines(["PandaReach-v3"], {"PandaReach-v3": {"sac": target}}))
     # A success task without a zoo reference: its own success rate at 300k, met n/a.
     other = [_run("PandaSlide-v3", 0, 300_000, 10_000, float, lambda x: 0.5)]
     target = learning.task_target("PandaSlide-v3", other, None)
     assert (target["metric"], target["mark"], target["zoo"]) == ("success rate", 300_000, None)
     assert "| PandaSlide-v3 | n/a | 0.50 | 1 | n/a |" in "\n".join(
-        learning.target_lines(["PandaSlide-v3"], {"PandaSlide-v3": target}))
+        learning.target_lines(["PandaSlide-v3"], {"PandaSlide-v3": {"sac": target}}))
 
 
 # --- the SB3 peer ---

@@ -10,6 +10,9 @@
   over replay windows' masked steps, and behaviour cloning.
 - `prior`: a prior policy's log-density, loaded from a SavedModel, and its checks.
 - `sac`: `SacAgent`, one SAC whose losses are built from those terms, and `make_agent`.
+- `gsde`: generalized state-dependent exploration's actor head (`use_sde`).
+- `batch_renorm`, `crossq`: batch renormalization and CrossQ's networks, and
+  `CrossQAgent`, SAC's parts without target networks (`agent = "crossq"`).
 - `behaviour_cloning`: the warm start that clones demonstrations into the actor.
 - `export`: the policy savers and the exported policies the workers and tools load.
 """

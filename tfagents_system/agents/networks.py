@@ -29,6 +29,8 @@ from tf_agents.networks import (
     network,
 )
 
+from tfagents_system.agents import gsde
+from tfagents_system.agents.batch_renorm import BatchRenormActorNetwork, BatchRenormCriticNetwork
 from tfagents_system.agents.encoders import (
     ImageEncoder,
     ObservationCombiner,
@@ -43,7 +45,12 @@ _PROJECTION = tanh_normal_projection_network.TanhNormalProjectionNetwork
 
 def actor_network(settings: NetworkSettings, observation_spec, action_spec):
     """SAC's actor: `actor_layers` (recurrent: then the LSTM and `output_layers`) and a
-    tanh-squashed normal head; a structured observation goes through the combiner."""
+    tanh-squashed normal head (gSDE's with `settings.sde`); a structured observation
+    goes through the combiner."""
+    if settings.crossq is not None:  # CrossQ's (validation: feed-forward, no images)
+        return BatchRenormActorNetwork(
+            observation_spec, action_spec, settings.actor_layers, settings.crossq.momentum,
+            settings.crossq.warmup_steps, settings.observation_normalization)
     combiner = actor_combiner_kwargs(observation_spec, settings.observation_normalization)
     if has_images(observation_spec) and not settings.recurrent:
         combiner = {"preprocessing_combiner": ImageEncoder.for_spec(
@@ -53,15 +60,23 @@ def actor_network(settings: NetworkSettings, observation_spec, action_spec):
             observation_spec, action_spec, input_fc_layer_params=settings.actor_layers,
             lstm_size=settings.lstm_size, output_fc_layer_params=settings.output_layers,
             continuous_projection_net=_PROJECTION, **combiner)
+    projection = _PROJECTION
+    if settings.sde is not None:  # on the last hidden layer's features (validation)
+        projection = gsde.projection_network(settings.actor_layers[-1],
+                                             settings.sde.log_std_init, settings.sde.clip_mean)
     return actor_distribution_network.ActorDistributionNetwork(
         observation_spec, action_spec, fc_layer_params=settings.actor_layers,
-        continuous_projection_net=_PROJECTION, **combiner)
+        continuous_projection_net=projection, **combiner)
 
 
 def critic_network(settings: NetworkSettings, observation_spec, action_spec):
     """SAC's critic Q(s, a): `critic_layers` on the observation and action joined
     (recurrent: `RecurrentCriticNetwork`)."""
     normalization = settings.observation_normalization
+    if settings.crossq is not None:
+        return BatchRenormCriticNetwork(
+            (observation_spec, action_spec), settings.crossq.critic_layers,
+            settings.crossq.momentum, settings.crossq.warmup_steps, normalization)
     if has_images(observation_spec) and not settings.recurrent:
         return TwinCriticNetwork((observation_spec, action_spec), settings.critic_layers,
                                  conv=settings.conv)

@@ -144,18 +144,24 @@ def shift_images(experience, pad: int):
                                                                  experience.observation))
 
 
+def penalty_of(settings: AgentSettings, action_spec):
+    """The policy's penalty the settings ask for: the divergence from their prior policy,
+    or None (SAC's entropy)."""
+    if settings.prior is None:
+        return None
+    prior = prior_module.load(settings.prior.directory, action_spec, settings.prior.std)
+    target = settings.prior.target_divergence
+    return PriorDivergence(prior, prior_module.default_target_divergence(action_spec)
+                           if target is None else target)
+
+
 def make_agent(settings: AgentSettings, time_step_spec, action_spec, actor_net, critic_net,
                train_step) -> SacAgent:
     """The default agent: SAC with the settings' optimizers and targets, regularized
     toward the settings' prior policy when it has one."""
-    penalty = None
-    if settings.prior is not None:
-        prior = prior_module.load(settings.prior.directory, action_spec, settings.prior.std)
-        target = settings.prior.target_divergence
-        penalty = PriorDivergence(prior, prior_module.default_target_divergence(action_spec)
-                                  if target is None else target)
     return SacAgent(
-        time_step_spec, action_spec, penalty=penalty, actor_network=actor_net,
+        time_step_spec, action_spec, penalty=penalty_of(settings, action_spec),
+        actor_network=actor_net,
         critic_network=critic_net,
         actor_optimizer=tf.keras.optimizers.Adam(settings.actor_learning_rate),
         critic_optimizer=tf.keras.optimizers.Adam(settings.critic_learning_rate),

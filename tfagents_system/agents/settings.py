@@ -1,8 +1,10 @@
 """The agent's settings, and the defaults of each kind of network.
 
 `AgentSettings` is everything the agent's parts are built from; `TrainParamsBase.
-agent_settings()` makes it from a params file. The defaults that depend on the kind
-of networks live here: SAC's published networks and batch (Haarnoja et al., 2018,
+agent_settings()` makes it from a params file. `AgentOptions` holds the params' choice
+of agent (SAC or CrossQ) and of exploration (gSDE) with their settings, and
+`NetworkDefault` the settings whose default depends on the kind of networks. Those
+defaults live here: SAC's published networks and batch (Haarnoja et al., 2018,
 "Soft Actor-Critic Algorithms and Applications", table 1) for the feed-forward
 agent, and for the recurrent one the settings measured in docs/recurrent.md.
 """
@@ -39,6 +41,30 @@ def defaults(recurrent: bool):
     return RECURRENT_DEFAULTS if recurrent else FEED_FORWARD_DEFAULTS
 
 
+class NetworkDefault:
+    """A setting whose default depends on the kind of networks: `agents.settings`'s
+    feed-forward or recurrent default, by the params' `recurrent`, unless the params
+    (or a sweep) set it."""
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.name = name
+
+    def __get__(self, params, owner=None):
+        if params is None:
+            return self
+        if self.name in params.__dict__:
+            return params.__dict__[self.name]
+        return defaults(params.recurrent is True)[self.name]
+
+    def __set__(self, params, value) -> None:
+        params.__dict__[self.name] = value
+
+    @property
+    def default(self):
+        """The feed-forward default (its type tells how a JSON value converts)."""
+        return FEED_FORWARD_DEFAULTS[self.name]
+
+
 @dataclass(frozen=True)
 class ConvSettings:
     """The image encoder: one conv layer per entry of `channels` (with its kernel and
@@ -70,10 +96,78 @@ class ConvSettings:
 
 
 @dataclass(frozen=True)
+class SdeSettings:
+    """gSDE's actor head (`agents.gsde`): the initial log std of the noise matrix and
+    the bound of the mean before the tanh (0: none)."""
+
+    log_std_init: float = -3.0
+    clip_mean: float = 2.0
+
+
+@dataclass(frozen=True)
+class CrossQSettings:
+    """CrossQ's (`agents.crossq`): the critics' hidden layers, batch renormalization's
+    momentum and warm-up, the critic steps per actor step and Adam's beta_1."""
+
+    critic_layers: tuple[int, ...] = (1024, 1024)
+    momentum: float = 0.99
+    warmup_steps: int = 100_000
+    policy_delay: int = 3
+    adam_beta1: float = 0.5
+
+
+AGENTS = ("sac", "crossq")
+
+
+class AgentOptions:
+    """The params' choice of agent and exploration, with CrossQ's and gSDE's settings
+    (a base of `params.TrainParamsBase`)."""
+
+    # --- The agent (README, "CrossQ") ---
+    # "sac", or "crossq": batch-renormalized critics of crossq_critic_layers, no target
+    # networks, one pass over the current and next state-actions, the actor and alpha
+    # updated every crossq_policy_delay critic steps, Adam with beta_1 crossq_adam_beta1
+    # (Bhatt et al., 2024; the defaults are sb3-contrib's). A config's "agent" wins.
+    agent: str = "sac"
+    crossq_critic_layers: tuple[int, ...] = CrossQSettings.critic_layers
+    crossq_policy_delay: int = CrossQSettings.policy_delay
+    crossq_batch_norm_momentum: float = CrossQSettings.momentum
+    crossq_renorm_warmup_steps: int = CrossQSettings.warmup_steps
+    crossq_adam_beta1: float = CrossQSettings.adam_beta1
+
+    def crossq_settings(self) -> CrossQSettings | None:
+        """CrossQ's settings; None for SAC."""
+        if self.agent != "crossq":
+            return None
+        return CrossQSettings(tuple(self.crossq_critic_layers),
+                              float(self.crossq_batch_norm_momentum),
+                              int(self.crossq_renorm_warmup_steps),
+                              int(self.crossq_policy_delay), float(self.crossq_adam_beta1))
+
+    # --- gSDE, state-dependent exploration (README, "State-dependent exploration") ---
+    # True: the actor explores with noise f(s) theta, a linear function of its last
+    # hidden features whose matrix theta is drawn at each episode start and every
+    # sde_sample_freq steps (<= 0: episode starts only), instead of white noise on
+    # every step (Raffin et al., 2021). Needs the default feed-forward actor on vector
+    # observations (the workers draw the noise in numpy).
+    use_sde: bool = False
+    sde_sample_freq: int = -1
+    sde_log_std_init: float = SdeSettings.log_std_init  # log of the noise's initial scale
+    sde_clip_mean: float = SdeSettings.clip_mean  # |pre-tanh mean| bound; 0: none
+
+    def sde_settings(self) -> SdeSettings | None:
+        """gSDE's head settings; None when `use_sde` is off."""
+        if self.use_sde is not True:
+            return None
+        return SdeSettings(float(self.sde_log_std_init), float(self.sde_clip_mean))
+
+
+@dataclass(frozen=True)
 class NetworkSettings:
     """The actor's and critics' layers. With `lstm_size` the networks are recurrent:
     `actor_layers` / `critic_layers` -> LSTM -> `output_layers`. An observation with
-    image leaves goes through `conv` first (`encoders.ImageEncoder`)."""
+    image leaves goes through `conv` first (`encoders.ImageEncoder`). With `sde` the
+    actor's head is gSDE's (`agents.gsde`)."""
 
     actor_layers: tuple[int, ...]
     critic_layers: tuple[int, ...]
@@ -81,6 +175,8 @@ class NetworkSettings:
     lstm_size: tuple[int, ...] | None = None
     output_layers: tuple[int, ...] = ()
     conv: ConvSettings = field(default_factory=ConvSettings)
+    sde: SdeSettings | None = None
+    crossq: CrossQSettings | None = None  # CrossQ's batch-renormalized networks
 
     @property
     def recurrent(self) -> bool:
@@ -117,3 +213,4 @@ class AgentSettings:
     prior: PriorSettings | None = None
     # DrQ's random shift of image observations by up to this many pixels (0: none).
     image_shift: int = 0
+    crossq: CrossQSettings | None = None  # None: SAC

@@ -132,7 +132,8 @@ def evaluation_name(checkpoint: str, seed: int) -> str:
 # Config keys the framework itself reads (GymTrainParams, the curriculum); a sweep may set
 # them even where the config file leaves them out.
 CONFIG_KEYS = ("env_id", "max_episode_steps", "gym_kwargs", "domain_randomization",
-               "perturbations", "observation_indices", "curriculum", "demonstrations")
+               "perturbations", "observation_indices", "curriculum", "demonstrations",
+               "pixels", "agent")
 
 # Exit code of every command for bad input (one `error:` line names the fix).
 EXIT_BAD_INPUT = 2
