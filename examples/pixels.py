@@ -52,6 +52,7 @@ class TrainParams(GymTrainParams):
     samples_per_insert_error_buffer = 128.0 * 50
     replay_capacity = 100_000
 
+    num_iter = None  # DrQ's 100k env steps at the config's action repeat (__init__)
     num_steps_per_iter = 1_250
     n_eval_episodes = 10
     eval_period_itrs = 1
@@ -59,7 +60,10 @@ class TrainParams(GymTrainParams):
 
     def __init__(self, env_config=None):
         super().__init__(env_config)
+        if self.num_iter is not None:  # a subclass's own budget wins
+            return
         pixels = self.env_config.get("pixels")
         repeat = pixels.get("action_repeat", 1) if isinstance(pixels, dict) else 1
-        if isinstance(repeat, int) and repeat > 0:  # validate() names a bad value
-            self.num_iter = math.ceil(ENV_STEPS / (repeat * self.num_steps_per_iter))
+        if not (isinstance(repeat, int) and repeat > 0):
+            repeat = 1  # the env check names a bad value before anything trains
+        self.num_iter = math.ceil(ENV_STEPS / (repeat * self.num_steps_per_iter))

@@ -49,3 +49,14 @@ def test_a_bad_pixels_object_loads_and_the_env_check_names_it():
                          {"env_id": "dm_control/cheetah-run", "pixels": ["size", 84]})
     with pytest.raises(EnvError, match='config "pixels"'):
         params.env_ctor(seed=0)
+
+
+def test_a_subclass_keeps_its_own_budget(tmp_path):
+    """A params file that subclasses the preset and sets num_iter (the e2e pixel test's
+    does) trains that many iterations, not the preset's 100k env steps."""
+    params_file = tmp_path / "params.py"
+    params_file.write_text(f"import sys\nsys.path.insert(0, {str(EXAMPLES)!r})\n"
+                           "from pixels import TrainParams as Base\n\n\n"
+                           "class TrainParams(Base):\n    num_iter = 6\n")
+    config = json.loads((REPO / "config/dmc_cheetah_run.json").read_text())
+    assert load_params(params_file, config).num_iter == 6
