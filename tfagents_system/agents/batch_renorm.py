@@ -3,10 +3,11 @@ CrossQ's networks built from it.
 
 `BatchRenorm` normalizes each feature over the batch in training and with its
 running statistics in evaluation. For its first `warmup_steps` training calls it is
-plain batch normalization; after them the batch statistics are corrected toward the
-running ones by r = sqrt(v + eps) / sqrt(ra_var + eps) clipped to [1/3, 3] and
-d = (m - ra_mean) / sqrt(ra_var + eps) clipped to [-5, 5], both without gradient, as
-CrossQ's reference implementations do (fixed clips, no relaxation schedule). The
+plain batch normalization, (x - m) / sqrt(v + eps); after them it is Ioffe's
+(x - m) / sqrt(v + eps) * r + d, with r = sqrt(v + eps) / sqrt(ra_var + eps) clipped
+to [1/3, 3] and d = (m - ra_mean) / sqrt(ra_var + eps) clipped to [-5, 5], both
+without gradient, as CrossQ's reference implementations do (fixed clips, no
+relaxation schedule). The
 running statistics move by (1 - momentum) toward each batch's, warm-up included.
 
 - `BatchRenormCriticNetwork`: both critics in one network (Q1 and Q2 as [..., 2],
@@ -63,20 +64,21 @@ class BatchRenorm(tf.keras.layers.Layer):
             return self._normalize(x, self.moving_mean, self.moving_variance)
         axes = list(range(x.shape.rank - 1))
         mean, variance = tf.nn.moments(x, axes)  # biased variance, as the JAX reference
+        # sqrt(v + eps), never sqrt(v): a feature constant over the batch (a dead ReLU)
+        # would otherwise give an infinite gradient, NaN through tf.where's other branch
+        std = tf.sqrt(variance + EPSILON)
         running_std = tf.sqrt(self.moving_variance + EPSILON)
         renorm = self.steps >= float(self.warmup_steps)
-        r = tf.stop_gradient(tf.clip_by_value(tf.sqrt(variance + EPSILON) / running_std,
-                                              1.0 / R_MAX, R_MAX))
-        d = tf.stop_gradient(tf.clip_by_value((mean - self.moving_mean) / running_std,
-                                              -D_MAX, D_MAX))
-        used_mean = tf.where(renorm, mean - d * tf.sqrt(variance) / r, mean)
-        used_variance = tf.where(renorm, variance / tf.square(r), variance)
+        r = tf.where(renorm, tf.stop_gradient(tf.clip_by_value(std / running_std,
+                                                               1.0 / R_MAX, R_MAX)), 1.0)
+        d = tf.where(renorm, tf.stop_gradient(tf.clip_by_value(
+            (mean - self.moving_mean) / running_std, -D_MAX, D_MAX)), 0.0)
         keep = self.momentum
         self.moving_mean.assign(keep * self.moving_mean + (1.0 - keep) * tf.stop_gradient(mean))
         self.moving_variance.assign(keep * self.moving_variance
                                     + (1.0 - keep) * tf.stop_gradient(variance))
         self.steps.assign_add(1.0)
-        return self._normalize(x, used_mean, used_variance)
+        return ((x - mean) / std * r + d) * self.scale + self.offset
 
     def _normalize(self, x, mean, variance):
         return (x - mean) * tf.math.rsqrt(variance + EPSILON) * self.scale + self.offset
