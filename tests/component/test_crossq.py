@@ -78,18 +78,20 @@ def test_batch_renorm_is_batch_norm_in_warm_up_then_renormalizes():
 
 
 @pytest.mark.parametrize("warm", [False, True])
-def test_a_feature_constant_over_the_batch_keeps_the_gradients_finite(warm):
-    """A dead ReLU unit gives a feature of variance 0: sqrt(0)'s infinite gradient once
-    made a CrossQ run's critic loss NaN (in warm-up too, through tf.where)."""
+def test_a_dead_relu_unit_keeps_the_gradients_finite(warm):
+    """A ReLU unit that is 0 over the whole batch gives a feature of variance 0:
+    sqrt(0)'s infinite gradient once made a CrossQ run's critic loss NaN."""
+    x = tf.constant(np.random.default_rng(1).normal(size=(64, 4)).astype(np.float32))
+    dense = tf.keras.layers.Dense(  # unit 0 is dead: zero kernel, bias -1
+        4, activation="relu", kernel_initializer="zeros",
+        bias_initializer=tf.keras.initializers.Constant([-1.0, 1.0, 1.0, 1.0]))
     layer = batch_renorm.BatchRenorm(warmup_steps=0 if warm else 100)
-    x = tf.Variable(np.concatenate([np.random.default_rng(0).normal(size=(64, 3)),
-                                    np.zeros((64, 1))], 1).astype(np.float32))
     with tf.GradientTape() as tape:
-        y = layer(x, training=True)
+        y = layer(dense(x), training=True)
         loss = tf.reduce_sum(tf.square(y - 1.0))
-    grads = tape.gradient(loss, [x, layer.scale, layer.offset])
-    assert all(np.isfinite(g.numpy()).all() for g in grads)
+    grads = tape.gradient(loss, dense.trainable_variables + layer.trainable_variables)
     assert np.isfinite(y.numpy()).all()
+    assert all(np.isfinite(g.numpy()).all() for g in grads)
 
 
 @pytest.fixture(scope="module")
