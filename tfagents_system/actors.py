@@ -57,7 +57,8 @@ class NumpyActor:
         self._combiner = combiner  # agents.encoders.NumpyCombiner, or None: one float32 array
         self._layers = layers  # [step(x, weights) -> x]: `_dense_step`, `_renorm_step`
         self._projection = projection  # (kernel index, bias index or None)
-        # gSDE's head (`agents.gsde`): (log_std index, clip_mean, sample_freq), or None
+        # gSDE's head (`agents.gsde`): (log_std index, clip_mean, sample_freq, the
+        # density's variance epsilon), or None
         self._sde = sde
         self._num_variables = num_variables
         self._weights: list[np.ndarray] | None = None
@@ -86,7 +87,7 @@ class NumpyActor:
 
         from tfagents_system.agents.batch_renorm import EPSILON as RENORM_EPSILON
         from tfagents_system.agents.batch_renorm import BatchRenorm
-        from tfagents_system.agents.gsde import SdeProjectionNetwork
+        from tfagents_system.agents.gsde import VARIANCE_EPSILON, SdeProjectionNetwork
 
         reason = _unsupported_network(actor_net, action_spec)
         if reason is not None:
@@ -120,7 +121,8 @@ class NumpyActor:
         sde, clip_std = None, False
         if isinstance(projection, SdeProjectionNetwork):
             head = projection.mean_layer
-            sde = (index[projection.log_std.ref()], projection.clip_mean, int(sde_sample_freq))
+            sde = (index[projection.log_std.ref()], projection.clip_mean, int(sde_sample_freq),
+                   VARIANCE_EPSILON)
         else:
             head = projection._projection_layer
             clip_std = projection._std_transform is not tf.exp  # SAC's std_clip_transform
@@ -178,7 +180,7 @@ class NumpyActor:
         if self._sde is not None:
             loc = self._sde_loc(x)
             sigma = np.exp(self._weights[self._sde[0]])
-            return loc, np.sqrt(np.square(x) @ np.square(sigma) + np.float32(1e-6))
+            return loc, np.sqrt(np.square(x) @ np.square(sigma) + np.float32(self._sde[3]))
         out = self._head(x)
         loc, std = out[:, :self._action_size], out[:, self._action_size:]
         if self._clip_std:  # np.clip's Python wrapper costs more than these two calls
