@@ -95,14 +95,9 @@ class CrossQAgent(SacAgent):
         tf.debugging.check_numerics(actor_loss, "Actor loss is inf or nan.")
         self._apply_gradients(tape.gradient(actor_loss, actor_variables), actor_variables,
                               self._actor_optimizer)
-        if self._divergence is not None:
-            self._divergence.assign(reduce(penalty, weights))
-        excess = tf.stop_gradient(penalty - self._penalty.budget)
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(self._log_alpha)
-            scale = (self._log_alpha if self._use_log_alpha_in_alpha_loss
-                     else tf.exp(self._log_alpha))
-            alpha_loss = reduce(-scale * excess, weights)
+            alpha_loss = self.alpha_loss_of_penalty(penalty, weights)
         self._apply_gradients(tape.gradient(alpha_loss, [self._log_alpha]),
                               [self._log_alpha], self._alpha_optimizer)
         self._last_actor_loss.assign(actor_loss)

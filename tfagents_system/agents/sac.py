@@ -89,7 +89,11 @@ class SacAgent(sac_agent.SacAgent):
         """-log_alpha (penalty - budget): alpha grows while the penalty exceeds its budget
         (the entropy is below its target, or the divergence above its target)."""
         actions, log_pi = self._actions_and_log_probs(time_steps, training=False)
-        penalty = self._penalty(time_steps, actions, log_pi)
+        return self.alpha_loss_of_penalty(self._penalty(time_steps, actions, log_pi), weights)
+
+    def alpha_loss_of_penalty(self, penalty, weights=None):
+        """The alpha loss of per-example penalties already computed (CrossQ reuses its
+        actor step's); records the mean divergence when the penalty is one."""
         if self._divergence is not None:
             self._divergence.assign(reduce(penalty, weights))
         excess = tf.stop_gradient(penalty - self._penalty.budget)
