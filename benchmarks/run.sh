@@ -9,6 +9,8 @@
 #   ./benchmarks/run.sh her_cost [--seconds S]
 # Pixels: the worker, learner and replay memory of the pixel layout (docs/pixels.md):
 #   ./benchmarks/run.sh pixels [--task dm_control/cartpole-swingup] [--seconds S]
+# What a gradient step of each learning variant costs (CrossQ's critic widths against SAC):
+#   ./benchmarks/run.sh agent_cost [--task T] [--variants sac crossq_w256 crossq_w512 crossq]
 # One part (worker or learner) against another checkout, alternating (docs/architecture.md):
 #   ./benchmarks/run.sh ab --part worker --before /path/to/old/checkout [--pairs 2]
 # Measures the learner, a worker, N workers and weight staleness against their
@@ -22,24 +24,10 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/ensure_env.sh"
 cd "$ROOT"
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
-if [[ "${1:-}" == layout_ab ]]; then
-  shift
-  exec "$SAC_PYTHON" -m benchmarks.layout_ab "$@"
-fi
-if [[ "${1:-}" == ab ]]; then
-  shift
-  exec "$SAC_PYTHON" -m benchmarks.ab "$@"
-fi
-if [[ "${1:-}" == her_cost ]]; then
-  shift
-  exec "$SAC_PYTHON" -m benchmarks.her_cost "$@"
-fi
-if [[ "${1:-}" == pixels ]]; then
-  shift
-  exec "$SAC_PYTHON" -m benchmarks.pixels "$@"
-fi
-if [[ "${1:-}" == learning ]]; then
-  shift
-  exec "$SAC_PYTHON" -m benchmarks.learning "$@"
-fi
+case "${1:-}" in
+  layout_ab|ab|her_cost|pixels|learning|agent_cost)
+    module="$1"
+    shift
+    exec "$SAC_PYTHON" -m "benchmarks.$module" "$@" ;;
+esac
 exec "$SAC_PYTHON" -m benchmarks.run "$@"
