@@ -128,10 +128,11 @@ def test_the_noise_is_redrawn_every_sample_freq_steps_and_seeded(setup):
     assert not np.array_equal(other.sample(obs, np.ones(2, bool)), steps[0])
 
 
-def test_a_sac_step_trains_the_noise_scale_not_the_features_through_it(setup):
+def test_a_sac_step_trains_the_noise_scale_and_the_features_through_it(setup):
     params, env, agent = setup
     obs = tf.constant(observations(32))
-    # the scale's gradient stops at the features: only log_std gets it
+    # the scale's gradient reaches log_std and the hidden layers (SB3's SAC learns the
+    # features), never the mean's layer
     head = agent._actor_network._projection_networks
     with tf.GradientTape(persistent=True) as tape:
         dist, _ = agent._actor_network(obs, step_type=(), network_state=(), training=True)
@@ -139,7 +140,11 @@ def test_a_sac_step_trains_the_noise_scale_not_the_features_through_it(setup):
     grads = tape.gradient(scale, agent._actor_network.trainable_variables)
     named = {v.name: g for v, g in zip(agent._actor_network.trainable_variables, grads)}
     assert named[head.log_std.name] is not None
-    assert all(g is None for name, g in named.items() if "log_std" not in name)
+    mean_layer = {v.name for v in head.mean_layer.trainable_variables}
+    assert mean_layer and all(named[name] is None for name in mean_layer)
+    hidden = [name for name in named if name not in mean_layer and "log_std" not in name]
+    assert hidden and all(named[name] is not None and np.any(named[name].numpy() != 0)
+                          for name in hidden if "kernel" in name)
     before = head.log_std.numpy().copy()
     batch = 32
     experience = trajectory.Trajectory(

@@ -8,8 +8,10 @@ mu(s) + f(s) theta, with a matrix theta ~ N(0, sigma^2) drawn at each episode st
 same way instead of jittering. sigma = exp(log_std) is a learned [features, actions]
 matrix starting at exp(log_std_init). For a fixed theta the action is a deterministic
 function of the state; over theta it is N(mu(s), f(s)^2 sigma^2) per action
-dimension, the density SAC's losses use here. The features enter that scale without
-gradient, as in Stable-Baselines3 (its `learn_features=False`).
+dimension, the density SAC's losses use here. The losses' gradients reach the
+features through that scale too, as in Stable-Baselines3's SAC (its actor passes
+`learn_features=True`): the policy can widen its exploration by growing its features as
+well as through sigma.
 
 - `SdeProjectionNetwork`: the tanh-squashed normal of mean mu(s) (clipped to
   +-`clip_mean` before the tanh, as SB3's SAC does) and scale
@@ -46,7 +48,7 @@ def projection_network(features: int, log_std_init: float, clip_mean: float):
 
 class SdeProjectionNetwork(network.DistributionNetwork):
     """gSDE's head (module docstring): loc = clip(W f + b, +-clip_mean), scale =
-    sqrt(stop_gradient(f)^2 exp(2 log_std) + eps), squashed to the action spec."""
+    sqrt(f^2 exp(2 log_std) + eps), squashed to the action spec."""
 
     def __init__(self, sample_spec, features: int, log_std_init: float = -3.0,
                  clip_mean: float = 2.0, name="SdeProjectionNetwork"):
@@ -78,8 +80,7 @@ class SdeProjectionNetwork(network.DistributionNetwork):
         loc = self.mean_layer(features, training=training)
         if self.clip_mean > 0:
             loc = tf.clip_by_value(loc, -self.clip_mean, self.clip_mean)
-        variance = tf.matmul(tf.square(tf.stop_gradient(features)),
-                             tf.exp(2.0 * self.log_std))
+        variance = tf.matmul(tf.square(features), tf.exp(2.0 * self.log_std))
         scale = tf.sqrt(variance + VARIANCE_EPSILON)
         shape = [-1] + self._sample_spec.shape.as_list()
         loc = squash.unflatten(tf.reshape(loc, shape))
