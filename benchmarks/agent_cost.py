@@ -1,5 +1,6 @@
 """What a gradient step of each learning variant costs, side by side in one process:
-`./benchmarks/run.sh agent_cost [--task T] [--variants sac crossq_w256 crossq_w512 crossq]`.
+`./benchmarks/run.sh agent_cost [--task T] [--variants sac crossq_w256 crossq_w512 crossq]`
+(writes docs/agent_cost.md).
 
 Each variant is the locomotion preset on the task with the variant's settings
 (`benchmarks.learning.VARIANTS`: the same overrides and config entries the learning
@@ -88,7 +89,9 @@ def main(argv=None) -> int:
     parser.add_argument("--rows", type=int, default=20_000,
                         help="transitions the batches are drawn from")
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
-    parser.add_argument("--output", type=Path, help="also write the table to this file")
+    parser.add_argument("--output", type=Path,
+                        default=Path(__file__).resolve().parents[1] / "docs" / "agent_cost.md",
+                        help="also write the table to this file (default: docs/agent_cost.md)")
     args = parser.parse_args(argv)
     from benchmarks.learning import VARIANTS
 
@@ -131,8 +134,9 @@ def main(argv=None) -> int:
         lines.append(f"| {variant} | {rate:.1f} | {base / rate:.1f}x |")
     table = "\n".join(lines) + "\n"
     print(table)
-    if args.output:
-        args.output.write_text(table)
+    args.output.write_text(f"# The cost of a gradient step per learning variant\n\n"
+                           f"Written by `./benchmarks/run.sh agent_cost` (module docstring: "
+                           f"what is measured).\n\n{table}")
     return 0
 
 
