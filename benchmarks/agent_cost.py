@@ -20,12 +20,12 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
 
 from benchmarks import common
+from benchmarks.run import describe_machine
 
 
 def build_variant(task: str, variant: str, seed: int):
@@ -33,14 +33,11 @@ def build_variant(task: str, variant: str, seed: int):
     import tensorflow as tf
     from tf_agents.utils import common as tf_common
 
-    from benchmarks.learning import LOCOMOTION_PRESET, VARIANTS
+    from benchmarks.learning import preset_params
     from tfagents_system.builder import Builder
-    from tfagents_system.params import load_params
     from tfagents_system.replay.packing import TransitionPacker
 
-    overrides, config = VARIANTS[variant]
-    params = load_params(LOCOMOTION_PRESET, {"env_id": task, **config}, overrides,
-                         overrides_source=f"variant {variant}")
+    params = preset_params({}, task, variant)
     tf.random.set_seed(seed)
     agent = Builder(params).agent(tf_common.create_variable("train_step", 0, dtype=tf.int64))
     return params, agent, TransitionPacker.for_spec(agent.collect_data_spec)
@@ -122,11 +119,12 @@ def main(argv=None) -> int:
         common.log(f"round {round_index + 1}/{args.rounds}: " + ", ".join(
             f"{v} {r[-1]:.1f}/s" for v, r in rates.items()))
     base = statistics.median(rates[args.variants[0]])
+    machine = describe_machine()
     lines = [f"Gradient steps/s of one train step on a fixed in-memory batch, {args.task}, "
              f"{args.threads} TF threads, median of {args.rounds} rounds of {args.steps} "
-             f"steps ({platform.processor() or platform.machine()}, "
-             f"{len(os.sched_getaffinity(0))} CPUs, load average "
-             f"{os.getloadavg()[0]:.2f}, {datetime.date.today()}):", "",
+             f"steps ({machine['cpu_model']}, {len(machine['available_cpus'])} CPUs, "
+             f"load average {os.getloadavg()[0]:.2f}, code git {machine['revision']}, "
+             f"{datetime.date.today()}):", "",
              f"| variant | gradient steps/s | cost per step vs {args.variants[0]} |",
              "|---|---|---|"]
     for variant, values in rates.items():
