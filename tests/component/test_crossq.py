@@ -186,6 +186,24 @@ def test_numpy_actor_and_exported_greedy_policy_use_the_running_statistics(setup
     np.testing.assert_allclose(greedy, actor.greedy(obs), rtol=1e-4, atol=1e-5)
 
 
+def test_the_actor_log_std_is_clipped_and_the_numpy_actor_agrees(setup):
+    """CrossQ's reference code clips the actor's log std to [-20, 2]; an unclipped one
+    lets the entropy term blow up the critics (Ant diverged without it)."""
+    params, env, agent = setup
+    net = agent._actor_network
+    _, bias = net.head._projection_layer.weights
+    size = int(np.prod(env.action_spec().shape))
+    bias.assign(tf.concat([tf.zeros([size]), tf.fill([size], 50.0)], 0))  # log std 50
+    obs = np.random.default_rng(4).normal(size=(4, 3)).astype(np.float32)
+    dist, _ = net(obs, training=False)
+    std = dist.input_distribution.stddev().numpy()
+    np.testing.assert_allclose(std, np.exp(2.0), rtol=1e-5)  # not exp(50)
+    actor, reason = actors.NumpyActor.from_network(net, env.action_spec(), seed=1)
+    assert reason is None
+    actor.set_weights([v.numpy() for v in agent.collect_policy.variables()])
+    np.testing.assert_allclose(actor.loc_and_std(obs)[1], std, rtol=1e-5)
+
+
 def test_a_checkpoint_restores_the_statistics(setup, tmp_path):
     params, env, agent = setup
     checkpoint = tf.train.Checkpoint(agent=agent)

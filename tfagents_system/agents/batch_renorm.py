@@ -15,7 +15,9 @@ running statistics move by (1 - momentum) toward each batch's, warm-up included.
   ReLU -> ... -> BRN -> Dense(1) on the observation and action joined, with its own
   statistics.
 - `BatchRenormActorNetwork`: BRN -> Dense -> ReLU -> ... -> BRN, then SAC's
-  tanh-squashed normal head (TF-Agents' TanhNormalProjectionNetwork).
+  tanh-squashed normal head (TF-Agents' TanhNormalProjectionNetwork) with its log
+  std clipped to [-20, 2], as CrossQ's reference implementations clip it (SAC's
+  default head leaves it unclipped).
 
 A structured observation goes through the default combiner first
 (`encoders.ObservationCombiner`). The statistics are non-trainable variables of the
@@ -26,7 +28,7 @@ carry them; the workers' numpy actor applies them as the evaluation mode does.
 from __future__ import annotations
 
 import tensorflow as tf
-from tf_agents.agents.sac import tanh_normal_projection_network
+from tf_agents.agents.sac import sac_agent, tanh_normal_projection_network
 from tf_agents.networks import network
 
 from tfagents_system.agents.encoders import ObservationCombiner, needs_combiner
@@ -147,7 +149,9 @@ class BatchRenormActorNetwork(network.DistributionNetwork):
     def __init__(self, input_tensor_spec, output_tensor_spec, layers=(256, 256),
                  momentum: float = 0.99, warmup_steps: int = 100_000, normalization=None,
                  name="BatchRenormActorNetwork"):
-        head = tanh_normal_projection_network.TanhNormalProjectionNetwork(output_tensor_spec)
+        # log std clipped to [-20, 2] before the exp, as CrossQ's reference code does
+        head = tanh_normal_projection_network.TanhNormalProjectionNetwork(
+            output_tensor_spec, std_transform=sac_agent.std_clip_transform)
         super().__init__(input_tensor_spec, state_spec=(), output_spec=head.output_spec,
                          name=name)
         self._combiner = _combiner(input_tensor_spec, normalization)
