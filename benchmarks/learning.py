@@ -37,7 +37,9 @@ and a curve per variant.
 
 Then it writes the report (default `docs/learning.md`) and a PNG of the curves
 beside it, from every run found under the work directory (earlier invocations
-included): per task and env-step mark the greedy eval return over seeds against
+included) and every run recorded beside the report (`<report>.runs.json`, which it
+rewrites: commit it with the report, and a later invocation on a fresh machine or
+with another work directory still shows those runs): per task and env-step mark the greedy eval return over seeds against
 the zoo's reference run, the wall clock to the mark and, where SB3 ran, its
 return, wall clock and the ratio ours/SB3. A hand-written analysis below the
 marker line of an existing report is kept.
@@ -82,7 +84,7 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -117,6 +119,7 @@ def older_version_note(zoo_task_id: str) -> str:
     """What the older task the zoo ran is, for one task."""
     kind = "panda-gym 2" if zoo_task_id.startswith("Panda") else "gym v3, mujoco-py"
     return f"{kind}; compare with care"
+RECORDS_SUFFIX = ".runs.json"  # beside the report: every run it showed (merge_records)
 NOTES_MARKER = "<!-- hand-written analysis below: kept when the benchmark rewrites this file -->"
 # The variants `--variants` compares, each on top of every task's preset: (hyperparameter
 # overrides, config entries). "sac" is the preset as shipped. "sac_gsde": gSDE with the
@@ -572,6 +575,55 @@ def collect_sb3(work: Path) -> dict[str, list[dict]]:
     return found
 
 
+# --- the runs kept beside the report ---
+
+def records_path(report: Path) -> Path:
+    """The file beside a report that keeps every run it showed (`<report>.runs.json`)."""
+    return report.with_name(report.stem + RECORDS_SUFFIX)
+
+
+def _sb3_key(run: dict) -> tuple:
+    return run["task"], run["algo"], run["budget"], run["seed"]
+
+
+def merge_records(path: Path, runs: list[Run], sb3: dict[str, list[dict]]
+                  ) -> tuple[list[Run], dict[str, list[dict]]]:
+    """The runs found in the work directory together with those recorded in `path` by
+    earlier invocations (another machine's, a deleted work directory's); a run found in
+    both is the work directory's. Writes the union back to `path`."""
+    ours = {r.name: r for r in runs}
+    peers = {_sb3_key(r): r for task_runs in sb3.values() for r in task_runs}
+    if path.is_file():
+        try:
+            kept = json.loads(path.read_text())
+            for record in kept.get("ours", []):
+                ours.setdefault(record["name"], Run(**record))
+            for record in kept.get("sb3", []):
+                peers.setdefault(_sb3_key(record), record)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise BenchmarkError(f"{path}: not a record of runs ({exc}); restore it from git "
+                                 "or move it away to start the record afresh") from exc
+    merged_sb3: dict[str, list[dict]] = {}
+    for key in sorted(peers):
+        merged_sb3.setdefault(key[0], []).append(peers[key])
+    merged = [ours[name] for name in sorted(ours)]
+    lines = {"ours": [_compact(asdict(r)) for r in merged],
+             "sb3": [_compact(peers[k]) for k in sorted(peers)]}
+    text = "{\n" + ",\n".join(f'"{group}": [\n' + ",\n".join(records) + "\n]"
+                               for group, records in lines.items()) + "\n}\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)  # a reader never sees half a record
+    return merged, merged_sb3
+
+
+def _compact(record: dict) -> str:
+    """One run on one line, floats to 3 decimals (a record stays diffable in git)."""
+    rounded = json.loads(json.dumps(record), parse_float=lambda t: round(float(t), 3))
+    return json.dumps(rounded, separators=(",", ":"))
+
+
 # --- the report ---
 
 def fmt(value: float | None, digits: int = 0) -> str:
@@ -883,7 +935,9 @@ def write_report(path: Path, runs: list[Run], sb3: dict[str, list[dict]], machin
         f"# Learning: {title} against RL Baselines3 Zoo",
         "",
         f"Written by `./benchmarks/run.sh learning` on {machine['date']}; last command: "
-        f"`{command}`. The tables cover every run under the benchmark's work directory.",
+        f"`{command}`. The tables cover every run under the benchmark's work directory "
+        f"and every run recorded in `{records_path(path).name}` beside this report by "
+        "earlier invocations (other machines' and deleted work directories' runs).",
         "",
         "## Machine",
         "",
@@ -1066,14 +1120,16 @@ def benchmark(argv: list[str]) -> Path:
     args.work.mkdir(parents=True, exist_ok=True)
     if not args.report_only:
         train_all(args, overrides)
-    runs = collect_runs(args.work)
+    runs, sb3 = merge_records(records_path(args.output), collect_runs(args.work),
+                              collect_sb3(args.work))
     if not runs:
-        raise BenchmarkError(f"no runs with evaluations under {args.work / 'logs'}; "
-                             "run the benchmark without --report_only first")
+        raise BenchmarkError(f"no runs with evaluations under {args.work / 'logs'} or in "
+                             f"{records_path(args.output)}; run the benchmark without "
+                             "--report_only first")
     from benchmarks.run import describe_machine
 
     command = ("./benchmarks/run.sh learning " + " ".join(argv)).strip()
-    return write_report(args.output, runs, collect_sb3(args.work), describe_machine(), command)
+    return write_report(args.output, runs, sb3, describe_machine(), command)
 
 
 def main(argv=None) -> int:

@@ -97,3 +97,32 @@ def test_the_longest_run_of_a_seed_counts_once_and_tiny_budgets_are_marks():
                                             1_000_000]
     tiny = _run(0, 3_000, 0.001)
     assert learning.task_marks([tiny]) == [3_000]
+
+
+def test_runs_recorded_beside_the_report_outlive_the_work_directory(tmp_path):
+    """A report's runs are kept in <report>.runs.json: a later invocation whose work
+    directory lacks them (a fresh machine) still reports them; a run found in both is
+    the work directory's; a damaged record is named with the fix."""
+    out = tmp_path / "docs" / "variants.md"
+    records = learning.records_path(out)
+    assert records.name == "variants.runs.json"
+    first = [_run(0, 300_000, 0.005)]
+    peer = dict(_sb3(50_000), task=TASK, seed=0, budget=50_000, algo="crossq")
+    runs, sb3 = learning.merge_records(records, first, {TASK: [peer]})
+    assert runs == first and sb3 == {TASK: [peer]}
+    # The next machine: only a new seed in its work directory.
+    second = [_run(1, 300_000, 0.003)]
+    runs, sb3 = learning.merge_records(records, second, {})
+    assert [r.name for r in runs] == [first[0].name, second[0].name]
+    assert runs[0].returns == first[0].returns and sb3[TASK][0]["algo"] == "crossq"
+    learning.write_report(out, runs, sb3, MACHINE, "./benchmarks/run.sh learning --x")
+    assert "1200 ± 424 (2)" in _row(out.read_text(), "300k")
+    assert "variants.runs.json" in out.read_text()
+    # A rerun of seed 0 in the work directory replaces its record.
+    rerun = _run(0, 300_000, 0.001)
+    runs, _ = learning.merge_records(records, [rerun], {})
+    assert runs[0].returns == rerun.returns and len(runs) == 2
+    assert len(records.read_text().splitlines()) == 6 + 2 + 1  # framing, a line per run
+    records.write_text("{not json")
+    with pytest.raises(learning.BenchmarkError, match="variants.runs.json.*restore it"):
+        learning.merge_records(records, [], {})
