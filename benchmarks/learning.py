@@ -39,10 +39,10 @@ Then it writes the report (default `docs/learning.md`) and a PNG of the curves
 beside it, from every run found under the work directory (earlier invocations
 included) and every run recorded beside the report (`<report>.runs.json`, which it
 rewrites: commit it with the report, and a later invocation on a fresh machine or
-with another work directory still shows those runs): per task and env-step mark the greedy eval return over seeds against
-the zoo's reference run, the wall clock to the mark and, where SB3 ran, its
-return, wall clock and the ratio ours/SB3. A hand-written analysis below the
-marker line of an existing report is kept.
+with another work directory still shows those runs): per task and env-step mark the
+greedy eval return over seeds against the zoo's reference run, the wall clock to the
+mark and, where SB3 ran, its return, wall clock and the ratio ours/SB3. A
+hand-written analysis below the marker line of an existing report is kept.
 
 The zoo reference of a task is `benchmarks/reference/zoo/<ENV_ID>.evaluations.csv`;
 a task without one of its own is compared with the zoo's older version of it
