@@ -26,7 +26,11 @@ tuned values, MuJoCo SB3's defaults, panda-gym SAC + HerReplayBuffer) on the sam
 CPUs, one run after the other, in a virtual environment it builds under the work
 directory from `benchmarks/sb3_requirements.txt` (torch and gymnasium never enter
 the project's environment). A finished SB3 run is kept; an interrupted one starts
-over.
+over. `--sb3_env_steps` can be short (a peer whose step costs many of ours): the line
+under the task's table compares the training pace, seconds per env step while
+learning with warm-ups and evaluations left out (ours from 10k env steps after the
+warm-up to the end, the peer's between its first and last evaluation; a budget under
+three evaluation periods is evaluated three times).
 
 Variants (`--variants`, `VARIANTS`): the preset with some settings changed (`sac`:
 as shipped; `sac_gsde`: gSDE exploration; `crossq`: CrossQ, `crossq_w512` and
@@ -547,13 +551,17 @@ def train_sb3(work: Path, python: Path, task: str, env_steps: int, seed: int,
         log(f"SB3 {path.stem}: finished earlier, read as it is")
         return path
     log(f"SB3 {path.stem}: training ({budget_label(env_steps)} env steps, seed {seed})")
+    # A budget shorter than three of the task's evaluation periods evaluates three times,
+    # so its training pace (peer_pace) has points to be read from.
+    every = min(sb3_settings(task, algo)["eval_every"], max(env_steps // 3, 1))
     cpus = ",".join(map(str, sorted(os.sched_getaffinity(0))))
     console = path.with_suffix(".log")
     path.parent.mkdir(parents=True, exist_ok=True)
     with console.open("w") as out:
         code = subprocess.call(
             ["taskset", "-c", cpus, str(python), str(SB3_SCRIPT), "--env_id", task,
-             "--env_steps", str(env_steps), "--seed", str(seed), "--eval_episodes",
+             "--env_steps", str(env_steps), "--seed", str(seed), "--eval_every", str(every),
+             "--eval_episodes",
              str(eval_episodes), "--algo", algo, "--output", str(path)],
             stdout=out, stderr=subprocess.STDOUT, cwd=work)
     if code != 0:
@@ -793,6 +801,53 @@ def _peers(groups: dict, sb3: list[dict]) -> list[tuple[str, list[dict], list[Ru
     return peers
 
 
+PACE_SKIP = 10_000  # env steps after a run's warm-up before its training pace is read
+
+
+def training_pace(run: Run) -> float | None:
+    """Our seconds per env step while the learner trains: the wall clock's slope over
+    env steps from the warm-up (`n_buffer_init_steps`) + PACE_SKIP, once the replay
+    ratio holds the learner and workers together, to the run's last point."""
+    warmup = run.settings.get("hyperparameters", {}).get("n_buffer_init_steps") or 0
+    points = [(e, s) for e, s in zip(run.progress_env_steps, run.progress_seconds)
+              if e >= warmup + PACE_SKIP]
+    if len(points) < 2 or points[-1][0] <= points[0][0]:
+        return None
+    return (points[-1][1] - points[0][1]) / (points[-1][0] - points[0][0])
+
+
+def peer_pace(peer: dict) -> float | None:
+    """A peer's seconds per env step while it trains, its evaluations left out: the
+    slope of its training seconds from its first evaluation to its last."""
+    xs, ys = peer.get("env_steps", []), peer.get("train_seconds", [])
+    if len(xs) < 2 or xs[-1] <= xs[0]:
+        return None
+    return (ys[-1] - ys[0]) / (xs[-1] - xs[0])
+
+
+def pace_lines(peers: list[tuple[str, list[dict], list[Run]]], groups: dict) -> list[str]:
+    """Under a task's table, for each peer that ran: its training pace and ours, the
+    ratio at equal env steps that a short peer budget can give (PACE_SKIP, peer_pace)."""
+    lines = []
+    for label, peer, ours in peers:
+        theirs = [p for p in map(peer_pace, peer) if p is not None]
+        mine = [p for p in map(training_pace, ours) if p is not None]
+        if not theirs or not mine:
+            continue
+        spans = ", ".join(f"{budget_label(int(p['env_steps'][0]))}-"
+                          f"{budget_label(int(p['env_steps'][-1]))}" for p in peer
+                          if peer_pace(p) is not None)
+        name = ours_label(ours[0].variant, groups)
+        lines.append(
+            f"- Training pace, seconds per env step (learning, evaluations left out): "
+            f"{name} {statistics.fmean(mine) * 1000:.1f} ms (mean of {len(mine)} run(s), "
+            f"from {budget_label(PACE_SKIP)} env steps after the warm-up to the end), "
+            f"{label} {statistics.fmean(theirs) * 1000:.1f} ms ({len(theirs)} run(s), "
+            f"env steps {spans}): {name} / {label} = "
+            f"{statistics.fmean(mine) / statistics.fmean(theirs):.2f}.")
+    return [""] + lines if lines else []
+
+
 def task_table(task: str, runs: list[Run], sb3: list[dict]) -> tuple[list[str], dict]:
     """The markdown rows of one task (a column group per variant and per peer) and its
     target per variant (task_target)."""
@@ -813,7 +868,7 @@ def task_table(task: str, runs: list[Run], sb3: list[dict]) -> tuple[list[str], 
         for _, peer, ours in peers:
             cells += _peer_cells(peer, ours, success, mark)
         lines.append("| " + " | ".join(cells) + " |")
-    return lines, targets
+    return lines + pace_lines(peers, groups), targets
 
 
 def target_lines(tasks: list[str], targets: dict[str, dict]) -> list[str]:

@@ -126,3 +126,25 @@ def test_runs_recorded_beside_the_report_outlive_the_work_directory(tmp_path):
     records.write_text("{not json")
     with pytest.raises(learning.BenchmarkError, match="variants.runs.json.*restore it"):
         learning.merge_records(records, [], {})
+
+
+def test_training_pace_compares_seconds_per_env_step_while_learning():
+    """Ours: the wall clock's slope from warm-up + 10k env steps on; the peer's: its
+    training seconds' slope between its first and last evaluation. A short peer
+    budget gives the ratio though it reaches no mark of the table."""
+    ours = _run(0, 100_000, 0.001, seconds_per_step=0.004)
+    ours.settings["hyperparameters"]["n_buffer_init_steps"] = 10_000
+    # a pause before 20k env steps (the warm-up, start-up) does not count
+    ours.progress_seconds = [s + (100.0 if e >= 20_000 else 0.0)
+                             for e, s in zip(ours.progress_env_steps, ours.progress_seconds)]
+    assert learning.training_pace(ours) == pytest.approx(0.004)
+    short = _sb3(30_000, seconds_per_step=0.02, eval_share=0.1)
+    assert learning.peer_pace(short) == pytest.approx(0.018)
+    assert learning.peer_pace(_sb3(10_000)) is None  # one evaluation: no slope
+    crossq = dict(short, algo="crossq")
+    ours.variant = "crossq_w256"
+    lines, _ = learning.task_table(TASK, [ours], [crossq])
+    pace = [line for line in lines if line.startswith("- Training pace")]
+    assert len(pace) == 1 and "ours crossq_w256 4.0 ms" in pace[0]
+    assert "sb3-contrib CrossQ 18.0 ms (1 run(s), env steps 10k-30k)" in pace[0]
+    assert pace[0].endswith("= 0.22.")
