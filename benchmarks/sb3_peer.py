@@ -9,7 +9,7 @@ project's environment (nothing but the standard library at the top, so that
 `zoo_settings` can be read from there).
 
     python benchmarks/sb3_peer.py --env_id HalfCheetahBulletEnv-v0 --env_steps 50000 \
-        --seed 0 --eval_episodes 10 --output run.jsonl
+        --seed 0 --eval_episodes 10 --output run.jsonl [--algo crossq [--critic_layers 256 256]]
 
 The settings (`zoo_settings`), by kind of task:
 
@@ -128,8 +128,18 @@ def main(argv=None) -> int:
     parser.add_argument("--eval_episodes", type=int, default=10)
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--output", required=True)
+    parser.add_argument("--critic_layers", type=int, nargs="+",
+                        help="--algo crossq only: the critics' hidden layers instead of "
+                             "sb3-contrib's [1024, 1024] (the same width as ours, to "
+                             "compare implementations rather than settings)")
     args = parser.parse_args(argv)
     settings = peer_settings(args.env_id, args.algo)
+    if args.critic_layers:
+        if args.algo != "crossq":
+            parser.error("--critic_layers is for --algo crossq")
+        # sb3-contrib's CrossQ actor keeps its default [256, 256]
+        settings["sac"] = {"policy_kwargs": {"net_arch": {"pi": [256, 256],
+                                                          "qf": list(args.critic_layers)}}}
     eval_every = args.eval_every or settings["eval_every"]
 
     start = time.time()

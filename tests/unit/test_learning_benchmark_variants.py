@@ -133,3 +133,14 @@ def test_the_width_variants_are_crossq_with_narrower_critics(tmp_path):
     params = learning.preset_params({}, "HopperBulletEnv-v0", "crossq_w256")
     assert params.crossq_settings().critic_layers == (256, 256) and params.validate() == []
     assert learning.sb3_algo("crossq_w256") == "crossq"
+
+
+def test_the_crossq_peers_critic_width_is_for_crossq_only(tmp_path, capsys):
+    from benchmarks import sb3_peer
+
+    with pytest.raises(SystemExit) as exit_:
+        sb3_peer.main(["--env_id", "HalfCheetahBulletEnv-v0", "--env_steps", "10",
+                       "--critic_layers", "256", "256", "--output", str(tmp_path / "x")])
+    assert exit_.value.code == 2 and "--critic_layers is for --algo crossq" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
