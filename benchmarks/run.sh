@@ -13,6 +13,8 @@
 #   ./benchmarks/run.sh agent_cost [--task T] [--variants sac crossq_w256 crossq_w512 crossq]
 # One part (worker or learner) against another checkout, alternating (docs/architecture.md):
 #   ./benchmarks/run.sh ab --part worker --before /path/to/old/checkout [--pairs 2]
+# Whether the default SAC path computes the same numbers as another checkout's:
+#   ./benchmarks/run.sh same_numbers --before /path/to/old/checkout [--steps 20]
 # Measures the learner, a worker, N workers and weight staleness against their
 # baselines side by side, prints the table and writes docs/performance.md.
 # Uses the project's Python environment (created on first use, as run_script.sh
@@ -25,7 +27,7 @@ source "$ROOT/scripts/ensure_env.sh"
 cd "$ROOT"
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 case "${1:-}" in
-  layout_ab|ab|her_cost|pixels|learning|agent_cost)
+  layout_ab|ab|her_cost|pixels|learning|agent_cost|same_numbers)
     module="$1"
     shift
     exec "$SAC_PYTHON" -m "benchmarks.$module" "$@" ;;
