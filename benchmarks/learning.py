@@ -123,6 +123,8 @@ def older_version_note(zoo_task_id: str) -> str:
     """What the older task the zoo ran is, for one task."""
     kind = "panda-gym 2" if zoo_task_id.startswith("Panda") else "gym v3, mujoco-py"
     return f"{kind}; compare with care"
+
+
 RECORDS_SUFFIX = ".runs.json"  # beside the report: every run it showed (merge_records)
 NOTES_MARKER = "<!-- hand-written analysis below: kept when the benchmark rewrites this file -->"
 # The variants `--variants` compares, each on top of every task's preset: (hyperparameter
@@ -333,6 +335,7 @@ class Run:
     success_env_steps: list[float] = field(default_factory=list)
     success: list[float] = field(default_factory=list)
     variant: str = DEFAULT_VARIANT
+    machine: str = ""  # where it ran (merge_records stamps the runs of the work directory)
 
     def return_at(self, mark: int) -> float | None:
         return interpolate(self.env_steps, self.returns, mark)
@@ -594,13 +597,22 @@ def _sb3_key(run: dict) -> tuple:
     return run["task"], run["algo"], run["budget"], run["seed"]
 
 
-def merge_records(path: Path, runs: list[Run], sb3: dict[str, list[dict]]
+def machine_label(machine: dict) -> str:
+    """A run's machine in the Runs table: CPU model and CPUs the runs had."""
+    return f"{machine['cpu_model']}, {len(machine['available_cpus'])} CPUs"
+
+
+def merge_records(path: Path, runs: list[Run], sb3: dict[str, list[dict]], machine: str
                   ) -> tuple[list[Run], dict[str, list[dict]]]:
-    """The runs found in the work directory together with those recorded in `path` by
-    earlier invocations (another machine's, a deleted work directory's); a run found in
-    both is the work directory's. Writes the union back to `path`."""
+    """The runs found in the work directory (which ran on `machine`) together with those
+    recorded in `path` by earlier invocations (another machine's, a deleted work
+    directory's); a run found in both is the work directory's. Writes the union back
+    to `path`."""
+    for run in runs:
+        run.machine = run.machine or machine
     ours = {r.name: r for r in runs}
-    peers = {_sb3_key(r): r for task_runs in sb3.values() for r in task_runs}
+    peers = {_sb3_key(r): {**r, "machine": r.get("machine") or machine}
+             for task_runs in sb3.values() for r in task_runs}
     if path.is_file():
         try:
             kept = json.loads(path.read_text())
@@ -896,7 +908,7 @@ def target_lines(tasks: list[str], targets: dict[str, dict]) -> list[str]:
 
 def run_lines(runs: list[Run]) -> list[str]:
     lines = ["| run | seed | budget | state | evaluations | last eval (env steps) | "
-             "learner median grad steps/s | wall clock, min |", "|" + "---|" * 8]
+             "learner median grad steps/s | wall clock, min | machine |", "|" + "---|" * 9]
     for r in runs:
         last = (f"{fmt(r.returns[-1])} ({fmt(r.env_steps[-1] / 1000, 1)}k)" if r.returns
                 else "n/a")
@@ -909,7 +921,8 @@ def run_lines(runs: list[Run]) -> list[str]:
         lines.append(f"| {r.name} | {r.seed} | {budget_label(r.budget)} | "
                      f"{state} | {len(r.returns)} | "
                      f"{last} | {fmt(r.grad_rate)} | "
-                     f"{minutes(r.progress_seconds[-1] if r.progress_seconds else None)} |")
+                     f"{minutes(r.progress_seconds[-1] if r.progress_seconds else None)} | "
+                     f"{r.machine or 'this one'} |")
     return lines
 
 
@@ -1002,6 +1015,8 @@ def write_report(path: Path, runs: list[Run], sb3: dict[str, list[dict]], machin
         f"- {machine['platform']}; Python {machine['python']}, "
         + ", ".join(f"{k} {v}" for k, v in machine["versions"].items()),
         f"- code: git {machine['revision']}",
+        "- This is the machine that wrote the report; the Runs table names the machine "
+        "each run ran on.",
         "",
         "## How it is measured",
         "",
@@ -1175,16 +1190,17 @@ def benchmark(argv: list[str]) -> Path:
     args.work.mkdir(parents=True, exist_ok=True)
     if not args.report_only:
         train_all(args, overrides)
+    from benchmarks.run import describe_machine
+
+    machine = describe_machine()
     runs, sb3 = merge_records(records_path(args.output), collect_runs(args.work),
-                              collect_sb3(args.work))
+                              collect_sb3(args.work), machine_label(machine))
     if not runs:
         raise BenchmarkError(f"no runs with evaluations under {args.work / 'logs'} or in "
                              f"{records_path(args.output)}; run the benchmark without "
                              "--report_only first")
-    from benchmarks.run import describe_machine
-
     command = ("./benchmarks/run.sh learning " + " ".join(argv)).strip()
-    return write_report(args.output, runs, sb3, describe_machine(), command)
+    return write_report(args.output, runs, sb3, machine, command)
 
 
 def main(argv=None) -> int:

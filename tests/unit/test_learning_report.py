@@ -108,24 +108,27 @@ def test_runs_recorded_beside_the_report_outlive_the_work_directory(tmp_path):
     assert records.name == "variants.runs.json"
     first = [_run(0, 300_000, 0.005)]
     peer = dict(_sb3(50_000), task=TASK, seed=0, budget=50_000, algo="crossq")
-    runs, sb3 = learning.merge_records(records, first, {TASK: [peer]})
-    assert runs == first and sb3 == {TASK: [peer]}
+    runs, sb3 = learning.merge_records(records, first, {TASK: [peer]}, "CPU A, 2 CPUs")
+    assert runs == first and sb3 == {TASK: [dict(peer, machine="CPU A, 2 CPUs")]}
     # The next machine: only a new seed in its work directory.
     second = [_run(1, 300_000, 0.003)]
-    runs, sb3 = learning.merge_records(records, second, {})
+    runs, sb3 = learning.merge_records(records, second, {}, "CPU B, 8 CPUs")
     assert [r.name for r in runs] == [first[0].name, second[0].name]
     assert runs[0].returns == first[0].returns and sb3[TASK][0]["algo"] == "crossq"
+    assert [r.machine for r in runs] == ["CPU A, 2 CPUs", "CPU B, 8 CPUs"]
     learning.write_report(out, runs, sb3, MACHINE, "./benchmarks/run.sh learning --x")
     assert "1200 ± 424 (2)" in _row(out.read_text(), "300k")
     assert "variants.runs.json" in out.read_text()
+    assert out.read_text().count("| CPU A, 2 CPUs |") == 1  # the Runs table
     # A rerun of seed 0 in the work directory replaces its record.
     rerun = _run(0, 300_000, 0.001)
-    runs, _ = learning.merge_records(records, [rerun], {})
+    runs, _ = learning.merge_records(records, [rerun], {}, "CPU B, 8 CPUs")
     assert runs[0].returns == rerun.returns and len(runs) == 2
+    assert runs[0].machine == "CPU B, 8 CPUs"
     assert len(records.read_text().splitlines()) == 6 + 2 + 1  # framing, a line per run
     records.write_text("{not json")
     with pytest.raises(learning.BenchmarkError, match="variants.runs.json.*restore it"):
-        learning.merge_records(records, [], {})
+        learning.merge_records(records, [], {}, "CPU B, 8 CPUs")
 
 
 def test_training_pace_compares_seconds_per_env_step_while_learning():
