@@ -842,13 +842,13 @@ def pace_lines(peers: list[tuple[str, list[dict], list[Run]]], groups: dict) -> 
     ratio at equal env steps that a short peer budget can give (PACE_SKIP, peer_pace)."""
     lines = []
     for label, peer, ours in peers:
-        theirs = [p for p in map(peer_pace, peer) if p is not None]
+        paced = [(p, pace) for p in peer if (pace := peer_pace(p)) is not None]
+        theirs = [pace for _, pace in paced]
         mine = [p for p in map(training_pace, ours) if p is not None]
         if not theirs or not mine:
             continue
         spans = ", ".join(f"{budget_label(int(p['env_steps'][0]))}-"
-                          f"{budget_label(int(p['env_steps'][-1]))}" for p in peer
-                          if peer_pace(p) is not None)
+                          f"{budget_label(int(p['env_steps'][-1]))}" for p, _ in paced)
         name = ours_label(ours[0].variant, groups)
         lines.append(
             f"- Training pace, seconds per env step (learning, evaluations left out): "
